@@ -1,0 +1,539 @@
+//! File descriptors and the file syscalls. Until the filesystem lands, the only file is the
+//! console (fds 0, 1 and 2).
+
+use crate::args::{Fd, UserAddr, UserPath};
+use crate::errno::Errno;
+use crate::platform::{ConsoleStream, Context, PATH_MAX};
+use crate::uapi::*;
+use alloc::vec::Vec;
+
+/// NR_OPEN: the hard ceiling of RLIMIT_NOFILE (include/uapi/linux/fs.h is 1024*1024).
+pub const NR_OPEN: u64 = 1 << 20;
+
+/// open(2) flags (include/uapi/asm-generic/fcntl.h).
+pub const O_RDWR: u32 = 0o2;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+/// fcntl commands and flags.
+pub const F_DUPFD: i32 = 0;
+pub const F_GETFD: i32 = 1;
+pub const F_SETFD: i32 = 2;
+pub const F_GETFL: i32 = 3;
+pub const F_SETFL: i32 = 4;
+pub const F_DUPFD_CLOEXEC: i32 = 1030;
+pub const FD_CLOEXEC: u64 = 1;
+/// *at() flags (include/uapi/linux/fcntl.h).
+pub const AT_FDCWD: i32 = -100;
+pub const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+pub const AT_NO_AUTOMOUNT: i32 = 0x800;
+pub const AT_EMPTY_PATH: i32 = 0x1000;
+/// lseek whence values.
+pub const SEEK_SET: i32 = 0;
+pub const SEEK_END: i32 = 2;
+/// tty ioctls (include/uapi/asm-generic/ioctls.h).
+pub const TCGETS: u32 = 0x5401;
+pub const TCSETS: u32 = 0x5402;
+pub const TCSETSW: u32 = 0x5403;
+pub const TCSETSF: u32 = 0x5404;
+pub const TIOCGPGRP: u32 = 0x540f;
+pub const TIOCGWINSZ: u32 = 0x5413;
+pub const FIONREAD: u32 = 0x541b;
+/// MAX_RW_COUNT: Linux caps one read or write at INT_MAX rounded down to a page.
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// What an open file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// The console; writes go to the given stream (fd 2's to the host's stderr).
+    Console(ConsoleStream),
+}
+
+/// An open file description, shared by duplicated fds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    pub kind: FileKind,
+    /// File status flags (O_APPEND, O_NONBLOCK, the access mode).
+    pub status_flags: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FdEntry {
+    file: OpenFile,
+    close_on_exec: bool,
+}
+
+/// The fd table.
+pub struct FdTable {
+    entries: Vec<Option<FdEntry>>,
+    /// The console's termios, as TCSETS last set it.
+    pub console_termios: Termios,
+}
+
+/// The termios of a freshly opened Linux tty (drivers/tty/tty_io.c's tty_std_termios).
+pub const DEFAULT_TERMIOS: Termios = Termios {
+    c_iflag: 0o2400,   // ICRNL | IXON
+    c_oflag: 0o5,      // OPOST | ONLCR
+    c_cflag: 0o277,    // B38400 | CS8 | CREAD | HUPCL
+    c_lflag: 0o105073, // ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN
+    c_line: 0,
+    c_cc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0],
+};
+
+impl FdTable {
+    /// fds 0, 1 and 2 open on the console, read-write as a terminal's are.
+    pub fn with_console() -> FdTable {
+        let console = |stream| Some(FdEntry { file: OpenFile { kind: FileKind::Console(stream), status_flags: O_RDWR }, close_on_exec: false });
+        FdTable {
+            entries: alloc::vec![console(ConsoleStream::Output), console(ConsoleStream::Output), console(ConsoleStream::Error)],
+            console_termios: DEFAULT_TERMIOS,
+        }
+    }
+
+    pub fn get(&self, fd: Fd) -> Result<OpenFile, Errno> {
+        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
+        self.entries.get(index).copied().flatten().map(|entry| entry.file).ok_or(Errno::EBADF)
+    }
+
+    fn entry_mut(&mut self, fd: Fd) -> Result<&mut FdEntry, Errno> {
+        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
+        self.entries.get_mut(index).and_then(Option::as_mut).ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free fd at or above `minimum`, below `limit`.
+    pub fn install(&mut self, file: OpenFile, minimum: usize, close_on_exec: bool, limit: usize) -> Result<Fd, Errno> {
+        let free = (minimum..limit).find(|&index| self.entries.get(index).is_none_or(Option::is_none)).ok_or(Errno::EMFILE)?;
+        if free >= self.entries.len() {
+            self.entries.resize(free + 1, None);
+        }
+        self.entries[free] = Some(FdEntry { file, close_on_exec });
+        Ok(Fd(free as i32))
+    }
+
+    /// Puts `file` at exactly `fd`, closing what was there.
+    fn install_at(&mut self, file: OpenFile, fd: Fd, close_on_exec: bool) {
+        let index = fd.0 as usize;
+        if index >= self.entries.len() {
+            self.entries.resize(index + 1, None);
+        }
+        self.entries[index] = Some(FdEntry { file, close_on_exec });
+    }
+
+    pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
+        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
+        match self.entries.get_mut(index) {
+            Some(slot @ Some(_)) => {
+                *slot = None;
+                Ok(())
+            }
+            _ => Err(Errno::EBADF),
+        }
+    }
+}
+
+fn nofile_limit(context: &Context) -> usize {
+    context.process.limits[RLIMIT_NOFILE as usize].rlim_cur.min(NR_OPEN) as usize
+}
+
+/// Implements read(2).
+pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    let count = count.min(MAX_RW_COUNT);
+    if count == 0 {
+        return Ok(0);
+    }
+    match file.kind {
+        FileKind::Console(_) => {
+            let mut bytes = [0u8; 4096];
+            let want = count.min(bytes.len());
+            let got = context.platform.console_read(&mut bytes[..want]);
+            context.platform.write_user(buffer.0, &bytes[..got])?;
+            Ok(got)
+        }
+    }
+}
+
+/// Implements write(2).
+pub fn write(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    let count = count.min(MAX_RW_COUNT);
+    match file.kind {
+        FileKind::Console(stream) => {
+            let mut chunk = [0u8; 4096];
+            let mut done = 0;
+            while done < count {
+                let take = (count - done).min(chunk.len());
+                // A fault after some bytes went out is a short write, as on Linux.
+                if let Err(errno) = context.platform.read_user(buffer.0 + done as u64, &mut chunk[..take]) {
+                    return if done > 0 { Ok(done) } else { Err(errno) };
+                }
+                context.platform.console_write(stream, &chunk[..take]);
+                done += take;
+            }
+            Ok(done)
+        }
+    }
+}
+
+fn read_iovecs(context: &Context, vector: UserAddr, count: i32) -> Result<Vec<Iovec>, Errno> {
+    if !(0..=UIO_MAXIOV).contains(&count) {
+        return Err(Errno::EINVAL);
+    }
+    let mut iovecs = Vec::with_capacity(count as usize);
+    let mut total: u64 = 0;
+    for index in 0..count as u64 {
+        let iovec: Iovec = context.read_struct(vector.0 + index * 16)?;
+        // Linux rejects a total that does not fit in ssize_t.
+        total = total.checked_add(iovec.iov_len).filter(|&t| t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        iovecs.push(iovec);
+    }
+    Ok(iovecs)
+}
+
+/// Implements writev(2).
+pub fn writev(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Result<usize, Errno> {
+    context.process.files.get(fd)?;
+    let iovecs = read_iovecs(context, vector, count)?;
+    let mut total = 0;
+    for iovec in iovecs {
+        match write(context, fd, UserAddr(iovec.iov_base), iovec.iov_len as usize) {
+            Ok(written) => {
+                total += written;
+                if written < iovec.iov_len as usize {
+                    break;
+                }
+            }
+            Err(errno) if total == 0 => return Err(errno),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Implements readv(2): fills the buffers in order, stopping at the first short read.
+pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Result<usize, Errno> {
+    context.process.files.get(fd)?;
+    let iovecs = read_iovecs(context, vector, count)?;
+    let mut total = 0;
+    for iovec in iovecs.into_iter().filter(|iovec| iovec.iov_len > 0) {
+        match read(context, fd, UserAddr(iovec.iov_base), iovec.iov_len as usize) {
+            Ok(got) => {
+                total += got;
+                if got < iovec.iov_len as usize {
+                    break;
+                }
+            }
+            Err(errno) if total == 0 => return Err(errno),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Implements close(2).
+pub fn close(context: &mut Context, fd: Fd) -> Result<(), Errno> {
+    context.process.files.close(fd)
+}
+
+/// Implements dup(2).
+pub fn dup(context: &mut Context, fd: Fd) -> Result<i32, Errno> {
+    let file = context.process.files.get(fd)?;
+    let limit = nofile_limit(context);
+    Ok(context.process.files.install(file, 0, false, limit)?.0)
+}
+
+/// Implements dup2(2): like dup3 without flags, but dup2(fd, fd) checks fd and returns it.
+pub fn dup2(context: &mut Context, old_fd: Fd, new_fd: Fd) -> Result<i32, Errno> {
+    if old_fd == new_fd {
+        context.process.files.get(old_fd)?;
+        return Ok(new_fd.0);
+    }
+    dup3(context, old_fd, new_fd, 0)
+}
+
+/// Implements dup3(2).
+pub fn dup3(context: &mut Context, old_fd: Fd, new_fd: Fd, flags: i32) -> Result<i32, Errno> {
+    if flags & !(O_CLOEXEC as i32) != 0 || old_fd == new_fd {
+        return Err(Errno::EINVAL);
+    }
+    let file = context.process.files.get(old_fd)?;
+    if new_fd.0 < 0 || new_fd.0 as usize >= nofile_limit(context) {
+        return Err(Errno::EBADF);
+    }
+    context.process.files.install_at(file, new_fd, flags & O_CLOEXEC as i32 != 0);
+    Ok(new_fd.0)
+}
+
+/// Implements fcntl(2) for the fd-level commands.
+pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Result<i32, Errno> {
+    let file = context.process.files.get(fd)?;
+    match command {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let limit = nofile_limit(context);
+            let minimum = argument as u32 as usize;
+            if minimum >= limit {
+                return Err(Errno::EINVAL);
+            }
+            Ok(context.process.files.install(file, minimum, command == F_DUPFD_CLOEXEC, limit)?.0)
+        }
+        F_GETFD => Ok(context.process.files.entry_mut(fd)?.close_on_exec as i32),
+        F_SETFD => {
+            context.process.files.entry_mut(fd)?.close_on_exec = argument & FD_CLOEXEC != 0;
+            Ok(0)
+        }
+        F_GETFL => Ok(file.status_flags as i32),
+        F_SETFL => {
+            // Only O_APPEND and O_NONBLOCK (and friends) change; the access mode stays.
+            let changeable = O_APPEND | O_NONBLOCK;
+            let entry = context.process.files.entry_mut(fd)?;
+            entry.file.status_flags = (entry.file.status_flags & !changeable) | (argument as u32 & changeable);
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements lseek(2): the console is a character device and cannot seek.
+pub fn lseek(context: &mut Context, fd: Fd, _offset: i64, whence: i32) -> Result<i64, Errno> {
+    let file = context.process.files.get(fd)?;
+    if !(SEEK_SET..=SEEK_END).contains(&whence) && whence != 3 && whence != 4 {
+        return Err(Errno::EINVAL);
+    }
+    match file.kind {
+        FileKind::Console(_) => Err(Errno::ESPIPE),
+    }
+}
+
+fn console_stat(context: &Context) -> Stat {
+    let terminal = context.platform.console_is_terminal();
+    Stat {
+        st_dev: 0x16,
+        st_ino: 3,
+        st_nlink: 1,
+        // A terminal is a character device (pts 136:0); otherwise the host gave us a pipe.
+        st_mode: if terminal { S_IFCHR | 0o620 } else { S_IFIFO | 0o600 },
+        st_rdev: if terminal { 136 << 8 } else { 0 },
+        st_blksize: if terminal { 1024 } else { 4096 },
+        ..Stat::default()
+    }
+}
+
+/// Implements fstat(2).
+pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno> {
+    let file = context.process.files.get(fd)?;
+    let value = match file.kind {
+        FileKind::Console(_) => console_stat(context),
+    };
+    context.write_struct(stat.0, &value)
+}
+
+/// Implements newfstatat(2): with AT_EMPTY_PATH and "" it is fstat; no path names a file yet.
+pub fn newfstatat(context: &mut Context, dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) -> Result<(), Errno> {
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    if name.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if dir_fd.0 == AT_FDCWD {
+            return Err(Errno::ENOENT); // the cwd is a directory we cannot describe yet
+        }
+        return fstat(context, dir_fd, stat);
+    }
+    Err(Errno::ENOENT)
+}
+
+/// Implements ioctl(2) on the console.
+pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
+    let file = context.process.files.get(fd)?;
+    let FileKind::Console(_) = file.kind;
+    if request == FIONREAD {
+        // Bytes waiting cannot be counted without consuming them; report none.
+        context.write_struct(argument, &0i32)?;
+        return Ok(0);
+    }
+    if !context.platform.console_is_terminal() {
+        return Err(Errno::ENOTTY);
+    }
+    match request {
+        TCGETS => {
+            let termios = context.process.files.console_termios;
+            context.write_struct(argument, &termios)?;
+            Ok(0)
+        }
+        TCSETS | TCSETSW | TCSETSF => {
+            let termios: Termios = context.read_struct(argument)?;
+            context.process.files.console_termios = termios;
+            Ok(0)
+        }
+        TIOCGWINSZ => {
+            let (rows, columns) = context.platform.console_window_size();
+            context.write_struct(argument, &Winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 })?;
+            Ok(0)
+        }
+        TIOCGPGRP => {
+            let pid = context.process.pid;
+            context.write_struct(argument, &pid)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn readlink_path(context: &mut Context, name: &[u8], buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+    if size <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if name != b"/proc/self/exe" {
+        return Err(Errno::ENOENT);
+    }
+    let target = context.process.executable_path.clone();
+    let len = target.len().min(size as usize);
+    context.platform.write_user(buffer.0, &target[..len])?;
+    Ok(len)
+}
+
+/// Implements readlink(2).
+pub fn readlink(context: &mut Context, path: UserPath, buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    readlink_path(context, &name, buffer, size)
+}
+
+/// Implements readlinkat(2); absolute paths ignore dir_fd, as on Linux.
+pub fn readlinkat(context: &mut Context, dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    if !name.starts_with(b"/") && dir_fd.0 != AT_FDCWD {
+        context.process.files.get(dir_fd)?;
+        return Err(Errno::ENOTDIR);
+    }
+    readlink_path(context, &name, buffer, size)
+}
+
+/// Implements getcwd(2): the raw syscall returns the length including the NUL.
+pub fn getcwd(context: &mut Context, buffer: UserAddr, size: usize) -> Result<usize, Errno> {
+    let cwd = b"/\0";
+    if size < cwd.len() {
+        return Err(Errno::ERANGE);
+    }
+    context.platform.write_user(buffer.0, cwd)?;
+    Ok(cwd.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMachine;
+
+    #[test]
+    fn write_goes_to_the_right_stream() {
+        let mut machine = TestMachine::new();
+        let text = machine.put(b"hello\n");
+        assert_eq!(machine.call(1, [1, text, 6, 0, 0, 0]), Ok(6));
+        assert_eq!(machine.call(1, [2, text, 5, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.stdout(), b"hello\n");
+        assert_eq!(machine.stderr(), b"hello");
+    }
+
+    #[test]
+    fn bad_fds_and_pointers_fail() {
+        let mut machine = TestMachine::new();
+        let text = machine.put(b"x");
+        assert_eq!(machine.call(1, [3, text, 1, 0, 0, 0]), Err(Errno::EBADF));
+        assert_eq!(machine.call(1, [u32::MAX as u64, text, 1, 0, 0, 0]), Err(Errno::EBADF));
+        assert_eq!(machine.call(1, [1, 0, 1, 0, 0, 0]), Err(Errno::EFAULT));
+        assert_eq!(machine.call(1, [1, text, 0, 0, 0, 0]), Ok(0));
+    }
+
+    #[test]
+    fn writev_gathers_in_order() {
+        let mut machine = TestMachine::new();
+        let a = machine.put(b"ab");
+        let b = machine.put(b"cde");
+        let vector = machine.scratch(32);
+        for (index, (base, len)) in [(a, 2u64), (b, 3u64)].into_iter().enumerate() {
+            machine.write_u64(vector + index as u64 * 16, base);
+            machine.write_u64(vector + index as u64 * 16 + 8, len);
+        }
+        assert_eq!(machine.call(20, [1, vector, 2, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.stdout(), b"abcde");
+        assert_eq!(machine.call(20, [1, vector, 1025, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(20, [1, vector, u32::MAX as u64, 0, 0, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn read_takes_console_input() {
+        let mut machine = TestMachine::new();
+        machine.set_input(b"typed");
+        let buffer = machine.scratch(16);
+        assert_eq!(machine.call(0, [0, buffer, 16, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.memory_at(buffer, 5), b"typed");
+        assert_eq!(machine.call(0, [0, buffer, 16, 0, 0, 0]), Ok(0));
+    }
+
+    #[test]
+    fn close_and_dup_follow_the_lowest_free_fd_rule() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(3, [0, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(3, [0, 0, 0, 0, 0, 0]), Err(Errno::EBADF));
+        assert_eq!(machine.call(32, [1, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(33, [2, 9, 0, 0, 0, 0]), Ok(9));
+        assert_eq!(machine.call(33, [9, 9, 0, 0, 0, 0]), Ok(9));
+        assert_eq!(machine.call(292, [9, 9, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(72, [9, F_DUPFD_CLOEXEC as u64, 5, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.call(72, [5, F_GETFD as u64, 0, 0, 0, 0]), Ok(1));
+        let text = machine.put(b"to stderr");
+        assert_eq!(machine.call(1, [5, text, 9, 0, 0, 0]), Ok(9));
+        assert_eq!(machine.stderr(), b"to stderr");
+    }
+
+    #[test]
+    fn console_ioctls_depend_on_being_a_terminal() {
+        let mut machine = TestMachine::new();
+        let out = machine.scratch(64);
+        assert_eq!(machine.call(16, [1, TCGETS as u64, out, 0, 0, 0]), Err(Errno::ENOTTY));
+        machine.set_terminal(true);
+        assert_eq!(machine.call(16, [1, TCGETS as u64, out, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.memory_at(out, 4), 0o2400u32.to_le_bytes());
+        assert_eq!(machine.call(16, [1, TIOCGWINSZ as u64, out, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.memory_at(out, 4), [24, 0, 80, 0]);
+        assert_eq!(machine.call(16, [1, 0x1234, out, 0, 0, 0]), Err(Errno::ENOTTY));
+    }
+
+    #[test]
+    fn fstat_describes_the_console() {
+        let mut machine = TestMachine::new();
+        let out = machine.scratch(144);
+        assert_eq!(machine.call(5, [1, out, 0, 0, 0, 0]), Ok(0));
+        let mode = u32::from_le_bytes(machine.memory_at(out + 24, 4).try_into().unwrap());
+        assert_eq!(mode & 0o170000, S_IFIFO);
+        let empty = machine.put(b"\0");
+        assert_eq!(machine.call(262, [1, empty, out, AT_EMPTY_PATH as u64, 0, 0]), Ok(0));
+        assert_eq!(machine.call(262, [1, empty, out, 0, 0, 0]), Err(Errno::ENOENT));
+        let path = machine.put(b"/etc/passwd\0");
+        assert_eq!(machine.call(262, [AT_FDCWD as u32 as u64, path, out, 0, 0, 0]), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn readlink_proc_self_exe_truncates_without_nul() {
+        let mut machine = TestMachine::new();
+        let path = machine.put(b"/proc/self/exe\0");
+        let out = machine.scratch(64);
+        assert_eq!(machine.call(89, [path, out, 64, 0, 0, 0]), Ok(6));
+        assert_eq!(machine.memory_at(out, 6), b"/hello");
+        assert_eq!(machine.call(89, [path, out, 3, 0, 0, 0]), Ok(3));
+        assert_eq!(machine.call(89, [path, out, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        let other = machine.put(b"/proc/self/cwd\0");
+        assert_eq!(machine.call(89, [other, out, 64, 0, 0, 0]), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn getcwd_is_root() {
+        let mut machine = TestMachine::new();
+        let out = machine.scratch(16);
+        assert_eq!(machine.call(79, [out, 16, 0, 0, 0, 0]), Ok(2));
+        assert_eq!(machine.memory_at(out, 2), b"/\0");
+        assert_eq!(machine.call(79, [out, 1, 0, 0, 0, 0]), Err(Errno::ERANGE));
+    }
+}

@@ -1,0 +1,31 @@
+//! The Linux system-call ABI layer: the syscall table, typed handlers and uapi types.
+//!
+//! Everything here is plain logic over the [`Platform`] trait, which the kernel implements
+//! with real hardware and the unit tests implement with a fake; so this crate builds and is
+//! tested on the host with `cargo test`.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod args;
+pub mod errno;
+pub mod fs;
+pub mod mm;
+pub mod names;
+pub mod platform;
+pub mod process;
+pub mod random;
+pub mod signal;
+pub mod table;
+pub mod time;
+pub mod trace;
+pub mod uapi;
+
+#[cfg(test)]
+mod testing;
+
+pub use errno::Errno;
+pub use platform::{Context, Platform};
+pub use process::Process;
+pub use table::dispatch;

@@ -1,0 +1,461 @@
+//! The app's address space: its areas (vmas), brk, and mmap/munmap/mprotect/madvise.
+//!
+//! This file decides *where* memory goes and keeps the list of areas; the platform backs
+//! the pages. Issue 3 turns the eager backing into demand paging on the same areas.
+
+use crate::args::{Fd, UserAddr};
+use crate::errno::Errno;
+use crate::platform::{Context, Protection};
+use alloc::collections::BTreeMap;
+
+pub const PAGE_SIZE: u64 = 4096;
+/// mmap_min_addr: nothing is mapped below 64 KiB, so NULL-ish pointers fault.
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+/// The end of the app's half of the address space (TASK_SIZE with 4-level paging).
+pub const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
+
+/// PROT_* (include/uapi/asm-generic/mman-common.h).
+pub const PROT_READ: u32 = 0x1;
+pub const PROT_WRITE: u32 = 0x2;
+pub const PROT_EXEC: u32 = 0x4;
+pub const PROT_GROWSDOWN: u32 = 0x0100_0000;
+pub const PROT_GROWSUP: u32 = 0x0200_0000;
+/// MAP_* (include/uapi/linux/mman.h, asm-generic/mman(-common).h).
+pub const MAP_SHARED: u32 = 0x01;
+pub const MAP_PRIVATE: u32 = 0x02;
+pub const MAP_SHARED_VALIDATE: u32 = 0x03;
+pub const MAP_TYPE: u32 = 0x0f;
+pub const MAP_FIXED: u32 = 0x10;
+pub const MAP_ANONYMOUS: u32 = 0x20;
+pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
+/// MADV_* (include/uapi/asm-generic/mman-common.h).
+pub const MADV_NORMAL: i32 = 0;
+pub const MADV_RANDOM: i32 = 1;
+pub const MADV_SEQUENTIAL: i32 = 2;
+pub const MADV_WILLNEED: i32 = 3;
+pub const MADV_DONTNEED: i32 = 4;
+pub const MADV_FREE: i32 = 8;
+pub const MADV_HUGEPAGE: i32 = 14;
+pub const MADV_NOHUGEPAGE: i32 = 15;
+pub const MADV_DONTDUMP: i32 = 16;
+pub const MADV_DODUMP: i32 = 17;
+
+/// What an area holds, for /proc/self/maps and the fault report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// A PT_LOAD segment of the program.
+    Program,
+    /// The brk heap.
+    Heap,
+    /// The main thread's stack.
+    Stack,
+    /// Anonymous mmap.
+    Anonymous,
+}
+
+/// One area: [start, end) with one protection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub protection: Protection,
+    pub kind: VmaKind,
+}
+
+/// The areas of the address space, keyed by start address; they never overlap.
+pub struct AddressSpace {
+    vmas: BTreeMap<u64, Vma>,
+    /// mmap places areas top-down from here (below the stack).
+    pub mmap_base: u64,
+    /// Where brk started (the page after the program's bss) and where it is now.
+    pub brk_start: u64,
+    pub brk: u64,
+}
+
+pub const fn page_align_up(value: u64) -> Option<u64> {
+    match value.checked_add(PAGE_SIZE - 1) {
+        Some(sum) => Some(sum & !(PAGE_SIZE - 1)),
+        None => None,
+    }
+}
+
+pub fn protection_from_bits(bits: u32) -> Result<Protection, Errno> {
+    if bits & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Protection { read: bits & PROT_READ != 0, write: bits & PROT_WRITE != 0, execute: bits & PROT_EXEC != 0 })
+}
+
+impl AddressSpace {
+    pub fn new(mmap_base: u64, brk_start: u64) -> AddressSpace {
+        AddressSpace { vmas: BTreeMap::new(), mmap_base, brk_start, brk: brk_start }
+    }
+
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.values()
+    }
+
+    /// The area containing `address`.
+    pub fn find(&self, address: u64) -> Option<&Vma> {
+        self.vmas.range(..=address).next_back().map(|(_, vma)| vma).filter(|vma| address < vma.end)
+    }
+
+    /// Whether no area overlaps [start, end).
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        start >= MMAP_MIN_ADDR && end <= TASK_SIZE && !self.vmas.values().any(|vma| vma.start < end && start < vma.end)
+    }
+
+    /// Whether [start, end) is covered by areas with no gap.
+    pub fn is_fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut cursor = start;
+        while cursor < end {
+            match self.find(cursor) {
+                Some(vma) => cursor = vma.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Adds an area; the range must be free (callers remove what was there first).
+    pub fn insert(&mut self, vma: Vma) {
+        debug_assert!(vma.start < vma.end);
+        self.vmas.insert(vma.start, vma);
+    }
+
+    /// Removes [start, end) from the areas, splitting those that stick out.
+    pub fn remove(&mut self, start: u64, end: u64) {
+        let overlapping: alloc::vec::Vec<Vma> =
+            self.vmas.values().filter(|vma| vma.start < end && start < vma.end).copied().collect();
+        for vma in overlapping {
+            self.vmas.remove(&vma.start);
+            if vma.start < start {
+                self.vmas.insert(vma.start, Vma { end: start, ..vma });
+            }
+            if vma.end > end {
+                self.vmas.insert(end, Vma { start: end, ..vma });
+            }
+        }
+    }
+
+    /// Sets the protection of [start, end), which must be fully mapped; merges neighbours
+    /// that end up alike.
+    pub fn protect(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), Errno> {
+        if !self.is_fully_mapped(start, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let pieces: alloc::vec::Vec<Vma> =
+            self.vmas.values().filter(|vma| vma.start < end && start < vma.end).copied().collect();
+        self.remove(start, end);
+        for vma in pieces {
+            self.insert(Vma { start: vma.start.max(start), end: vma.end.min(end), protection, ..vma });
+        }
+        self.merge_around(start, end);
+        Ok(())
+    }
+
+    fn merge_around(&mut self, start: u64, end: u64) {
+        let keys: alloc::vec::Vec<u64> = self
+            .vmas
+            .range(..=end)
+            .rev()
+            .take_while(|(_, vma)| vma.end >= start)
+            .map(|(&key, _)| key)
+            .collect();
+        for key in keys.into_iter().rev() {
+            // Absorb following neighbours for as long as they are alike.
+            while let Some(&vma) = self.vmas.get(&key) {
+                let Some(&next) = self.vmas.get(&vma.end) else { break };
+                if next.protection != vma.protection || next.kind != vma.kind {
+                    break;
+                }
+                self.vmas.remove(&next.start);
+                if let Some(merged) = self.vmas.get_mut(&key) {
+                    merged.end = next.end;
+                }
+            }
+        }
+    }
+
+    /// A free range of `len` bytes: at `hint` if that is free, else the highest gap below
+    /// `mmap_base` (top-down, as Linux's default layout).
+    pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
+        if hint != 0 {
+            if let Some(end) = hint.checked_add(len) {
+                if hint % PAGE_SIZE == 0 && self.is_free(hint, end) {
+                    return Some(hint);
+                }
+            }
+        }
+        let mut top = self.mmap_base;
+        for vma in self.vmas.range(..self.mmap_base).rev().map(|(_, vma)| vma) {
+            if vma.end <= top && top - vma.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(vma.start);
+        }
+        let start = top.checked_sub(len)?;
+        (start >= MMAP_MIN_ADDR).then_some(start)
+    }
+}
+
+/// Implements mmap(2) for anonymous memory.
+pub fn mmap(
+    context: &mut Context,
+    address: UserAddr,
+    length: u64,
+    protection: u32,
+    flags: u32,
+    fd: Fd,
+    offset: u64,
+) -> Result<u64, Errno> {
+    let protection = protection_from_bits(protection)?;
+    if !matches!(flags & MAP_TYPE, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
+        return Err(Errno::EINVAL);
+    }
+    if length == 0 || offset % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let length = page_align_up(length).filter(|&len| len <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+    if flags & MAP_ANONYMOUS == 0 {
+        // The only files are the console fds, which a tty or pipe cannot back.
+        context.process.files.get(fd)?;
+        return Err(Errno::ENODEV);
+    }
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let memory = &mut context.process.memory;
+    let start = if fixed {
+        let start = address.0;
+        if start % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(length).filter(|&end| end <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        if start < MMAP_MIN_ADDR {
+            return Err(Errno::EPERM);
+        }
+        if !memory.is_free(start, end) {
+            if flags & MAP_FIXED_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            memory.remove(start, end);
+            context.platform.unmap(start, length);
+        }
+        start
+    } else {
+        let hint = address.0 & !(PAGE_SIZE - 1);
+        memory.find_free(length, hint).ok_or(Errno::ENOMEM)?
+    };
+    context.platform.map_anonymous(start, length, protection)?;
+    context.process.memory.insert(Vma { start, end: start + length, protection, kind: VmaKind::Anonymous });
+    Ok(start)
+}
+
+fn checked_range(address: UserAddr, length: u64) -> Result<(u64, u64), Errno> {
+    if address.0 % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let length = page_align_up(length).ok_or(Errno::ENOMEM)?;
+    let end = address.0.checked_add(length).ok_or(Errno::ENOMEM)?;
+    Ok((address.0, end))
+}
+
+/// Implements munmap(2).
+pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(), Errno> {
+    if length == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (start, end) = checked_range(address, length)?;
+    if end > TASK_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    context.process.memory.remove(start, end);
+    context.platform.unmap(start, end - start);
+    Ok(())
+}
+
+/// Implements mprotect(2).
+pub fn mprotect(context: &mut Context, address: UserAddr, length: u64, protection: u32) -> Result<(), Errno> {
+    let protection = protection_from_bits(protection)?;
+    let (start, end) = checked_range(address, length)?;
+    if start == end {
+        return Ok(());
+    }
+    context.process.memory.protect(start, end, protection)?;
+    context.platform.protect(start, end - start, protection)
+}
+
+/// Implements madvise(2).
+pub fn madvise(context: &mut Context, address: UserAddr, length: u64, advice: i32) -> Result<(), Errno> {
+    let (start, end) = checked_range(address, length)?;
+    match advice {
+        MADV_DONTNEED => {
+            if !context.process.memory.is_fully_mapped(start, end) {
+                return Err(Errno::ENOMEM);
+            }
+            // Drop the pages and back them afresh: they read back as zero, as Linux's do.
+            let pieces: alloc::vec::Vec<Vma> = context
+                .process
+                .memory
+                .vmas()
+                .filter(|vma| vma.start < end && start < vma.end)
+                .copied()
+                .collect();
+            for vma in pieces {
+                let (piece_start, piece_end) = (vma.start.max(start), vma.end.min(end));
+                context.platform.unmap(piece_start, piece_end - piece_start);
+                context.platform.map_anonymous(piece_start, piece_end - piece_start, vma.protection)?;
+            }
+            Ok(())
+        }
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_FREE | MADV_HUGEPAGE
+        | MADV_NOHUGEPAGE | MADV_DONTDUMP | MADV_DODUMP => {
+            if !context.process.memory.is_fully_mapped(start, end) {
+                return Err(Errno::ENOMEM);
+            }
+            Ok(())
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements brk(2): returns the new break, or the old one when it cannot move.
+pub fn brk(context: &mut Context, address: UserAddr) -> Result<u64, Errno> {
+    let memory = &mut context.process.memory;
+    let current = memory.brk;
+    let requested = address.0;
+    if requested < memory.brk_start {
+        return Ok(current);
+    }
+    let (Some(old_end), Some(new_end)) = (page_align_up(current), page_align_up(requested)) else {
+        return Ok(current);
+    };
+    let heap = Protection { read: true, write: true, execute: false };
+    if new_end > old_end {
+        if !memory.is_free(old_end, new_end) {
+            return Ok(current);
+        }
+        if context.platform.map_anonymous(old_end, new_end - old_end, heap).is_err() {
+            return Ok(current);
+        }
+        let memory = &mut context.process.memory;
+        memory.insert(Vma { start: old_end, end: new_end, protection: heap, kind: VmaKind::Heap });
+        memory.merge_around(old_end, new_end);
+    } else if new_end < old_end {
+        memory.remove(new_end, old_end);
+        context.platform.unmap(new_end, old_end - new_end);
+    }
+    context.process.memory.brk = requested;
+    Ok(requested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMachine;
+
+    const RW: Protection = Protection { read: true, write: true, execute: false };
+    const RO: Protection = Protection { read: true, write: false, execute: false };
+
+    fn space() -> AddressSpace {
+        AddressSpace::new(0x7000_0000_0000, 0x60_0000)
+    }
+
+    #[test]
+    fn find_free_goes_top_down_and_skips_areas() {
+        let mut memory = space();
+        let first = memory.find_free(0x2000, 0).unwrap();
+        assert_eq!(first, 0x7000_0000_0000 - 0x2000);
+        memory.insert(Vma { start: first, end: first + 0x2000, protection: RW, kind: VmaKind::Anonymous });
+        assert_eq!(memory.find_free(0x1000, 0), Some(first - 0x1000));
+        assert_eq!(memory.find_free(0x1000, 0x1000_0000), Some(0x1000_0000));
+        assert_eq!(memory.find_free(0x1000, first), Some(first - 0x1000), "an occupied hint is ignored");
+    }
+
+    #[test]
+    fn remove_splits_an_area() {
+        let mut memory = space();
+        memory.insert(Vma { start: 0x10_0000, end: 0x10_5000, protection: RW, kind: VmaKind::Anonymous });
+        memory.remove(0x10_1000, 0x10_2000);
+        let areas: Vec<(u64, u64)> = memory.vmas().map(|v| (v.start, v.end)).collect();
+        assert_eq!(areas, vec![(0x10_0000, 0x10_1000), (0x10_2000, 0x10_5000)]);
+    }
+
+    #[test]
+    fn protect_splits_then_merges_back() {
+        let mut memory = space();
+        memory.insert(Vma { start: 0x10_0000, end: 0x10_4000, protection: RW, kind: VmaKind::Anonymous });
+        memory.protect(0x10_1000, 0x10_2000, RO).unwrap();
+        assert_eq!(memory.vmas().count(), 3);
+        assert_eq!(memory.find(0x10_1800).unwrap().protection, RO);
+        memory.protect(0x10_1000, 0x10_2000, RW).unwrap();
+        assert_eq!(memory.vmas().count(), 1);
+        assert_eq!(memory.protect(0x10_3000, 0x10_6000, RO), Err(Errno::ENOMEM), "a hole fails");
+    }
+
+    #[test]
+    fn mmap_anonymous_places_and_backs_memory() {
+        let mut machine = TestMachine::new();
+        let address = machine.call(9, [0, 8192, 3, (MAP_PRIVATE | MAP_ANONYMOUS) as u64, u64::MAX, 0]).unwrap();
+        assert_eq!(address % PAGE_SIZE, 0);
+        assert!(machine.is_backed(address, 8192));
+        assert_eq!(machine.call(11, [address, 4096, 0, 0, 0, 0]), Ok(0));
+        assert!(!machine.is_backed(address, 4096));
+        assert!(machine.is_backed(address + 4096, 4096));
+    }
+
+    #[test]
+    fn mmap_rejects_bad_arguments() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        assert_eq!(machine.call(9, [0, 0, 3, anon, 0, 0]), Err(Errno::EINVAL), "zero length");
+        assert_eq!(machine.call(9, [0, 4096, 3, MAP_ANONYMOUS as u64, 0, 0]), Err(Errno::EINVAL), "no type");
+        assert_eq!(machine.call(9, [0, 4096, 0x80, anon, 0, 0]), Err(Errno::EINVAL), "bad prot");
+        assert_eq!(machine.call(9, [0x1001, 4096, 3, anon | MAP_FIXED as u64, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 7, 0]), Err(Errno::EBADF));
+        assert_eq!(machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 1, 0]), Err(Errno::ENODEV));
+        assert_eq!(machine.call(9, [0, u64::MAX - 10, 3, anon, 0, 0]), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn map_fixed_noreplace_refuses_to_overlap() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let at = 0x2000_0000u64;
+        assert_eq!(machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]), Ok(at));
+        assert_eq!(machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]), Err(Errno::EEXIST));
+        assert_eq!(machine.call(9, [at, 4096, 1, anon | MAP_FIXED as u64, 0, 0]), Ok(at));
+    }
+
+    #[test]
+    fn brk_grows_shrinks_and_refuses_below_start() {
+        let mut machine = TestMachine::new();
+        let start = machine.call(12, [0, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(machine.call(12, [start + 10_000, 0, 0, 0, 0, 0]), Ok(start + 10_000));
+        assert!(machine.is_backed(start, 10_000));
+        assert_eq!(machine.call(12, [start + 100, 0, 0, 0, 0, 0]), Ok(start + 100));
+        assert!(!machine.is_backed(start + 4096, 4096));
+        assert_eq!(machine.call(12, [start - 4096, 0, 0, 0, 0, 0]), Ok(start + 100));
+    }
+
+    #[test]
+    fn madvise_dontneed_zeroes() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let address = machine.call(9, [0, 4096, 3, anon, 0, 0]).unwrap();
+        machine.write_u64(address, 0xdead_beef);
+        assert_eq!(machine.call(28, [address, 4096, MADV_DONTNEED as u64, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.read_u64(address), 0);
+        assert_eq!(machine.call(28, [address, 4096, 999, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(28, [0x3000_0000, 4096, MADV_NORMAL as u64, 0, 0, 0]), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn mprotect_needs_mapped_memory_and_aligned_start() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let address = machine.call(9, [0, 8192, 3, anon, 0, 0]).unwrap();
+        assert_eq!(machine.call(10, [address, 4096, 1, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(10, [address + 1, 4096, 1, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(10, [0x3000_0000, 4096, 1, 0, 0, 0]), Err(Errno::ENOMEM));
+    }
+}

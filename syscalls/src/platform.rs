@@ -1,0 +1,132 @@
+//! What the syscall layer needs from the machine, and checked access to the app's memory.
+
+use crate::errno::Errno;
+use alloc::vec::Vec;
+use core::fmt;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// Which console stream a write goes to: the host shows fd 2 separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleStream {
+    Output,
+    Error,
+}
+
+/// Page protections, as mmap(2)'s PROT_* bits decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Protection {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// The clocks the machine keeps; the others are derived from these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineClock {
+    /// Nanoseconds since boot; never goes back.
+    Monotonic,
+    /// Nanoseconds since the Unix epoch.
+    Realtime,
+}
+
+/// Severity of a kernel log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// The machine under the syscall layer. The kernel implements it; tests use a fake.
+pub trait Platform {
+    /// Copies `buffer.len()` bytes of app memory from `address`: EFAULT unless every byte is
+    /// mapped, readable app memory.
+    fn read_user(&self, address: u64, buffer: &mut [u8]) -> Result<(), Errno>;
+    /// Copies `data` into app memory at `address`: EFAULT unless every byte is mapped and
+    /// writable app memory.
+    fn write_user(&mut self, address: u64, data: &[u8]) -> Result<(), Errno>;
+
+    fn console_write(&mut self, stream: ConsoleStream, data: &[u8]);
+    /// Reads console input, blocking for at least one byte; 0 means end of input.
+    fn console_read(&mut self, buffer: &mut [u8]) -> usize;
+    /// Whether the console is a terminal on the host (isatty on the user's side).
+    fn console_is_terminal(&self) -> bool;
+    /// The host terminal's size as (rows, columns), when it is a terminal.
+    fn console_window_size(&self) -> (u16, u16);
+
+    /// Backs [start, start + len) with zeroed memory of the given protection.
+    fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno>;
+    /// Drops the memory of [start, start + len); unmapped pages in the range are fine.
+    fn unmap(&mut self, start: u64, len: u64);
+    /// Changes the protection of [start, start + len), keeping the contents.
+    fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno>;
+
+    fn now(&self, clock: MachineClock) -> u64;
+    /// Fills `buffer` from the CPU's random number generator.
+    fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno>;
+
+    fn set_fs_base(&mut self, base: u64);
+    fn fs_base(&self) -> u64;
+
+    /// Ends the program with `status` (what `pith run` exits with) and stops the machine.
+    fn exit(&mut self, status: i32) -> !;
+    fn log(&mut self, level: LogLevel, message: fmt::Arguments);
+    /// Sends one `--trace` line to the host.
+    fn trace(&mut self, line: &str);
+}
+
+/// What a handler works with: the machine and the process's state.
+pub struct Context<'a> {
+    pub platform: &'a mut dyn Platform,
+    pub process: &'a mut crate::process::Process,
+}
+
+impl Context<'_> {
+    /// Reads a plain-old-data ABI struct from app memory.
+    pub fn read_struct<T: FromBytes + IntoBytes>(&self, address: u64) -> Result<T, Errno> {
+        let mut value = T::new_zeroed();
+        self.platform.read_user(address, value.as_mut_bytes())?;
+        Ok(value)
+    }
+
+    /// Writes a plain-old-data ABI struct into app memory.
+    pub fn write_struct<T: IntoBytes + Immutable>(&mut self, address: u64, value: &T) -> Result<(), Errno> {
+        self.platform.write_user(address, value.as_bytes())
+    }
+
+    /// Reads `len` bytes of app memory.
+    pub fn read_bytes(&self, address: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut bytes = alloc::vec![0; len];
+        self.platform.read_user(address, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the NUL): ENAMETOOLONG
+    /// when longer, EFAULT when it runs into unmapped memory.
+    pub fn read_c_string(&self, address: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        read_c_string(&*self.platform, address, max)
+    }
+}
+
+/// PATH_MAX from include/uapi/linux/limits.h.
+pub const PATH_MAX: usize = 4096;
+
+pub fn read_c_string(platform: &dyn Platform, address: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut result = Vec::new();
+    let mut cursor = address;
+    // Read up to the end of each page at a time: the string may end just before an unmapped page.
+    while result.len() <= max {
+        let to_page_end = 4096 - (cursor % 4096) as usize;
+        let mut chunk = [0u8; 4096];
+        let chunk = &mut chunk[..to_page_end];
+        platform.read_user(cursor, chunk)?;
+        if let Some(nul) = chunk.iter().position(|&byte| byte == 0) {
+            result.extend_from_slice(&chunk[..nul]);
+            return if result.len() > max { Err(Errno::ENAMETOOLONG) } else { Ok(result) };
+        }
+        result.extend_from_slice(chunk);
+        cursor = cursor.checked_add(to_page_end as u64).ok_or(Errno::EFAULT)?;
+    }
+    Err(Errno::ENAMETOOLONG)
+}

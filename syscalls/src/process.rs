@@ -1,0 +1,348 @@
+//! The process: its state, and the identity, limit and lifetime syscalls.
+
+use crate::args::UserAddr;
+use crate::errno::Errno;
+use crate::fs::FdTable;
+use crate::mm::AddressSpace;
+use crate::platform::Context;
+use crate::signal::SignalState;
+use crate::uapi::*;
+use alloc::vec::Vec;
+
+/// The one process a Pith VM runs. Its pid is 1: it is the first and only program.
+pub struct Process {
+    pub pid: i32,
+    /// The path the program has inside the VM (AT_EXECFN, /proc/self/exe).
+    pub executable_path: Vec<u8>,
+    pub files: FdTable,
+    pub memory: AddressSpace,
+    pub signals: SignalState,
+    pub limits: [Rlimit; RLIM_NLIMITS],
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, usize),
+    /// Print every syscall (`pith run --trace`).
+    pub trace: bool,
+    /// One bit per syscall number whose ENOSYS was already logged.
+    unimplemented_logged: [u64; 8],
+}
+
+/// Linux's defaults for a process started as root (include/asm-generic/resource.h, with the
+/// 8 MiB stack of Debian's default).
+const fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
+    let unlimited = Rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+    let mut limits = [unlimited; RLIM_NLIMITS];
+    limits[RLIMIT_STACK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: RLIM_INFINITY };
+    limits[RLIMIT_CORE as usize] = Rlimit { rlim_cur: 0, rlim_max: RLIM_INFINITY };
+    limits[RLIMIT_NPROC as usize] = Rlimit { rlim_cur: 4096, rlim_max: 4096 };
+    limits[RLIMIT_NOFILE as usize] = Rlimit { rlim_cur: 1024, rlim_max: 4096 };
+    limits[RLIMIT_MEMLOCK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: 8 << 20 };
+    limits[RLIMIT_SIGPENDING as usize] = Rlimit { rlim_cur: 4096, rlim_max: 4096 };
+    limits[RLIMIT_MSGQUEUE as usize] = Rlimit { rlim_cur: 819_200, rlim_max: 819_200 };
+    limits[RLIMIT_NICE as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    limits[RLIMIT_RTPRIO as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    limits
+}
+
+impl Process {
+    pub fn new(executable_path: Vec<u8>, memory: AddressSpace) -> Process {
+        Process {
+            pid: 1,
+            executable_path,
+            files: FdTable::with_console(),
+            memory,
+            signals: SignalState::default(),
+            limits: default_limits(),
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            trace: false,
+            unimplemented_logged: [0; 8],
+        }
+    }
+
+    /// True the first time it is asked about `number`, so ENOSYS is logged once per syscall.
+    pub fn first_unimplemented_call(&mut self, number: u64) -> bool {
+        let index = (number as usize).min(511);
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let first = self.unimplemented_logged[word] & bit == 0;
+        self.unimplemented_logged[word] |= bit;
+        first
+    }
+
+    fn tid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// Implements exit(2). With one thread, the thread's exit is the program's.
+pub fn exit(context: &mut Context, status: i32) -> Result<(), Errno> {
+    exit_group(context, status)
+}
+
+/// Implements exit_group(2): the status a shell sees is the low 8 bits.
+pub fn exit_group(context: &mut Context, status: i32) -> Result<(), Errno> {
+    context.platform.exit(status & 0xff)
+}
+
+/// Implements getpid(2).
+pub fn getpid(context: &mut Context) -> Result<i32, Errno> {
+    Ok(context.process.pid)
+}
+
+/// Implements gettid(2).
+pub fn gettid(context: &mut Context) -> Result<i32, Errno> {
+    Ok(context.process.tid())
+}
+
+/// Implements getppid(2): nothing started the program inside the VM, as for Linux's init.
+pub fn getppid(_context: &mut Context) -> Result<i32, Errno> {
+    Ok(0)
+}
+
+/// Implements getuid(2): the program runs as root, the only user there is.
+pub fn getuid(_context: &mut Context) -> Result<i32, Errno> {
+    Ok(0)
+}
+/// Implements geteuid(2).
+pub fn geteuid(_context: &mut Context) -> Result<i32, Errno> {
+    Ok(0)
+}
+/// Implements getgid(2).
+pub fn getgid(_context: &mut Context) -> Result<i32, Errno> {
+    Ok(0)
+}
+/// Implements getegid(2).
+pub fn getegid(_context: &mut Context) -> Result<i32, Errno> {
+    Ok(0)
+}
+
+/// Implements sched_yield(2): with one runnable thread there is nothing to yield to.
+pub fn sched_yield(_context: &mut Context) -> Result<(), Errno> {
+    Ok(())
+}
+
+fn field<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let len = text.len().min(N - 1);
+    out[..len].copy_from_slice(&text.as_bytes()[..len]);
+    out
+}
+
+/// The release uname reports: a Linux release glibc and musl accept, marked as Pith's.
+pub const UTS_RELEASE: &str = "6.1.0-pith";
+
+/// Implements uname(2).
+pub fn uname(context: &mut Context, buffer: UserAddr) -> Result<(), Errno> {
+    let name = NewUtsname {
+        sysname: field("Linux"),
+        nodename: field("pith"),
+        release: field(UTS_RELEASE),
+        version: field(concat!("#1 SMP Pith ", env!("CARGO_PKG_VERSION"))),
+        machine: field("x86_64"),
+        domainname: field("(none)"),
+    };
+    context.write_struct(buffer.0, &name)
+}
+
+fn check_resource(resource: u32) -> Result<usize, Errno> {
+    let index = resource as usize;
+    if index >= RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    Ok(index)
+}
+
+/// Implements prlimit64(2) for the calling process (pid 0 or its own pid).
+pub fn prlimit64(
+    context: &mut Context,
+    pid: i32,
+    resource: u32,
+    new_limit: UserAddr,
+    old_limit: UserAddr,
+) -> Result<(), Errno> {
+    if pid != 0 && pid != context.process.pid {
+        return Err(Errno::ESRCH);
+    }
+    let index = check_resource(resource)?;
+    let new = if new_limit.is_null() { None } else { Some(context.read_struct::<Rlimit>(new_limit.0)?) };
+    if let Some(new) = new {
+        if new.rlim_cur > new.rlim_max {
+            return Err(Errno::EINVAL);
+        }
+        if resource == RLIMIT_NOFILE && new.rlim_max > crate::fs::NR_OPEN {
+            return Err(Errno::EPERM);
+        }
+    }
+    if !old_limit.is_null() {
+        let old = context.process.limits[index];
+        context.write_struct(old_limit.0, &old)?;
+    }
+    if let Some(new) = new {
+        context.process.limits[index] = new;
+    }
+    Ok(())
+}
+
+/// Implements getrlimit(2).
+pub fn getrlimit(context: &mut Context, resource: u32, limit: UserAddr) -> Result<(), Errno> {
+    prlimit64(context, 0, resource, UserAddr(0), limit)
+}
+
+/// Implements setrlimit(2).
+pub fn setrlimit(context: &mut Context, resource: u32, limit: UserAddr) -> Result<(), Errno> {
+    if limit.is_null() {
+        return Err(Errno::EFAULT);
+    }
+    prlimit64(context, 0, resource, limit, UserAddr(0))
+}
+
+/// Implements set_tid_address(2).
+pub fn set_tid_address(context: &mut Context, address: UserAddr) -> Result<i32, Errno> {
+    context.process.clear_child_tid = address.0;
+    Ok(context.process.tid())
+}
+
+/// `sizeof(struct robust_list_head)` (include/uapi/linux/futex.h).
+const ROBUST_LIST_HEAD_SIZE: usize = 24;
+
+/// Implements set_robust_list(2).
+pub fn set_robust_list(context: &mut Context, head: UserAddr, length: usize) -> Result<(), Errno> {
+    if length != ROBUST_LIST_HEAD_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    context.process.robust_list = (head.0, length);
+    Ok(())
+}
+
+/// rseq(2) is deliberately unimplemented; the table routes it to ENOSYS before this runs.
+pub fn rseq(_context: &mut Context, _area: UserAddr, _length: u32, _flags: i32, _signature: u32) -> Result<(), Errno> {
+    Err(Errno::ENOSYS)
+}
+
+/// arch_prctl codes (arch/x86/include/uapi/asm/prctl.h).
+pub const ARCH_SET_GS: i32 = 0x1001;
+pub const ARCH_SET_FS: i32 = 0x1002;
+pub const ARCH_GET_FS: i32 = 0x1003;
+pub const ARCH_GET_GS: i32 = 0x1004;
+pub const ARCH_GET_CPUID: i32 = 0x1011;
+pub const ARCH_SET_CPUID: i32 = 0x1012;
+/// TASK_SIZE_MAX on x86_64 with 4-level paging: the end of the lower half, less a guard page.
+pub const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
+
+/// Implements arch_prctl(2).
+pub fn arch_prctl(context: &mut Context, code: i32, address: u64) -> Result<i32, Errno> {
+    match code {
+        ARCH_SET_FS => {
+            if address >= TASK_SIZE_MAX {
+                return Err(Errno::EPERM);
+            }
+            context.platform.set_fs_base(address);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            let base = context.platform.fs_base();
+            context.write_struct(address, &base)?;
+            Ok(0)
+        }
+        // The kernel keeps its per-CPU data behind GS (the app runs in ring 0 beside it).
+        ARCH_SET_GS | ARCH_GET_GS => Err(Errno::EPERM),
+        ARCH_GET_CPUID => Ok(1),
+        // CPUID faulting is not available: what Linux says on hardware without it.
+        ARCH_SET_CPUID => Err(Errno::ENODEV),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements sched_getaffinity(2): one CPU.
+pub fn sched_getaffinity(context: &mut Context, pid: i32, size: usize, mask: UserAddr) -> Result<usize, Errno> {
+    if pid != 0 && pid != context.process.pid {
+        return Err(Errno::ESRCH);
+    }
+    const MASK_BYTES: usize = 8; // cpumask_size() for nr_cpu_ids <= 64
+    if size < MASK_BYTES || size % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    context.write_struct(mask.0, &1u64)?;
+    Ok(MASK_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMachine;
+
+    #[test]
+    fn uname_reports_linux_x86_64() {
+        let mut machine = TestMachine::new();
+        let address = machine.scratch(512);
+        machine.call(63, [address, 0, 0, 0, 0, 0]).unwrap();
+        let bytes = machine.memory_at(address, 390);
+        assert_eq!(&bytes[..6], b"Linux\0");
+        assert_eq!(&bytes[65 * 4..65 * 4 + 7], b"x86_64\0");
+        assert_eq!(&bytes[65 * 2..65 * 2 + UTS_RELEASE.len()], UTS_RELEASE.as_bytes());
+    }
+
+    #[test]
+    fn prlimit_reads_and_sets_the_stack_limit() {
+        let mut machine = TestMachine::new();
+        let old = machine.scratch(16);
+        machine.call(302, [0, RLIMIT_STACK as u64, 0, old, 0, 0]).unwrap();
+        assert_eq!(machine.read_u64(old), 8 << 20);
+        let new = machine.scratch(16);
+        machine.write_u64(new, 1 << 20);
+        machine.write_u64(new + 8, 2 << 20);
+        machine.call(302, [0, RLIMIT_STACK as u64, new, 0, 0, 0]).unwrap();
+        machine.call(97, [RLIMIT_STACK as u64, old, 0, 0, 0, 0]).unwrap();
+        assert_eq!((machine.read_u64(old), machine.read_u64(old + 8)), (1 << 20, 2 << 20));
+    }
+
+    #[test]
+    fn prlimit_rejects_bad_input() {
+        let mut machine = TestMachine::new();
+        let limit = machine.scratch(16);
+        assert_eq!(machine.call(302, [0, 16, 0, limit, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(302, [77, 3, 0, limit, 0, 0]), Err(Errno::ESRCH));
+        machine.write_u64(limit, 10);
+        machine.write_u64(limit + 8, 5);
+        assert_eq!(machine.call(302, [0, 3, limit, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(302, [0, 3, 0, 0x10, 0, 0]), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn arch_prctl_sets_and_gets_fs() {
+        let mut machine = TestMachine::new();
+        machine.call(158, [ARCH_SET_FS as u64, 0x7000_1000, 0, 0, 0, 0]).unwrap();
+        let out = machine.scratch(8);
+        machine.call(158, [ARCH_GET_FS as u64, out, 0, 0, 0, 0]).unwrap();
+        assert_eq!(machine.read_u64(out), 0x7000_1000);
+        assert_eq!(machine.call(158, [ARCH_SET_FS as u64, 0xffff_8000_0000_0000, 0, 0, 0, 0]), Err(Errno::EPERM));
+        assert_eq!(machine.call(158, [0x9999, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn robust_list_length_must_match_the_struct() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(273, [0x1000, 24, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(273, [0x1000, 16, 0, 0, 0, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn affinity_is_one_cpu() {
+        let mut machine = TestMachine::new();
+        let mask = machine.scratch(128);
+        assert_eq!(machine.call(204, [0, 128, mask, 0, 0, 0]), Ok(8));
+        assert_eq!(machine.read_u64(mask), 1);
+        assert_eq!(machine.call(204, [0, 4, mask, 0, 0, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_syscalls_are_enosys_and_logged_once() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(400, [0; 6]), Err(Errno::ENOSYS));
+        assert_eq!(machine.call(334, [0; 6]), Err(Errno::ENOSYS));
+        assert_eq!(machine.call(334, [0; 6]), Err(Errno::ENOSYS));
+        assert_eq!(machine.call(9999, [0; 6]), Err(Errno::ENOSYS));
+        let logs = machine.logs();
+        assert_eq!(logs.iter().filter(|line| line.contains("rseq")).count(), 1, "{logs:?}");
+        assert!(logs.iter().any(|line| line.contains("400")), "{logs:?}");
+    }
+}

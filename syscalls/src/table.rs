@@ -1,0 +1,247 @@
+//! The syscall table: number → name → typed handler → status, as data. Dispatch and
+//! `docs/syscalls.md` are both made from it.
+
+use crate::args::{ArgKind, IntoReturn, SyscallArg};
+use crate::errno::Errno;
+use crate::names::SYSCALL_NAMES;
+use crate::platform::{Context, LogLevel};
+use crate::{fs, mm, process, random, signal, time};
+use crate::args::{Fd, UserAddr, UserPath};
+
+/// How far a syscall is implemented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Linux's semantics, all of them.
+    Supported,
+    /// Implemented in part; the note says what is missing.
+    Partial(&'static str),
+    /// Deliberately answers ENOSYS; the note says why that is what apps expect.
+    Unimplemented(&'static str),
+}
+
+pub type Handler = fn(&mut Context, &[u64; 6]) -> Result<u64, Errno>;
+
+/// One row of the table.
+pub struct Syscall {
+    pub number: usize,
+    pub name: &'static str,
+    pub args: &'static [ArgKind],
+    pub handler: Handler,
+    pub status: Status,
+}
+
+/// Declares the table: `number name(arg: Type, ...) => handler, status;`. Each argument is
+/// decoded by its type's [`SyscallArg`] impl before the handler runs.
+macro_rules! syscall_table {
+    ($( $number:literal $name:ident ( $($arg:ident : $ty:ty),* ) => $handler:path, $status:expr; )*) => {
+        /// Every syscall Pith implements, in number order.
+        pub static SYSCALLS: &[Syscall] = &[
+            $( Syscall {
+                number: $number,
+                name: stringify!($name),
+                args: &[$(<$ty as SyscallArg>::KIND),*],
+                #[allow(unused_variables, unused_mut, unused_assignments)] // zero-argument rows
+                handler: |context, raw| {
+                    let mut index = 0;
+                    $(
+                        let $arg = <$ty as SyscallArg>::from_raw(raw[index])?;
+                        index += 1;
+                    )*
+                    $handler(context, $($arg),*).map(IntoReturn::into_return)
+                },
+                status: $status,
+            }, )*
+        ];
+    };
+}
+
+use Status::{Partial, Supported, Unimplemented};
+
+syscall_table! {
+    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console only");
+    1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
+    3 close(fd: Fd) => fs::close, Supported;
+    5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
+    8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
+    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, allocated eagerly; MAP_SHARED is private until there is fork");
+    10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
+    11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
+    12 brk(address: UserAddr) => mm::brk, Supported;
+    13 rt_sigaction(signal: i32, action: UserAddr, old_action: UserAddr, set_size: usize) => signal::rt_sigaction, Partial("recorded; signals are not delivered yet");
+    14 rt_sigprocmask(how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) => signal::rt_sigprocmask, Supported;
+    16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TCSETS* (recorded, the host terminal is not changed), TIOCGWINSZ, TIOCGPGRP, FIONREAD");
+    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console only");
+    20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
+    24 sched_yield() => process::sched_yield, Supported;
+    28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED zeroes; the other advice values are accepted hints");
+    32 dup(fd: Fd) => fs::dup, Supported;
+    33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;
+    39 getpid() => process::getpid, Supported;
+    60 exit(status: i32) => process::exit, Partial("one thread: ends the program");
+    63 uname(buffer: UserAddr) => process::uname, Supported;
+    72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL");
+    79 getcwd(buffer: UserAddr, size: usize) => fs::getcwd, Supported;
+    89 readlink(path: UserPath, buffer: UserAddr, size: i32) => fs::readlink, Partial("/proc/self/exe only");
+    96 gettimeofday(time: UserAddr, zone: UserAddr) => time::gettimeofday, Supported;
+    97 getrlimit(resource: u32, limit: UserAddr) => process::getrlimit, Supported;
+    102 getuid() => process::getuid, Supported;
+    104 getgid() => process::getgid, Supported;
+    107 geteuid() => process::geteuid, Supported;
+    108 getegid() => process::getegid, Supported;
+    110 getppid() => process::getppid, Supported;
+    158 arch_prctl(code: i32, address: u64) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
+    160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
+    186 gettid() => process::gettid, Supported;
+    201 time(time: UserAddr) => time::time, Supported;
+    204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
+    218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
+    228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count time since boot");
+    229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
+    231 exit_group(status: i32) => process::exit_group, Supported;
+    262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on the console; there are no files yet (ENOENT)");
+    267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
+    273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");
+    292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
+    302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
+    318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
+    334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
+}
+
+/// The highest syscall number the table can hold.
+pub const MAX_SYSCALL: usize = 512;
+
+/// `SYSCALLS` indexed by number, built at compile time.
+static BY_NUMBER: [Option<&Syscall>; MAX_SYSCALL] = {
+    let mut table: [Option<&Syscall>; MAX_SYSCALL] = [None; MAX_SYSCALL];
+    let mut index = 0;
+    while index < SYSCALLS.len() {
+        let entry = &SYSCALLS[index];
+        assert!(entry.number < MAX_SYSCALL);
+        assert!(table[entry.number].is_none(), "a syscall number appears twice");
+        table[entry.number] = Some(entry);
+        index += 1;
+    }
+    table
+};
+
+/// The implemented syscall with this number.
+pub fn lookup(number: u64) -> Option<&'static Syscall> {
+    BY_NUMBER.get(usize::try_from(number).ok()?).copied().flatten()
+}
+
+/// Linux's name for a syscall number, implemented or not.
+pub fn name_of(number: u64) -> Option<&'static str> {
+    let number = usize::try_from(number).ok()?;
+    SYSCALL_NAMES.binary_search_by_key(&number, |&(n, _)| n).ok().map(|i| SYSCALL_NAMES[i].1)
+}
+
+/// Runs syscall `number` with the raw argument registers; returns what goes into rax.
+pub fn dispatch(context: &mut Context, number: u64, args: [u64; 6]) -> u64 {
+    let entry = lookup(number);
+    let result = match entry {
+        Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
+            log_unimplemented(context, number);
+            Err(Errno::ENOSYS)
+        }
+        Some(entry) => (entry.handler)(context, &args),
+        None => {
+            log_unimplemented(context, number);
+            Err(Errno::ENOSYS)
+        }
+    };
+    let value = match result {
+        Ok(value) => value,
+        Err(errno) => errno.to_return(),
+    };
+    if context.process.trace {
+        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, value);
+    }
+    value
+}
+
+fn log_unimplemented(context: &mut Context, number: u64) {
+    if !context.process.first_unimplemented_call(number) {
+        return;
+    }
+    match name_of(number) {
+        Some(name) => context.platform.log(
+            LogLevel::Warn,
+            format_args!("syscall {name} ({number}) is not implemented: it returns ENOSYS"),
+        ),
+        None => context.platform.log(
+            LogLevel::Warn,
+            format_args!("syscall number {number} does not exist on x86_64 Linux: it returns ENOSYS"),
+        ),
+    }
+}
+
+/// `docs/syscalls.md`, generated from the table.
+pub fn markdown() -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::new();
+    let implemented = SYSCALLS.iter().filter(|s| !matches!(s.status, Status::Unimplemented(_))).count();
+    let _ = writeln!(out, "# Syscalls\n");
+    let _ = writeln!(
+        out,
+        "Generated from `syscalls/src/table.rs` by `PITH_BLESS=1 cargo test -p pith-syscalls docs`; a test keeps the two in step.\n"
+    );
+    let _ = writeln!(
+        out,
+        "{implemented} of the {} x86_64 Linux 6.1 syscalls are implemented. Every other number returns `-ENOSYS` and the kernel logs its name once.\n",
+        SYSCALL_NAMES.len()
+    );
+    let _ = writeln!(out, "| # | syscall | status | notes |\n|---|---|---|---|");
+    for &(number, name) in SYSCALL_NAMES {
+        let (status, note) = match lookup(number as u64).map(|s| s.status) {
+            Some(Status::Supported) => ("supported", ""),
+            Some(Status::Partial(note)) => ("partial", note),
+            Some(Status::Unimplemented(note)) => ("ENOSYS (deliberate)", note),
+            None => ("ENOSYS", ""),
+        };
+        let _ = writeln!(out, "| {number} | `{name}` | {status} | {note} |");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_has_linuxs_name_for_its_number() {
+        for entry in SYSCALLS {
+            assert_eq!(name_of(entry.number as u64), Some(entry.name), "syscall {}", entry.number);
+        }
+    }
+
+    #[test]
+    fn rows_are_in_number_order() {
+        for pair in SYSCALLS.windows(2) {
+            assert!(pair[0].number < pair[1].number, "{} before {}", pair[0].name, pair[1].name);
+        }
+    }
+
+    #[test]
+    fn names_are_sorted_and_unique() {
+        for pair in SYSCALL_NAMES.windows(2) {
+            assert!(pair[0].0 < pair[1].0);
+        }
+        assert_eq!(name_of(0), Some("read"));
+        assert_eq!(name_of(231), Some("exit_group"));
+        assert_eq!(name_of(400), None);
+    }
+
+    #[test]
+    fn docs_table_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/syscalls.md");
+        let generated = markdown();
+        if std::env::var_os("PITH_BLESS").is_some() {
+            std::fs::write(path, &generated).expect("write docs/syscalls.md");
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/syscalls.md is out of date: run `PITH_BLESS=1 cargo test -p pith-syscalls docs`"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! A fake machine for unit tests: page-granular app memory, console buffers, fixed clocks.
+
+use crate::errno::Errno;
+use crate::mm::AddressSpace;
+use crate::platform::{ConsoleStream, Context, LogLevel, MachineClock, Platform, Protection};
+use crate::process::Process;
+use std::collections::BTreeMap;
+use std::fmt;
+
+const PAGE: u64 = 4096;
+/// Where `scratch` hands out test buffers; far from where mmap places things.
+const SCRATCH_BASE: u64 = 0x5000_0000;
+
+#[derive(Default)]
+pub struct FakePlatform {
+    pages: BTreeMap<u64, (Vec<u8>, Protection)>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    input: Vec<u8>,
+    terminal: bool,
+    monotonic: u64,
+    realtime: u64,
+    fs_base: u64,
+    random_state: u64,
+    logs: Vec<String>,
+    traces: Vec<String>,
+}
+
+impl FakePlatform {
+    fn page_mut(&mut self, address: u64) -> Option<&mut (Vec<u8>, Protection)> {
+        self.pages.get_mut(&(address & !(PAGE - 1)))
+    }
+}
+
+impl Platform for FakePlatform {
+    fn read_user(&self, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+        for (offset, byte) in buffer.iter_mut().enumerate() {
+            let at = address.checked_add(offset as u64).ok_or(Errno::EFAULT)?;
+            let (page, protection) = self.pages.get(&(at & !(PAGE - 1))).ok_or(Errno::EFAULT)?;
+            if !protection.read {
+                return Err(Errno::EFAULT);
+            }
+            *byte = page[(at % PAGE) as usize];
+        }
+        Ok(())
+    }
+    fn write_user(&mut self, address: u64, data: &[u8]) -> Result<(), Errno> {
+        for (offset, byte) in data.iter().enumerate() {
+            let at = address.checked_add(offset as u64).ok_or(Errno::EFAULT)?;
+            let (page, protection) = self.page_mut(at).ok_or(Errno::EFAULT)?;
+            if !protection.write {
+                return Err(Errno::EFAULT);
+            }
+            page[(at % PAGE) as usize] = *byte;
+        }
+        Ok(())
+    }
+    fn console_write(&mut self, stream: ConsoleStream, data: &[u8]) {
+        match stream {
+            ConsoleStream::Output => self.stdout.extend_from_slice(data),
+            ConsoleStream::Error => self.stderr.extend_from_slice(data),
+        }
+    }
+    fn console_read(&mut self, buffer: &mut [u8]) -> usize {
+        let count = buffer.len().min(self.input.len());
+        buffer[..count].copy_from_slice(&self.input[..count]);
+        self.input.drain(..count);
+        count
+    }
+    fn console_is_terminal(&self) -> bool {
+        self.terminal
+    }
+    fn console_window_size(&self) -> (u16, u16) {
+        (24, 80)
+    }
+    fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
+        for page in (start..start + len).step_by(PAGE as usize) {
+            self.pages.insert(page, (vec![0; PAGE as usize], protection));
+        }
+        Ok(())
+    }
+    fn unmap(&mut self, start: u64, len: u64) {
+        for page in (start..start + len).step_by(PAGE as usize) {
+            self.pages.remove(&page);
+        }
+    }
+    fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
+        for page in (start..start + len).step_by(PAGE as usize) {
+            if let Some(entry) = self.pages.get_mut(&page) {
+                entry.1 = protection;
+            }
+        }
+        Ok(())
+    }
+    fn now(&self, clock: MachineClock) -> u64 {
+        match clock {
+            MachineClock::Monotonic => self.monotonic,
+            MachineClock::Realtime => self.realtime,
+        }
+    }
+    fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
+        for byte in buffer {
+            self.random_state = self.random_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            *byte = (self.random_state >> 56) as u8;
+        }
+        Ok(())
+    }
+    fn set_fs_base(&mut self, base: u64) {
+        self.fs_base = base;
+    }
+    fn fs_base(&self) -> u64 {
+        self.fs_base
+    }
+    fn exit(&mut self, status: i32) -> ! {
+        panic!("exit {status}")
+    }
+    fn log(&mut self, _level: LogLevel, message: fmt::Arguments) {
+        self.logs.push(message.to_string());
+    }
+    fn trace(&mut self, line: &str) {
+        self.traces.push(line.to_string());
+    }
+}
+
+/// A process on a fake platform, driven by raw syscall numbers as an app would.
+pub struct TestMachine {
+    pub platform: FakePlatform,
+    pub process: Process,
+    next_scratch: u64,
+}
+
+impl TestMachine {
+    pub fn new() -> TestMachine {
+        let memory = AddressSpace::new(0x7000_0000_0000, 0x60_0000);
+        TestMachine { platform: FakePlatform::default(), process: Process::new(b"/hello".to_vec(), memory), next_scratch: SCRATCH_BASE }
+    }
+
+    /// Runs a syscall; Err holds the errno the app would see.
+    pub fn call(&mut self, number: u64, args: [u64; 6]) -> Result<u64, Errno> {
+        let mut context = Context { platform: &mut self.platform, process: &mut self.process };
+        let value = crate::table::dispatch(&mut context, number, args);
+        match Errno::from_return(value) {
+            Some(errno) => Err(errno),
+            None => Ok(value),
+        }
+    }
+
+    /// A fresh read-write buffer of `len` bytes in app memory.
+    pub fn scratch(&mut self, len: usize) -> u64 {
+        let address = self.next_scratch;
+        let pages = (len as u64).div_ceil(PAGE).max(1);
+        self.platform.map_anonymous(address, pages * PAGE, Protection { read: true, write: true, execute: false }).unwrap();
+        self.next_scratch += (pages + 1) * PAGE; // a guard page between buffers
+        address
+    }
+
+    /// Copies `bytes` into a fresh buffer and returns its address.
+    pub fn put(&mut self, bytes: &[u8]) -> u64 {
+        let address = self.scratch(bytes.len());
+        self.platform.write_user(address, bytes).unwrap();
+        address
+    }
+
+    pub fn memory_at(&self, address: u64, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        self.platform.read_user(address, &mut bytes).unwrap();
+        bytes
+    }
+    pub fn read_u64(&self, address: u64) -> u64 {
+        u64::from_le_bytes(self.memory_at(address, 8).try_into().unwrap())
+    }
+    pub fn write_u64(&mut self, address: u64, value: u64) {
+        self.platform.write_user(address, &value.to_le_bytes()).unwrap();
+    }
+    pub fn is_backed(&self, address: u64, len: u64) -> bool {
+        (address & !(PAGE - 1)..address + len).step_by(PAGE as usize).all(|page| self.platform.pages.contains_key(&page))
+    }
+    pub fn stdout(&self) -> &[u8] {
+        &self.platform.stdout
+    }
+    pub fn stderr(&self) -> &[u8] {
+        &self.platform.stderr
+    }
+    pub fn set_input(&mut self, bytes: &[u8]) {
+        self.platform.input = bytes.to_vec();
+    }
+    pub fn set_terminal(&mut self, terminal: bool) {
+        self.platform.terminal = terminal;
+    }
+    pub fn set_clocks(&mut self, monotonic: u64, realtime: u64) {
+        self.platform.monotonic = monotonic;
+        self.platform.realtime = realtime;
+    }
+    pub fn set_trace(&mut self, trace: bool) {
+        self.process.trace = trace;
+    }
+    pub fn logs(&self) -> &[String] {
+        &self.platform.logs
+    }
+    pub fn traces(&self) -> &[String] {
+        &self.platform.traces
+    }
+}

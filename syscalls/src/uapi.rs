@@ -1,0 +1,152 @@
+//! Linux ABI structs and constants, with the spellings of the uapi headers they mirror.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// `struct timespec` (include/uapi/linux/time_types.h, `__kernel_timespec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
+/// `struct timeval` (include/uapi/linux/time.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Timeval {
+    pub tv_sec: i64,
+    pub tv_usec: i64,
+}
+
+/// `struct timezone` (include/uapi/linux/time.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Timezone {
+    pub tz_minuteswest: i32,
+    pub tz_dsttime: i32,
+}
+
+/// `struct iovec` (include/uapi/linux/uio.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Iovec {
+    pub iov_base: u64,
+    pub iov_len: u64,
+}
+/// UIO_MAXIOV (include/uapi/linux/uio.h).
+pub const UIO_MAXIOV: i32 = 1024;
+
+/// `struct new_utsname` (include/uapi/linux/utsname.h): six fields of 65 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct NewUtsname {
+    pub sysname: [u8; 65],
+    pub nodename: [u8; 65],
+    pub release: [u8; 65],
+    pub version: [u8; 65],
+    pub machine: [u8; 65],
+    pub domainname: [u8; 65],
+}
+
+/// `struct rlimit64` (include/uapi/linux/resource.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Rlimit {
+    pub rlim_cur: u64,
+    pub rlim_max: u64,
+}
+/// RLIM_INFINITY (include/uapi/asm-generic/resource.h).
+pub const RLIM_INFINITY: u64 = u64::MAX;
+pub const RLIMIT_CPU: u32 = 0;
+pub const RLIMIT_FSIZE: u32 = 1;
+pub const RLIMIT_DATA: u32 = 2;
+pub const RLIMIT_STACK: u32 = 3;
+pub const RLIMIT_CORE: u32 = 4;
+pub const RLIMIT_RSS: u32 = 5;
+pub const RLIMIT_NPROC: u32 = 6;
+pub const RLIMIT_NOFILE: u32 = 7;
+pub const RLIMIT_MEMLOCK: u32 = 8;
+pub const RLIMIT_AS: u32 = 9;
+pub const RLIMIT_LOCKS: u32 = 10;
+pub const RLIMIT_SIGPENDING: u32 = 11;
+pub const RLIMIT_MSGQUEUE: u32 = 12;
+pub const RLIMIT_NICE: u32 = 13;
+pub const RLIMIT_RTPRIO: u32 = 14;
+pub const RLIMIT_RTTIME: u32 = 15;
+pub const RLIM_NLIMITS: usize = 16;
+
+/// `struct stat` for x86_64 (arch/x86/include/uapi/asm/stat.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Stat {
+    pub st_dev: u64,
+    pub st_ino: u64,
+    pub st_nlink: u64,
+    pub st_mode: u32,
+    pub st_uid: u32,
+    pub st_gid: u32,
+    pub __pad0: u32,
+    pub st_rdev: u64,
+    pub st_size: i64,
+    pub st_blksize: i64,
+    pub st_blocks: i64,
+    pub st_atime: i64,
+    pub st_atime_nsec: i64,
+    pub st_mtime: i64,
+    pub st_mtime_nsec: i64,
+    pub st_ctime: i64,
+    pub st_ctime_nsec: i64,
+    pub __unused: [i64; 3],
+}
+/// File type bits of st_mode (include/uapi/linux/stat.h).
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+/// `struct termios` as TCGETS returns it (include/uapi/asm-generic/termbits.h; NCCS = 19).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Termios {
+    pub c_iflag: u32,
+    pub c_oflag: u32,
+    pub c_cflag: u32,
+    pub c_lflag: u32,
+    pub c_line: u8,
+    pub c_cc: [u8; 19],
+}
+
+/// `struct winsize` (include/uapi/asm-generic/termios.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Winsize {
+    pub ws_row: u16,
+    pub ws_col: u16,
+    pub ws_xpixel: u16,
+    pub ws_ypixel: u16,
+}
+
+/// The x86_64 `struct sigaction` that rt_sigaction takes (arch/x86/include/asm/signal.h's
+/// kernel view: handler, flags, restorer, mask).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Sigaction {
+    pub sa_handler: u64,
+    pub sa_flags: u64,
+    pub sa_restorer: u64,
+    pub sa_mask: u64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Timespec>() == 16);
+    assert!(core::mem::size_of::<Timeval>() == 16);
+    assert!(core::mem::size_of::<Iovec>() == 16);
+    assert!(core::mem::size_of::<NewUtsname>() == 390);
+    assert!(core::mem::size_of::<Rlimit>() == 16);
+    assert!(core::mem::size_of::<Stat>() == 144);
+    assert!(core::mem::offset_of!(Stat, st_mode) == 24);
+    assert!(core::mem::offset_of!(Stat, st_rdev) == 40);
+    assert!(core::mem::offset_of!(Stat, st_blksize) == 56);
+    assert!(core::mem::offset_of!(Stat, st_mtime) == 88);
+    assert!(core::mem::size_of::<Termios>() == 36);
+    assert!(core::mem::size_of::<Winsize>() == 8);
+    assert!(core::mem::size_of::<Sigaction>() == 32);
+};
