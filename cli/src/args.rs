@@ -1,0 +1,340 @@
+//! The command line of `pith`, parsed with clap, and the checks on its values.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `pith`: run unmodified static Linux x86_64 programs as a Pith unikernel under QEMU.
+#[derive(Debug, Parser)]
+#[command(name = "pith", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot PROGRAM in a fresh VM with ARGS, and exit with its exit status.
+    ///
+    /// Everything after PROGRAM is passed to it unchanged, including words that start with '-'.
+    /// A single `--` right after PROGRAM is dropped, so `pith run prog -- -x` passes just `-x`.
+    Run(RunArgs),
+}
+
+/// The options of `pith run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Set one environment variable of the program (repeatable). The program sees exactly these,
+    /// not the host's environment.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL", value_parser = parse_env_var)]
+    pub env: Vec<EnvVar>,
+
+    /// Which QEMU accelerator to use. auto picks kvm only when /dev/kvm opens read-write and the
+    /// CPU has the vmx or svm flag, else tcg.
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    pub accel: AccelRequest,
+
+    /// Print a strace-style line on stderr for every system call the program makes.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Guest memory, e.g. 64M or 1G.
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_memory_size)]
+    pub memory: MemorySize,
+
+    /// The Pith kernel ELF. Default: $PITH_KERNEL, else the kernel built next to this `pith`
+    /// (target/x86_64-unknown-none/release/pith-kernel, then debug).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Count instructions instead of time (TCG only; for reproducible benchmarks): the guest
+    /// TSC then ticks once per instruction.
+    #[arg(long)]
+    pub icount: bool,
+
+    /// Show kernel log records of every level (by default only errors and warnings).
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// The QEMU binary: a path, or a name looked up on PATH.
+    #[arg(long, value_name = "PATH", default_value = "qemu-system-x86_64")]
+    pub qemu: OsString,
+
+    /// The program to run, then its arguments.
+    // trailing_var_arg alone: once PROGRAM is seen, every later word (even `-v` or `--help`)
+    // belongs to the program, while an unknown option *before* PROGRAM is still an error.
+    // allow_hyphen_values would instead take such a mistyped option as the program's name.
+    #[arg(trailing_var_arg = true, required = true, value_names = ["PROGRAM", "ARGS"])]
+    command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The program as the user typed it; it is also the program's argv[0], as a shell would pass.
+    pub fn program(&self) -> &OsStr {
+        // clap guarantees at least one value (`required = true`); an empty slice cannot happen,
+        // but answering "" keeps this total, and "" then fails the program check with a message.
+        self.command
+            .first()
+            .map_or(OsStr::new(""), OsString::as_os_str)
+    }
+
+    /// The arguments after the program (argv[1..]), without a `--` that directly follows it.
+    pub fn program_args(&self) -> &[OsString] {
+        let rest = self.command.get(1..).unwrap_or(&[]);
+        match rest.split_first() {
+            Some((first, after)) if first == "--" => after,
+            _ => rest,
+        }
+    }
+}
+
+/// `--accel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccelRequest {
+    /// kvm when it is real hardware virtualization, else tcg.
+    Auto,
+    /// KVM; an error if /dev/kvm cannot be opened read-write.
+    Kvm,
+    /// QEMU's software emulator.
+    Tcg,
+}
+
+/// One `-e KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: String,
+}
+
+impl fmt::Display for EnvVar {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}={}", self.key, self.value)
+    }
+}
+
+/// Checks one `-e` value: it must be `KEY=VALUE` with a non-empty KEY.
+pub fn parse_env_var(text: &str) -> Result<EnvVar, String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` has no '=': write it as KEY=VALUE (e.g. -e {text}=1, or -e {text}= for an empty value)"
+        ));
+    };
+    if key.is_empty() {
+        return Err(format!(
+            "`{text}` has no name before '=': write it as KEY=VALUE"
+        ));
+    }
+    Ok(EnvVar {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// `-m`: the guest's memory, a whole number of MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySize {
+    mebibytes: u64,
+}
+
+impl MemorySize {
+    pub fn from_mebibytes(mebibytes: u64) -> Self {
+        Self { mebibytes }
+    }
+
+    pub fn mebibytes(self) -> u64 {
+        self.mebibytes
+    }
+
+    /// The value of QEMU's `-m`.
+    pub fn qemu_value(self) -> String {
+        format!("{}M", self.mebibytes)
+    }
+}
+
+/// The largest `-m` accepted: 1 TiB, far beyond any host this runs on, and safely inside u64.
+const MAX_MEMORY_MEBIBYTES: u64 = 1024 * 1024;
+
+/// Checks one `-m` value: a whole number followed by M (MiB) or G (GiB), e.g. 64M or 1G.
+pub fn parse_memory_size(text: &str) -> Result<MemorySize, String> {
+    let usage = "write a whole number followed by M or G, e.g. 64M or 1G";
+    let trimmed = text.trim();
+    let Some(unit) = trimmed.chars().last() else {
+        return Err(format!("the size is empty: {usage}"));
+    };
+    let multiplier = match unit.to_ascii_uppercase() {
+        'M' => 1,
+        'G' => 1024,
+        _ => return Err(format!("`{text}` has no unit: {usage}")),
+    };
+    let digits = &trimmed[..trimmed.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a size: {usage}"));
+    }
+    let mebibytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|count| count.checked_mul(multiplier))
+        .filter(|&mebibytes| mebibytes <= MAX_MEMORY_MEBIBYTES)
+        .ok_or_else(|| format!("`{text}` is too large: at most 1024G"))?;
+    if mebibytes == 0 {
+        return Err(format!("`{text}` is no memory at all: {usage}"));
+    }
+    Ok(MemorySize { mebibytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut argv = vec!["pith", "run"];
+        argv.extend_from_slice(words);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Run(run) => run,
+        })
+    }
+
+    fn strings(values: &[OsString]) -> Vec<&str> {
+        values
+            .iter()
+            .map(|value| value.to_str().unwrap_or("<non-UTF-8>"))
+            .collect()
+    }
+
+    #[test]
+    fn words_after_the_program_go_to_the_program_even_with_hyphens() {
+        let run = parse(&["-v", "./prog", "-v", "--help", "-e", "X", "--", "-m"]).expect("parses");
+        assert!(run.verbose);
+        assert!(run.env.is_empty());
+        assert_eq!(run.program(), "./prog");
+        assert_eq!(
+            strings(run.program_args()),
+            ["-v", "--help", "-e", "X", "--", "-m"]
+        );
+    }
+
+    #[test]
+    fn a_double_dash_right_after_the_program_is_a_separator() {
+        let run = parse(&["./prog", "--", "a", "b c"]).expect("parses");
+        assert_eq!(run.program(), "./prog");
+        assert_eq!(strings(run.program_args()), ["a", "b c"]);
+
+        let run = parse(&["./prog", "--", "--", "a"]).expect("parses");
+        assert_eq!(strings(run.program_args()), ["--", "a"]);
+
+        let run = parse(&["./prog", "a", "--", "b"]).expect("parses");
+        assert_eq!(strings(run.program_args()), ["a", "--", "b"]);
+
+        let run = parse(&["--", "-prog", "x"]).expect("parses");
+        assert_eq!(run.program(), "-prog");
+        assert_eq!(strings(run.program_args()), ["x"]);
+    }
+
+    #[test]
+    fn options_before_the_program_are_ours() {
+        let run = parse(&[
+            "-e", "A=1", "--env", "B=x=y", "--accel", "tcg", "--trace", "-m", "1G", "--kernel",
+            "/k", "--icount", "--qemu", "/q", "prog",
+        ])
+        .expect("parses");
+        assert_eq!(
+            run.env,
+            [
+                EnvVar {
+                    key: "A".into(),
+                    value: "1".into()
+                },
+                EnvVar {
+                    key: "B".into(),
+                    value: "x=y".into()
+                }
+            ]
+        );
+        assert_eq!(run.accel, AccelRequest::Tcg);
+        assert!(run.trace && run.icount && !run.verbose);
+        assert_eq!(run.memory.mebibytes(), 1024);
+        assert_eq!(run.kernel, Some(PathBuf::from("/k")));
+        assert_eq!(run.qemu, "/q");
+        assert_eq!(run.program(), "prog");
+        assert!(run.program_args().is_empty());
+    }
+
+    #[test]
+    fn defaults() {
+        let run = parse(&["prog"]).expect("parses");
+        assert_eq!(run.accel, AccelRequest::Auto);
+        assert_eq!(run.memory.qemu_value(), "256M");
+        assert_eq!(run.qemu, "qemu-system-x86_64");
+        assert_eq!(run.kernel, None);
+        assert!(!run.trace && !run.icount && !run.verbose);
+    }
+
+    #[test]
+    fn a_program_is_required_and_unknown_options_before_it_are_errors() {
+        assert_eq!(
+            parse(&[]).expect_err("no program").kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse(&["-x", "prog"]).expect_err("unknown option").kind(),
+            clap::error::ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            parse(&["--accel", "hvf", "prog"])
+                .expect_err("bad accel")
+                .kind(),
+            clap::error::ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn env_needs_an_equals_sign_and_a_name() {
+        let error = parse(&["-e", "FOO", "prog"]).expect_err("no '='");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(error.to_string().contains("`FOO` has no '='"), "{error}");
+
+        assert!(parse_env_var("=x").is_err());
+        assert_eq!(
+            parse_env_var("EMPTY="),
+            Ok(EnvVar {
+                key: "EMPTY".into(),
+                value: String::new()
+            })
+        );
+        assert_eq!(
+            parse_env_var("PATH=/bin:/usr/bin").map(|var| var.to_string()),
+            Ok("PATH=/bin:/usr/bin".to_owned())
+        );
+    }
+
+    #[test]
+    fn memory_sizes() {
+        let mebibytes = |text| parse_memory_size(text).map(MemorySize::mebibytes);
+        assert_eq!(mebibytes("64M"), Ok(64));
+        assert_eq!(mebibytes("64m"), Ok(64));
+        assert_eq!(mebibytes("1G"), Ok(1024));
+        assert_eq!(mebibytes("2g"), Ok(2048));
+        assert_eq!(mebibytes("1024G"), Ok(1024 * 1024));
+        for bad in [
+            "",
+            "M",
+            "64",
+            "64K",
+            "0M",
+            "-1M",
+            "1.5G",
+            "64MB",
+            "1025G",
+            "99999999999999999999G",
+            "+5M",
+        ] {
+            assert!(
+                parse_memory_size(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+        assert_eq!(MemorySize::from_mebibytes(1024).qemu_value(), "1024M");
+    }
+}

@@ -1,0 +1,15 @@
+//! The `pith` host tool: checks a program, packs it into an image and boots it under QEMU.
+#![deny(unsafe_code)]
+
+pub mod accel;
+pub mod args;
+pub mod hostlink;
+pub mod image;
+pub mod kernel_path;
+pub mod program;
+pub mod qemu;
+pub mod qemu_process;
+pub mod run;
+pub mod signals;
+pub mod terminal;
+pub mod tsc;

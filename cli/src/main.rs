@@ -1,0 +1,20 @@
+//! `pith`, the command: parses the arguments and hands them to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use pith_cli::args::{Cli, Command};
+use pith_cli::run::{run, PITH_FAILED};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match run(&args) {
+            Ok(status) => ExitCode::from(status),
+            Err(error) => {
+                eprintln!("pith: error: {error:#}");
+                ExitCode::from(PITH_FAILED)
+            }
+        },
+    }
+}

@@ -1,0 +1,192 @@
+//! Reading the program to run and checking, before any VM starts, that Pith can run it.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use pith_loader::elf::{plan, ElfError};
+
+/// The program, read and checked.
+#[derive(Debug)]
+pub struct Program {
+    /// The ELF file's bytes.
+    pub bytes: Vec<u8>,
+    /// The file's name, without its directories: the program is `/<name>` inside the VM.
+    pub file_name: OsString,
+}
+
+/// Why the program cannot run. Each message starts with the path as the user typed it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("{path}: no such file")]
+    Missing { path: Shown },
+    #[error("{path}: is a directory, not a program")]
+    Directory { path: Shown },
+    #[error("{path}: not a regular file (Pith runs programs from ELF files)")]
+    NotRegularFile { path: Shown },
+    // The causes below are part of the message rather than a `source`, so that anyhow's `{:#}`
+    // does not print them twice.
+    #[error("{path}: cannot read it: {error}")]
+    Unreadable { path: Shown, error: std::io::Error },
+    #[error("{path}: {error}")]
+    NotRunnableElf { path: Shown, error: ElfError },
+    #[error("{path} is dynamically linked (interpreter {interpreter}); Pith runs static binaries only for now (build it with -static or -static-pie)")]
+    DynamicallyLinked { path: Shown, interpreter: String },
+}
+
+/// A path as the user typed it, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown(OsString);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", Path::new(&self.0).display())
+    }
+}
+
+/// Reads the program at `typed` (as the user typed it) and checks it is a static x86_64 ELF executable.
+pub fn read_program(typed: &OsStr) -> Result<Program, ProgramError> {
+    let path = Path::new(typed);
+    let shown = || Shown(typed.to_os_string());
+    let metadata = std::fs::metadata(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => ProgramError::Missing { path: shown() },
+        _ => ProgramError::Unreadable {
+            path: shown(),
+            error: source,
+        },
+    })?;
+    if metadata.is_dir() {
+        return Err(ProgramError::Directory { path: shown() });
+    }
+    if !metadata.is_file() {
+        return Err(ProgramError::NotRegularFile { path: shown() });
+    }
+    let bytes = std::fs::read(path).map_err(|error| ProgramError::Unreadable {
+        path: shown(),
+        error,
+    })?;
+    check_elf(&bytes).map_err(|problem| match problem {
+        ElfProblem::Elf(error) => ProgramError::NotRunnableElf {
+            path: shown(),
+            error,
+        },
+        ElfProblem::Dynamic(interpreter) => ProgramError::DynamicallyLinked {
+            path: shown(),
+            interpreter,
+        },
+    })?;
+    // `metadata` succeeded and it is a file, so the path has a last component.
+    let file_name = path.file_name().unwrap_or(typed).to_os_string();
+    Ok(Program { bytes, file_name })
+}
+
+enum ElfProblem {
+    Elf(ElfError),
+    Dynamic(String),
+}
+
+/// The loader's own plan decides whether the kernel could load it; Pith has no dynamic loader yet.
+fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
+    let load_plan = plan(bytes).map_err(ElfProblem::Elf)?;
+    match load_plan.interpreter {
+        Some(interpreter) => Err(ElfProblem::Dynamic(interpreter)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[path = "../tests/support/minimal_elf.rs"]
+mod minimal_elf;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minimal_elf::{minimal_elf as elf, EM_AARCH64, EM_X86_64};
+    use std::io::Write as _;
+
+    fn write_temp(directory: &tempfile::TempDir, name: &str, bytes: &[u8]) -> OsString {
+        let path = directory.path().join(name);
+        let mut file = std::fs::File::create(&path).expect("create");
+        file.write_all(bytes).expect("write");
+        path.into_os_string()
+    }
+
+    #[test]
+    fn a_static_x86_64_program_is_accepted() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(&directory, "hello", &elf(EM_X86_64, None));
+        let program = read_program(&path).expect("static x86_64 ELF");
+        assert_eq!(program.file_name, "hello");
+        assert_eq!(program.bytes, elf(EM_X86_64, None));
+    }
+
+    #[test]
+    fn a_missing_file() {
+        let error = read_program(OsStr::new("./no-such-program-here")).expect_err("missing");
+        assert_eq!(error.to_string(), "./no-such-program-here: no such file");
+    }
+
+    #[test]
+    fn a_directory() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let error = read_program(directory.path().as_os_str()).expect_err("directory");
+        assert!(matches!(error, ProgramError::Directory { .. }), "{error}");
+    }
+
+    #[test]
+    fn not_an_elf() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(&directory, "script.sh", b"#!/bin/sh\necho hi\n");
+        let error = read_program(&path).expect_err("a script");
+        assert!(
+            matches!(
+                error,
+                ProgramError::NotRunnableElf {
+                    error: ElfError::NotElf { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("not an ELF file"), "{error}");
+    }
+
+    #[test]
+    fn another_machine_is_named() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(&directory, "arm", &elf(EM_AARCH64, None));
+        let error = read_program(&path).expect_err("aarch64");
+        assert!(
+            matches!(
+                error,
+                ProgramError::NotRunnableElf {
+                    error: ElfError::WrongMachine {
+                        machine: EM_AARCH64,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_dynamically_linked_program() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(
+            &directory,
+            "prog",
+            &elf(EM_X86_64, Some("/lib64/ld-linux-x86-64.so.2")),
+        );
+        let error = read_program(&path).expect_err("dynamic");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); Pith runs static binaries only for now (build it with -static or -static-pie)",
+                Path::new(&path).display()
+            )
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The QEMU command line of docs/design/boot-protocol.md, the kernel command line, and finding QEMU.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::accel::Accelerator;
+use crate::args::MemorySize;
+
+/// The QEMU binary was not found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QemuNotFound {
+    #[error("{0} not found on PATH: install it with `apt-get install qemu-system-x86`, or pass --qemu PATH")]
+    NotOnPath(String),
+    #[error("--qemu {}: no such executable file: pass the path of qemu-system-x86_64", .0.display())]
+    NoSuchFile(PathBuf),
+}
+
+/// Resolves `--qemu`: a value with a '/' is a path; a bare name is looked up in `path_variable`
+/// (the value of $PATH) like a shell does. `is_executable` tells whether a path is an executable file.
+pub fn find_qemu(
+    qemu: &OsStr,
+    path_variable: Option<&OsStr>,
+    is_executable: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, QemuNotFound> {
+    let named = Path::new(qemu);
+    if qemu.as_encoded_bytes().contains(&b'/') {
+        return if is_executable(named) {
+            Ok(named.to_path_buf())
+        } else {
+            Err(QemuNotFound::NoSuchFile(named.to_path_buf()))
+        };
+    }
+    path_variable
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .filter(|directory| !directory.as_os_str().is_empty())
+        .map(|directory| directory.join(named))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| QemuNotFound::NotOnPath(qemu.to_string_lossy().into_owned()))
+}
+
+/// The most verbose kernel log level the kernel sends (`pith.log=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelLogLevel {
+    Warn,
+    Debug,
+}
+
+/// The words of the kernel command line (`-append`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelCommandLine {
+    pub tsc_khz: u64,
+    pub realtime_ns: u128,
+    pub log: KernelLogLevel,
+    pub trace: bool,
+}
+
+impl KernelCommandLine {
+    pub fn render(&self) -> String {
+        let log = match self.log {
+            KernelLogLevel::Warn => "warn",
+            KernelLogLevel::Debug => "debug",
+        };
+        let mut text = format!(
+            "pith.tsc_khz={} pith.realtime_ns={} pith.log={log}",
+            self.tsc_khz, self.realtime_ns
+        );
+        if self.trace {
+            text.push_str(" pith.trace=1");
+        }
+        text
+    }
+}
+
+/// Everything the QEMU command line depends on.
+#[derive(Debug, Clone)]
+pub struct QemuConfig<'a> {
+    pub accelerator: Accelerator,
+    pub memory: MemorySize,
+    pub kernel: &'a Path,
+    pub image: &'a Path,
+    pub kernel_command_line: &'a str,
+    pub hostlink_socket: &'a Path,
+    /// `-icount shift=0` (TCG only; the accelerator choice has checked that).
+    pub icount: bool,
+}
+
+/// QEMU's arguments (without the program name), as docs/design/boot-protocol.md shows them.
+pub fn qemu_args(config: &QemuConfig<'_>) -> Vec<OsString> {
+    let (accel, cpu) = match config.accelerator {
+        Accelerator::Tcg => ("tcg", "max"),
+        Accelerator::Kvm => ("kvm", "host"),
+    };
+    let mut args = Vec::new();
+    extend(
+        &mut args,
+        &[
+            "-M",
+            "microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on",
+            "-accel",
+            accel,
+            "-cpu",
+            cpu,
+        ],
+    );
+    if config.icount {
+        extend(&mut args, &["-icount", "shift=0"]);
+    }
+    extend(
+        &mut args,
+        &[
+            "-m",
+            &config.memory.qemu_value(),
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+        ],
+    );
+    args.extend([
+        "-kernel".into(),
+        config.kernel.into(),
+        "-initrd".into(),
+        config.image.into(),
+        "-append".into(),
+        config.kernel_command_line.into(),
+    ]);
+    let mut hostlink = OsString::from("socket,id=hostlink,path=");
+    hostlink.push(escape_option_value(config.hostlink_socket.as_os_str()));
+    extend(
+        &mut args,
+        &[
+            "-chardev",
+            "stdio,id=con,signal=on",
+            "-serial",
+            "chardev:con",
+            "-chardev",
+        ],
+    );
+    args.push(hostlink);
+    extend(
+        &mut args,
+        &[
+            "-device",
+            "isa-debugcon,iobase=0xe9,chardev=hostlink",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+        ],
+    );
+    args
+}
+
+fn extend(args: &mut Vec<OsString>, words: &[&str]) {
+    args.extend(words.iter().map(OsString::from));
+}
+
+/// QEMU splits option lists such as `-chardev a=b,c=d` at commas; a comma inside a value is
+/// written twice.
+fn escape_option_value(value: &OsStr) -> OsString {
+    let bytes = value.as_encoded_bytes();
+    if !bytes.contains(&b',') {
+        return value.to_os_string();
+    }
+    let mut escaped = Vec::with_capacity(bytes.len() + 4);
+    for &byte in bytes {
+        escaped.push(byte);
+        if byte == b',' {
+            escaped.push(b',');
+        }
+    }
+    // Doubling an ASCII comma keeps the bytes valid in the OsStr encoding they came from.
+    std::os::unix::ffi::OsStringExt::from_vec(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config<'a>(accelerator: Accelerator, icount: bool) -> QemuConfig<'a> {
+        QemuConfig {
+            accelerator,
+            memory: MemorySize::from_mebibytes(256),
+            kernel: Path::new("/k/pith-kernel"),
+            image: Path::new("/tmp/pith-x/image.pith"),
+            kernel_command_line: "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
+            hostlink_socket: Path::new("/tmp/pith-x/hostlink.sock"),
+            icount,
+        }
+    }
+
+    fn words(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn expected(accel_and_cpu: &[&str]) -> Vec<String> {
+        let mut expected = vec![
+            "-M",
+            "microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on",
+        ];
+        expected.extend_from_slice(accel_and_cpu);
+        expected.extend_from_slice(&[
+            "-m",
+            "256M",
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+            "/k/pith-kernel",
+            "-initrd",
+            "/tmp/pith-x/image.pith",
+            "-append",
+            "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
+            "-chardev",
+            "stdio,id=con,signal=on",
+            "-serial",
+            "chardev:con",
+            "-chardev",
+            "socket,id=hostlink,path=/tmp/pith-x/hostlink.sock",
+            "-device",
+            "isa-debugcon,iobase=0xe9,chardev=hostlink",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+        ]);
+        expected.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn tcg_command_line() {
+        assert_eq!(
+            words(qemu_args(&config(Accelerator::Tcg, false))),
+            expected(&["-accel", "tcg", "-cpu", "max"])
+        );
+    }
+
+    #[test]
+    fn kvm_command_line() {
+        assert_eq!(
+            words(qemu_args(&config(Accelerator::Kvm, false))),
+            expected(&["-accel", "kvm", "-cpu", "host"])
+        );
+    }
+
+    #[test]
+    fn icount_command_line() {
+        assert_eq!(
+            words(qemu_args(&config(Accelerator::Tcg, true))),
+            expected(&["-accel", "tcg", "-cpu", "max", "-icount", "shift=0"])
+        );
+    }
+
+    #[test]
+    fn commas_in_the_socket_path_are_doubled() {
+        let mut config = config(Accelerator::Tcg, false);
+        config.hostlink_socket = Path::new("/tmp/a,b/hostlink.sock");
+        assert!(words(qemu_args(&config))
+            .contains(&"socket,id=hostlink,path=/tmp/a,,b/hostlink.sock".to_owned()));
+    }
+
+    #[test]
+    fn kernel_command_lines() {
+        let mut line = KernelCommandLine {
+            tsc_khz: 2_995_200,
+            realtime_ns: 1_700_000_000_123_456_789,
+            log: KernelLogLevel::Warn,
+            trace: false,
+        };
+        assert_eq!(
+            line.render(),
+            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=warn"
+        );
+        line.log = KernelLogLevel::Debug;
+        line.trace = true;
+        assert_eq!(
+            line.render(),
+            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=debug pith.trace=1"
+        );
+    }
+
+    #[test]
+    fn finding_qemu() {
+        let only = |wanted: &'static str| move |path: &Path| path == Path::new(wanted);
+        let path_variable = OsStr::new("/nothing::/usr/local/bin:/usr/bin");
+        assert_eq!(
+            find_qemu(
+                OsStr::new("qemu-system-x86_64"),
+                Some(path_variable),
+                only("/usr/bin/qemu-system-x86_64")
+            ),
+            Ok(PathBuf::from("/usr/bin/qemu-system-x86_64"))
+        );
+        let missing = find_qemu(
+            OsStr::new("qemu-system-x86_64"),
+            Some(path_variable),
+            |_| false,
+        )
+        .expect_err("not there");
+        assert_eq!(
+            missing.to_string(),
+            "qemu-system-x86_64 not found on PATH: install it with `apt-get install qemu-system-x86`, or pass --qemu PATH"
+        );
+        assert!(find_qemu(OsStr::new("qemu-system-x86_64"), None, |_| true).is_err());
+        assert_eq!(
+            find_qemu(OsStr::new("./q"), Some(path_variable), only("./q")),
+            Ok(PathBuf::from("./q"))
+        );
+        assert_eq!(
+            find_qemu(OsStr::new("/opt/q"), Some(path_variable), |_| false),
+            Err(QemuNotFound::NoSuchFile("/opt/q".into()))
+        );
+    }
+}

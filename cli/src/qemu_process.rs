@@ -1,0 +1,138 @@
+//! The running QEMU: started with its stderr captured, waited for, and stopped when asked.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use crate::terminal::SavedTerminal;
+
+/// How much of QEMU's stderr is kept to show when it fails (its last bytes).
+const STDERR_KEPT: usize = 64 * 1024;
+
+/// How often a wait looks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A QEMU child process. Dropping it kills QEMU if it is still running, so no error path in
+/// `pith` leaves a VM behind.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: Child,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    terminal: SavedTerminal,
+    exited: Option<ExitStatus>,
+}
+
+impl QemuProcess {
+    /// Starts `qemu` with `args`. QEMU inherits stdin and stdout (the guest console); its own
+    /// stderr is captured.
+    pub fn spawn(qemu: &Path, args: &[OsString]) -> std::io::Result<Self> {
+        let terminal = SavedTerminal::save();
+        let mut child = Command::new(qemu)
+            .args(args)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().map(|pipe| {
+            std::thread::Builder::new()
+                .name("qemu-stderr".into())
+                .spawn(move || keep_tail(pipe))
+        });
+        let stderr = match stderr.transpose() {
+            Ok(handle) => handle,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(error);
+            }
+        };
+        Ok(Self {
+            child,
+            stderr,
+            terminal,
+            exited: None,
+        })
+    }
+
+    /// QEMU's exit status if it has exited, without waiting.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        if self.exited.is_none() {
+            if let Some(status) = self.child.try_wait()? {
+                self.record_exit(status);
+            }
+        }
+        Ok(self.exited)
+    }
+
+    fn record_exit(&mut self, status: ExitStatus) {
+        self.exited = Some(status);
+        self.terminal.restore();
+    }
+
+    /// Stops QEMU: SIGTERM (QEMU then shuts down cleanly), and SIGKILL if it is still running
+    /// after `grace`.
+    pub fn stop(&mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        // It may have exited just now; a failed SIGTERM is then harmless.
+        let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        self.child.kill()?;
+        let status = self.child.wait()?;
+        self.record_exit(status);
+        Ok(status)
+    }
+
+    /// What QEMU wrote on its stderr (the last 64 KiB of it), once it has exited.
+    pub fn stderr_text(&mut self) -> String {
+        let bytes = self
+            .stderr
+            .take()
+            .and_then(|handle| handle.join().ok())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).trim_end().to_owned()
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        if matches!(self.try_wait(), Ok(None)) {
+            let _ = self.stop(Duration::ZERO);
+        }
+    }
+}
+
+/// Reads the pipe to its end, keeping the last [`STDERR_KEPT`] bytes.
+fn keep_tail(mut pipe: ChildStderr) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(count) => {
+                kept.extend_from_slice(&buffer[..count]);
+                if kept.len() > 2 * STDERR_KEPT {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if kept.len() > STDERR_KEPT {
+        kept.drain(..kept.len() - STDERR_KEPT);
+    }
+    kept
+}

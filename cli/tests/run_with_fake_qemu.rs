@@ -1,0 +1,246 @@
+//! `pith run` end to end, with a fake QEMU (tests/support/fake_qemu.py) that speaks the host link.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pith_loader::image::Image;
+use rustix::process::{kill_process_group, Pid, Signal};
+
+#[path = "support/minimal_elf.rs"]
+mod minimal_elf;
+
+/// A scratch directory with a program, a kernel file, a fake QEMU, and where the fake records.
+struct Setup {
+    directory: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let setup = Self { directory };
+        std::fs::write(
+            setup.path("hello"),
+            minimal_elf::minimal_elf(minimal_elf::EM_X86_64, None),
+        )
+        .expect("write program");
+        std::fs::write(setup.path("pith-kernel"), b"not booted by the fake").expect("write kernel");
+        std::fs::create_dir(setup.path("record")).expect("record dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_qemu.py");
+        let wrapper = setup.path("qemu");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec python3 '{}' \"$@\"\n", script.display()),
+        )
+        .expect("write wrapper");
+        let mut permissions = std::fs::metadata(&wrapper).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&wrapper, permissions).expect("chmod");
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.directory.path().join(name)
+    }
+
+    fn recorded(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path("record").join(name)).unwrap_or_default()
+    }
+
+    fn command(&self, mode: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pith"));
+        command
+            .arg("run")
+            .arg("--accel=tcg")
+            .arg("--kernel")
+            .arg(self.path("pith-kernel"))
+            .arg("--qemu")
+            .arg(self.path("qemu"))
+            .args(extra)
+            .env("FAKE_QEMU_MODE", mode)
+            .env("FAKE_QEMU_RECORD", self.path("record"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, mode: &str, extra: &[&str]) -> Output {
+        self.command(mode, extra).output().expect("run pith")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_exit_record_is_the_status_and_records_are_relayed() {
+    let setup = Setup::new();
+    let program = setup.path("hello");
+    let program = program.to_str().expect("UTF-8 temp path");
+    let output = setup.run(
+        "exit",
+        &[
+            "--icount",
+            "-e",
+            "GREETING=hi there",
+            program,
+            "--",
+            "-v",
+            "b c",
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "stderr: {stderr}");
+    assert_eq!(
+        stderr,
+        "pith: accelerator: tcg (--accel tcg)\nprogram stderr\npith: kernel warning\nwrite(1, \"hi\\n\", 3) = 3\n"
+    );
+
+    let argv = text(&setup.recorded("argv"));
+    let argv: Vec<&str> = argv.lines().collect();
+    let append = argv
+        .iter()
+        .position(|arg| *arg == "-append")
+        .and_then(|index| argv.get(index + 1))
+        .expect("-append");
+    let words: Vec<&str> = append.split(' ').collect();
+    assert_eq!(words[0], "pith.tsc_khz=1000000");
+    assert!(words[1].starts_with("pith.realtime_ns="), "{append}");
+    assert_eq!(words[2..], ["pith.log=warn"]);
+    assert!(
+        argv.windows(2).any(|pair| pair == ["-icount", "shift=0"]),
+        "{argv:?}"
+    );
+
+    let image = setup.recorded("image.pith");
+    let image = Image::parse(&image).expect("the image QEMU got parses");
+    assert_eq!(image.program_path(), b"/hello");
+    assert_eq!(
+        image.args().collect::<Vec<_>>(),
+        [program.as_bytes(), b"-v", b"b c"]
+    );
+    assert_eq!(image.env().collect::<Vec<_>>(), [&b"GREETING=hi there"[..]]);
+}
+
+#[test]
+fn verbose_shows_debug_logs_and_asks_the_kernel_for_them() {
+    let setup = Setup::new();
+    let output = setup.run(
+        "exit",
+        &["-v", "--trace", &setup.path("hello").display().to_string()],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "stderr: {stderr}");
+    assert!(stderr.contains("pith: kernel debug\n"), "{stderr}");
+    let argv = text(&setup.recorded("argv"));
+    assert!(argv.contains("pith.log=debug pith.trace=1"), "{argv}");
+}
+
+#[test]
+fn no_exit_record_is_an_error_with_qemus_stderr() {
+    let setup = Setup::new();
+    let output = setup.run("no-exit", &[&setup.path("hello").display().to_string()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "stderr: {stderr}");
+    assert!(stderr.contains("partial output\n"), "{stderr}");
+    assert!(
+        stderr.contains("pith: error: the VM stopped without reporting an exit status (qemu exited with code 1); QEMU's stderr:\nfake-qemu: the guest crashed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_vm_that_does_not_power_off_after_its_exit_record_is_stopped() {
+    let setup = Setup::new();
+    let started = Instant::now();
+    let output = setup.run("no-poweroff", &[&setup.path("hello").display().to_string()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "stderr: {stderr}");
+    assert!(
+        stderr.contains(
+            "pith: the VM reported an exit status but did not power off within 5 s; stopping QEMU"
+        ),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_gone(&setup);
+}
+
+#[test]
+fn qemu_failing_before_it_connects_is_reported() {
+    let setup = Setup::new();
+    let output = setup.run("no-connect", &[&setup.path("hello").display().to_string()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "stderr: {stderr}");
+    assert!(
+        stderr.contains("QEMU stopped before connecting to the host link (qemu exited with code 1); QEMU's stderr:\nfake-qemu: could not load the kernel"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_program_for_another_machine_is_refused_before_qemu_starts() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.path("arm"),
+        minimal_elf::minimal_elf(minimal_elf::EM_AARCH64, None),
+    )
+    .expect("write program");
+    let output = setup.run("exit", &[&setup.path("arm").display().to_string()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "stderr: {stderr}");
+    assert!(stderr.starts_with("pith: error: "), "{stderr}");
+    assert!(stderr.contains("arm: e_machine is 183"), "{stderr}");
+    assert!(setup.recorded("argv").is_empty(), "QEMU was started");
+}
+
+/// Starts pith in its own process group, waits until the fake QEMU is connected, then sends
+/// SIGINT to the whole group, as a terminal's Ctrl-C does.
+fn interrupt(mode: &str) -> (Setup, Output, Duration) {
+    let setup = Setup::new();
+    let mut command = setup.command(mode, &[&setup.path("hello").display().to_string()]);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().expect("spawn pith");
+    let started = Instant::now();
+    while setup.recorded("connected").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "fake QEMU never connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_process_group(Pid::from_child(&child), Signal::INT).expect("SIGINT");
+    let interrupted = Instant::now();
+    let output = child.wait_with_output().expect("wait for pith");
+    (setup, output, interrupted.elapsed())
+}
+
+fn assert_gone(setup: &Setup) {
+    let pid = text(&setup.recorded("pid"));
+    assert!(!pid.is_empty());
+    assert!(
+        !Path::new("/proc").join(pid.trim()).exists(),
+        "fake QEMU (pid {pid}) is still running"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_qemu_and_exits_130() {
+    let (setup, output, _) = interrupt("hang");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.ends_with("pith: stopped by Ctrl-C\n"), "{stderr}");
+    assert_gone(&setup);
+}
+
+#[test]
+fn ctrl_c_kills_a_qemu_that_ignores_it() {
+    let (setup, output, took) = interrupt("stubborn");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.ends_with("pith: stopped by Ctrl-C\n"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_gone(&setup);
+}
