@@ -1,0 +1,60 @@
+//! Time from the TSC: monotonic nanoseconds since boot, and wall time from the host's clock
+//! at launch.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static TSC_KHZ: AtomicU64 = AtomicU64::new(1_000_000);
+static REALTIME_AT_BOOT_NS: AtomicU64 = AtomicU64::new(0);
+
+pub fn read_tsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The TSC rate from CPUID leaf 0x15 (crystal ratio) or 0x16 (base MHz), if the CPU says.
+fn tsc_khz_from_cpuid() -> Option<u64> {
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    if max_leaf >= 0x15 {
+        let leaf = core::arch::x86_64::__cpuid(0x15);
+        if leaf.eax != 0 && leaf.ebx != 0 && leaf.ecx != 0 {
+            return Some(leaf.ecx as u64 * leaf.ebx as u64 / leaf.eax as u64 / 1000);
+        }
+    }
+    if max_leaf >= 0x16 {
+        let mhz = core::arch::x86_64::__cpuid(0x16).eax as u64 & 0xffff;
+        if mhz != 0 {
+            return Some(mhz * 1000);
+        }
+    }
+    None
+}
+
+/// Starts the clocks. `tsc_khz` and `realtime_ns` come from the CLI; without them we ask
+/// CPUID and start wall time at the epoch, and say so.
+pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
+    TSC_AT_BOOT.store(boot_tsc, Ordering::Relaxed);
+    let khz = match tsc_khz.or_else(tsc_khz_from_cpuid) {
+        Some(khz) => khz,
+        None => {
+            crate::log_warn!("TSC frequency unknown (no pith.tsc_khz, no CPUID leaf 0x15/0x16): assuming 1 GHz");
+            1_000_000
+        }
+    };
+    TSC_KHZ.store(khz, Ordering::Relaxed);
+    match realtime_ns {
+        Some(ns) => REALTIME_AT_BOOT_NS.store(ns, Ordering::Relaxed),
+        None => crate::log_warn!("no pith.realtime_ns: the wall clock starts at the epoch"),
+    }
+}
+
+/// Nanoseconds since the kernel's first instruction.
+pub fn monotonic_ns() -> u64 {
+    let ticks = read_tsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    (ticks as u128 * 1_000_000 / TSC_KHZ.load(Ordering::Relaxed) as u128) as u64
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    REALTIME_AT_BOOT_NS.load(Ordering::Relaxed) + monotonic_ns()
+}

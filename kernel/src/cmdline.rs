@@ -1,0 +1,52 @@
+//! The kernel command line: launch parameters from the `pith` CLI (docs/design/boot-protocol.md).
+
+use crate::hostlink::LogLevel;
+
+/// What the CLI passed on `-append`.
+pub struct LaunchParameters {
+    pub tsc_khz: Option<u64>,
+    pub realtime_ns: Option<u64>,
+    pub trace: bool,
+    pub log_level: LogLevel,
+    /// The console is a terminal on the host (`pith.tty=1`).
+    pub terminal: bool,
+    /// The host terminal's size, `pith.winsize=ROWSxCOLS`.
+    pub window_size: (u16, u16),
+}
+
+pub fn parse(line: &str) -> LaunchParameters {
+    let mut parameters = LaunchParameters {
+        tsc_khz: None,
+        realtime_ns: None,
+        trace: false,
+        log_level: LogLevel::Warn,
+        terminal: false,
+        window_size: (24, 80),
+    };
+    for word in line.split_ascii_whitespace() {
+        let Some((key, value)) = word.split_once('=') else { continue };
+        match key {
+            "pith.tsc_khz" => parameters.tsc_khz = value.parse().ok().filter(|&khz| khz > 0),
+            "pith.realtime_ns" => parameters.realtime_ns = value.parse().ok(),
+            "pith.trace" => parameters.trace = value == "1",
+            "pith.tty" => parameters.terminal = value == "1",
+            "pith.winsize" => {
+                if let Some((rows, columns)) = value.split_once('x') {
+                    if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {
+                        parameters.window_size = (rows, columns);
+                    }
+                }
+            }
+            "pith.log" => {
+                parameters.log_level = match value {
+                    "error" => LogLevel::Error,
+                    "info" => LogLevel::Info,
+                    "debug" => LogLevel::Debug,
+                    _ => LogLevel::Warn,
+                }
+            }
+            _ => {}
+        }
+    }
+    parameters
+}

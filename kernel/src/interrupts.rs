@@ -1,0 +1,270 @@
+//! The IDT and exception entry: every vector runs on an IST stack, and a fault reports what
+//! happened (exception, address, registers, which ELF and offset) and stops the machine.
+
+use crate::gdt::{CRITICAL_IST, EXCEPTION_IST, INTERRUPT_IST, KERNEL_CODE};
+use core::arch::global_asm;
+use spin::Once;
+
+/// Registers saved by the exception entry stub, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    // Pushed by the CPU.
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+// One stub per vector: push a zero error code where the CPU pushes none, push the vector,
+// then save the registers and call `exception_entry` with the frame.
+global_asm!(
+    r#"
+    .altmacro
+    .macro vector_stub n
+    .balign 16
+    vector_stub_\n:
+    .if (\n == 8) || (\n == 10) || (\n == 11) || (\n == 12) || (\n == 13) || (\n == 14) || (\n == 17) || (\n == 21) || (\n == 29) || (\n == 30)
+    .else
+        push 0
+    .endif
+        push \n
+        jmp interrupt_common
+    .endm
+
+    .macro vector_stub_address n
+        .quad vector_stub_\n
+    .endm
+
+    .section .text
+    .set i, 0
+    .rept 256
+        vector_stub %i
+        .set i, i + 1
+    .endr
+
+interrupt_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    mov rdi, rsp
+    call exception_entry
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+    .section .rodata
+    .balign 8
+    .global vector_stub_table
+vector_stub_table:
+    .set i, 0
+    .rept 256
+        vector_stub_address %i
+        .set i, i + 1
+    .endr
+    "#
+);
+
+extern "C" {
+    static vector_stub_table: [u64; 256];
+}
+
+/// A 64-bit interrupt gate descriptor (Intel SDM vol. 3, 6.14.1).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attributes: u8,
+    offset_middle: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl Gate {
+    const fn interrupt_gate(handler: u64, ist: u16) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: KERNEL_CODE,
+            ist: ist as u8,
+            type_attributes: 0x8e, // present, DPL 0, 64-bit interrupt gate
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(16))]
+struct Idt([Gate; 256]);
+
+static IDT: Once<Idt> = Once::new();
+
+const DOUBLE_FAULT: u64 = 8;
+const NMI: u64 = 2;
+const MACHINE_CHECK: u64 = 18;
+
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        // SAFETY: vector_stub_table is an initialized, read-only array defined in the asm above.
+        let stubs = unsafe { &*core::ptr::addr_of!(vector_stub_table) };
+        let mut gates = [Gate::interrupt_gate(0, 0); 256];
+        for (vector, gate) in gates.iter_mut().enumerate() {
+            let ist = match vector as u64 {
+                DOUBLE_FAULT | NMI | MACHINE_CHECK => CRITICAL_IST,
+                0..=31 => EXCEPTION_IST,
+                _ => INTERRUPT_IST,
+            };
+            *gate = Gate::interrupt_gate(stubs[vector], ist);
+        }
+        Idt(gates)
+    });
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: x86_64::VirtAddr::from_ptr(idt),
+    };
+    // SAFETY: the IDT is 'static and every gate points at a stub that saves state and calls
+    // exception_entry on an IST stack.
+    unsafe { x86_64::instructions::tables::lidt(&pointer) };
+}
+
+/// Exception names (Intel SDM vol. 3, table 6-1).
+fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "divide error (#DE)",
+        1 => "debug (#DB)",
+        2 => "non-maskable interrupt",
+        3 => "breakpoint (#BP)",
+        4 => "overflow (#OF)",
+        5 => "bound range exceeded (#BR)",
+        6 => "invalid opcode (#UD)",
+        7 => "device not available (#NM)",
+        8 => "double fault (#DF)",
+        10 => "invalid TSS (#TS)",
+        11 => "segment not present (#NP)",
+        12 => "stack-segment fault (#SS)",
+        13 => "general protection fault (#GP)",
+        14 => "page fault (#PF)",
+        16 => "x87 floating-point error (#MF)",
+        17 => "alignment check (#AC)",
+        18 => "machine check (#MC)",
+        19 => "SIMD floating-point exception (#XM)",
+        20 => "virtualization exception (#VE)",
+        21 => "control protection exception (#CP)",
+        _ => "interrupt",
+    }
+}
+
+/// The signal Linux sends for an exception in user code (arch/x86/kernel/traps.c).
+fn exception_signal(vector: u64) -> i32 {
+    const SIGILL: i32 = 4;
+    const SIGTRAP: i32 = 5;
+    const SIGBUS: i32 = 7;
+    const SIGFPE: i32 = 8;
+    const SIGSEGV: i32 = 11;
+    match vector {
+        0 | 16 | 19 => SIGFPE,
+        1 | 3 => SIGTRAP,
+        6 => SIGILL,
+        17 => SIGBUS,
+        _ => SIGSEGV,
+    }
+}
+
+/// Status `pith run` exits with when the kernel itself fails.
+pub const KERNEL_FAILURE_STATUS: i32 = 125;
+
+#[no_mangle]
+extern "C" fn exception_entry(frame: &mut TrapFrame) {
+    if frame.vector >= 32 {
+        crate::log_warn!("unexpected interrupt vector {}", frame.vector);
+        return;
+    }
+    let in_app = frame.rip < crate::boot::DIRECT_MAP_BASE;
+    let name = exception_name(frame.vector);
+    let whose = if in_app { "the program" } else { "the kernel" };
+    crate::log_error!("fatal {name} in {whose}, error code {:#x}", frame.error_code);
+    crate::log_error!("rip {:#018x} {}", frame.rip, crate::process::describe_address(frame.rip));
+    if frame.vector == 14 {
+        let address = x86_64::registers::control::Cr2::read_raw();
+        let code = frame.error_code;
+        let access = if code & 0x10 != 0 {
+            "instruction fetch"
+        } else if code & 0x2 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        let cause = if code & 0x1 != 0 { "a protection violation" } else { "a page that is not mapped" };
+        crate::log_error!("{access} at {address:#018x}: {cause} {}", crate::process::describe_address(address));
+    }
+    crate::log_error!(
+        "rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+        frame.rax, frame.rbx, frame.rcx, frame.rdx
+    );
+    crate::log_error!(
+        "rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}",
+        frame.rsi, frame.rdi, frame.rbp, frame.rsp
+    );
+    crate::log_error!(
+        "r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}",
+        frame.r8, frame.r9, frame.r10, frame.r11
+    );
+    crate::log_error!(
+        "r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}",
+        frame.r12, frame.r13, frame.r14, frame.r15
+    );
+    crate::log_error!("rflags {:#x} cs {:#x} ss {:#x}", frame.rflags, frame.cs, frame.ss);
+    if in_app {
+        let signal = exception_signal(frame.vector);
+        crate::log_error!("the program was killed by signal {signal}; exit status {}", 128 + signal);
+        crate::power::exit(128 + signal);
+    }
+    crate::power::exit(KERNEL_FAILURE_STATUS);
+}

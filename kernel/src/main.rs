@@ -1,0 +1,64 @@
+//! The Pith kernel: boots through PVH, sets up the machine, and runs one Linux program in ring 0.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod boot;
+mod clock;
+mod cmdline;
+mod cpu;
+mod gdt;
+mod hostlink;
+mod interrupts;
+mod memory;
+mod platform;
+mod power;
+mod process;
+mod pvh;
+mod random;
+mod serial;
+mod syscall;
+
+/// Called by the PVH entry code in long mode, on the boot stack, with the physical address of
+/// the hvm_start_info.
+#[no_mangle]
+extern "C" fn kernel_main(start_info_phys: u64) -> ! {
+    gdt::init();
+    interrupts::init();
+    serial::init();
+    let boot_info = match pvh::parse(start_info_phys) {
+        Ok(info) => info,
+        Err(error) => {
+            log_error!("unusable PVH start info: {error:?}");
+            power::exit(interrupts::KERNEL_FAILURE_STATUS);
+        }
+    };
+    let parameters = cmdline::parse(boot_info.command_line);
+    hostlink::set_max_level(parameters.log_level);
+    let Some((image_phys, image_size)) = boot_info.image else {
+        log_error!("no image: boot Pith with the program as its initrd (see `pith run`)");
+        power::exit(interrupts::KERNEL_FAILURE_STATUS);
+    };
+    let reserved = [(image_phys, image_phys + image_size), (boot_info.start_info_phys, boot_info.start_info_phys + 4096)];
+    let stats = memory::init(boot_info.memory_map, &reserved);
+    memory::drop_identity_map();
+    cpu::init();
+    clock::init(boot::first_instruction_tsc(), parameters.tsc_khz, parameters.realtime_ns);
+    random::init();
+    syscall::init();
+    log_debug!("memory: {} MiB free for the program", stats.total_frames * 4096 >> 20);
+
+    // SAFETY: the image is the initrd module, in reserved physical memory below 4 GiB that
+    // the direct map covers, and nothing writes it.
+    let image = unsafe {
+        core::slice::from_raw_parts(memory::phys_to_virt(image_phys).as_ptr::<u8>(), image_size as usize)
+    };
+    process::start(image, &parameters)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    log_error!("kernel panic: {info}");
+    power::exit(interrupts::KERNEL_FAILURE_STATUS)
+}

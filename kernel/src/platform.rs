@@ -1,0 +1,143 @@
+//! The machine under the syscall layer: `pith_syscalls::Platform` on real hardware.
+
+use crate::cmdline::LaunchParameters;
+use crate::hostlink::{self, RecordKind};
+use crate::memory::{self, MapError};
+use core::fmt;
+use pith_syscalls::mm::TASK_SIZE;
+use pith_syscalls::platform::{ConsoleStream, LogLevel, MachineClock, Protection};
+use pith_syscalls::{Errno, Platform};
+use x86_64::registers::model_specific::FsBase;
+use x86_64::VirtAddr;
+
+pub struct KernelPlatform {
+    terminal: bool,
+    window_size: (u16, u16),
+}
+
+impl KernelPlatform {
+    pub fn new(parameters: &LaunchParameters) -> KernelPlatform {
+        KernelPlatform { terminal: parameters.terminal, window_size: parameters.window_size }
+    }
+}
+
+/// Checks that [address, address + len) is app memory that may be accessed, mapping stack
+/// pages on first use as the page-fault path would.
+fn check_user_range(address: u64, len: usize, write: bool) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+    if end > TASK_SIZE {
+        return Err(Errno::EFAULT);
+    }
+    if memory::is_accessible(address, len as u64, write) {
+        return Ok(());
+    }
+    if crate::process::grow_stack(address, len as u64) && memory::is_accessible(address, len as u64, write) {
+        return Ok(());
+    }
+    Err(Errno::EFAULT)
+}
+
+fn map_error(error: MapError) -> Errno {
+    match error {
+        MapError::OutOfMemory => Errno::ENOMEM,
+        MapError::AlreadyMapped => Errno::EEXIST,
+    }
+}
+
+fn page_protection(protection: Protection) -> memory::Protection {
+    memory::Protection { read: protection.read, write: protection.write, execute: protection.execute }
+}
+
+impl Platform for KernelPlatform {
+    fn read_user(&self, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+        check_user_range(address, buffer.len(), false)?;
+        // SAFETY: the whole range is mapped, readable app memory (checked just above, and the
+        // one app thread is inside this syscall, so nothing unmaps it meanwhile).
+        unsafe { core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len()) };
+        Ok(())
+    }
+
+    fn write_user(&mut self, address: u64, data: &[u8]) -> Result<(), Errno> {
+        check_user_range(address, data.len(), true)?;
+        // SAFETY: the whole range is mapped, writable app memory, checked as in read_user.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), address as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    fn console_write(&mut self, stream: ConsoleStream, data: &[u8]) {
+        match stream {
+            ConsoleStream::Output => crate::serial::write(data),
+            ConsoleStream::Error => hostlink::send(RecordKind::Stderr, data),
+        }
+    }
+
+    fn console_read(&mut self, buffer: &mut [u8]) -> usize {
+        crate::serial::read(buffer)
+    }
+
+    fn console_is_terminal(&self) -> bool {
+        self.terminal
+    }
+
+    fn console_window_size(&self) -> (u16, u16) {
+        self.window_size
+    }
+
+    fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
+        memory::map_anonymous(start, len, page_protection(protection)).map_err(map_error)
+    }
+
+    fn unmap(&mut self, start: u64, len: u64) {
+        memory::unmap(start, len)
+    }
+
+    fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
+        memory::protect(start, len, page_protection(protection)).map_err(map_error)
+    }
+
+    fn now(&self, clock: MachineClock) -> u64 {
+        match clock {
+            MachineClock::Monotonic => crate::clock::monotonic_ns(),
+            MachineClock::Realtime => crate::clock::realtime_ns(),
+        }
+    }
+
+    fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
+        if crate::random::fill(buffer) {
+            Ok(())
+        } else {
+            Err(Errno::EIO)
+        }
+    }
+
+    fn set_fs_base(&mut self, base: u64) {
+        // arch_prctl checked that `base` is below TASK_SIZE_MAX, so it is canonical.
+        FsBase::write(VirtAddr::new_truncate(base));
+    }
+
+    fn fs_base(&self) -> u64 {
+        FsBase::read().as_u64()
+    }
+
+    fn exit(&mut self, status: i32) -> ! {
+        crate::log_debug!("the program exited with status {status}");
+        crate::power::exit(status)
+    }
+
+    fn log(&mut self, level: LogLevel, message: fmt::Arguments) {
+        let level = match level {
+            LogLevel::Error => hostlink::LogLevel::Error,
+            LogLevel::Warn => hostlink::LogLevel::Warn,
+            LogLevel::Info => hostlink::LogLevel::Info,
+            LogLevel::Debug => hostlink::LogLevel::Debug,
+        };
+        hostlink::log(level, message);
+    }
+
+    fn trace(&mut self, line: &str) {
+        hostlink::send(RecordKind::Trace, line.as_bytes());
+    }
+}
