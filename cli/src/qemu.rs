@@ -53,6 +53,9 @@ pub struct KernelCommandLine {
     pub realtime_ns: u128,
     pub log: KernelLogLevel,
     pub trace: bool,
+    /// The program's console is a host terminal of (rows, columns): `pith.tty=1`,
+    /// `pith.winsize=RxC`, so isatty() and TIOCGWINSZ answer as they would on the host.
+    pub terminal: Option<(u16, u16)>,
 }
 
 impl KernelCommandLine {
@@ -67,6 +70,9 @@ impl KernelCommandLine {
         );
         if self.trace {
             text.push_str(" pith.trace=1");
+        }
+        if let Some((rows, columns)) = self.terminal {
+            text.push_str(&format!(" pith.tty=1 pith.winsize={rows}x{columns}"));
         }
         text
     }
@@ -270,6 +276,7 @@ mod tests {
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,
             trace: false,
+            terminal: None,
         };
         assert_eq!(
             line.render(),
@@ -281,6 +288,10 @@ mod tests {
             line.render(),
             "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=debug pith.trace=1"
         );
+        line.terminal = Some((50, 132));
+        assert!(line
+            .render()
+            .ends_with(" pith.trace=1 pith.tty=1 pith.winsize=50x132"));
     }
 
     #[test]

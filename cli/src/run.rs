@@ -90,6 +90,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         } else {
             host_tsc_khz()
         },
+        terminal: crate::terminal::console_terminal_size(),
         realtime_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .context("the host clock is before 1970: set the date")?

@@ -77,36 +77,69 @@ pub const DEFAULT_TERMIOS: Termios = Termios {
     c_cflag: 0o277,    // B38400 | CS8 | CREAD | HUPCL
     c_lflag: 0o105073, // ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN
     c_line: 0,
-    c_cc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0],
+    c_cc: [
+        3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0,
+    ],
 };
 
 impl FdTable {
     /// fds 0, 1 and 2 open on the console, read-write as a terminal's are.
     pub fn with_console() -> FdTable {
-        let console = |stream| Some(FdEntry { file: OpenFile { kind: FileKind::Console(stream), status_flags: O_RDWR }, close_on_exec: false });
+        let console = |stream| {
+            Some(FdEntry {
+                file: OpenFile {
+                    kind: FileKind::Console(stream),
+                    status_flags: O_RDWR,
+                },
+                close_on_exec: false,
+            })
+        };
         FdTable {
-            entries: alloc::vec![console(ConsoleStream::Output), console(ConsoleStream::Output), console(ConsoleStream::Error)],
+            entries: alloc::vec![
+                console(ConsoleStream::Output),
+                console(ConsoleStream::Output),
+                console(ConsoleStream::Error)
+            ],
             console_termios: DEFAULT_TERMIOS,
         }
     }
 
     pub fn get(&self, fd: Fd) -> Result<OpenFile, Errno> {
         let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
-        self.entries.get(index).copied().flatten().map(|entry| entry.file).ok_or(Errno::EBADF)
+        self.entries
+            .get(index)
+            .copied()
+            .flatten()
+            .map(|entry| entry.file)
+            .ok_or(Errno::EBADF)
     }
 
     fn entry_mut(&mut self, fd: Fd) -> Result<&mut FdEntry, Errno> {
         let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
-        self.entries.get_mut(index).and_then(Option::as_mut).ok_or(Errno::EBADF)
+        self.entries
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .ok_or(Errno::EBADF)
     }
 
     /// Installs `file` at the lowest free fd at or above `minimum`, below `limit`.
-    pub fn install(&mut self, file: OpenFile, minimum: usize, close_on_exec: bool, limit: usize) -> Result<Fd, Errno> {
-        let free = (minimum..limit).find(|&index| self.entries.get(index).is_none_or(Option::is_none)).ok_or(Errno::EMFILE)?;
+    pub fn install(
+        &mut self,
+        file: OpenFile,
+        minimum: usize,
+        close_on_exec: bool,
+        limit: usize,
+    ) -> Result<Fd, Errno> {
+        let free = (minimum..limit)
+            .find(|&index| self.entries.get(index).is_none_or(Option::is_none))
+            .ok_or(Errno::EMFILE)?;
         if free >= self.entries.len() {
             self.entries.resize(free + 1, None);
         }
-        self.entries[free] = Some(FdEntry { file, close_on_exec });
+        self.entries[free] = Some(FdEntry {
+            file,
+            close_on_exec,
+        });
         Ok(Fd(free as i32))
     }
 
@@ -116,7 +149,10 @@ impl FdTable {
         if index >= self.entries.len() {
             self.entries.resize(index + 1, None);
         }
-        self.entries[index] = Some(FdEntry { file, close_on_exec });
+        self.entries[index] = Some(FdEntry {
+            file,
+            close_on_exec,
+        });
     }
 
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
@@ -132,7 +168,9 @@ impl FdTable {
 }
 
 fn nofile_limit(context: &Context) -> usize {
-    context.process.limits[RLIMIT_NOFILE as usize].rlim_cur.min(NR_OPEN) as usize
+    context.process.limits[RLIMIT_NOFILE as usize]
+        .rlim_cur
+        .min(NR_OPEN) as usize
 }
 
 /// Implements read(2).
@@ -154,7 +192,12 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
 }
 
 /// Implements write(2).
-pub fn write(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Result<usize, Errno> {
+pub fn write(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    count: usize,
+) -> Result<usize, Errno> {
     let file = context.process.files.get(fd)?;
     let count = count.min(MAX_RW_COUNT);
     match file.kind {
@@ -164,7 +207,10 @@ pub fn write(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> R
             while done < count {
                 let take = (count - done).min(chunk.len());
                 // A fault after some bytes went out is a short write, as on Linux.
-                if let Err(errno) = context.platform.read_user(buffer.0 + done as u64, &mut chunk[..take]) {
+                if let Err(errno) = context
+                    .platform
+                    .read_user(buffer.0 + done as u64, &mut chunk[..take])
+                {
                     return if done > 0 { Ok(done) } else { Err(errno) };
                 }
                 context.platform.console_write(stream, &chunk[..take]);
@@ -184,7 +230,10 @@ fn read_iovecs(context: &Context, vector: UserAddr, count: i32) -> Result<Vec<Io
     for index in 0..count as u64 {
         let iovec: Iovec = context.read_struct(vector.0 + index * 16)?;
         // Linux rejects a total that does not fit in ssize_t.
-        total = total.checked_add(iovec.iov_len).filter(|&t| t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        total = total
+            .checked_add(iovec.iov_len)
+            .filter(|&t| t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
         iovecs.push(iovec);
     }
     Ok(iovecs)
@@ -196,7 +245,12 @@ pub fn writev(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Re
     let iovecs = read_iovecs(context, vector, count)?;
     let mut total = 0;
     for iovec in iovecs {
-        match write(context, fd, UserAddr(iovec.iov_base), iovec.iov_len as usize) {
+        match write(
+            context,
+            fd,
+            UserAddr(iovec.iov_base),
+            iovec.iov_len as usize,
+        ) {
             Ok(written) => {
                 total += written;
                 if written < iovec.iov_len as usize {
@@ -216,7 +270,12 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
     let iovecs = read_iovecs(context, vector, count)?;
     let mut total = 0;
     for iovec in iovecs.into_iter().filter(|iovec| iovec.iov_len > 0) {
-        match read(context, fd, UserAddr(iovec.iov_base), iovec.iov_len as usize) {
+        match read(
+            context,
+            fd,
+            UserAddr(iovec.iov_base),
+            iovec.iov_len as usize,
+        ) {
             Ok(got) => {
                 total += got;
                 if got < iovec.iov_len as usize {
@@ -260,7 +319,10 @@ pub fn dup3(context: &mut Context, old_fd: Fd, new_fd: Fd, flags: i32) -> Result
     if new_fd.0 < 0 || new_fd.0 as usize >= nofile_limit(context) {
         return Err(Errno::EBADF);
     }
-    context.process.files.install_at(file, new_fd, flags & O_CLOEXEC as i32 != 0);
+    context
+        .process
+        .files
+        .install_at(file, new_fd, flags & O_CLOEXEC as i32 != 0);
     Ok(new_fd.0)
 }
 
@@ -274,7 +336,11 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
             if minimum >= limit {
                 return Err(Errno::EINVAL);
             }
-            Ok(context.process.files.install(file, minimum, command == F_DUPFD_CLOEXEC, limit)?.0)
+            Ok(context
+                .process
+                .files
+                .install(file, minimum, command == F_DUPFD_CLOEXEC, limit)?
+                .0)
         }
         F_GETFD => Ok(context.process.files.entry_mut(fd)?.close_on_exec as i32),
         F_SETFD => {
@@ -286,7 +352,8 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
             // Only O_APPEND and O_NONBLOCK (and friends) change; the access mode stays.
             let changeable = O_APPEND | O_NONBLOCK;
             let entry = context.process.files.entry_mut(fd)?;
-            entry.file.status_flags = (entry.file.status_flags & !changeable) | (argument as u32 & changeable);
+            entry.file.status_flags =
+                (entry.file.status_flags & !changeable) | (argument as u32 & changeable);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -311,7 +378,11 @@ fn console_stat(context: &Context) -> Stat {
         st_ino: 3,
         st_nlink: 1,
         // A terminal is a character device (pts 136:0); otherwise the host gave us a pipe.
-        st_mode: if terminal { S_IFCHR | 0o620 } else { S_IFIFO | 0o600 },
+        st_mode: if terminal {
+            S_IFCHR | 0o620
+        } else {
+            S_IFIFO | 0o600
+        },
         st_rdev: if terminal { 136 << 8 } else { 0 },
         st_blksize: if terminal { 1024 } else { 4096 },
         ..Stat::default()
@@ -328,7 +399,13 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
 }
 
 /// Implements newfstatat(2): with AT_EMPTY_PATH and "" it is fstat; no path names a file yet.
-pub fn newfstatat(context: &mut Context, dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) -> Result<(), Errno> {
+pub fn newfstatat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    stat: UserAddr,
+    flags: i32,
+) -> Result<(), Errno> {
     if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -370,7 +447,15 @@ pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Resu
         }
         TIOCGWINSZ => {
             let (rows, columns) = context.platform.console_window_size();
-            context.write_struct(argument, &Winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 })?;
+            context.write_struct(
+                argument,
+                &Winsize {
+                    ws_row: rows,
+                    ws_col: columns,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                },
+            )?;
             Ok(0)
         }
         TIOCGPGRP => {
@@ -382,7 +467,12 @@ pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Resu
     }
 }
 
-fn readlink_path(context: &mut Context, name: &[u8], buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+fn readlink_path(
+    context: &mut Context,
+    name: &[u8],
+    buffer: UserAddr,
+    size: i32,
+) -> Result<usize, Errno> {
     if size <= 0 {
         return Err(Errno::EINVAL);
     }
@@ -396,13 +486,24 @@ fn readlink_path(context: &mut Context, name: &[u8], buffer: UserAddr, size: i32
 }
 
 /// Implements readlink(2).
-pub fn readlink(context: &mut Context, path: UserPath, buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+pub fn readlink(
+    context: &mut Context,
+    path: UserPath,
+    buffer: UserAddr,
+    size: i32,
+) -> Result<usize, Errno> {
     let name = context.read_c_string(path.0, PATH_MAX)?;
     readlink_path(context, &name, buffer, size)
 }
 
 /// Implements readlinkat(2); absolute paths ignore dir_fd, as on Linux.
-pub fn readlinkat(context: &mut Context, dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) -> Result<usize, Errno> {
+pub fn readlinkat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    buffer: UserAddr,
+    size: i32,
+) -> Result<usize, Errno> {
     let name = context.read_c_string(path.0, PATH_MAX)?;
     if !name.starts_with(b"/") && dir_fd.0 != AT_FDCWD {
         context.process.files.get(dir_fd)?;
@@ -441,7 +542,10 @@ mod tests {
         let mut machine = TestMachine::new();
         let text = machine.put(b"x");
         assert_eq!(machine.call(1, [3, text, 1, 0, 0, 0]), Err(Errno::EBADF));
-        assert_eq!(machine.call(1, [u32::MAX as u64, text, 1, 0, 0, 0]), Err(Errno::EBADF));
+        assert_eq!(
+            machine.call(1, [u32::MAX as u64, text, 1, 0, 0, 0]),
+            Err(Errno::EBADF)
+        );
         assert_eq!(machine.call(1, [1, 0, 1, 0, 0, 0]), Err(Errno::EFAULT));
         assert_eq!(machine.call(1, [1, text, 0, 0, 0, 0]), Ok(0));
     }
@@ -458,8 +562,14 @@ mod tests {
         }
         assert_eq!(machine.call(20, [1, vector, 2, 0, 0, 0]), Ok(5));
         assert_eq!(machine.stdout(), b"abcde");
-        assert_eq!(machine.call(20, [1, vector, 1025, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(20, [1, vector, u32::MAX as u64, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(20, [1, vector, 1025, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(20, [1, vector, u32::MAX as u64, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
@@ -481,7 +591,10 @@ mod tests {
         assert_eq!(machine.call(33, [2, 9, 0, 0, 0, 0]), Ok(9));
         assert_eq!(machine.call(33, [9, 9, 0, 0, 0, 0]), Ok(9));
         assert_eq!(machine.call(292, [9, 9, 0, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(72, [9, F_DUPFD_CLOEXEC as u64, 5, 0, 0, 0]), Ok(5));
+        assert_eq!(
+            machine.call(72, [9, F_DUPFD_CLOEXEC as u64, 5, 0, 0, 0]),
+            Ok(5)
+        );
         assert_eq!(machine.call(72, [5, F_GETFD as u64, 0, 0, 0, 0]), Ok(1));
         let text = machine.put(b"to stderr");
         assert_eq!(machine.call(1, [5, text, 9, 0, 0, 0]), Ok(9));
@@ -492,13 +605,22 @@ mod tests {
     fn console_ioctls_depend_on_being_a_terminal() {
         let mut machine = TestMachine::new();
         let out = machine.scratch(64);
-        assert_eq!(machine.call(16, [1, TCGETS as u64, out, 0, 0, 0]), Err(Errno::ENOTTY));
+        assert_eq!(
+            machine.call(16, [1, TCGETS as u64, out, 0, 0, 0]),
+            Err(Errno::ENOTTY)
+        );
         machine.set_terminal(true);
         assert_eq!(machine.call(16, [1, TCGETS as u64, out, 0, 0, 0]), Ok(0));
         assert_eq!(machine.memory_at(out, 4), 0o2400u32.to_le_bytes());
-        assert_eq!(machine.call(16, [1, TIOCGWINSZ as u64, out, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(16, [1, TIOCGWINSZ as u64, out, 0, 0, 0]),
+            Ok(0)
+        );
         assert_eq!(machine.memory_at(out, 4), [24, 0, 80, 0]);
-        assert_eq!(machine.call(16, [1, 0x1234, out, 0, 0, 0]), Err(Errno::ENOTTY));
+        assert_eq!(
+            machine.call(16, [1, 0x1234, out, 0, 0, 0]),
+            Err(Errno::ENOTTY)
+        );
     }
 
     #[test]
@@ -509,10 +631,19 @@ mod tests {
         let mode = u32::from_le_bytes(machine.memory_at(out + 24, 4).try_into().unwrap());
         assert_eq!(mode & 0o170000, S_IFIFO);
         let empty = machine.put(b"\0");
-        assert_eq!(machine.call(262, [1, empty, out, AT_EMPTY_PATH as u64, 0, 0]), Ok(0));
-        assert_eq!(machine.call(262, [1, empty, out, 0, 0, 0]), Err(Errno::ENOENT));
+        assert_eq!(
+            machine.call(262, [1, empty, out, AT_EMPTY_PATH as u64, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(262, [1, empty, out, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
         let path = machine.put(b"/etc/passwd\0");
-        assert_eq!(machine.call(262, [AT_FDCWD as u32 as u64, path, out, 0, 0, 0]), Err(Errno::ENOENT));
+        assert_eq!(
+            machine.call(262, [AT_FDCWD as u32 as u64, path, out, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
     }
 
     #[test]
@@ -523,9 +654,15 @@ mod tests {
         assert_eq!(machine.call(89, [path, out, 64, 0, 0, 0]), Ok(6));
         assert_eq!(machine.memory_at(out, 6), b"/hello");
         assert_eq!(machine.call(89, [path, out, 3, 0, 0, 0]), Ok(3));
-        assert_eq!(machine.call(89, [path, out, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(89, [path, out, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         let other = machine.put(b"/proc/self/cwd\0");
-        assert_eq!(machine.call(89, [other, out, 64, 0, 0, 0]), Err(Errno::ENOENT));
+        assert_eq!(
+            machine.call(89, [other, out, 64, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
     }
 
     #[test]

@@ -83,12 +83,21 @@ pub fn protection_from_bits(bits: u32) -> Result<Protection, Errno> {
     if bits & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
         return Err(Errno::EINVAL);
     }
-    Ok(Protection { read: bits & PROT_READ != 0, write: bits & PROT_WRITE != 0, execute: bits & PROT_EXEC != 0 })
+    Ok(Protection {
+        read: bits & PROT_READ != 0,
+        write: bits & PROT_WRITE != 0,
+        execute: bits & PROT_EXEC != 0,
+    })
 }
 
 impl AddressSpace {
     pub fn new(mmap_base: u64, brk_start: u64) -> AddressSpace {
-        AddressSpace { vmas: BTreeMap::new(), mmap_base, brk_start, brk: brk_start }
+        AddressSpace {
+            vmas: BTreeMap::new(),
+            mmap_base,
+            brk_start,
+            brk: brk_start,
+        }
     }
 
     pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
@@ -97,12 +106,21 @@ impl AddressSpace {
 
     /// The area containing `address`.
     pub fn find(&self, address: u64) -> Option<&Vma> {
-        self.vmas.range(..=address).next_back().map(|(_, vma)| vma).filter(|vma| address < vma.end)
+        self.vmas
+            .range(..=address)
+            .next_back()
+            .map(|(_, vma)| vma)
+            .filter(|vma| address < vma.end)
     }
 
     /// Whether no area overlaps [start, end).
     pub fn is_free(&self, start: u64, end: u64) -> bool {
-        start >= MMAP_MIN_ADDR && end <= TASK_SIZE && !self.vmas.values().any(|vma| vma.start < end && start < vma.end)
+        start >= MMAP_MIN_ADDR
+            && end <= TASK_SIZE
+            && !self
+                .vmas
+                .values()
+                .any(|vma| vma.start < end && start < vma.end)
     }
 
     /// Whether [start, end) is covered by areas with no gap.
@@ -125,8 +143,12 @@ impl AddressSpace {
 
     /// Removes [start, end) from the areas, splitting those that stick out.
     pub fn remove(&mut self, start: u64, end: u64) {
-        let overlapping: alloc::vec::Vec<Vma> =
-            self.vmas.values().filter(|vma| vma.start < end && start < vma.end).copied().collect();
+        let overlapping: alloc::vec::Vec<Vma> = self
+            .vmas
+            .values()
+            .filter(|vma| vma.start < end && start < vma.end)
+            .copied()
+            .collect();
         for vma in overlapping {
             self.vmas.remove(&vma.start);
             if vma.start < start {
@@ -144,11 +166,20 @@ impl AddressSpace {
         if !self.is_fully_mapped(start, end) {
             return Err(Errno::ENOMEM);
         }
-        let pieces: alloc::vec::Vec<Vma> =
-            self.vmas.values().filter(|vma| vma.start < end && start < vma.end).copied().collect();
+        let pieces: alloc::vec::Vec<Vma> = self
+            .vmas
+            .values()
+            .filter(|vma| vma.start < end && start < vma.end)
+            .copied()
+            .collect();
         self.remove(start, end);
         for vma in pieces {
-            self.insert(Vma { start: vma.start.max(start), end: vma.end.min(end), protection, ..vma });
+            self.insert(Vma {
+                start: vma.start.max(start),
+                end: vma.end.min(end),
+                protection,
+                ..vma
+            });
         }
         self.merge_around(start, end);
         Ok(())
@@ -165,7 +196,9 @@ impl AddressSpace {
         for key in keys.into_iter().rev() {
             // Absorb following neighbours for as long as they are alike.
             while let Some(&vma) = self.vmas.get(&key) {
-                let Some(&next) = self.vmas.get(&vma.end) else { break };
+                let Some(&next) = self.vmas.get(&vma.end) else {
+                    break;
+                };
                 if next.protection != vma.protection || next.kind != vma.kind {
                     break;
                 }
@@ -210,13 +243,18 @@ pub fn mmap(
     offset: u64,
 ) -> Result<u64, Errno> {
     let protection = protection_from_bits(protection)?;
-    if !matches!(flags & MAP_TYPE, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
+    if !matches!(
+        flags & MAP_TYPE,
+        MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE
+    ) {
         return Err(Errno::EINVAL);
     }
     if length == 0 || offset % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
-    let length = page_align_up(length).filter(|&len| len <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+    let length = page_align_up(length)
+        .filter(|&len| len <= TASK_SIZE)
+        .ok_or(Errno::ENOMEM)?;
     if flags & MAP_ANONYMOUS == 0 {
         // The only files are the console fds, which a tty or pipe cannot back.
         context.process.files.get(fd)?;
@@ -229,7 +267,10 @@ pub fn mmap(
         if start % PAGE_SIZE != 0 {
             return Err(Errno::EINVAL);
         }
-        let end = start.checked_add(length).filter(|&end| end <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        let end = start
+            .checked_add(length)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(Errno::ENOMEM)?;
         if start < MMAP_MIN_ADDR {
             return Err(Errno::EPERM);
         }
@@ -246,7 +287,12 @@ pub fn mmap(
         memory.find_free(length, hint).ok_or(Errno::ENOMEM)?
     };
     context.platform.map_anonymous(start, length, protection)?;
-    context.process.memory.insert(Vma { start, end: start + length, protection, kind: VmaKind::Anonymous });
+    context.process.memory.insert(Vma {
+        start,
+        end: start + length,
+        protection,
+        kind: VmaKind::Anonymous,
+    });
     Ok(start)
 }
 
@@ -274,7 +320,12 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
 }
 
 /// Implements mprotect(2).
-pub fn mprotect(context: &mut Context, address: UserAddr, length: u64, protection: u32) -> Result<(), Errno> {
+pub fn mprotect(
+    context: &mut Context,
+    address: UserAddr,
+    length: u64,
+    protection: u32,
+) -> Result<(), Errno> {
     let protection = protection_from_bits(protection)?;
     let (start, end) = checked_range(address, length)?;
     if start == end {
@@ -285,7 +336,12 @@ pub fn mprotect(context: &mut Context, address: UserAddr, length: u64, protectio
 }
 
 /// Implements madvise(2).
-pub fn madvise(context: &mut Context, address: UserAddr, length: u64, advice: i32) -> Result<(), Errno> {
+pub fn madvise(
+    context: &mut Context,
+    address: UserAddr,
+    length: u64,
+    advice: i32,
+) -> Result<(), Errno> {
     let (start, end) = checked_range(address, length)?;
     match advice {
         MADV_DONTNEED => {
@@ -303,7 +359,11 @@ pub fn madvise(context: &mut Context, address: UserAddr, length: u64, advice: i3
             for vma in pieces {
                 let (piece_start, piece_end) = (vma.start.max(start), vma.end.min(end));
                 context.platform.unmap(piece_start, piece_end - piece_start);
-                context.platform.map_anonymous(piece_start, piece_end - piece_start, vma.protection)?;
+                context.platform.map_anonymous(
+                    piece_start,
+                    piece_end - piece_start,
+                    vma.protection,
+                )?;
             }
             Ok(())
         }
@@ -329,16 +389,29 @@ pub fn brk(context: &mut Context, address: UserAddr) -> Result<u64, Errno> {
     let (Some(old_end), Some(new_end)) = (page_align_up(current), page_align_up(requested)) else {
         return Ok(current);
     };
-    let heap = Protection { read: true, write: true, execute: false };
+    let heap = Protection {
+        read: true,
+        write: true,
+        execute: false,
+    };
     if new_end > old_end {
         if !memory.is_free(old_end, new_end) {
             return Ok(current);
         }
-        if context.platform.map_anonymous(old_end, new_end - old_end, heap).is_err() {
+        if context
+            .platform
+            .map_anonymous(old_end, new_end - old_end, heap)
+            .is_err()
+        {
             return Ok(current);
         }
         let memory = &mut context.process.memory;
-        memory.insert(Vma { start: old_end, end: new_end, protection: heap, kind: VmaKind::Heap });
+        memory.insert(Vma {
+            start: old_end,
+            end: new_end,
+            protection: heap,
+            kind: VmaKind::Heap,
+        });
         memory.merge_around(old_end, new_end);
     } else if new_end < old_end {
         memory.remove(new_end, old_end);
@@ -353,8 +426,16 @@ mod tests {
     use super::*;
     use crate::testing::TestMachine;
 
-    const RW: Protection = Protection { read: true, write: true, execute: false };
-    const RO: Protection = Protection { read: true, write: false, execute: false };
+    const RW: Protection = Protection {
+        read: true,
+        write: true,
+        execute: false,
+    };
+    const RO: Protection = Protection {
+        read: true,
+        write: false,
+        execute: false,
+    };
 
     fn space() -> AddressSpace {
         AddressSpace::new(0x7000_0000_0000, 0x60_0000)
@@ -365,16 +446,30 @@ mod tests {
         let mut memory = space();
         let first = memory.find_free(0x2000, 0).unwrap();
         assert_eq!(first, 0x7000_0000_0000 - 0x2000);
-        memory.insert(Vma { start: first, end: first + 0x2000, protection: RW, kind: VmaKind::Anonymous });
+        memory.insert(Vma {
+            start: first,
+            end: first + 0x2000,
+            protection: RW,
+            kind: VmaKind::Anonymous,
+        });
         assert_eq!(memory.find_free(0x1000, 0), Some(first - 0x1000));
         assert_eq!(memory.find_free(0x1000, 0x1000_0000), Some(0x1000_0000));
-        assert_eq!(memory.find_free(0x1000, first), Some(first - 0x1000), "an occupied hint is ignored");
+        assert_eq!(
+            memory.find_free(0x1000, first),
+            Some(first - 0x1000),
+            "an occupied hint is ignored"
+        );
     }
 
     #[test]
     fn remove_splits_an_area() {
         let mut memory = space();
-        memory.insert(Vma { start: 0x10_0000, end: 0x10_5000, protection: RW, kind: VmaKind::Anonymous });
+        memory.insert(Vma {
+            start: 0x10_0000,
+            end: 0x10_5000,
+            protection: RW,
+            kind: VmaKind::Anonymous,
+        });
         memory.remove(0x10_1000, 0x10_2000);
         let areas: Vec<(u64, u64)> = memory.vmas().map(|v| (v.start, v.end)).collect();
         assert_eq!(areas, vec![(0x10_0000, 0x10_1000), (0x10_2000, 0x10_5000)]);
@@ -383,19 +478,40 @@ mod tests {
     #[test]
     fn protect_splits_then_merges_back() {
         let mut memory = space();
-        memory.insert(Vma { start: 0x10_0000, end: 0x10_4000, protection: RW, kind: VmaKind::Anonymous });
+        memory.insert(Vma {
+            start: 0x10_0000,
+            end: 0x10_4000,
+            protection: RW,
+            kind: VmaKind::Anonymous,
+        });
         memory.protect(0x10_1000, 0x10_2000, RO).unwrap();
         assert_eq!(memory.vmas().count(), 3);
         assert_eq!(memory.find(0x10_1800).unwrap().protection, RO);
         memory.protect(0x10_1000, 0x10_2000, RW).unwrap();
         assert_eq!(memory.vmas().count(), 1);
-        assert_eq!(memory.protect(0x10_3000, 0x10_6000, RO), Err(Errno::ENOMEM), "a hole fails");
+        assert_eq!(
+            memory.protect(0x10_3000, 0x10_6000, RO),
+            Err(Errno::ENOMEM),
+            "a hole fails"
+        );
     }
 
     #[test]
     fn mmap_anonymous_places_and_backs_memory() {
         let mut machine = TestMachine::new();
-        let address = machine.call(9, [0, 8192, 3, (MAP_PRIVATE | MAP_ANONYMOUS) as u64, u64::MAX, 0]).unwrap();
+        let address = machine
+            .call(
+                9,
+                [
+                    0,
+                    8192,
+                    3,
+                    (MAP_PRIVATE | MAP_ANONYMOUS) as u64,
+                    u64::MAX,
+                    0,
+                ],
+            )
+            .unwrap();
         assert_eq!(address % PAGE_SIZE, 0);
         assert!(machine.is_backed(address, 8192));
         assert_eq!(machine.call(11, [address, 4096, 0, 0, 0, 0]), Ok(0));
@@ -407,13 +523,37 @@ mod tests {
     fn mmap_rejects_bad_arguments() {
         let mut machine = TestMachine::new();
         let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
-        assert_eq!(machine.call(9, [0, 0, 3, anon, 0, 0]), Err(Errno::EINVAL), "zero length");
-        assert_eq!(machine.call(9, [0, 4096, 3, MAP_ANONYMOUS as u64, 0, 0]), Err(Errno::EINVAL), "no type");
-        assert_eq!(machine.call(9, [0, 4096, 0x80, anon, 0, 0]), Err(Errno::EINVAL), "bad prot");
-        assert_eq!(machine.call(9, [0x1001, 4096, 3, anon | MAP_FIXED as u64, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 7, 0]), Err(Errno::EBADF));
-        assert_eq!(machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 1, 0]), Err(Errno::ENODEV));
-        assert_eq!(machine.call(9, [0, u64::MAX - 10, 3, anon, 0, 0]), Err(Errno::ENOMEM));
+        assert_eq!(
+            machine.call(9, [0, 0, 3, anon, 0, 0]),
+            Err(Errno::EINVAL),
+            "zero length"
+        );
+        assert_eq!(
+            machine.call(9, [0, 4096, 3, MAP_ANONYMOUS as u64, 0, 0]),
+            Err(Errno::EINVAL),
+            "no type"
+        );
+        assert_eq!(
+            machine.call(9, [0, 4096, 0x80, anon, 0, 0]),
+            Err(Errno::EINVAL),
+            "bad prot"
+        );
+        assert_eq!(
+            machine.call(9, [0x1001, 4096, 3, anon | MAP_FIXED as u64, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 7, 0]),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(
+            machine.call(9, [0, 4096, 3, MAP_PRIVATE as u64, 1, 0]),
+            Err(Errno::ENODEV)
+        );
+        assert_eq!(
+            machine.call(9, [0, u64::MAX - 10, 3, anon, 0, 0]),
+            Err(Errno::ENOMEM)
+        );
     }
 
     #[test]
@@ -421,20 +561,38 @@ mod tests {
         let mut machine = TestMachine::new();
         let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
         let at = 0x2000_0000u64;
-        assert_eq!(machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]), Ok(at));
-        assert_eq!(machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]), Err(Errno::EEXIST));
-        assert_eq!(machine.call(9, [at, 4096, 1, anon | MAP_FIXED as u64, 0, 0]), Ok(at));
+        assert_eq!(
+            machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]),
+            Ok(at)
+        );
+        assert_eq!(
+            machine.call(9, [at, 4096, 3, anon | MAP_FIXED_NOREPLACE as u64, 0, 0]),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(
+            machine.call(9, [at, 4096, 1, anon | MAP_FIXED as u64, 0, 0]),
+            Ok(at)
+        );
     }
 
     #[test]
     fn brk_grows_shrinks_and_refuses_below_start() {
         let mut machine = TestMachine::new();
         let start = machine.call(12, [0, 0, 0, 0, 0, 0]).unwrap();
-        assert_eq!(machine.call(12, [start + 10_000, 0, 0, 0, 0, 0]), Ok(start + 10_000));
+        assert_eq!(
+            machine.call(12, [start + 10_000, 0, 0, 0, 0, 0]),
+            Ok(start + 10_000)
+        );
         assert!(machine.is_backed(start, 10_000));
-        assert_eq!(machine.call(12, [start + 100, 0, 0, 0, 0, 0]), Ok(start + 100));
+        assert_eq!(
+            machine.call(12, [start + 100, 0, 0, 0, 0, 0]),
+            Ok(start + 100)
+        );
         assert!(!machine.is_backed(start + 4096, 4096));
-        assert_eq!(machine.call(12, [start - 4096, 0, 0, 0, 0, 0]), Ok(start + 100));
+        assert_eq!(
+            machine.call(12, [start - 4096, 0, 0, 0, 0, 0]),
+            Ok(start + 100)
+        );
     }
 
     #[test]
@@ -443,10 +601,19 @@ mod tests {
         let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
         let address = machine.call(9, [0, 4096, 3, anon, 0, 0]).unwrap();
         machine.write_u64(address, 0xdead_beef);
-        assert_eq!(machine.call(28, [address, 4096, MADV_DONTNEED as u64, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(28, [address, 4096, MADV_DONTNEED as u64, 0, 0, 0]),
+            Ok(0)
+        );
         assert_eq!(machine.read_u64(address), 0);
-        assert_eq!(machine.call(28, [address, 4096, 999, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(28, [0x3000_0000, 4096, MADV_NORMAL as u64, 0, 0, 0]), Err(Errno::ENOMEM));
+        assert_eq!(
+            machine.call(28, [address, 4096, 999, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(28, [0x3000_0000, 4096, MADV_NORMAL as u64, 0, 0, 0]),
+            Err(Errno::ENOMEM)
+        );
     }
 
     #[test]
@@ -455,7 +622,13 @@ mod tests {
         let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
         let address = machine.call(9, [0, 8192, 3, anon, 0, 0]).unwrap();
         assert_eq!(machine.call(10, [address, 4096, 1, 0, 0, 0]), Ok(0));
-        assert_eq!(machine.call(10, [address + 1, 4096, 1, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(10, [0x3000_0000, 4096, 1, 0, 0, 0]), Err(Errno::ENOMEM));
+        assert_eq!(
+            machine.call(10, [address + 1, 4096, 1, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(10, [0x3000_0000, 4096, 1, 0, 0, 0]),
+            Err(Errno::ENOMEM)
+        );
     }
 }

@@ -91,7 +91,11 @@ impl Context<'_> {
     }
 
     /// Writes a plain-old-data ABI struct into app memory.
-    pub fn write_struct<T: IntoBytes + Immutable>(&mut self, address: u64, value: &T) -> Result<(), Errno> {
+    pub fn write_struct<T: IntoBytes + Immutable>(
+        &mut self,
+        address: u64,
+        value: &T,
+    ) -> Result<(), Errno> {
         self.platform.write_user(address, value.as_bytes())
     }
 
@@ -123,10 +127,16 @@ pub fn read_c_string(platform: &dyn Platform, address: u64, max: usize) -> Resul
         platform.read_user(cursor, chunk)?;
         if let Some(nul) = chunk.iter().position(|&byte| byte == 0) {
             result.extend_from_slice(&chunk[..nul]);
-            return if result.len() > max { Err(Errno::ENAMETOOLONG) } else { Ok(result) };
+            return if result.len() > max {
+                Err(Errno::ENAMETOOLONG)
+            } else {
+                Ok(result)
+            };
         }
         result.extend_from_slice(chunk);
-        cursor = cursor.checked_add(to_page_end as u64).ok_or(Errno::EFAULT)?;
+        cursor = cursor
+            .checked_add(to_page_end as u64)
+            .ok_or(Errno::EFAULT)?;
     }
     Err(Errno::ENAMETOOLONG)
 }

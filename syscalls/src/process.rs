@@ -29,17 +29,47 @@ pub struct Process {
 /// Linux's defaults for a process started as root (include/asm-generic/resource.h, with the
 /// 8 MiB stack of Debian's default).
 const fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
-    let unlimited = Rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+    let unlimited = Rlimit {
+        rlim_cur: RLIM_INFINITY,
+        rlim_max: RLIM_INFINITY,
+    };
     let mut limits = [unlimited; RLIM_NLIMITS];
-    limits[RLIMIT_STACK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: RLIM_INFINITY };
-    limits[RLIMIT_CORE as usize] = Rlimit { rlim_cur: 0, rlim_max: RLIM_INFINITY };
-    limits[RLIMIT_NPROC as usize] = Rlimit { rlim_cur: 4096, rlim_max: 4096 };
-    limits[RLIMIT_NOFILE as usize] = Rlimit { rlim_cur: 1024, rlim_max: 4096 };
-    limits[RLIMIT_MEMLOCK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: 8 << 20 };
-    limits[RLIMIT_SIGPENDING as usize] = Rlimit { rlim_cur: 4096, rlim_max: 4096 };
-    limits[RLIMIT_MSGQUEUE as usize] = Rlimit { rlim_cur: 819_200, rlim_max: 819_200 };
-    limits[RLIMIT_NICE as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
-    limits[RLIMIT_RTPRIO as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    limits[RLIMIT_STACK as usize] = Rlimit {
+        rlim_cur: 8 << 20,
+        rlim_max: RLIM_INFINITY,
+    };
+    limits[RLIMIT_CORE as usize] = Rlimit {
+        rlim_cur: 0,
+        rlim_max: RLIM_INFINITY,
+    };
+    limits[RLIMIT_NPROC as usize] = Rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    limits[RLIMIT_NOFILE as usize] = Rlimit {
+        rlim_cur: 1024,
+        rlim_max: 4096,
+    };
+    limits[RLIMIT_MEMLOCK as usize] = Rlimit {
+        rlim_cur: 8 << 20,
+        rlim_max: 8 << 20,
+    };
+    limits[RLIMIT_SIGPENDING as usize] = Rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    limits[RLIMIT_MSGQUEUE as usize] = Rlimit {
+        rlim_cur: 819_200,
+        rlim_max: 819_200,
+    };
+    limits[RLIMIT_NICE as usize] = Rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    limits[RLIMIT_RTPRIO as usize] = Rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     limits
 }
 
@@ -163,7 +193,11 @@ pub fn prlimit64(
         return Err(Errno::ESRCH);
     }
     let index = check_resource(resource)?;
-    let new = if new_limit.is_null() { None } else { Some(context.read_struct::<Rlimit>(new_limit.0)?) };
+    let new = if new_limit.is_null() {
+        None
+    } else {
+        Some(context.read_struct::<Rlimit>(new_limit.0)?)
+    };
     if let Some(new) = new {
         if new.rlim_cur > new.rlim_max {
             return Err(Errno::EINVAL);
@@ -214,7 +248,13 @@ pub fn set_robust_list(context: &mut Context, head: UserAddr, length: usize) -> 
 }
 
 /// rseq(2) is deliberately unimplemented; the table routes it to ENOSYS before this runs.
-pub fn rseq(_context: &mut Context, _area: UserAddr, _length: u32, _flags: i32, _signature: u32) -> Result<(), Errno> {
+pub fn rseq(
+    _context: &mut Context,
+    _area: UserAddr,
+    _length: u32,
+    _flags: i32,
+    _signature: u32,
+) -> Result<(), Errno> {
     Err(Errno::ENOSYS)
 }
 
@@ -229,7 +269,8 @@ pub const ARCH_SET_CPUID: i32 = 0x1012;
 pub const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
 
 /// Implements arch_prctl(2).
-pub fn arch_prctl(context: &mut Context, code: i32, address: u64) -> Result<i32, Errno> {
+pub fn arch_prctl(context: &mut Context, code: i32, address: UserAddr) -> Result<i32, Errno> {
+    let address = address.0;
     match code {
         ARCH_SET_FS => {
             if address >= TASK_SIZE_MAX {
@@ -253,7 +294,12 @@ pub fn arch_prctl(context: &mut Context, code: i32, address: u64) -> Result<i32,
 }
 
 /// Implements sched_getaffinity(2): one CPU.
-pub fn sched_getaffinity(context: &mut Context, pid: i32, size: usize, mask: UserAddr) -> Result<usize, Errno> {
+pub fn sched_getaffinity(
+    context: &mut Context,
+    pid: i32,
+    size: usize,
+    mask: UserAddr,
+) -> Result<usize, Errno> {
     if pid != 0 && pid != context.process.pid {
         return Err(Errno::ESRCH);
     }
@@ -278,51 +324,85 @@ mod tests {
         let bytes = machine.memory_at(address, 390);
         assert_eq!(&bytes[..6], b"Linux\0");
         assert_eq!(&bytes[65 * 4..65 * 4 + 7], b"x86_64\0");
-        assert_eq!(&bytes[65 * 2..65 * 2 + UTS_RELEASE.len()], UTS_RELEASE.as_bytes());
+        assert_eq!(
+            &bytes[65 * 2..65 * 2 + UTS_RELEASE.len()],
+            UTS_RELEASE.as_bytes()
+        );
     }
 
     #[test]
     fn prlimit_reads_and_sets_the_stack_limit() {
         let mut machine = TestMachine::new();
         let old = machine.scratch(16);
-        machine.call(302, [0, RLIMIT_STACK as u64, 0, old, 0, 0]).unwrap();
+        machine
+            .call(302, [0, RLIMIT_STACK as u64, 0, old, 0, 0])
+            .unwrap();
         assert_eq!(machine.read_u64(old), 8 << 20);
         let new = machine.scratch(16);
         machine.write_u64(new, 1 << 20);
         machine.write_u64(new + 8, 2 << 20);
-        machine.call(302, [0, RLIMIT_STACK as u64, new, 0, 0, 0]).unwrap();
-        machine.call(97, [RLIMIT_STACK as u64, old, 0, 0, 0, 0]).unwrap();
-        assert_eq!((machine.read_u64(old), machine.read_u64(old + 8)), (1 << 20, 2 << 20));
+        machine
+            .call(302, [0, RLIMIT_STACK as u64, new, 0, 0, 0])
+            .unwrap();
+        machine
+            .call(97, [RLIMIT_STACK as u64, old, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(
+            (machine.read_u64(old), machine.read_u64(old + 8)),
+            (1 << 20, 2 << 20)
+        );
     }
 
     #[test]
     fn prlimit_rejects_bad_input() {
         let mut machine = TestMachine::new();
         let limit = machine.scratch(16);
-        assert_eq!(machine.call(302, [0, 16, 0, limit, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(302, [77, 3, 0, limit, 0, 0]), Err(Errno::ESRCH));
+        assert_eq!(
+            machine.call(302, [0, 16, 0, limit, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(302, [77, 3, 0, limit, 0, 0]),
+            Err(Errno::ESRCH)
+        );
         machine.write_u64(limit, 10);
         machine.write_u64(limit + 8, 5);
-        assert_eq!(machine.call(302, [0, 3, limit, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(302, [0, 3, limit, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(machine.call(302, [0, 3, 0, 0x10, 0, 0]), Err(Errno::EFAULT));
     }
 
     #[test]
     fn arch_prctl_sets_and_gets_fs() {
         let mut machine = TestMachine::new();
-        machine.call(158, [ARCH_SET_FS as u64, 0x7000_1000, 0, 0, 0, 0]).unwrap();
+        machine
+            .call(158, [ARCH_SET_FS as u64, 0x7000_1000, 0, 0, 0, 0])
+            .unwrap();
         let out = machine.scratch(8);
-        machine.call(158, [ARCH_GET_FS as u64, out, 0, 0, 0, 0]).unwrap();
+        machine
+            .call(158, [ARCH_GET_FS as u64, out, 0, 0, 0, 0])
+            .unwrap();
         assert_eq!(machine.read_u64(out), 0x7000_1000);
-        assert_eq!(machine.call(158, [ARCH_SET_FS as u64, 0xffff_8000_0000_0000, 0, 0, 0, 0]), Err(Errno::EPERM));
-        assert_eq!(machine.call(158, [0x9999, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(158, [ARCH_SET_FS as u64, 0xffff_8000_0000_0000, 0, 0, 0, 0]),
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            machine.call(158, [0x9999, 0, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
     fn robust_list_length_must_match_the_struct() {
         let mut machine = TestMachine::new();
         assert_eq!(machine.call(273, [0x1000, 24, 0, 0, 0, 0]), Ok(0));
-        assert_eq!(machine.call(273, [0x1000, 16, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(273, [0x1000, 16, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
@@ -342,7 +422,11 @@ mod tests {
         assert_eq!(machine.call(334, [0; 6]), Err(Errno::ENOSYS));
         assert_eq!(machine.call(9999, [0; 6]), Err(Errno::ENOSYS));
         let logs = machine.logs();
-        assert_eq!(logs.iter().filter(|line| line.contains("rseq")).count(), 1, "{logs:?}");
+        assert_eq!(
+            logs.iter().filter(|line| line.contains("rseq")).count(),
+            1,
+            "{logs:?}"
+        );
         assert!(logs.iter().any(|line| line.contains("400")), "{logs:?}");
     }
 }

@@ -13,8 +13,15 @@ pub const GRND_INSECURE: u32 = 0x4;
 const MAX_PER_CALL: usize = 32 << 20;
 
 /// Implements getrandom(2). The CPU generator never runs dry, so it never blocks.
-pub fn getrandom(context: &mut Context, buffer: UserAddr, count: usize, flags: u32) -> Result<usize, Errno> {
-    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE) {
+pub fn getrandom(
+    context: &mut Context,
+    buffer: UserAddr,
+    count: usize,
+    flags: u32,
+) -> Result<usize, Errno> {
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE)
+    {
         return Err(Errno::EINVAL);
     }
     let count = count.min(MAX_PER_CALL);
@@ -23,7 +30,10 @@ pub fn getrandom(context: &mut Context, buffer: UserAddr, count: usize, flags: u
     while done < count {
         let take = (count - done).min(chunk.len());
         context.platform.fill_random(&mut chunk[..take])?;
-        if let Err(errno) = context.platform.write_user(buffer.0 + done as u64, &chunk[..take]) {
+        if let Err(errno) = context
+            .platform
+            .write_user(buffer.0 + done as u64, &chunk[..take])
+        {
             return if done > 0 { Ok(done) } else { Err(errno) };
         }
         done += take;
@@ -42,8 +52,14 @@ mod tests {
         let out = machine.scratch(600);
         assert_eq!(machine.call(318, [out, 600, 0, 0, 0, 0]), Ok(600));
         assert!(machine.memory_at(out, 600).iter().any(|&b| b != 0));
-        assert_eq!(machine.call(318, [out, 16, 0x8, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(318, [out, 16, 0x6, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(318, [out, 16, 0x8, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(318, [out, 16, 0x6, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(machine.call(318, [0, 16, 0, 0, 0, 0]), Err(Errno::EFAULT));
     }
 }

@@ -33,7 +33,10 @@ pub struct SignalState {
 
 impl Default for SignalState {
     fn default() -> Self {
-        SignalState { actions: [Sigaction::default(); NSIG as usize], blocked: 0 }
+        SignalState {
+            actions: [Sigaction::default(); NSIG as usize],
+            blocked: 0,
+        }
     }
 }
 
@@ -48,7 +51,11 @@ pub fn rt_sigaction(
     if set_size != SIGSET_SIZE || !(1..=NSIG).contains(&signal) {
         return Err(Errno::EINVAL);
     }
-    let new = if action.is_null() { None } else { Some(context.read_struct::<Sigaction>(action.0)?) };
+    let new = if action.is_null() {
+        None
+    } else {
+        Some(context.read_struct::<Sigaction>(action.0)?)
+    };
     if new.is_some() && (signal == SIGKILL || signal == SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -65,11 +72,21 @@ pub fn rt_sigaction(
 }
 
 /// Implements rt_sigprocmask(2).
-pub fn rt_sigprocmask(context: &mut Context, how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) -> Result<(), Errno> {
+pub fn rt_sigprocmask(
+    context: &mut Context,
+    how: i32,
+    set: UserAddr,
+    old_set: UserAddr,
+    set_size: usize,
+) -> Result<(), Errno> {
     if set_size != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    let new = if set.is_null() { None } else { Some(context.read_struct::<u64>(set.0)?) };
+    let new = if set.is_null() {
+        None
+    } else {
+        Some(context.read_struct::<u64>(set.0)?)
+    };
     if new.is_some() && !matches!(how, SIG_BLOCK | SIG_UNBLOCK | SIG_SETMASK) {
         return Err(Errno::EINVAL);
     }
@@ -104,9 +121,20 @@ mod tests {
         let old = machine.scratch(32);
         assert_eq!(machine.call(13, [2, 0, old, 8, 0, 0]), Ok(0));
         assert_eq!(machine.read_u64(old), 0x40_1000);
-        assert_eq!(machine.read_u64(old + 24), bit(2), "SIGKILL is dropped from sa_mask");
-        assert_eq!(machine.call(13, [SIGKILL as u64, action, 0, 8, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(13, [SIGKILL as u64, 0, old, 8, 0, 0]), Ok(0), "reading SIGKILL's is fine");
+        assert_eq!(
+            machine.read_u64(old + 24),
+            bit(2),
+            "SIGKILL is dropped from sa_mask"
+        );
+        assert_eq!(
+            machine.call(13, [SIGKILL as u64, action, 0, 8, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(13, [SIGKILL as u64, 0, old, 8, 0, 0]),
+            Ok(0),
+            "reading SIGKILL's is fine"
+        );
         assert_eq!(machine.call(13, [65, 0, old, 8, 0, 0]), Err(Errno::EINVAL));
         assert_eq!(machine.call(13, [2, 0, old, 16, 0, 0]), Err(Errno::EINVAL));
     }
@@ -119,9 +147,15 @@ mod tests {
         machine.write_u64(set, bit(2) | bit(SIGKILL) | bit(15));
         assert_eq!(machine.call(14, [SIG_BLOCK as u64, set, 0, 8, 0, 0]), Ok(0));
         machine.write_u64(set, bit(15));
-        assert_eq!(machine.call(14, [SIG_UNBLOCK as u64, set, old, 8, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(14, [SIG_UNBLOCK as u64, set, old, 8, 0, 0]),
+            Ok(0)
+        );
         assert_eq!(machine.read_u64(old), bit(2) | bit(15));
-        assert_eq!(machine.call(14, [SIG_SETMASK as u64, 0, old, 8, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(14, [SIG_SETMASK as u64, 0, old, 8, 0, 0]),
+            Ok(0)
+        );
         assert_eq!(machine.read_u64(old), bit(2));
         assert_eq!(machine.call(14, [7, set, 0, 8, 0, 0]), Err(Errno::EINVAL));
     }

@@ -2,11 +2,11 @@
 //! `docs/syscalls.md` are both made from it.
 
 use crate::args::{ArgKind, IntoReturn, SyscallArg};
+use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
 use crate::{fs, mm, process, random, signal, time};
-use crate::args::{Fd, UserAddr, UserPath};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ syscall_table! {
     107 geteuid() => process::geteuid, Supported;
     108 getegid() => process::getegid, Supported;
     110 getppid() => process::getppid, Supported;
-    158 arch_prctl(code: i32, address: u64) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
+    158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
     160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
     186 gettid() => process::gettid, Supported;
     201 time(time: UserAddr) => time::time, Supported;
@@ -117,7 +117,10 @@ static BY_NUMBER: [Option<&Syscall>; MAX_SYSCALL] = {
     while index < SYSCALLS.len() {
         let entry = &SYSCALLS[index];
         assert!(entry.number < MAX_SYSCALL);
-        assert!(table[entry.number].is_none(), "a syscall number appears twice");
+        assert!(
+            table[entry.number].is_none(),
+            "a syscall number appears twice"
+        );
         table[entry.number] = Some(entry);
         index += 1;
     }
@@ -126,26 +129,36 @@ static BY_NUMBER: [Option<&Syscall>; MAX_SYSCALL] = {
 
 /// The implemented syscall with this number.
 pub fn lookup(number: u64) -> Option<&'static Syscall> {
-    BY_NUMBER.get(usize::try_from(number).ok()?).copied().flatten()
+    BY_NUMBER
+        .get(usize::try_from(number).ok()?)
+        .copied()
+        .flatten()
 }
 
 /// Linux's name for a syscall number, implemented or not.
 pub fn name_of(number: u64) -> Option<&'static str> {
     let number = usize::try_from(number).ok()?;
-    SYSCALL_NAMES.binary_search_by_key(&number, |&(n, _)| n).ok().map(|i| SYSCALL_NAMES[i].1)
+    SYSCALL_NAMES
+        .binary_search_by_key(&number, |&(n, _)| n)
+        .ok()
+        .map(|i| SYSCALL_NAMES[i].1)
 }
 
 /// Runs syscall `number` with the raw argument registers; returns what goes into rax.
 pub fn dispatch(context: &mut Context, number: u64, args: [u64; 6]) -> u64 {
     let entry = lookup(number);
+    if context.process.trace && NO_RETURN.contains(&number) {
+        // exit and exit_group do not come back: trace them first, as strace does ("= ?").
+        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, None);
+    }
     let result = match entry {
         Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
-            log_unimplemented(context, number);
+            log_unimplemented(context, number, LogLevel::Info);
             Err(Errno::ENOSYS)
         }
         Some(entry) => (entry.handler)(context, &args),
         None => {
-            log_unimplemented(context, number);
+            log_unimplemented(context, number, LogLevel::Warn);
             Err(Errno::ENOSYS)
         }
     };
@@ -154,23 +167,30 @@ pub fn dispatch(context: &mut Context, number: u64, args: [u64; 6]) -> u64 {
         Err(errno) => errno.to_return(),
     };
     if context.process.trace {
-        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, value);
+        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, Some(value));
     }
     value
 }
 
-fn log_unimplemented(context: &mut Context, number: u64) {
+/// exit and exit_group.
+const NO_RETURN: [u64; 2] = [60, 231];
+
+/// Logs the first ENOSYS of each number: at `level` Warn for what the app may need, Info for
+/// the deliberate ones that apps are known to handle.
+fn log_unimplemented(context: &mut Context, number: u64, level: LogLevel) {
     if !context.process.first_unimplemented_call(number) {
         return;
     }
     match name_of(number) {
         Some(name) => context.platform.log(
-            LogLevel::Warn,
+            level,
             format_args!("syscall {name} ({number}) is not implemented: it returns ENOSYS"),
         ),
         None => context.platform.log(
             LogLevel::Warn,
-            format_args!("syscall number {number} does not exist on x86_64 Linux: it returns ENOSYS"),
+            format_args!(
+                "syscall number {number} does not exist on x86_64 Linux: it returns ENOSYS"
+            ),
         ),
     }
 }
@@ -179,7 +199,10 @@ fn log_unimplemented(context: &mut Context, number: u64) {
 pub fn markdown() -> alloc::string::String {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
-    let implemented = SYSCALLS.iter().filter(|s| !matches!(s.status, Status::Unimplemented(_))).count();
+    let implemented = SYSCALLS
+        .iter()
+        .filter(|s| !matches!(s.status, Status::Unimplemented(_)))
+        .count();
     let _ = writeln!(out, "# Syscalls\n");
     let _ = writeln!(
         out,
@@ -210,14 +233,24 @@ mod tests {
     #[test]
     fn every_row_has_linuxs_name_for_its_number() {
         for entry in SYSCALLS {
-            assert_eq!(name_of(entry.number as u64), Some(entry.name), "syscall {}", entry.number);
+            assert_eq!(
+                name_of(entry.number as u64),
+                Some(entry.name),
+                "syscall {}",
+                entry.number
+            );
         }
     }
 
     #[test]
     fn rows_are_in_number_order() {
         for pair in SYSCALLS.windows(2) {
-            assert!(pair[0].number < pair[1].number, "{} before {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].number < pair[1].number,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
     }
 

@@ -75,7 +75,8 @@ impl Platform for FakePlatform {
     }
     fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
         for page in (start..start + len).step_by(PAGE as usize) {
-            self.pages.insert(page, (vec![0; PAGE as usize], protection));
+            self.pages
+                .insert(page, (vec![0; PAGE as usize], protection));
         }
         Ok(())
     }
@@ -100,7 +101,10 @@ impl Platform for FakePlatform {
     }
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
         for byte in buffer {
-            self.random_state = self.random_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.random_state = self
+                .random_state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *byte = (self.random_state >> 56) as u8;
         }
         Ok(())
@@ -132,12 +136,19 @@ pub struct TestMachine {
 impl TestMachine {
     pub fn new() -> TestMachine {
         let memory = AddressSpace::new(0x7000_0000_0000, 0x60_0000);
-        TestMachine { platform: FakePlatform::default(), process: Process::new(b"/hello".to_vec(), memory), next_scratch: SCRATCH_BASE }
+        TestMachine {
+            platform: FakePlatform::default(),
+            process: Process::new(b"/hello".to_vec(), memory),
+            next_scratch: SCRATCH_BASE,
+        }
     }
 
     /// Runs a syscall; Err holds the errno the app would see.
     pub fn call(&mut self, number: u64, args: [u64; 6]) -> Result<u64, Errno> {
-        let mut context = Context { platform: &mut self.platform, process: &mut self.process };
+        let mut context = Context {
+            platform: &mut self.platform,
+            process: &mut self.process,
+        };
         let value = crate::table::dispatch(&mut context, number, args);
         match Errno::from_return(value) {
             Some(errno) => Err(errno),
@@ -149,7 +160,17 @@ impl TestMachine {
     pub fn scratch(&mut self, len: usize) -> u64 {
         let address = self.next_scratch;
         let pages = (len as u64).div_ceil(PAGE).max(1);
-        self.platform.map_anonymous(address, pages * PAGE, Protection { read: true, write: true, execute: false }).unwrap();
+        self.platform
+            .map_anonymous(
+                address,
+                pages * PAGE,
+                Protection {
+                    read: true,
+                    write: true,
+                    execute: false,
+                },
+            )
+            .unwrap();
         self.next_scratch += (pages + 1) * PAGE; // a guard page between buffers
         address
     }
@@ -170,10 +191,14 @@ impl TestMachine {
         u64::from_le_bytes(self.memory_at(address, 8).try_into().unwrap())
     }
     pub fn write_u64(&mut self, address: u64, value: u64) {
-        self.platform.write_user(address, &value.to_le_bytes()).unwrap();
+        self.platform
+            .write_user(address, &value.to_le_bytes())
+            .unwrap();
     }
     pub fn is_backed(&self, address: u64, len: u64) -> bool {
-        (address & !(PAGE - 1)..address + len).step_by(PAGE as usize).all(|page| self.platform.pages.contains_key(&page))
+        (address & !(PAGE - 1)..address + len)
+            .step_by(PAGE as usize)
+            .all(|page| self.platform.pages.contains_key(&page))
     }
     pub fn stdout(&self) -> &[u8] {
         &self.platform.stdout

@@ -24,15 +24,25 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// so BOOTTIME is MONOTONIC and the CPU-time clocks count from boot.
 fn machine_clock(clock: i32) -> Result<MachineClock, Errno> {
     match clock {
-        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => Ok(MachineClock::Realtime),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM
-        | CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(MachineClock::Monotonic),
+        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => {
+            Ok(MachineClock::Realtime)
+        }
+        CLOCK_MONOTONIC
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME
+        | CLOCK_BOOTTIME_ALARM
+        | CLOCK_PROCESS_CPUTIME_ID
+        | CLOCK_THREAD_CPUTIME_ID => Ok(MachineClock::Monotonic),
         _ => Err(Errno::EINVAL),
     }
 }
 
 fn timespec(nanoseconds: u64) -> Timespec {
-    Timespec { tv_sec: (nanoseconds / NANOS_PER_SECOND) as i64, tv_nsec: (nanoseconds % NANOS_PER_SECOND) as i64 }
+    Timespec {
+        tv_sec: (nanoseconds / NANOS_PER_SECOND) as i64,
+        tv_nsec: (nanoseconds % NANOS_PER_SECOND) as i64,
+    }
 }
 
 /// Implements clock_gettime(2).
@@ -47,14 +57,23 @@ pub fn clock_getres(context: &mut Context, clock: i32, resolution: UserAddr) -> 
     if resolution.is_null() {
         return Ok(());
     }
-    context.write_struct(resolution.0, &Timespec { tv_sec: 0, tv_nsec: 1 })
+    context.write_struct(
+        resolution.0,
+        &Timespec {
+            tv_sec: 0,
+            tv_nsec: 1,
+        },
+    )
 }
 
 /// Implements gettimeofday(2); the timezone is UTC.
 pub fn gettimeofday(context: &mut Context, time: UserAddr, zone: UserAddr) -> Result<(), Errno> {
     if !time.is_null() {
         let now = context.platform.now(MachineClock::Realtime);
-        let value = Timeval { tv_sec: (now / NANOS_PER_SECOND) as i64, tv_usec: ((now % NANOS_PER_SECOND) / 1000) as i64 };
+        let value = Timeval {
+            tv_sec: (now / NANOS_PER_SECOND) as i64,
+            tv_usec: ((now % NANOS_PER_SECOND) / 1000) as i64,
+        };
         context.write_struct(time.0, &value)?;
     }
     if !zone.is_null() {
@@ -82,12 +101,27 @@ mod tests {
         let mut machine = TestMachine::new();
         machine.set_clocks(5_123_456_789, 1_700_000_000_250_000_000);
         let out = machine.scratch(16);
-        assert_eq!(machine.call(228, [CLOCK_MONOTONIC as u64, out, 0, 0, 0, 0]), Ok(0));
-        assert_eq!((machine.read_u64(out), machine.read_u64(out + 8)), (5, 123_456_789));
-        assert_eq!(machine.call(228, [CLOCK_REALTIME as u64, out, 0, 0, 0, 0]), Ok(0));
-        assert_eq!((machine.read_u64(out), machine.read_u64(out + 8)), (1_700_000_000, 250_000_000));
+        assert_eq!(
+            machine.call(228, [CLOCK_MONOTONIC as u64, out, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            (machine.read_u64(out), machine.read_u64(out + 8)),
+            (5, 123_456_789)
+        );
+        assert_eq!(
+            machine.call(228, [CLOCK_REALTIME as u64, out, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            (machine.read_u64(out), machine.read_u64(out + 8)),
+            (1_700_000_000, 250_000_000)
+        );
         assert_eq!(machine.call(228, [10, out, 0, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(machine.call(228, [(-1i32) as u32 as u64, out, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(228, [(-1i32) as u32 as u64, out, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(machine.call(228, [0, 0, 0, 0, 0, 0]), Err(Errno::EFAULT));
     }
 
@@ -97,7 +131,10 @@ mod tests {
         machine.set_clocks(1, 1_700_000_000_250_000_000);
         let out = machine.scratch(16);
         assert_eq!(machine.call(96, [out, 0, 0, 0, 0, 0]), Ok(0));
-        assert_eq!((machine.read_u64(out), machine.read_u64(out + 8)), (1_700_000_000, 250_000));
+        assert_eq!(
+            (machine.read_u64(out), machine.read_u64(out + 8)),
+            (1_700_000_000, 250_000)
+        );
         assert_eq!(machine.call(201, [0, 0, 0, 0, 0, 0]), Ok(1_700_000_000));
     }
 
@@ -105,8 +142,14 @@ mod tests {
     fn getres_is_one_nanosecond() {
         let mut machine = TestMachine::new();
         let out = machine.scratch(16);
-        assert_eq!(machine.call(229, [CLOCK_MONOTONIC as u64, out, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(229, [CLOCK_MONOTONIC as u64, out, 0, 0, 0, 0]),
+            Ok(0)
+        );
         assert_eq!(machine.read_u64(out + 8), 1);
-        assert_eq!(machine.call(229, [CLOCK_MONOTONIC as u64, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(229, [CLOCK_MONOTONIC as u64, 0, 0, 0, 0, 0]),
+            Ok(0)
+        );
     }
 }

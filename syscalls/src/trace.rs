@@ -8,7 +8,14 @@ use alloc::string::String;
 use core::fmt::Write;
 
 /// Formats `name(args) = result` and sends it to the host.
-pub fn trace_syscall(context: &mut Context, number: u64, kinds: Option<&[ArgKind]>, args: &[u64; 6], value: u64) {
+/// `value` is None for a syscall that does not return (printed `= ?`).
+pub fn trace_syscall(
+    context: &mut Context,
+    number: u64,
+    kinds: Option<&[ArgKind]>,
+    args: &[u64; 6],
+    value: Option<u64>,
+) {
     let mut line = String::new();
     match name_of(number) {
         Some(name) => line.push_str(name),
@@ -37,6 +44,11 @@ pub fn trace_syscall(context: &mut Context, number: u64, kinds: Option<&[ArgKind
         }
     }
     line.push_str(") = ");
+    let Some(value) = value else {
+        line.push('?');
+        context.platform.trace(&line);
+        return;
+    };
     match Errno::from_return(value) {
         Some(errno) => {
             let _ = write!(line, "-1 {} ({})", errno.name(), errno.message());
@@ -105,7 +117,33 @@ mod tests {
         let _ = machine.call(400, [1, 2, 3, 4, 5, 6]);
         let lines = machine.traces();
         assert_eq!(lines[0], format!("write(1, {text:#x}, 2) = 2"));
-        assert_eq!(lines[1], format!("readlink(\"/etc/\\\"x\\\"\", NULL, 0) = -1 EINVAL (Invalid argument)"));
-        assert_eq!(lines[2], "syscall_400(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -1 ENOSYS (Function not implemented)");
+        assert_eq!(
+            lines[1],
+            format!("readlink(\"/etc/\\\"x\\\"\", NULL, 0) = -1 EINVAL (Invalid argument)")
+        );
+        assert_eq!(
+            lines[2],
+            "syscall_400(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -1 ENOSYS (Function not implemented)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use crate::testing::TestMachine;
+
+    #[test]
+    fn exit_group_is_traced_before_it_ends_the_program() {
+        let mut machine = TestMachine::new();
+        machine.set_trace(true);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            machine.call(231, [3, 0, 0, 0, 0, 0])
+        }));
+        let message = outcome.expect_err("exit_group returns nothing");
+        assert_eq!(
+            message.downcast_ref::<String>().map(String::as_str),
+            Some("exit 3")
+        );
+        assert_eq!(machine.traces(), ["exit_group(3) = ?"]);
     }
 }

@@ -4,7 +4,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `struct timespec` (include/uapi/linux/time_types.h, `__kernel_timespec`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Timespec {
     pub tv_sec: i64,
     pub tv_nsec: i64,
@@ -12,7 +14,9 @@ pub struct Timespec {
 
 /// `struct timeval` (include/uapi/linux/time.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Timeval {
     pub tv_sec: i64,
     pub tv_usec: i64,
@@ -20,7 +24,9 @@ pub struct Timeval {
 
 /// `struct timezone` (include/uapi/linux/time.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Timezone {
     pub tz_minuteswest: i32,
     pub tz_dsttime: i32,
@@ -28,7 +34,9 @@ pub struct Timezone {
 
 /// `struct iovec` (include/uapi/linux/uio.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Iovec {
     pub iov_base: u64,
     pub iov_len: u64,
@@ -50,7 +58,9 @@ pub struct NewUtsname {
 
 /// `struct rlimit64` (include/uapi/linux/resource.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Rlimit {
     pub rlim_cur: u64,
     pub rlim_max: u64,
@@ -77,7 +87,9 @@ pub const RLIM_NLIMITS: usize = 16;
 
 /// `struct stat` for x86_64 (arch/x86/include/uapi/asm/stat.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Stat {
     pub st_dev: u64,
     pub st_ino: u64,
@@ -104,7 +116,9 @@ pub const S_IFIFO: u32 = 0o010000;
 
 /// `struct termios` as TCGETS returns it (include/uapi/asm-generic/termbits.h; NCCS = 19).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Termios {
     pub c_iflag: u32,
     pub c_oflag: u32,
@@ -116,7 +130,9 @@ pub struct Termios {
 
 /// `struct winsize` (include/uapi/asm-generic/termios.h).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Winsize {
     pub ws_row: u16,
     pub ws_col: u16,
@@ -127,7 +143,9 @@ pub struct Winsize {
 /// The x86_64 `struct sigaction` that rt_sigaction takes (arch/x86/include/asm/signal.h's
 /// kernel view: handler, flags, restorer, mask).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Sigaction {
     pub sa_handler: u64,
     pub sa_flags: u64,
