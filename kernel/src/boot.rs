@@ -160,7 +160,6 @@ pub fn first_instruction_tsc() -> u64 {
 
 /// The physical address of the boot PML4, which stays the kernel's page table.
 pub fn boot_pml4_phys() -> u64 {
-    // SAFETY: taking the address of a linker-provided static; nothing is read.
-    let virt = unsafe { core::ptr::addr_of!(boot_pml4) } as u64;
+    let virt = core::ptr::addr_of!(boot_pml4) as u64;
     virt - KERNEL_VMA
 }

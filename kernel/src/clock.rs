@@ -37,7 +37,9 @@ pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
     let khz = match tsc_khz.or_else(tsc_khz_from_cpuid) {
         Some(khz) => khz,
         None => {
-            crate::log_warn!("TSC frequency unknown (no pith.tsc_khz, no CPUID leaf 0x15/0x16): assuming 1 GHz");
+            crate::log_warn!(
+                "TSC frequency unknown (no pith.tsc_khz, no CPUID leaf 0x15/0x16): assuming 1 GHz"
+            );
             1_000_000
         }
     };

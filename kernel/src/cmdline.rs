@@ -24,7 +24,9 @@ pub fn parse(line: &str) -> LaunchParameters {
         window_size: (24, 80),
     };
     for word in line.split_ascii_whitespace() {
-        let Some((key, value)) = word.split_once('=') else { continue };
+        let Some((key, value)) = word.split_once('=') else {
+            continue;
+        };
         match key {
             "pith.tsc_khz" => parameters.tsc_khz = value.parse().ok().filter(|&khz| khz > 0),
             "pith.realtime_ns" => parameters.realtime_ns = value.parse().ok(),

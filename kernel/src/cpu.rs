@@ -22,7 +22,8 @@ pub fn init() {
         | XCr0Flags::HI16_ZMM.bits();
     let mut enabled = supported & wanted;
     // AVX-512 state is all-or-nothing.
-    let avx512 = XCr0Flags::OPMASK.bits() | XCr0Flags::ZMM_HI256.bits() | XCr0Flags::HI16_ZMM.bits();
+    let avx512 =
+        XCr0Flags::OPMASK.bits() | XCr0Flags::ZMM_HI256.bits() | XCr0Flags::HI16_ZMM.bits();
     if enabled & avx512 != avx512 {
         enabled &= !avx512;
     }

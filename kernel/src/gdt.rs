@@ -20,14 +20,27 @@ pub const INTERRUPT_IST: u16 = 3;
 const IST_STACK_SIZE: usize = 32 * 1024;
 
 #[repr(align(16))]
-struct Stack([u8; IST_STACK_SIZE]);
+struct Stack {
+    _bytes: [u8; IST_STACK_SIZE],
+}
 
-static mut EXCEPTION_STACK: Stack = Stack([0; IST_STACK_SIZE]);
-static mut CRITICAL_STACK: Stack = Stack([0; IST_STACK_SIZE]);
-static mut INTERRUPT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+static mut EXCEPTION_STACK: Stack = Stack {
+    _bytes: [0; IST_STACK_SIZE],
+};
+static mut CRITICAL_STACK: Stack = Stack {
+    _bytes: [0; IST_STACK_SIZE],
+};
+static mut INTERRUPT_STACK: Stack = Stack {
+    _bytes: [0; IST_STACK_SIZE],
+};
 
 static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = Once::new();
+static GDT: Once<(
+    GlobalDescriptorTable,
+    SegmentSelector,
+    SegmentSelector,
+    SegmentSelector,
+)> = Once::new();
 
 /// The kernel's code selector (also what `syscall` loads, from STAR).
 pub const KERNEL_CODE: u16 = 0x08;

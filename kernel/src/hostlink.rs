@@ -53,7 +53,10 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     pub const fn new() -> Self {
-        LineBuffer { bytes: [0; 1024], len: 0 }
+        LineBuffer {
+            bytes: [0; 1024],
+            len: 0,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]

@@ -229,8 +229,15 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
     let in_app = frame.rip < crate::boot::DIRECT_MAP_BASE;
     let name = exception_name(frame.vector);
     let whose = if in_app { "the program" } else { "the kernel" };
-    crate::log_error!("fatal {name} in {whose}, error code {:#x}", frame.error_code);
-    crate::log_error!("rip {:#018x} {}", frame.rip, crate::process::describe_address(frame.rip));
+    crate::log_error!(
+        "fatal {name} in {whose}, error code {:#x}",
+        frame.error_code
+    );
+    crate::log_error!(
+        "rip {:#018x} {}",
+        frame.rip,
+        crate::process::describe_address(frame.rip)
+    );
     if frame.vector == 14 {
         let address = x86_64::registers::control::Cr2::read_raw();
         let code = frame.error_code;
@@ -241,29 +248,56 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
         } else {
             "read"
         };
-        let cause = if code & 0x1 != 0 { "a protection violation" } else { "a page that is not mapped" };
-        crate::log_error!("{access} at {address:#018x}: {cause} {}", crate::process::describe_address(address));
+        let cause = if code & 0x1 != 0 {
+            "a protection violation"
+        } else {
+            "a page that is not mapped"
+        };
+        crate::log_error!(
+            "{access} at {address:#018x}: {cause} {}",
+            crate::process::describe_address(address)
+        );
     }
     crate::log_error!(
         "rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
-        frame.rax, frame.rbx, frame.rcx, frame.rdx
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx
     );
     crate::log_error!(
         "rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}",
-        frame.rsi, frame.rdi, frame.rbp, frame.rsp
+        frame.rsi,
+        frame.rdi,
+        frame.rbp,
+        frame.rsp
     );
     crate::log_error!(
         "r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}",
-        frame.r8, frame.r9, frame.r10, frame.r11
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11
     );
     crate::log_error!(
         "r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}",
-        frame.r12, frame.r13, frame.r14, frame.r15
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15
     );
-    crate::log_error!("rflags {:#x} cs {:#x} ss {:#x}", frame.rflags, frame.cs, frame.ss);
+    crate::log_error!(
+        "rflags {:#x} cs {:#x} ss {:#x}",
+        frame.rflags,
+        frame.cs,
+        frame.ss
+    );
     if in_app {
         let signal = exception_signal(frame.vector);
-        crate::log_error!("the program was killed by signal {signal}; exit status {}", 128 + signal);
+        crate::log_error!(
+            "the program was killed by signal {signal}; exit status {}",
+            128 + signal
+        );
         crate::power::exit(128 + signal);
     }
     crate::power::exit(KERNEL_FAILURE_STATUS);

@@ -30,7 +30,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let boot_info = match pvh::parse(start_info_phys) {
         Ok(info) => info,
         Err(error) => {
-            log_error!("unusable PVH start info: {error:?}");
+            log_error!("unusable PVH start info: {error}");
             power::exit(interrupts::KERNEL_FAILURE_STATUS);
         }
     };
@@ -40,19 +40,32 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         log_error!("no image: boot Pith with the program as its initrd (see `pith run`)");
         power::exit(interrupts::KERNEL_FAILURE_STATUS);
     };
-    let reserved = [(image_phys, image_phys + image_size), (boot_info.start_info_phys, boot_info.start_info_phys + 4096)];
+    let reserved = [
+        (image_phys, image_phys + image_size),
+        (boot_info.start_info_phys, boot_info.start_info_phys + 4096),
+    ];
     let stats = memory::init(boot_info.memory_map, &reserved);
     memory::drop_identity_map();
     cpu::init();
-    clock::init(boot::first_instruction_tsc(), parameters.tsc_khz, parameters.realtime_ns);
+    clock::init(
+        boot::first_instruction_tsc(),
+        parameters.tsc_khz,
+        parameters.realtime_ns,
+    );
     random::init();
     syscall::init();
-    log_debug!("memory: {} MiB free for the program", stats.total_frames * 4096 >> 20);
+    log_debug!(
+        "memory: {} MiB free for the program",
+        (stats.total_frames * 4096) >> 20
+    );
 
     // SAFETY: the image is the initrd module, in reserved physical memory below 4 GiB that
     // the direct map covers, and nothing writes it.
     let image = unsafe {
-        core::slice::from_raw_parts(memory::phys_to_virt(image_phys).as_ptr::<u8>(), image_size as usize)
+        core::slice::from_raw_parts(
+            memory::phys_to_virt(image_phys).as_ptr::<u8>(),
+            image_size as usize,
+        )
     };
     process::start(image, &parameters)
 }

@@ -5,7 +5,9 @@ use crate::boot::{DIRECT_MAP_BASE, KERNEL_VMA};
 use crate::pvh::{MemoryRegion, MEMMAP_TYPE_RAM};
 use buddy_system_allocator::FrameAllocator;
 use spin::Mutex;
-use x86_64::structures::paging::{page_table::PageTableEntry, PageTable, PageTableFlags, PhysFrame};
+use x86_64::structures::paging::{
+    page_table::PageTableEntry, PageTable, PageTableFlags, PhysFrame,
+};
 use x86_64::{PhysAddr, VirtAddr};
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -37,8 +39,13 @@ extern "C" {
 }
 
 fn kernel_image_phys() -> (u64, u64) {
-    // SAFETY: addresses of linker-script symbols; nothing is read through them.
-    let (start, end) = unsafe { (core::ptr::addr_of!(__kernel_start) as u64, core::ptr::addr_of!(__kernel_end) as u64) };
+    // Only the addresses of the linker-script symbols are taken; nothing is read through them.
+    let (start, end) = {
+        (
+            core::ptr::addr_of!(__kernel_start) as u64,
+            core::ptr::addr_of!(__kernel_end) as u64,
+        )
+    };
     (start - KERNEL_VMA, end - KERNEL_VMA)
 }
 
@@ -48,7 +55,11 @@ pub struct Reserved<'a>(pub &'a [(u64, u64)]);
 impl Reserved<'_> {
     /// The first reserved range overlapping [start, end), if any.
     fn overlap(&self, start: u64, end: u64) -> Option<(u64, u64)> {
-        self.0.iter().copied().filter(|&(s, e)| s < end && start < e).min_by_key(|&(s, _)| s)
+        self.0
+            .iter()
+            .copied()
+            .filter(|&(s, e)| s < end && start < e)
+            .min_by_key(|&(s, _)| s)
     }
 }
 
@@ -99,13 +110,17 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
         }
     });
     let Some(heap_start) = heap else {
-        crate::log_error!("no {} MiB of contiguous RAM for the kernel heap", HEAP_SIZE >> 20);
+        crate::log_error!(
+            "no {} MiB of contiguous RAM for the kernel heap",
+            HEAP_SIZE >> 20
+        );
         crate::power::exit(125);
     };
     // SAFETY: [heap_start, heap_start + HEAP_SIZE) is free RAM (not reserved, not the kernel),
     // direct-mapped, and from now on belongs to the heap alone (it is reserved below).
     unsafe {
-        HEAP.lock().claim(phys_to_virt(heap_start).as_mut_ptr(), HEAP_SIZE as usize);
+        HEAP.lock()
+            .claim(phys_to_virt(heap_start).as_mut_ptr(), HEAP_SIZE as usize);
     }
     reserved_list[1 + count] = (heap_start, heap_start + HEAP_SIZE);
 
@@ -115,7 +130,9 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
         frames.add_frame((start / PAGE_SIZE) as usize, (end / PAGE_SIZE) as usize);
         total += (end - start) / PAGE_SIZE;
     });
-    MemoryStats { total_frames: total }
+    MemoryStats {
+        total_frames: total,
+    }
 }
 
 /// Allocates one zeroed 4 KiB frame.
@@ -130,7 +147,9 @@ pub fn allocate_zeroed_frame() -> Option<PhysFrame> {
 
 /// Returns a frame to the allocator.
 pub fn free_frame(frame: PhysFrame) {
-    FRAMES.lock().dealloc((frame.start_address().as_u64() / PAGE_SIZE) as usize, 1);
+    FRAMES
+        .lock()
+        .dealloc((frame.start_address().as_u64() / PAGE_SIZE) as usize, 1);
 }
 
 /// The one page table the kernel and the app share (the boot PML4, kept for life).
@@ -156,7 +175,9 @@ const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags
 
 /// The level-1 entry for `address`, creating the tables above it when `create` is set.
 fn leaf_entry(address: u64, create: bool) -> Result<Option<&'static mut PageTableEntry>, MapError> {
-    let Ok(address) = VirtAddr::try_new(address) else { return Ok(None) };
+    let Ok(address) = VirtAddr::try_new(address) else {
+        return Ok(None);
+    };
     let indexes = [address.p4_index(), address.p3_index(), address.p2_index()];
     let mut table = pml4();
     for index in indexes {
@@ -228,7 +249,9 @@ fn flush(address: u64) {
 /// mprotect makes them accessible. On failure the pages mapped so far are unmapped again.
 pub fn map_anonymous(start: u64, len: u64, protection: Protection) -> Result<(), MapError> {
     let _guard = ADDRESS_SPACE.lock();
-    let Some(flags) = protection.flags() else { return Ok(()) };
+    let Some(flags) = protection.flags() else {
+        return Ok(());
+    };
     let mut address = start;
     while address < start + len {
         if let Err(error) = map_one(address, flags) {
@@ -304,13 +327,19 @@ pub fn protect(start: u64, len: u64, protection: Protection) -> Result<(), MapEr
 
 /// Whether every page of [start, start + len) is present, and writable if `write`.
 pub fn is_accessible(start: u64, len: u64, write: bool) -> bool {
-    let Some(end) = start.checked_add(len) else { return false };
+    let Some(end) = start.checked_add(len) else {
+        return false;
+    };
     let _guard = ADDRESS_SPACE.lock();
     let mut address = align_down(start);
     while address < end {
-        let Ok(Some(entry)) = leaf_entry(address, false) else { return false };
+        let Ok(Some(entry)) = leaf_entry(address, false) else {
+            return false;
+        };
         let flags = entry.flags();
-        if !flags.contains(PageTableFlags::PRESENT) || (write && !flags.contains(PageTableFlags::WRITABLE)) {
+        if !flags.contains(PageTableFlags::PRESENT)
+            || (write && !flags.contains(PageTableFlags::WRITABLE))
+        {
             return false;
         }
         address += PAGE_SIZE;

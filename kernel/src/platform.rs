@@ -17,7 +17,10 @@ pub struct KernelPlatform {
 
 impl KernelPlatform {
     pub fn new(parameters: &LaunchParameters) -> KernelPlatform {
-        KernelPlatform { terminal: parameters.terminal, window_size: parameters.window_size }
+        KernelPlatform {
+            terminal: parameters.terminal,
+            window_size: parameters.window_size,
+        }
     }
 }
 
@@ -34,7 +37,9 @@ fn check_user_range(address: u64, len: usize, write: bool) -> Result<(), Errno> 
     if memory::is_accessible(address, len as u64, write) {
         return Ok(());
     }
-    if crate::process::grow_stack(address, len as u64) && memory::is_accessible(address, len as u64, write) {
+    if crate::process::grow_stack(address, len as u64)
+        && memory::is_accessible(address, len as u64, write)
+    {
         return Ok(());
     }
     Err(Errno::EFAULT)
@@ -48,7 +53,11 @@ fn map_error(error: MapError) -> Errno {
 }
 
 fn page_protection(protection: Protection) -> memory::Protection {
-    memory::Protection { read: protection.read, write: protection.write, execute: protection.execute }
+    memory::Protection {
+        read: protection.read,
+        write: protection.write,
+        execute: protection.execute,
+    }
 }
 
 impl Platform for KernelPlatform {
@@ -56,7 +65,9 @@ impl Platform for KernelPlatform {
         check_user_range(address, buffer.len(), false)?;
         // SAFETY: the whole range is mapped, readable app memory (checked just above, and the
         // one app thread is inside this syscall, so nothing unmaps it meanwhile).
-        unsafe { core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len())
+        };
         Ok(())
     }
 

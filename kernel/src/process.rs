@@ -43,7 +43,11 @@ fn fail(message: core::fmt::Arguments) -> ! {
 }
 
 fn to_page_protection(protection: Protection) -> PageProtection {
-    PageProtection { read: protection.read, write: protection.write, execute: protection.execute }
+    PageProtection {
+        read: protection.read,
+        write: protection.write,
+        execute: protection.execute,
+    }
 }
 
 fn random_pages(bits: u32) -> u64 {
@@ -58,13 +62,23 @@ fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64, memory: &mut Addres
     for (index, segment) in plan.segments.iter().enumerate() {
         let (start, end) = segment.page_range();
         let (start, end) = (start + bias, end + bias);
-        let protection = Protection { read: segment.flags.read, write: segment.flags.write, execute: segment.flags.execute };
+        let protection = Protection {
+            read: segment.flags.read,
+            write: segment.flags.write,
+            execute: segment.flags.execute,
+        };
         // Map writable first so the bytes can be copied in, then set the real protection.
-        let writable = PageProtection { read: true, write: true, execute: false };
+        let writable = PageProtection {
+            read: true,
+            write: true,
+            execute: false,
+        };
         let map_from = start.max(previous_end);
         if map_from < end {
             if let Err(error) = memory::map_anonymous(map_from, end - map_from, writable) {
-                fail(format_args!("cannot map segment {index} at {start:#x}: {error:?}"));
+                fail(format_args!(
+                    "cannot map segment {index} at {start:#x}: {error:?}"
+                ));
             }
         }
         if let Some((page, earlier)) = previous {
@@ -79,24 +93,38 @@ fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64, memory: &mut Addres
                 previous = Some((page, union));
             }
         }
-        let file_bytes = &program[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+        let file_bytes = &program
+            [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
         let destination = segment.vaddr + bias;
         // SAFETY: [destination, destination + file_size) lies inside the pages mapped writable
         // just above, in the app's lower half, which no Rust reference aliases.
         unsafe {
-            core::ptr::copy_nonoverlapping(file_bytes.as_ptr(), destination as *mut u8, file_bytes.len());
+            core::ptr::copy_nonoverlapping(
+                file_bytes.as_ptr(),
+                destination as *mut u8,
+                file_bytes.len(),
+            );
         }
         // The bss part of the last file page must read as zero: the frames came zeroed.
         let vma_start = map_from.min(end);
         if vma_start < end {
-            memory.insert(Vma { start: vma_start, end, protection, kind: VmaKind::Program });
+            memory.insert(Vma {
+                start: vma_start,
+                end,
+                protection,
+                kind: VmaKind::Program,
+            });
         }
         if let Some((page, union)) = previous {
             if page == start {
                 apply_protection(page, PAGE_SIZE, union);
             }
         }
-        apply_protection(map_from.max(start), end.saturating_sub(map_from.max(start)), protection);
+        apply_protection(
+            map_from.max(start),
+            end.saturating_sub(map_from.max(start)),
+            protection,
+        );
         if let Some((page, union)) = previous {
             if page == start {
                 apply_protection(page, PAGE_SIZE, union);
@@ -112,17 +140,21 @@ fn apply_protection(start: u64, len: u64, protection: Protection) {
         return;
     }
     if let Err(error) = memory::protect(start, len, to_page_protection(protection)) {
-        fail(format_args!("cannot protect {start:#x}+{len:#x}: {error:?}"));
+        fail(format_args!(
+            "cannot protect {start:#x}+{len:#x}: {error:?}"
+        ));
     }
 }
 
 /// Loads the program in `image` and runs it; never returns.
 pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchParameters) -> ! {
-    let image = Image::parse(image_bytes).unwrap_or_else(|error| fail(format_args!("the image is unusable: {error}")));
+    let image = Image::parse(image_bytes)
+        .unwrap_or_else(|error| fail(format_args!("the image is unusable: {error}")));
     let program = image.program();
     let path = image.program_path();
     let path_text = core::str::from_utf8(path).unwrap_or("(program)");
-    let plan = elf::plan(program).unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
+    let plan =
+        elf::plan(program).unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
     if let Some(interpreter) = &plan.interpreter {
         fail(format_args!(
             "{path_text} is dynamically linked (interpreter {interpreter}); Pith runs static programs only for now"
@@ -168,7 +200,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     };
     let spec = StackSpec {
         stack_top,
-        random_offset: crate::random::next_u64() % 8192 & !15,
+        random_offset: (crate::random::next_u64() % 8192) & !15,
         argv: &argv,
         envp: &envp,
         execfn: path,
@@ -176,24 +208,41 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         random,
         aux,
     };
-    let stack = build_initial_stack(&spec).unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
+    let stack = build_initial_stack(&spec)
+        .unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
     let mapped = memory::align_up(stack.bytes.len() as u64 + INITIAL_STACK_MAPPED);
     let mapped_bottom = stack_top - mapped.min(stack_top - stack_limit);
-    let stack_protection = PageProtection { read: true, write: true, execute: plan.executable_stack };
-    if let Err(error) = memory::map_anonymous(mapped_bottom, stack_top - mapped_bottom, stack_protection) {
+    let stack_protection = PageProtection {
+        read: true,
+        write: true,
+        execute: plan.executable_stack,
+    };
+    if let Err(error) =
+        memory::map_anonymous(mapped_bottom, stack_top - mapped_bottom, stack_protection)
+    {
         fail(format_args!("cannot map the stack: {error:?}"));
     }
     memory.insert(Vma {
         start: stack_limit,
         end: stack_top,
-        protection: Protection { read: true, write: true, execute: plan.executable_stack },
+        protection: Protection {
+            read: true,
+            write: true,
+            execute: plan.executable_stack,
+        },
         kind: VmaKind::Stack,
     });
     STACK_LIMIT.store(stack_limit, Ordering::Relaxed);
     STACK_MAPPED_BOTTOM.store(mapped_bottom, Ordering::Relaxed);
     STACK_TOP.store(stack_top, Ordering::Relaxed);
     // SAFETY: [stack.base, stack_top) was just mapped read-write in the app's lower half.
-    unsafe { core::ptr::copy_nonoverlapping(stack.bytes.as_ptr(), stack.base as *mut u8, stack.bytes.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            stack.bytes.as_ptr(),
+            stack.base as *mut u8,
+            stack.bytes.len(),
+        )
+    };
 
     let mut process = Process::new(path.to_vec(), memory);
     process.trace = parameters.trace;
@@ -265,8 +314,14 @@ pub fn grow_stack(address: u64, len: u64) -> bool {
         return false;
     }
     // Grow in 64 KiB steps to keep faults rare.
-    let new_bottom = memory::align_down(address).saturating_sub(60 * 1024).max(limit);
-    let protection = PageProtection { read: true, write: true, execute: false };
+    let new_bottom = memory::align_down(address)
+        .saturating_sub(60 * 1024)
+        .max(limit);
+    let protection = PageProtection {
+        read: true,
+        write: true,
+        execute: false,
+    };
     match memory::map_anonymous(new_bottom, bottom - new_bottom, protection) {
         Ok(()) => {
             STACK_MAPPED_BOTTOM.store(new_bottom, Ordering::Relaxed);
@@ -286,12 +341,22 @@ pub struct AddressDescription(u64);
 impl core::fmt::Display for AddressDescription {
     fn fmt(&self, formatter: &mut core::fmt::Formatter) -> core::fmt::Result {
         let address = self.0;
-        let (start, end, bias) =
-            (LOAD_START.load(Ordering::Relaxed), LOAD_END.load(Ordering::Relaxed), LOAD_BIAS.load(Ordering::Relaxed));
+        let (start, end, bias) = (
+            LOAD_START.load(Ordering::Relaxed),
+            LOAD_END.load(Ordering::Relaxed),
+            LOAD_BIAS.load(Ordering::Relaxed),
+        );
         if (start..end).contains(&address) {
-            return write!(formatter, "(in the program at ELF address {:#x})", address - bias);
+            return write!(
+                formatter,
+                "(in the program at ELF address {:#x})",
+                address - bias
+            );
         }
-        let (limit, top) = (STACK_LIMIT.load(Ordering::Relaxed), STACK_TOP.load(Ordering::Relaxed));
+        let (limit, top) = (
+            STACK_LIMIT.load(Ordering::Relaxed),
+            STACK_TOP.load(Ordering::Relaxed),
+        );
         if (limit..top).contains(&address) {
             return write!(formatter, "(in the main stack)");
         }
@@ -299,7 +364,11 @@ impl core::fmt::Display for AddressDescription {
             return write!(formatter, "(a NULL pointer dereference)");
         }
         if address >= crate::boot::KERNEL_VMA {
-            return write!(formatter, "(in the kernel image at {:#x})", address - crate::boot::KERNEL_VMA);
+            return write!(
+                formatter,
+                "(in the kernel image at {:#x})",
+                address - crate::boot::KERNEL_VMA
+            );
         }
         write!(formatter, "(not in the program, its stack or the kernel)")
     }

@@ -61,11 +61,27 @@ pub enum BootInfoError {
     NoMemoryMap(u32),
 }
 
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            BootInfoError::BadMagic(magic) => write!(
+                formatter,
+                "magic {magic:#x}, expected {HVM_START_MAGIC_VALUE:#x}: not booted through PVH"
+            ),
+            BootInfoError::NoMemoryMap(version) => write!(
+                formatter,
+                "start info version {version} has no memory map (version 1 or later needed)"
+            ),
+        }
+    }
+}
+
 /// Reads the start info at `phys`.
 pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
     // SAFETY: the hypervisor placed the start info at `phys`, inside the first 4 GiB that the
     // boot page tables direct-map, and nothing else writes it.
-    let info: HvmStartInfo = unsafe { phys_to_virt(phys).as_ptr::<HvmStartInfo>().read_unaligned() };
+    let info: HvmStartInfo =
+        unsafe { phys_to_virt(phys).as_ptr::<HvmStartInfo>().read_unaligned() };
     if info.magic != HVM_START_MAGIC_VALUE {
         return Err(BootInfoError::BadMagic(info.magic));
     }
@@ -89,10 +105,19 @@ pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
     };
     let image = if info.nr_modules >= 1 && info.modlist_paddr != 0 {
         // SAFETY: the module list holds `nr_modules` entries in reserved, direct-mapped memory.
-        let module = unsafe { phys_to_virt(info.modlist_paddr).as_ptr::<HvmModlistEntry>().read_unaligned() };
+        let module = unsafe {
+            phys_to_virt(info.modlist_paddr)
+                .as_ptr::<HvmModlistEntry>()
+                .read_unaligned()
+        };
         Some((module.paddr, module.size))
     } else {
         None
     };
-    Ok(BootInfo { start_info_phys: phys, memory_map, command_line, image })
+    Ok(BootInfo {
+        start_info_phys: phys,
+        memory_map,
+        command_line,
+        image,
+    })
 }

@@ -20,10 +20,17 @@ pub struct PerCpu {
 const SYSCALL_STACK_SIZE: usize = 64 * 1024;
 
 #[repr(align(16))]
-struct Stack([u8; SYSCALL_STACK_SIZE]);
+struct Stack {
+    _bytes: [u8; SYSCALL_STACK_SIZE],
+}
 
-static mut SYSCALL_STACK: Stack = Stack([0; SYSCALL_STACK_SIZE]);
-static mut BOOT_CPU: PerCpu = PerCpu { kernel_stack_top: 0, user_rsp: 0 };
+static mut SYSCALL_STACK: Stack = Stack {
+    _bytes: [0; SYSCALL_STACK_SIZE],
+};
+static mut BOOT_CPU: PerCpu = PerCpu {
+    kernel_stack_top: 0,
+    user_rsp: 0,
+};
 
 /// The registers of the app at the syscall instruction, lowest address first. The top five
 /// words are an `iretq` frame.
@@ -130,7 +137,7 @@ pub fn init() {
     unsafe {
         Msr::new(IA32_GS_BASE).write(per_cpu);
         Msr::new(IA32_STAR).write((KERNEL_CODE as u64) << 32 | (KERNEL_CODE as u64) << 48);
-        LStar::write(VirtAddr::new(syscall_entry as usize as u64));
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG
@@ -143,7 +150,9 @@ pub fn init() {
 
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
     frame.rax = crate::process::run_syscall(frame.orig_rax, args);
     // Linux leaves rcx = rip and r11 = rflags after a syscall.
     frame.rcx = frame.rip;

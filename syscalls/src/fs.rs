@@ -485,6 +485,41 @@ fn readlink_path(
     Ok(len)
 }
 
+/// Access-mode and creation flags of open(2) (include/uapi/asm-generic/fcntl.h).
+pub const O_CREAT: u32 = 0o100;
+pub const O_TMPFILE: u32 = 0o20200000;
+
+fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, Errno> {
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    // There is no filesystem yet: no path exists, and nothing can be created.
+    if flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE {
+        return Err(Errno::EROFS);
+    }
+    Err(Errno::ENOENT)
+}
+
+/// Implements open(2): there are no files until the filesystem lands.
+pub fn open(context: &mut Context, path: UserPath, flags: u32, _mode: u32) -> Result<i32, Errno> {
+    open_path(context, path, flags)
+}
+
+/// Implements openat(2): there are no files until the filesystem lands.
+pub fn openat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    flags: u32,
+    _mode: u32,
+) -> Result<i32, Errno> {
+    if dir_fd.0 != AT_FDCWD {
+        context.process.files.get(dir_fd)?;
+    }
+    open_path(context, path, flags)
+}
+
 /// Implements readlink(2).
 pub fn readlink(
     context: &mut Context,
@@ -663,6 +698,38 @@ mod tests {
             machine.call(89, [other, out, 64, 0, 0, 0]),
             Err(Errno::ENOENT)
         );
+    }
+
+    #[test]
+    fn open_finds_no_files_and_creates_none() {
+        let mut machine = TestMachine::new();
+        let path = machine.put(b"/etc/passwd\0");
+        assert_eq!(machine.call(2, [path, 0, 0, 0, 0, 0]), Err(Errno::ENOENT));
+        assert_eq!(
+            machine.call(257, [AT_FDCWD as u32 as u64, path, 0, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
+        assert_eq!(
+            machine.call(
+                257,
+                [
+                    AT_FDCWD as u32 as u64,
+                    path,
+                    (O_CREAT | 1) as u64,
+                    0o644,
+                    0,
+                    0
+                ]
+            ),
+            Err(Errno::EROFS)
+        );
+        assert_eq!(machine.call(257, [77, path, 0, 0, 0, 0]), Err(Errno::EBADF));
+        assert_eq!(
+            machine.call(2, [path, 1, 0, 0, 0, 0]),
+            Err(Errno::ENOENT),
+            "O_WRONLY without O_CREAT"
+        );
+        assert_eq!(machine.call(2, [0, 0, 0, 0, 0, 0]), Err(Errno::EFAULT));
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl AddressSpace {
     pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
         if hint != 0 {
             if let Some(end) = hint.checked_add(len) {
-                if hint % PAGE_SIZE == 0 && self.is_free(hint, end) {
+                if hint.is_multiple_of(PAGE_SIZE) && self.is_free(hint, end) {
                     return Some(hint);
                 }
             }
@@ -249,7 +249,7 @@ pub fn mmap(
     ) {
         return Err(Errno::EINVAL);
     }
-    if length == 0 || offset % PAGE_SIZE != 0 {
+    if length == 0 || !offset.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let length = page_align_up(length)
@@ -264,7 +264,7 @@ pub fn mmap(
     let memory = &mut context.process.memory;
     let start = if fixed {
         let start = address.0;
-        if start % PAGE_SIZE != 0 {
+        if !start.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let end = start
@@ -297,7 +297,7 @@ pub fn mmap(
 }
 
 fn checked_range(address: UserAddr, length: u64) -> Result<(u64, u64), Errno> {
-    if address.0 % PAGE_SIZE != 0 {
+    if !address.0.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let length = page_align_up(length).ok_or(Errno::ENOMEM)?;

@@ -22,6 +22,10 @@ pub struct Process {
     pub robust_list: (u64, usize),
     /// Print every syscall (`pith run --trace`).
     pub trace: bool,
+    /// The thread's name (PR_SET_NAME; /proc/self/comm): at most 15 bytes.
+    pub comm: [u8; 16],
+    pub dumpable: bool,
+    pub parent_death_signal: i32,
     /// One bit per syscall number whose ENOSYS was already logged.
     unimplemented_logged: [u64; 8],
 }
@@ -75,6 +79,7 @@ const fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 
 impl Process {
     pub fn new(executable_path: Vec<u8>, memory: AddressSpace) -> Process {
+        let executable_path_for_comm = executable_path.clone();
         Process {
             pid: 1,
             executable_path,
@@ -85,6 +90,9 @@ impl Process {
             clear_child_tid: 0,
             robust_list: (0, 0),
             trace: false,
+            comm: comm_from_path(&executable_path_for_comm),
+            dumpable: true,
+            parent_death_signal: 0,
             unimplemented_logged: [0; 8],
         }
     }
@@ -148,6 +156,79 @@ pub fn getegid(_context: &mut Context) -> Result<i32, Errno> {
 /// Implements sched_yield(2): with one runnable thread there is nothing to yield to.
 pub fn sched_yield(_context: &mut Context) -> Result<(), Errno> {
     Ok(())
+}
+
+/// The initial comm: the file name of the program, cut to 15 bytes (TASK_COMM_LEN - 1).
+fn comm_from_path(path: &[u8]) -> [u8; 16] {
+    let name = path.rsplit(|&byte| byte == b'/').next().unwrap_or(path);
+    let mut comm = [0u8; 16];
+    let len = name.len().min(15);
+    comm[..len].copy_from_slice(&name[..len]);
+    comm
+}
+
+/// prctl options (include/uapi/linux/prctl.h).
+pub const PR_SET_PDEATHSIG: i32 = 1;
+pub const PR_GET_PDEATHSIG: i32 = 2;
+pub const PR_GET_DUMPABLE: i32 = 3;
+pub const PR_SET_DUMPABLE: i32 = 4;
+pub const PR_SET_NAME: i32 = 15;
+pub const PR_GET_NAME: i32 = 16;
+
+/// Implements prctl(2) for the name, dumpable and parent-death-signal options.
+pub fn prctl(
+    context: &mut Context,
+    option: i32,
+    argument: u64,
+    _argument3: u64,
+    _argument4: u64,
+    _argument5: u64,
+) -> Result<i32, Errno> {
+    match option {
+        PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            // Linux copies up to 16 bytes and terminates at the 16th whatever the string says.
+            let mut byte = [0u8; 1];
+            for (index, slot) in name.iter_mut().take(15).enumerate() {
+                context
+                    .platform
+                    .read_user(argument + index as u64, &mut byte)?;
+                if byte[0] == 0 {
+                    break;
+                }
+                *slot = byte[0];
+            }
+            context.process.comm = name;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let comm = context.process.comm;
+            context.platform.write_user(argument, &comm)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(context.process.dumpable as i32),
+        PR_SET_DUMPABLE => match argument {
+            0 | 1 => {
+                context.process.dumpable = argument == 1;
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        },
+        PR_SET_PDEATHSIG => {
+            if argument > crate::signal::NSIG as u64 {
+                return Err(Errno::EINVAL);
+            }
+            // Recorded; nothing started the program, so no parent can die.
+            context.process.parent_death_signal = argument as i32;
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            let signal = context.process.parent_death_signal;
+            context.write_struct(argument, &signal)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 fn field<const N: usize>(text: &str) -> [u8; N] {
@@ -304,7 +385,7 @@ pub fn sched_getaffinity(
         return Err(Errno::ESRCH);
     }
     const MASK_BYTES: usize = 8; // cpumask_size() for nr_cpu_ids <= 64
-    if size < MASK_BYTES || size % 8 != 0 {
+    if size < MASK_BYTES || !size.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     context.write_struct(mask.0, &1u64)?;
@@ -393,6 +474,39 @@ mod tests {
             machine.call(158, [0x9999, 0, 0, 0, 0, 0]),
             Err(Errno::EINVAL)
         );
+    }
+
+    #[test]
+    fn prctl_names_the_thread() {
+        let mut machine = TestMachine::new();
+        let out = machine.scratch(16);
+        assert_eq!(
+            machine.call(157, [PR_GET_NAME as u64, out, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(&machine.memory_at(out, 6), b"hello\0");
+        let name = machine.put(b"a-rather-long-thread-name\0");
+        assert_eq!(
+            machine.call(157, [PR_SET_NAME as u64, name, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        machine
+            .call(157, [PR_GET_NAME as u64, out, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(&machine.memory_at(out, 16), b"a-rather-long-t\0");
+        assert_eq!(
+            machine.call(157, [PR_SET_DUMPABLE as u64, 2, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(157, [PR_SET_DUMPABLE as u64, 0, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(157, [PR_GET_DUMPABLE as u64, 0, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.call(157, [9999, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
     }
 
     #[test]

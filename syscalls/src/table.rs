@@ -60,6 +60,7 @@ use Status::{Partial, Supported, Unimplemented};
 syscall_table! {
     0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console only");
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
+    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("no files exist until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
@@ -89,6 +90,7 @@ syscall_table! {
     107 geteuid() => process::geteuid, Supported;
     108 getegid() => process::getegid, Supported;
     110 getppid() => process::getppid, Supported;
+    157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
     158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
     160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
     186 gettid() => process::gettid, Supported;
@@ -98,6 +100,7 @@ syscall_table! {
     228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count time since boot");
     229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
+    257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("no files exist until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on the console; there are no files yet (ENOENT)");
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");

@@ -1,0 +1,211 @@
+//! Shared helpers for the integration tests that boot Pith in QEMU: compiling the C test
+//! programs with gcc and musl-gcc, running them under `pith run` and natively, with a timeout.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// No test run may take longer than this: a hang is a failure, not a stuck CI.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The `pith` binary and the kernel, as `scripts/build` leaves them.
+pub fn pith_binary() -> PathBuf {
+    let path = workspace_root().join("target/release/pith");
+    let kernel = workspace_root().join("target/x86_64-unknown-none/release/pith-kernel");
+    assert!(
+        path.exists() && kernel.exists(),
+        "{} or {} is missing: run scripts/build first (scripts/test does)",
+        path.display(),
+        kernel.display()
+    );
+    path
+}
+
+/// How a C test program is compiled and linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toolchain {
+    /// gcc -static: glibc, a non-PIE ET_EXEC at 0x400000.
+    GlibcStatic,
+    /// gcc -static-pie: glibc, ET_DYN placed at a random base.
+    GlibcStaticPie,
+    /// musl-gcc -static (Debian's musl-tools).
+    MuslStatic,
+    /// plain gcc: dynamically linked against glibc.
+    GlibcDynamic,
+}
+
+pub const STATIC_TOOLCHAINS: [Toolchain; 3] = [
+    Toolchain::GlibcStatic,
+    Toolchain::GlibcStaticPie,
+    Toolchain::MuslStatic,
+];
+
+impl Toolchain {
+    fn command(self) -> (&'static str, &'static [&'static str], &'static str) {
+        match self {
+            Toolchain::GlibcStatic => ("gcc", &["-static", "-no-pie"], "glibc"),
+            Toolchain::GlibcStaticPie => ("gcc", &["-static-pie", "-fPIE"], "glibc-pie"),
+            Toolchain::MuslStatic => ("musl-gcc", &["-static", "-no-pie"], "musl"),
+            Toolchain::GlibcDynamic => ("gcc", &[], "dynamic"),
+        }
+    }
+}
+
+static COMPILE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Compiles tests/programs/NAME.c with `toolchain` (once per test run) and returns the binary.
+pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
+    let (compiler, flags, suffix) = toolchain.command();
+    let source = workspace_root()
+        .join("tests/programs")
+        .join(format!("{name}.c"));
+    let out_dir = workspace_root().join("target/test-programs");
+    let output = out_dir.join(format!("{name}-{suffix}"));
+    let _guard = COMPILE_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let fresh = match (std::fs::metadata(&output), std::fs::metadata(&source)) {
+        (Ok(binary), Ok(source)) => binary.modified().ok() >= source.modified().ok(),
+        _ => false,
+    };
+    if fresh {
+        return output;
+    }
+    std::fs::create_dir_all(&out_dir).expect("create target/test-programs");
+    let temporary = output.with_extension("tmp");
+    let result = Command::new(compiler)
+        .args(flags)
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&temporary)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|error| {
+            let package = if compiler == "musl-gcc" {
+                "musl-tools"
+            } else {
+                "gcc"
+            };
+            panic!("cannot run {compiler} ({error}): install it with `apt-get install {package}`")
+        });
+    assert!(
+        result.status.success(),
+        "{compiler} {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    std::fs::rename(&temporary, &output).expect("move the compiled program into place");
+    output
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit status, or 128 + signal if it was killed.
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to completion with stdin from `input`, failing the test if it outlives
+/// RUN_TIMEOUT.
+pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    command.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let description = format!("{command:?}");
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {description}: {error}"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{description} still running after {RUN_TIMEOUT:?}: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let status = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Outcome {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// `pith run [options] PROGRAM [args]`, with `env` passed as `-e` options.
+pub fn pith_run(options: &[&str], program: &Path, args: &[&str], env: &[&str]) -> Outcome {
+    pith_run_with_input(options, program, args, env, None)
+}
+
+pub fn pith_run_with_input(
+    options: &[&str],
+    program: &Path,
+    args: &[&str],
+    env: &[&str],
+    input: Option<&[u8]>,
+) -> Outcome {
+    let mut command = Command::new(pith_binary());
+    command.arg("run").args(options);
+    for variable in env {
+        command.args(["-e", variable]);
+    }
+    command.arg(program).args(args);
+    run_command(command, input)
+}
+
+/// The same program natively, with exactly `env` as its environment, in that order
+/// (`env -i` keeps the order; std's Command would sort it).
+pub fn native_run(program: &Path, args: &[&str], env: &[&str]) -> Outcome {
+    let mut command = Command::new("env");
+    command.arg("-i").args(env).arg(program).args(args);
+    run_command(command, None)
+}
+
+/// The lines of `pith: ...` kernel and CLI messages, without the accelerator notice.
+pub fn pith_messages(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("pith: ") && !line.starts_with("pith: accelerator"))
+        .collect()
+}
