@@ -1,35 +1,10 @@
-//! The host link: accepting QEMU's connection on hostlink.sock and printing the records it carries.
+//! The host link: reading QEMU's connection on hostlink.sock and printing the records it carries.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use pith_loader::hostlink::{Decoder, LogLevel, Record};
-
-/// The socket QEMU connects its `isa-debugcon` chardev to.
-#[derive(Debug)]
-pub struct HostLinkListener {
-    listener: UnixListener,
-}
-
-impl HostLinkListener {
-    /// Binds the socket at `path` (which must not exist yet).
-    pub fn bind(path: &Path) -> std::io::Result<Self> {
-        let listener = UnixListener::bind(path)?;
-        listener.set_nonblocking(true)?;
-        Ok(Self { listener })
-    }
-
-    /// QEMU's connection, if it has connected; never waits.
-    pub fn try_accept(&self) -> std::io::Result<Option<UnixStream>> {
-        match self.listener.accept() {
-            Ok((stream, _)) => Ok(Some(stream)),
-            Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-}
 
 /// Whether the host link is still open after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

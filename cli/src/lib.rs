@@ -3,6 +3,8 @@
 
 pub mod accel;
 pub mod args;
+pub mod chardev_socket;
+pub mod console;
 pub mod hostlink;
 pub mod image;
 pub mod kernel_path;

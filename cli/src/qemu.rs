@@ -59,13 +59,15 @@ pub struct KernelCommandLine {
 }
 
 impl KernelCommandLine {
+    /// The words, space-separated. `pith.console=framed` is always there: the CLI always sends
+    /// COM1 input as console input records.
     pub fn render(&self) -> String {
         let log = match self.log {
             KernelLogLevel::Warn => "warn",
             KernelLogLevel::Debug => "debug",
         };
         let mut text = format!(
-            "pith.tsc_khz={} pith.realtime_ns={} pith.log={log}",
+            "pith.tsc_khz={} pith.realtime_ns={} pith.log={log} pith.console=framed",
             self.tsc_khz, self.realtime_ns
         );
         if self.trace {
@@ -86,6 +88,9 @@ pub struct QemuConfig<'a> {
     pub kernel: &'a Path,
     pub image: &'a Path,
     pub kernel_command_line: &'a str,
+    /// The socket COM1 (the program's console) connects to.
+    pub console_socket: &'a Path,
+    /// The socket the host link (`isa-debugcon`) connects to.
     pub hostlink_socket: &'a Path,
     /// `-icount shift=0` (TCG only; the accelerator choice has checked that).
     pub icount: bool,
@@ -133,19 +138,14 @@ pub fn qemu_args(config: &QemuConfig<'_>) -> Vec<OsString> {
         "-append".into(),
         config.kernel_command_line.into(),
     ]);
-    let mut hostlink = OsString::from("socket,id=hostlink,path=");
-    hostlink.push(escape_option_value(config.hostlink_socket.as_os_str()));
-    extend(
-        &mut args,
-        &[
-            "-chardev",
-            "stdio,id=con,signal=on",
-            "-serial",
-            "chardev:con",
-            "-chardev",
-        ],
-    );
-    args.push(hostlink);
+    args.extend([
+        "-chardev".into(),
+        socket_chardev("con", config.console_socket),
+        "-serial".into(),
+        "chardev:con".into(),
+        "-chardev".into(),
+        socket_chardev("hostlink", config.hostlink_socket),
+    ]);
     extend(
         &mut args,
         &[
@@ -156,6 +156,13 @@ pub fn qemu_args(config: &QemuConfig<'_>) -> Vec<OsString> {
         ],
     );
     args
+}
+
+/// `socket,id=<id>,path=<path>`: a chardev that connects, as a client, to a socket `pith` listens on.
+fn socket_chardev(id: &str, path: &Path) -> OsString {
+    let mut chardev = OsString::from(format!("socket,id={id},path="));
+    chardev.push(escape_option_value(path.as_os_str()));
+    chardev
 }
 
 fn extend(args: &mut Vec<OsString>, words: &[&str]) {
@@ -191,6 +198,7 @@ mod tests {
             kernel: Path::new("/k/pith-kernel"),
             image: Path::new("/tmp/pith-x/image.pith"),
             kernel_command_line: "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
+            console_socket: Path::new("/tmp/pith-x/console.sock"),
             hostlink_socket: Path::new("/tmp/pith-x/hostlink.sock"),
             icount,
         }
@@ -224,7 +232,7 @@ mod tests {
             "-append",
             "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
             "-chardev",
-            "stdio,id=con,signal=on",
+            "socket,id=con,path=/tmp/pith-x/console.sock",
             "-serial",
             "chardev:con",
             "-chardev",
@@ -264,9 +272,11 @@ mod tests {
     #[test]
     fn commas_in_the_socket_path_are_doubled() {
         let mut config = config(Accelerator::Tcg, false);
+        config.console_socket = Path::new("/tmp/a,b/console.sock");
         config.hostlink_socket = Path::new("/tmp/a,b/hostlink.sock");
-        assert!(words(qemu_args(&config))
-            .contains(&"socket,id=hostlink,path=/tmp/a,,b/hostlink.sock".to_owned()));
+        let words = words(qemu_args(&config));
+        assert!(words.contains(&"socket,id=con,path=/tmp/a,,b/console.sock".to_owned()));
+        assert!(words.contains(&"socket,id=hostlink,path=/tmp/a,,b/hostlink.sock".to_owned()));
     }
 
     #[test]
@@ -280,13 +290,13 @@ mod tests {
         };
         assert_eq!(
             line.render(),
-            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=warn"
+            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=warn pith.console=framed"
         );
         line.log = KernelLogLevel::Debug;
         line.trace = true;
         assert_eq!(
             line.render(),
-            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=debug pith.trace=1"
+            "pith.tsc_khz=2995200 pith.realtime_ns=1700000000123456789 pith.log=debug pith.console=framed pith.trace=1"
         );
         line.terminal = Some((50, 132));
         assert!(line

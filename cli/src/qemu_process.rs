@@ -2,14 +2,13 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
-
-use crate::terminal::SavedTerminal;
 
 /// How much of QEMU's stderr is kept to show when it fails (its last bytes).
 const STDERR_KEPT: usize = 64 * 1024;
@@ -23,19 +22,21 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub struct QemuProcess {
     child: Child,
     stderr: Option<JoinHandle<Vec<u8>>>,
-    terminal: SavedTerminal,
     exited: Option<ExitStatus>,
 }
 
 impl QemuProcess {
-    /// Starts `qemu` with `args`. QEMU inherits stdin and stdout (the guest console); its own
-    /// stderr is captured.
+    /// Starts `qemu` with `args`, in a process group of its own, so that signals the terminal
+    /// sends to the foreground job (Ctrl-C) reach only `pith`, which decides what the VM gets.
+    /// QEMU does not touch our stdin or stdout (the guest console goes through console.sock): it
+    /// gets /dev/null for both, so it can neither read nor change the terminal. Its stderr is
+    /// captured.
     pub fn spawn(qemu: &Path, args: &[OsString]) -> std::io::Result<Self> {
-        let terminal = SavedTerminal::save();
         let mut child = Command::new(qemu)
             .args(args)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = child.stderr.take().map(|pipe| {
@@ -54,7 +55,6 @@ impl QemuProcess {
         Ok(Self {
             child,
             stderr,
-            terminal,
             exited: None,
         })
     }
@@ -62,16 +62,9 @@ impl QemuProcess {
     /// QEMU's exit status if it has exited, without waiting.
     pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
         if self.exited.is_none() {
-            if let Some(status) = self.child.try_wait()? {
-                self.record_exit(status);
-            }
+            self.exited = self.child.try_wait()?;
         }
         Ok(self.exited)
-    }
-
-    fn record_exit(&mut self, status: ExitStatus) {
-        self.exited = Some(status);
-        self.terminal.restore();
     }
 
     /// Stops QEMU: SIGTERM (QEMU then shuts down cleanly), and SIGKILL if it is still running
@@ -91,7 +84,7 @@ impl QemuProcess {
         }
         self.child.kill()?;
         let status = self.child.wait()?;
-        self.record_exit(status);
+        self.exited = Some(status);
         Ok(status)
     }
 

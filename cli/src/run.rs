@@ -1,7 +1,8 @@
-//! `pith run`: check the program, build the image, boot QEMU and relay the host link until it stops.
+//! `pith run`: check the program, build the image, boot QEMU, and relay the console and the host link until it stops.
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::ExitStatus;
@@ -11,7 +12,9 @@ use anyhow::{bail, Context as _};
 
 use crate::accel::{choose_accelerator, probe_kvm};
 use crate::args::RunArgs;
-use crate::hostlink::{HostLinkListener, HostLinkReader, LinkState, RecordPrinter};
+use crate::chardev_socket::ChardevListener;
+use crate::console::{start_input_relay, OutputEnd, OutputRelay};
+use crate::hostlink::{HostLinkReader, LinkState, RecordPrinter};
 use crate::image::{build_image, write_image, ImageContents};
 use crate::kernel_path::find_kernel;
 use crate::program::read_program;
@@ -23,7 +26,7 @@ use crate::tsc::host_tsc_khz;
 /// Under `-icount shift=0` the guest TSC ticks once per instruction, at a nominal 1 GHz.
 const ICOUNT_TSC_KHZ: u64 = 1_000_000;
 
-/// How long QEMU may take to connect to the host link after it starts.
+/// How long QEMU may take to connect to the console and the host link after it starts.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long one read of the host link waits before looking for signals again.
@@ -34,6 +37,13 @@ const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long QEMU has to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// After a stop signal, how long the console output QEMU left may take to reach stdout.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// The status `pith` exits with when its stdout is closed before the program exits: 128 + SIGPIPE,
+/// what a shell reports for a Linux program killed by SIGPIPE.
+pub const STDOUT_CLOSED_STATUS: u8 = 128 + signal_hook::consts::SIGPIPE as u8;
 
 /// The status `pith` exits with when it fails itself (as `docker run` does), rather than the
 /// program: no exit status came back, or the VM could not start.
@@ -74,15 +84,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let work_directory = tempfile::Builder::new()
         .prefix("pith-")
         .tempdir()
-        .context("creating a temporary directory for the image and the host-link socket (set TMPDIR to a writable directory)")?;
+        .context("creating a temporary directory for the image and the console and host-link sockets (set TMPDIR to a writable directory)")?;
     let image_path = write_image(work_directory.path(), &image)?;
-    let socket_path = work_directory.path().join("hostlink.sock");
-    let listener = HostLinkListener::bind(&socket_path).with_context(|| {
-        format!(
-            "binding the host-link socket {} (a Unix socket path must be under 108 bytes: set TMPDIR to a short directory)",
-            socket_path.display()
-        )
-    })?;
+    // Both bound before QEMU starts: QEMU connects to them as a client while it starts up.
+    let console_path = work_directory.path().join("console.sock");
+    let console_listener = bind_socket("console", &console_path)?;
+    let hostlink_path = work_directory.path().join("hostlink.sock");
+    let hostlink_listener = bind_socket("host-link", &hostlink_path)?;
 
     let kernel_command_line = KernelCommandLine {
         tsc_khz: if args.icount {
@@ -109,7 +117,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         kernel: &kernel,
         image: &image_path,
         kernel_command_line: &kernel_command_line,
-        hostlink_socket: &socket_path,
+        console_socket: &console_path,
+        hostlink_socket: &hostlink_path,
         icount: args.icount,
     });
     if args.verbose {
@@ -120,16 +129,36 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut qemu_process = QemuProcess::spawn(&qemu, &qemu_argv)
         .with_context(|| format!("starting {}", qemu.display()))?;
 
-    let stream = match wait_for_connection(&listener, &mut qemu_process, &signals)? {
-        Connection::Connected(stream) => stream,
-        Connection::Stopped(signal) => return Ok(stop(&mut qemu_process, signal)),
+    let connections = match wait_for_connections(
+        &console_listener,
+        &hostlink_listener,
+        &mut qemu_process,
+        &signals,
+    )? {
+        Connection::Connected(connections) => connections,
+        Connection::Stopped(signal) => return Ok(stop(&mut qemu_process, None, signal)),
     };
-    let mut reader = HostLinkReader::new(stream, RecordPrinter::new(args.verbose), READ_TIMEOUT)
-        .context("setting up the host-link socket")?;
+    let console_input = connections
+        .console
+        .try_clone()
+        .context("setting up the console socket")?;
+    let mut output = OutputRelay::start(connections.console, std::io::stdout())
+        .context("starting the thread that copies the console to stdout")?;
+    start_input_relay(console_input)
+        .context("starting the thread that sends stdin to the console")?;
+    let mut reader = HostLinkReader::new(
+        connections.hostlink,
+        RecordPrinter::new(args.verbose),
+        READ_TIMEOUT,
+    )
+    .context("setting up the host-link socket")?;
     let mut exit_reported_at = None;
     loop {
         if let Some(signal) = signals.received() {
-            return Ok(stop(&mut qemu_process, signal));
+            return Ok(stop(&mut qemu_process, Some(&mut output), signal));
+        }
+        if reader.exit_status().is_none() && output.stdout_closed() {
+            return Ok(stdout_closed(&mut qemu_process, args.verbose));
         }
         let state = reader
             .read_once(&mut std::io::stderr().lock())
@@ -151,54 +180,104 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     let qemu_status = loop {
         if let Some(signal) = signals.received() {
-            return Ok(stop(&mut qemu_process, signal));
+            return Ok(stop(&mut qemu_process, Some(&mut output), signal));
         }
         if let Some(status) = qemu_process.try_wait().context("waiting for QEMU")? {
             break status;
         }
         std::thread::sleep(POLL_INTERVAL);
     };
-    let qemu_stderr = qemu_process.stderr_text();
-    match reader.exit_status() {
-        Some(status) => {
-            if args.verbose && !qemu_stderr.is_empty() {
-                eprintln!("pith: QEMU's stderr:\n{qemu_stderr}");
-            }
-            Ok(exit_status_byte(status))
+    // QEMU closed the console as it exited: the output thread ends once it has copied the rest.
+    while output.end().is_none() {
+        if let Some(signal) = signals.received() {
+            return Ok(stop(&mut qemu_process, Some(&mut output), signal));
         }
-        None => bail!(
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let qemu_stderr = qemu_process.stderr_text();
+    let Some(status) = reader.exit_status() else {
+        bail!(
             "the VM stopped without reporting an exit status ({}){}",
             describe_exit(qemu_status),
             stderr_block(&qemu_stderr)
-        ),
+        );
+    };
+    match output.end() {
+        // The program had exited already: its status stands, as for a Linux program whose last
+        // output was in a pipe when the reader went away.
+        Some(OutputEnd::Finished | OutputEnd::StdoutClosed) | None => {}
+        Some(OutputEnd::WriteFailed(error)) => {
+            bail!("writing the program's output to stdout failed: {error}")
+        }
+        Some(OutputEnd::ReadFailed(error)) => {
+            bail!("reading the program's output from QEMU's console socket failed: {error}")
+        }
     }
+    if args.verbose && !qemu_stderr.is_empty() {
+        eprintln!("pith: QEMU's stderr:\n{qemu_stderr}");
+    }
+    Ok(exit_status_byte(status))
+}
+
+/// Binds the socket `name` (console, host-link) at `path`.
+fn bind_socket(name: &str, path: &Path) -> anyhow::Result<ChardevListener> {
+    ChardevListener::bind(path).with_context(|| {
+        format!(
+            "binding the {name} socket {} (a Unix socket path must be under 108 bytes: set TMPDIR to a short directory)",
+            path.display()
+        )
+    })
+}
+
+/// QEMU's ends of the console and the host link.
+struct Connections {
+    console: UnixStream,
+    hostlink: UnixStream,
 }
 
 enum Connection {
-    Connected(std::os::unix::net::UnixStream),
+    Connected(Connections),
     Stopped(StopSignal),
 }
 
-/// Waits until QEMU connects to the host link, exits, is asked to stop, or takes too long.
-fn wait_for_connection(
-    listener: &HostLinkListener,
+/// Waits until QEMU connects to both the console and the host link, exits, is asked to stop, or
+/// takes too long.
+fn wait_for_connections(
+    console_listener: &ChardevListener,
+    hostlink_listener: &ChardevListener,
     qemu: &mut QemuProcess,
     signals: &StopSignals,
 ) -> anyhow::Result<Connection> {
     let started = Instant::now();
+    let mut console = None;
+    let mut hostlink = None;
     loop {
-        if let Some(stream) = listener
-            .try_accept()
-            .context("accepting QEMU's host-link connection")?
-        {
-            return Ok(Connection::Connected(stream));
+        if console.is_none() {
+            console = console_listener
+                .try_accept()
+                .context("accepting QEMU's console connection")?;
+        }
+        if hostlink.is_none() {
+            hostlink = hostlink_listener
+                .try_accept()
+                .context("accepting QEMU's host-link connection")?;
+        }
+        match (console, hostlink) {
+            (Some(console), Some(hostlink)) => {
+                return Ok(Connection::Connected(Connections { console, hostlink }))
+            }
+            (console_now, hostlink_now) => {
+                console = console_now;
+                hostlink = hostlink_now;
+            }
         }
         if let Some(signal) = signals.received() {
             return Ok(Connection::Stopped(signal));
         }
+        let missing = unconnected_sockets(console.is_some(), hostlink.is_some());
         if let Some(status) = qemu.try_wait().context("waiting for QEMU")? {
             bail!(
-                "QEMU stopped before connecting to the host link ({}){}",
+                "QEMU stopped before connecting to {missing} ({}){}",
                 describe_exit(status),
                 stderr_block(&qemu.stderr_text())
             );
@@ -206,7 +285,7 @@ fn wait_for_connection(
         if started.elapsed() > CONNECT_TIMEOUT {
             let _ = qemu.stop(STOP_GRACE);
             bail!(
-                "QEMU did not connect to the host link within {} s, so it was stopped{}",
+                "QEMU did not connect to {missing} within {} s, so it was stopped{}",
                 CONNECT_TIMEOUT.as_secs(),
                 stderr_block(&qemu.stderr_text())
             );
@@ -215,13 +294,43 @@ fn wait_for_connection(
     }
 }
 
-/// Makes sure QEMU is gone, says why `pith` stopped, and gives the status to exit with.
-fn stop(qemu: &mut QemuProcess, signal: StopSignal) -> u8 {
+/// What QEMU has not connected to yet, for messages.
+fn unconnected_sockets(console_connected: bool, hostlink_connected: bool) -> &'static str {
+    match (console_connected, hostlink_connected) {
+        (false, false) => "the console and host-link sockets",
+        (false, true) => "the console socket",
+        (true, _) => "the host-link socket",
+    }
+}
+
+/// Makes sure QEMU is gone, lets the console output it left reach stdout (for at most
+/// [`OUTPUT_GRACE`]), says why `pith` stopped, and gives the status to exit with.
+fn stop(qemu: &mut QemuProcess, output: Option<&mut OutputRelay>, signal: StopSignal) -> u8 {
     if let Err(error) = qemu.stop(STOP_GRACE) {
         eprintln!("pith: could not stop QEMU: {error}");
     }
+    if let Some(output) = output {
+        let deadline = Instant::now() + OUTPUT_GRACE;
+        while output.end().is_none() && Instant::now() < deadline {
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
     eprintln!("pith: {}", signal.message());
     signal.exit_status()
+}
+
+/// Stdout's reader went away while the program was still running (`pith run yes | head -1`).
+/// The program's next write would have killed it with SIGPIPE on Linux, and its output can go
+/// nowhere, so the VM is stopped and `pith` exits quietly with 128 + SIGPIPE, as the shell
+/// reports such a program.
+fn stdout_closed(qemu: &mut QemuProcess, verbose: bool) -> u8 {
+    if let Err(error) = qemu.stop(STOP_GRACE) {
+        eprintln!("pith: could not stop QEMU: {error}");
+    }
+    if verbose {
+        eprintln!("pith: stdout was closed by its reader; stopped the VM");
+    }
+    STDOUT_CLOSED_STATUS
 }
 
 /// The Exit record's status as a process exit status. The kernel sends 0..=255 (an exit code,
@@ -292,6 +401,21 @@ mod tests {
         assert_eq!(exit_status_byte(42), 42);
         assert_eq!(exit_status_byte(255), 255);
         assert_eq!(exit_status_byte(256), 0);
+    }
+
+    #[test]
+    fn a_closed_stdout_exits_as_sigpipe_would() {
+        assert_eq!(STDOUT_CLOSED_STATUS, 141);
+    }
+
+    #[test]
+    fn sockets_not_yet_connected() {
+        assert_eq!(
+            unconnected_sockets(false, false),
+            "the console and host-link sockets"
+        );
+        assert_eq!(unconnected_sockets(false, true), "the console socket");
+        assert_eq!(unconnected_sockets(true, false), "the host-link socket");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-/// Which stop signal arrived, if any. QEMU, in the same process group, also gets a Ctrl-C from
-/// the terminal; `pith` must outlive it to report, clean up and make sure it is gone.
+/// Which stop signal arrived, if any. QEMU runs in a process group of its own, so a Ctrl-C at
+/// the terminal reaches only `pith`, which must then stop QEMU, report, and make sure it is gone.
 #[derive(Debug, Clone)]
 pub struct StopSignals {
     received: Arc<AtomicUsize>,

@@ -3,11 +3,15 @@
 #![deny(unsafe_code)]
 extern crate alloc;
 
+pub mod console_input;
 pub mod elf;
 pub mod hostlink;
 pub mod image;
 pub mod stack;
 
+pub use console_input::{
+    encode_input, encode_input_end, InputDecoder, InputEvent, InputRecordKind,
+};
 pub use elf::{plan, ElfError, ElfKind, LoadPlan, Segment, SegmentFlags, TlsTemplate};
 pub use hostlink::{
     encode_exit, encode_log, encode_records, encode_stderr, encode_trace, record_header, Decoder,
