@@ -1,0 +1,28 @@
+#!/bin/sh
+# The Linux guest's init script, run by /init (init.c) with busybox's shell: runs the benchmark
+# named on the kernel command line after `--`, reports its exit status, and powers off.
+# Options before the benchmark:
+#   --vulnerabilities  first print the guest kernel's mitigation state (BENCH-VULNERABILITY lines)
+#   --cpu-stat         afterwards print the first line of /proc/stat (BENCH-CPU-STAT: user nice
+#                      system idle ... in USER_HZ ticks), to show how much of the boot was idle
+cpu_stat=no
+while :; do
+    case "$1" in
+    --vulnerabilities)
+        /bin/busybox mount -t sysfs sysfs /sys
+        for f in /sys/devices/system/cpu/vulnerabilities/*; do
+            echo "BENCH-VULNERABILITY ${f##*/}: $(/bin/busybox cat "$f")"
+        done
+        shift ;;
+    --cpu-stat) cpu_stat=yes; shift ;;
+    *) break ;;
+    esac
+done
+"$@"
+status=$?
+if [ $cpu_stat = yes ]; then
+    /bin/busybox mount -t proc proc /proc
+    echo "BENCH-CPU-STAT $(/bin/busybox head -n 1 /proc/stat)"
+fi
+echo "BENCH-STATUS $status"
+/bin/busybox poweroff -f
