@@ -292,3 +292,59 @@ fn debians_busybox_runs_unmodified() {
         );
     }
 }
+
+#[test]
+fn stdin_reaches_the_program_and_its_end_is_end_of_file() {
+    // Bytes of every value, more than one console input record and more than the UART FIFO.
+    let input: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for toolchain in STATIC_TOOLCHAINS {
+        let program = compile("stdin_copy", toolchain);
+        let outcome = pith_run_with_input(&[], &program, &[], &[], Some(&input));
+        assert_eq!(outcome.status, 0, "{toolchain:?}: {}", outcome.stderr);
+        assert!(
+            outcome.stdout_bytes == input,
+            "{toolchain:?}: the copy differs ({} bytes back)",
+            outcome.stdout_bytes.len()
+        );
+        assert!(
+            outcome.stderr.contains("copied 200000 bytes, last read 0"),
+            "{toolchain:?}: {}",
+            outcome.stderr
+        );
+    }
+    let empty = pith_run_with_input(
+        &[],
+        &compile("stdin_copy", Toolchain::MuslStatic),
+        &[],
+        &[],
+        Some(b""),
+    );
+    assert_eq!(
+        (empty.status, empty.stdout.as_str()),
+        (0, ""),
+        "{}",
+        empty.stderr
+    );
+}
+
+#[test]
+fn debians_busybox_reads_piped_input() {
+    let busybox = debian_busybox();
+    let outcome = pith_run_with_input(
+        &[],
+        &busybox,
+        &["wc", "-l"],
+        &[],
+        Some(b"one\ntwo\nthree\n"),
+    );
+    assert_eq!(
+        (outcome.status, outcome.stdout.trim()),
+        (0, "3"),
+        "{}",
+        outcome.stderr
+    );
+    let outcome = pith_run_with_input(&[], &busybox, &["sort", "-r"], &[], Some(b"b\na\nc\n"));
+    assert_eq!(outcome.stdout, "c\nb\na\n", "{}", outcome.stderr);
+}

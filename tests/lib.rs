@@ -111,7 +111,9 @@ pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
 pub struct Outcome {
     /// The exit status, or 128 + signal if it was killed.
     pub status: i32,
+    /// Stdout as text (lossy); `stdout_bytes` is exact.
     pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
 }
 
@@ -161,7 +163,8 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let stdout_bytes = out_reader.join().unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let status = status
         .code()
@@ -169,6 +172,7 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
     Outcome {
         status,
         stdout,
+        stdout_bytes,
         stderr,
     }
 }

@@ -147,12 +147,20 @@ pub fn relay_input(mut stdin: impl Read, mut console: impl Write) -> InputEnd {
     }
 }
 
-/// Starts the thread that sends our stdin to the guest. It is never joined: it may be blocked in
-/// a read of a terminal, or in a write to a guest that never reads, when `pith` exits.
-pub fn start_input_relay(console: UnixStream) -> std::io::Result<()> {
+/// Starts the thread that sends our stdin to the guest, once `ready` says the guest's console
+/// takes input. It is never joined: it may be blocked in a read of a terminal, or in a write to
+/// a guest that never reads, when `pith` exits.
+pub fn start_input_relay(
+    console: UnixStream,
+    ready: std::sync::mpsc::Receiver<()>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("console-input".into())
         .spawn(move || {
+            // No input before the guest has set up its UART: QEMU would drop it.
+            if ready.recv().is_err() {
+                return;
+            }
             if let InputEnd::ReadFailed(error) = relay_input(std::io::stdin(), console) {
                 eprintln!(
                     "pith: reading stdin failed ({error}); the program sees end of file on fd 0"

@@ -69,6 +69,11 @@ impl HostLinkReader {
     pub fn exit_status(&self) -> Option<i32> {
         self.printer.exit_status
     }
+
+    /// Whether the guest's console takes input yet.
+    pub fn console_ready(&self) -> bool {
+        self.printer.console_ready
+    }
 }
 
 /// Prints host-link records the way `pith` shows them, and remembers the exit status.
@@ -78,6 +83,8 @@ pub struct RecordPrinter {
     pub verbose: bool,
     /// The status of the Exit record, once it has arrived.
     pub exit_status: Option<i32>,
+    /// The guest said its console takes input (ConsoleReady).
+    pub console_ready: bool,
 }
 
 impl RecordPrinter {
@@ -85,6 +92,7 @@ impl RecordPrinter {
         Self {
             verbose,
             exit_status: None,
+            console_ready: false,
         }
     }
 
@@ -104,6 +112,10 @@ impl RecordPrinter {
             Record::Trace(line) => writeln!(out, "{line}"),
             Record::Exit(status) => {
                 self.exit_status = Some(status);
+                Ok(())
+            }
+            Record::ConsoleReady => {
+                self.console_ready = true;
                 Ok(())
             }
         }

@@ -144,7 +144,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         .context("setting up the console socket")?;
     let mut output = OutputRelay::start(connections.console, std::io::stdout())
         .context("starting the thread that copies the console to stdout")?;
-    start_input_relay(console_input)
+    let (console_ready, console_ready_signal) = std::sync::mpsc::channel();
+    let mut console_ready = Some(console_ready);
+    start_input_relay(console_input, console_ready_signal)
         .context("starting the thread that sends stdin to the console")?;
     let mut reader = HostLinkReader::new(
         connections.hostlink,
@@ -165,6 +167,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             .context("relaying the host link to stderr")?;
         if state == LinkState::Closed {
             break;
+        }
+        if reader.console_ready() {
+            if let Some(ready) = console_ready.take() {
+                // The input thread may be gone already (nothing to send); that is fine.
+                let _ = ready.send(());
+            }
         }
         if reader.exit_status().is_some() {
             let reported_at = *exit_reported_at.get_or_insert_with(Instant::now);

@@ -12,6 +12,8 @@ pub struct LaunchParameters {
     pub terminal: bool,
     /// The host terminal's size, `pith.winsize=ROWSxCOLS`.
     pub window_size: (u16, u16),
+    /// Console input arrives as records (`pith.console=framed`).
+    pub framed_console: bool,
 }
 
 pub fn parse(line: &str) -> LaunchParameters {
@@ -22,6 +24,7 @@ pub fn parse(line: &str) -> LaunchParameters {
         log_level: LogLevel::Warn,
         terminal: false,
         window_size: (24, 80),
+        framed_console: false,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -32,6 +35,7 @@ pub fn parse(line: &str) -> LaunchParameters {
             "pith.realtime_ns" => parameters.realtime_ns = value.parse().ok(),
             "pith.trace" => parameters.trace = value == "1",
             "pith.tty" => parameters.terminal = value == "1",
+            "pith.console" => parameters.framed_console = value == "framed",
             "pith.winsize" => {
                 if let Some((rows, columns)) = value.split_once('x') {
                     if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {

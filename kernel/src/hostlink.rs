@@ -37,6 +37,10 @@ fn out(bytes: &[u8]) {
 
 /// Sends one record, split into several when longer than a record can hold.
 pub fn send(kind: RecordKind, payload: &[u8]) {
+    if payload.is_empty() {
+        out(&[kind as u8, 0, 0]);
+        return;
+    }
     for chunk in payload.chunks(MAX_RECORD) {
         let len = chunk.len() as u16;
         let [low, high] = len.to_le_bytes();

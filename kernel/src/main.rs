@@ -7,6 +7,7 @@ extern crate alloc;
 mod boot;
 mod clock;
 mod cmdline;
+mod console;
 mod cpu;
 mod gdt;
 mod hostlink;
@@ -36,6 +37,9 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     };
     let parameters = cmdline::parse(boot_info.command_line);
     hostlink::set_max_level(parameters.log_level);
+    console::init(parameters.framed_console);
+    // Tell the CLI that input may flow now that the UART (and its FIFO) is set up.
+    hostlink::send(hostlink::RecordKind::ConsoleReady, &[]);
     let Some((image_phys, image_size)) = boot_info.image else {
         log_error!("no image: boot Pith with the program as its initrd (see `pith run`)");
         power::exit(interrupts::KERNEL_FAILURE_STATUS);

@@ -80,13 +80,13 @@ impl Platform for KernelPlatform {
 
     fn console_write(&mut self, stream: ConsoleStream, data: &[u8]) {
         match stream {
-            ConsoleStream::Output => crate::serial::write(data),
+            ConsoleStream::Output => crate::console::write(data),
             ConsoleStream::Error => hostlink::send(RecordKind::Stderr, data),
         }
     }
 
     fn console_read(&mut self, buffer: &mut [u8]) -> usize {
-        crate::serial::read(buffer)
+        crate::console::read(buffer)
     }
 
     fn console_is_terminal(&self) -> bool {

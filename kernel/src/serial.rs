@@ -24,6 +24,15 @@ pub fn init() {
     }
 }
 
+/// Waits a little without touching any device. Under TCG every port access takes QEMU's
+/// global lock; polling the UART back to back starves QEMU's main loop, which is what moves
+/// bytes between the UART and its host socket, so input would never arrive.
+pub fn back_off() {
+    for _ in 0..4096 {
+        core::hint::spin_loop();
+    }
+}
+
 /// Writes bytes to the console, waiting while the UART's transmit register is full.
 pub fn write(bytes: &[u8]) {
     let mut status: Port<u8> = Port::new(LINE_STATUS);
@@ -32,30 +41,17 @@ pub fn write(bytes: &[u8]) {
         // SAFETY: reading LSR and writing THR of COM1 have no effect beyond the UART.
         unsafe {
             while status.read() & LSR_TRANSMIT_EMPTY == 0 {
-                core::hint::spin_loop();
+                back_off();
             }
             data.write(byte);
         }
     }
 }
 
-/// Reads at least one byte (blocking) and then whatever else is already waiting.
-pub fn read(buffer: &mut [u8]) -> usize {
+/// The next byte of input, if one is waiting.
+pub fn try_read_byte() -> Option<u8> {
     let mut status: Port<u8> = Port::new(LINE_STATUS);
     let mut data: Port<u8> = Port::new(COM1);
-    let mut count = 0;
-    while count < buffer.len() {
-        // SAFETY: reading LSR and RBR of COM1 only consumes console input.
-        let ready = unsafe { status.read() } & LSR_DATA_READY != 0;
-        if ready {
-            // SAFETY: as above.
-            buffer[count] = unsafe { data.read() };
-            count += 1;
-        } else if count > 0 {
-            break;
-        } else {
-            core::hint::spin_loop();
-        }
-    }
-    count
+    // SAFETY: reading LSR and RBR of COM1 only consumes console input.
+    unsafe { (status.read() & LSR_DATA_READY != 0).then(|| data.read()) }
 }

@@ -25,6 +25,9 @@ pub enum RecordKind {
     Exit = 3,
     /// One strace-style line.
     Trace = 4,
+    /// No payload: the guest's console is set up, and console input may flow. (Input that
+    /// reaches the UART earlier is lost when the guest enables its FIFO.)
+    ConsoleReady = 5,
 }
 
 impl RecordKind {
@@ -35,6 +38,7 @@ impl RecordKind {
             2 => Some(Self::Log),
             3 => Some(Self::Exit),
             4 => Some(Self::Trace),
+            5 => Some(Self::ConsoleReady),
             _ => None,
         }
     }
@@ -174,6 +178,8 @@ pub enum Record {
     Exit(i32),
     /// A `--trace` line (or a piece of a long one).
     Trace(String),
+    /// The guest's console takes input from now on.
+    ConsoleReady,
 }
 
 /// A record that could not be decoded. The decoder has skipped it and goes on with the next one.
@@ -324,6 +330,7 @@ fn decode_record(kind: u8, len: u16, payload: &[u8], offset: u64) -> Result<Reco
             Ok(Record::Exit(i32::from_le_bytes(status)))
         }
         RecordKind::Trace => Ok(Record::Trace(text(payload)?)),
+        RecordKind::ConsoleReady => Ok(Record::ConsoleReady),
     }
 }
 

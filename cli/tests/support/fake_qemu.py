@@ -58,6 +58,8 @@ def connect_chardev(chardev_id):
 assert args[args.index("-serial") + 1] == "chardev:con", args
 console = connect_chardev("con")
 link = connect_chardev("hostlink")
+# As the kernel does once its UART is set up: console input may flow from now on.
+link.sendall(bytes([5, 0, 0]))
 
 
 def framed(kind, payload):
