@@ -293,7 +293,8 @@ fn enter_program(entry: u64, rsp: u64) -> ! {
 }
 
 /// Runs one syscall for the program.
-pub fn run_syscall(number: u64, args: [u64; 6]) -> u64 {
+#[inline]
+pub fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {
     let mut guard = PROCESS.lock();
     let Some((process, platform)) = guard.as_mut() else {
         return pith_syscalls::Errno::ENOSYS.to_return();

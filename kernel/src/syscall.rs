@@ -32,34 +32,30 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     user_rsp: 0,
 };
 
-/// The registers of the app at the syscall instruction, lowest address first. The top five
-/// words are an `iretq` frame.
+/// What the entry saves of the app's registers, lowest address first: the six argument
+/// registers in the syscall ABI's order (so the handler reads them in place as `[u64; 6]`),
+/// the syscall number, and an `iretq` frame.
+///
+/// The callee-saved registers (rbx, rbp, r12-r15) are not saved here: the Rust code the entry
+/// calls preserves them, as the C ABI requires. Syscalls that need the app's whole register
+/// state (clone, signal delivery) will get an entry path that saves them too.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    /// The syscall number on entry; the return value on exit.
-    pub rax: u64,
-    pub orig_rax: u64,
+    /// rdi, rsi, rdx, r10, r8, r9.
+    pub args: [u64; 6],
+    /// rax at the syscall instruction: the syscall number.
+    pub number: u64,
     pub rip: u64,
     pub cs: u64,
     pub rflags: u64,
     pub rsp: u64,
     pub ss: u64,
 }
+const _: () = assert!(
+    core::mem::size_of::<SyscallFrame>().is_multiple_of(16),
+    "the call into Rust must be 16-byte aligned"
+);
 
 global_asm!(
     r#"
@@ -74,42 +70,25 @@ syscall_entry:
     push r11                /* rflags */
     push {code}             /* cs */
     push rcx                /* rip */
-    push rax                /* orig_rax */
-    push rax
-    push rcx
+    push rax                /* the syscall number */
+    push r9
+    push r8
+    push r10
     push rdx
     push rsi
     push rdi
-    push r8
-    push r9
-    push r10
-    push r11
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    sub rsp, 8              /* 21 words pushed: realign to 16 for the call */
-    call syscall_dispatch
-    add rsp, 8
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    pop r11
-    pop r10
-    pop r9
-    pop r8
+    mov rdi, rsp            /* 12 words pushed: rsp is 16-byte aligned for the call */
+    call syscall_dispatch   /* returns the result in rax */
     pop rdi
     pop rsi
     pop rdx
-    pop rcx
-    pop rax
-    add rsp, 8              /* orig_rax */
+    pop r10
+    pop r8
+    pop r9
+    add rsp, 8              /* the syscall number */
+    /* Linux leaves rcx = rip and r11 = rflags after a syscall. */
+    mov rcx, [rsp]
+    mov r11, [rsp + 16]
     iretq
     "#,
     code = const KERNEL_CODE as u64,
@@ -149,12 +128,6 @@ pub fn init() {
 }
 
 #[no_mangle]
-extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    let args = [
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ];
-    frame.rax = crate::process::run_syscall(frame.orig_rax, args);
-    // Linux leaves rcx = rip and r11 = rflags after a syscall.
-    frame.rcx = frame.rip;
-    frame.r11 = frame.rflags;
+extern "C" fn syscall_dispatch(frame: &SyscallFrame) -> u64 {
+    crate::process::run_syscall(frame.number, &frame.args)
 }

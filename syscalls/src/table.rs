@@ -19,7 +19,8 @@ pub enum Status {
     Unimplemented(&'static str),
 }
 
-pub type Handler = fn(&mut Context, &[u64; 6]) -> Result<u64, Errno>;
+/// Decodes the raw argument registers, runs the handler, and encodes its result as rax.
+pub type Handler = fn(&mut Context, &[u64; 6]) -> u64;
 
 /// One row of the table.
 pub struct Syscall {
@@ -40,14 +41,20 @@ macro_rules! syscall_table {
                 number: $number,
                 name: stringify!($name),
                 args: &[$(<$ty as SyscallArg>::KIND),*],
-                #[allow(unused_variables, unused_mut, unused_assignments)] // zero-argument rows
-                handler: |context, raw| {
-                    let mut index = 0;
-                    $(
-                        let $arg = <$ty as SyscallArg>::from_raw(raw[index])?;
-                        index += 1;
-                    )*
-                    $handler(context, $($arg),*).map(IntoReturn::into_return)
+                handler: {
+                    #[allow(unused_variables, unused_mut, unused_assignments)] // zero-argument rows
+                    fn decode_and_run(context: &mut Context, raw: &[u64; 6]) -> Result<u64, Errno> {
+                        let mut index = 0;
+                        $(
+                            let $arg = <$ty as SyscallArg>::from_raw(raw[index])?;
+                            index += 1;
+                        )*
+                        $handler(context, $($arg),*).map(IntoReturn::into_return)
+                    }
+                    |context, raw| match decode_and_run(context, raw) {
+                        Ok(value) => value,
+                        Err(errno) => errno.to_return(),
+                    }
                 },
                 status: $status,
             }, )*
@@ -148,29 +155,48 @@ pub fn name_of(number: u64) -> Option<&'static str> {
 }
 
 /// Runs syscall `number` with the raw argument registers; returns what goes into rax.
-pub fn dispatch(context: &mut Context, number: u64, args: [u64; 6]) -> u64 {
-    let entry = lookup(number);
+///
+/// This is the hot path of every syscall: an implemented, untraced call is one table load
+/// and one indirect call. Everything else is out of line.
+#[inline]
+pub fn dispatch(context: &mut Context, number: u64, args: &[u64; 6]) -> u64 {
+    match lookup(number) {
+        Some(entry)
+            if !context.process.trace
+                && matches!(entry.status, Status::Supported | Status::Partial(_)) =>
+        {
+            (entry.handler)(context, args)
+        }
+        entry => dispatch_slow(context, number, entry, args),
+    }
+}
+
+/// Traced calls, deliberate ENOSYS and unknown numbers.
+#[cold]
+#[inline(never)]
+fn dispatch_slow(
+    context: &mut Context,
+    number: u64,
+    entry: Option<&Syscall>,
+    args: &[u64; 6],
+) -> u64 {
     if context.process.trace && NO_RETURN.contains(&number) {
         // exit and exit_group do not come back: trace them first, as strace does ("= ?").
-        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, None);
+        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), args, None);
     }
-    let result = match entry {
+    let value = match entry {
         Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
             log_unimplemented(context, number, LogLevel::Info);
-            Err(Errno::ENOSYS)
+            Errno::ENOSYS.to_return()
         }
-        Some(entry) => (entry.handler)(context, &args),
+        Some(entry) => (entry.handler)(context, args),
         None => {
             log_unimplemented(context, number, LogLevel::Warn);
-            Err(Errno::ENOSYS)
+            Errno::ENOSYS.to_return()
         }
     };
-    let value = match result {
-        Ok(value) => value,
-        Err(errno) => errno.to_return(),
-    };
     if context.process.trace {
-        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), &args, Some(value));
+        crate::trace::trace_syscall(context, number, entry.map(|e| e.args), args, Some(value));
     }
     value
 }

@@ -149,7 +149,7 @@ impl TestMachine {
             platform: &mut self.platform,
             process: &mut self.process,
         };
-        let value = crate::table::dispatch(&mut context, number, args);
+        let value = crate::table::dispatch(&mut context, number, &args);
         match Errno::from_return(value) {
             Some(errno) => Err(errno),
             None => Ok(value),
