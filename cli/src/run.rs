@@ -21,7 +21,7 @@ use crate::program::read_program;
 use crate::qemu::{find_qemu, qemu_args, KernelCommandLine, KernelLogLevel, QemuConfig};
 use crate::qemu_process::{QemuProcess, POLL_INTERVAL};
 use crate::signals::{StopSignal, StopSignals};
-use crate::tsc::host_tsc_khz;
+use crate::tsc::TscStopwatch;
 
 /// Under `-icount shift=0` the guest TSC ticks once per instruction, at a nominal 1 GHz.
 const ICOUNT_TSC_KHZ: u64 = 1_000_000;
@@ -51,6 +51,8 @@ pub const PITH_FAILED: u8 = 125;
 
 /// Runs the program of `args` in a VM; the status to exit with.
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    // The TSC is timed against the clock while the rest of the set-up runs.
+    let tsc_stopwatch = TscStopwatch::start();
     let program = read_program(args.program())?;
     let current_exe = std::env::current_exe().ok();
     let kernel = find_kernel(
@@ -96,7 +98,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         tsc_khz: if args.icount {
             ICOUNT_TSC_KHZ
         } else {
-            host_tsc_khz()
+            tsc_stopwatch.host_tsc_khz()
         },
         terminal: crate::terminal::console_terminal_size(),
         realtime_ns: SystemTime::now()
