@@ -5,10 +5,10 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use pith_loader::hostlink::{record_header, MAX_RECORD_PAYLOAD};
 pub use pith_loader::hostlink::{LogLevel, RecordKind};
 
 const DEBUGCON_PORT: u16 = 0xe9;
-const MAX_RECORD: usize = u16::MAX as usize;
 
 /// The most verbose level sent to the host (`pith.log=` on the command line).
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Warn as u8);
@@ -38,13 +38,12 @@ fn out(bytes: &[u8]) {
 /// Sends one record, split into several when longer than a record can hold.
 pub fn send(kind: RecordKind, payload: &[u8]) {
     if payload.is_empty() {
-        out(&[kind as u8, 0, 0]);
+        out(&record_header(kind, 0));
         return;
     }
-    for chunk in payload.chunks(MAX_RECORD) {
-        let len = chunk.len() as u16;
-        let [low, high] = len.to_le_bytes();
-        out(&[kind as u8, low, high]);
+    for chunk in payload.chunks(MAX_RECORD_PAYLOAD) {
+        // chunks() keeps each piece within MAX_RECORD_PAYLOAD, which is u16::MAX.
+        out(&record_header(kind, chunk.len() as u16));
         out(chunk);
     }
 }

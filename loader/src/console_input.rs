@@ -8,10 +8,8 @@
 //! The decoder needs no allocation and holds four bytes of state, so the kernel can keep one in a
 //! static and feed it each byte as it comes out of the UART.
 
-/// Size of a record header: kind and length.
-pub const RECORD_HEADER_SIZE: usize = 3;
-/// The most payload bytes one record carries.
-pub const MAX_RECORD_PAYLOAD: usize = u16::MAX as usize;
+// The same framing as the host link's records, in the other direction.
+pub use crate::hostlink::{MAX_RECORD_PAYLOAD, RECORD_HEADER_SIZE};
 
 /// The kinds of console input record this version knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
