@@ -217,6 +217,36 @@ fn exception_signal(vector: u64) -> i32 {
     }
 }
 
+const PAGE_FAULT: u64 = 14;
+/// Page-fault error code bits (Intel SDM vol. 3, 4.7).
+const PF_PRESENT: u64 = 1 << 0;
+const PF_WRITE: u64 = 1 << 1;
+const PF_INSTRUCTION: u64 = 1 << 4;
+
+/// Demand paging: backs the page if the app's area allows the access. `Some(())` when the
+/// faulting instruction can run again; `None` to report the fault.
+fn resolve_page_fault(frame: &TrapFrame) -> Option<()> {
+    let address = x86_64::registers::control::Cr2::read_raw();
+    if frame.error_code & PF_PRESENT != 0
+        && frame.error_code & PF_WRITE == 0
+        && frame.error_code & PF_INSTRUCTION == 0
+    {
+        return None; // a read of a present page faults only for reserved bits: report it
+    }
+    let access = crate::paging::Access {
+        write: frame.error_code & PF_WRITE != 0,
+        execute: frame.error_code & PF_INSTRUCTION != 0,
+    };
+    match crate::paging::handle_page_fault(address, access) {
+        Ok(()) => Some(()),
+        Err(crate::paging::FaultError::OutOfMemory) => {
+            crate::log_error!("out of memory backing {address:#x}: the program is killed, as Linux's OOM killer would");
+            crate::power::exit(128 + 9);
+        }
+        Err(_) => None,
+    }
+}
+
 /// Status `pith run` exits with when the kernel itself fails.
 pub const KERNEL_FAILURE_STATUS: i32 = 125;
 
@@ -225,6 +255,11 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
     if frame.vector >= 32 {
         crate::log_warn!("unexpected interrupt vector {}", frame.vector);
         return;
+    }
+    if frame.vector == PAGE_FAULT {
+        if let Some(outcome) = resolve_page_fault(frame) {
+            return outcome;
+        }
     }
     let in_app = frame.rip < crate::boot::DIRECT_MAP_BASE;
     let name = exception_name(frame.vector);

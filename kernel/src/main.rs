@@ -13,6 +13,7 @@ mod gdt;
 mod hostlink;
 mod interrupts;
 mod memory;
+mod paging;
 mod platform;
 mod power;
 mod process;
@@ -49,7 +50,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         (boot_info.start_info_phys, boot_info.start_info_phys + 4096),
     ];
     let stats = memory::init(boot_info.memory_map, &reserved);
-    memory::drop_identity_map();
+    paging::init();
     cpu::init();
     clock::init(
         boot::first_instruction_tsc(),

@@ -2,9 +2,8 @@
 
 use crate::cmdline::LaunchParameters;
 use crate::hostlink::{self, RecordKind};
-use crate::memory::{self, MapError};
+use crate::paging::{self, MapError};
 use core::fmt;
-use pith_syscalls::mm::TASK_SIZE;
 use pith_syscalls::platform::{ConsoleStream, LogLevel, MachineClock, Protection};
 use pith_syscalls::{Errno, Platform};
 use x86_64::registers::model_specific::FsBase;
@@ -24,39 +23,20 @@ impl KernelPlatform {
     }
 }
 
-/// Checks that [address, address + len) is app memory that may be accessed, mapping stack
-/// pages on first use as the page-fault path would.
+/// Checks that [address, address + len) is app memory that may be accessed, backing pages on
+/// first touch as the page-fault path would.
 fn check_user_range(address: u64, len: usize, write: bool) -> Result<(), Errno> {
-    if len == 0 {
-        return Ok(());
+    if len == 0 || paging::ensure_accessible(address, len as u64, write) {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
     }
-    let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-    if end > TASK_SIZE {
-        return Err(Errno::EFAULT);
-    }
-    if memory::is_accessible(address, len as u64, write) {
-        return Ok(());
-    }
-    if crate::process::grow_stack(address, len as u64)
-        && memory::is_accessible(address, len as u64, write)
-    {
-        return Ok(());
-    }
-    Err(Errno::EFAULT)
 }
 
 fn map_error(error: MapError) -> Errno {
     match error {
         MapError::OutOfMemory => Errno::ENOMEM,
         MapError::AlreadyMapped => Errno::EEXIST,
-    }
-}
-
-fn page_protection(protection: Protection) -> memory::Protection {
-    memory::Protection {
-        read: protection.read,
-        write: protection.write,
-        execute: protection.execute,
     }
 }
 
@@ -98,15 +78,26 @@ impl Platform for KernelPlatform {
     }
 
     fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
-        memory::map_anonymous(start, len, page_protection(protection)).map_err(map_error)
+        // Backed on first touch: a 64 GiB reservation costs nothing until it is used.
+        paging::map_anonymous(start, len, protection);
+        Ok(())
+    }
+
+    fn populate(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        paging::populate(start, len).map_err(map_error)
+    }
+
+    fn discard(&mut self, start: u64, len: u64) {
+        paging::discard(start, len)
     }
 
     fn unmap(&mut self, start: u64, len: u64) {
-        memory::unmap(start, len)
+        paging::unmap(start, len)
     }
 
     fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
-        memory::protect(start, len, page_protection(protection)).map_err(map_error)
+        paging::protect(start, len, protection);
+        Ok(())
     }
 
     fn now(&self, clock: MachineClock) -> u64 {

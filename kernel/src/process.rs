@@ -1,7 +1,8 @@
 //! Starting the program: load its ELF from the image, lay out its stack, and jump to it in
 //! ring 0. Also the process's global state that syscalls and faults consult.
 
-use crate::memory::{self, MapError, Protection as PageProtection, PAGE_SIZE};
+use crate::memory::PAGE_SIZE;
+use crate::paging;
 use crate::platform::KernelPlatform;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -20,17 +21,14 @@ static PROCESS: Mutex<Option<(Process, KernelPlatform)>> = Mutex::new(None);
 static LOAD_BIAS: AtomicU64 = AtomicU64::new(0);
 static LOAD_START: AtomicU64 = AtomicU64::new(0);
 static LOAD_END: AtomicU64 = AtomicU64::new(0);
-/// The main thread's stack: [limit, top); pages below `mapped_bottom` are mapped on first use.
+/// The main thread's stack, [limit, top), for fault reports.
 static STACK_LIMIT: AtomicU64 = AtomicU64::new(0);
-static STACK_MAPPED_BOTTOM: AtomicU64 = AtomicU64::new(0);
 static STACK_TOP: AtomicU64 = AtomicU64::new(0);
 
 /// The highest possible stack top (STACK_TOP on x86_64: the end of the lower half less a page).
 const STACK_TOP_MAX: u64 = 0x7fff_ffff_f000;
 /// Where position-independent programs go (ELF_ET_DYN_BASE, 2/3 of TASK_SIZE, page-aligned).
 const ELF_ET_DYN_BASE: u64 = 0x5555_5555_4000;
-/// How much of the stack is mapped before the program starts; the rest grows on demand.
-const INITIAL_STACK_MAPPED: u64 = 128 * 1024;
 /// The gap between the stack's limit and where mmap starts placing areas.
 const MMAP_GAP: u64 = 128 << 20;
 
@@ -42,107 +40,68 @@ fn fail(message: core::fmt::Arguments) -> ! {
     crate::power::exit(CANNOT_EXECUTE_STATUS)
 }
 
-fn to_page_protection(protection: Protection) -> PageProtection {
-    PageProtection {
-        read: protection.read,
-        write: protection.write,
-        execute: protection.execute,
-    }
-}
-
 fn random_pages(bits: u32) -> u64 {
     (crate::random::next_u64() & ((1 << bits) - 1)) * PAGE_SIZE
 }
 
-/// Maps the program's PT_LOAD segments at `bias`, copies their file bytes, and records them
-/// as areas. Segments that share a page get the union of their permissions there.
-fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64, memory: &mut AddressSpace) {
-    let mut previous_end = 0u64;
-    let mut previous: Option<(u64, Protection)> = None; // (page, protection) of the last page mapped
+/// Maps the program's PT_LOAD segments at `bias` and copies their file bytes in. Segments that
+/// share a page get the union of their permissions there.
+fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64) {
+    let writable = Protection {
+        read: true,
+        write: true,
+        execute: false,
+    };
+    let mut mapped_end = 0u64;
     for (index, segment) in plan.segments.iter().enumerate() {
         let (start, end) = segment.page_range();
         let (start, end) = (start + bias, end + bias);
-        let protection = Protection {
-            read: segment.flags.read,
-            write: segment.flags.write,
-            execute: segment.flags.execute,
-        };
-        // Map writable first so the bytes can be copied in, then set the real protection.
-        let writable = PageProtection {
-            read: true,
-            write: true,
-            execute: false,
-        };
-        let map_from = start.max(previous_end);
-        if map_from < end {
-            if let Err(error) = memory::map_anonymous(map_from, end - map_from, writable) {
+        // A page shared with the previous segment is mapped already, with its bytes in it.
+        let from = start.max(mapped_end);
+        if from < end {
+            paging::map_anonymous(from, end - from, writable);
+            if let Err(error) = paging::populate(from, end - from) {
                 fail(format_args!(
-                    "cannot map segment {index} at {start:#x}: {error:?}"
+                    "cannot back segment {index} at {start:#x}: {error:?}"
                 ));
             }
         }
-        if let Some((page, earlier)) = previous {
-            if page == start {
-                // The shared page: writable for the copy now, the union of both afterwards.
-                let _ = memory::protect(page, PAGE_SIZE, writable);
-                let union = Protection {
-                    read: earlier.read || protection.read,
-                    write: earlier.write || protection.write,
-                    execute: earlier.execute || protection.execute,
-                };
-                previous = Some((page, union));
-            }
-        }
+        mapped_end = mapped_end.max(end);
         let file_bytes = &program
             [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        let destination = segment.vaddr + bias;
-        // SAFETY: [destination, destination + file_size) lies inside the pages mapped writable
-        // just above, in the app's lower half, which no Rust reference aliases.
+        // SAFETY: [vaddr + bias, + file_size) lies inside the pages just mapped writable and
+        // backed, in the app's lower half, which no Rust reference aliases. The rest of the
+        // segment (its bss) is zero: the frames came zeroed.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 file_bytes.as_ptr(),
-                destination as *mut u8,
+                (segment.vaddr + bias) as *mut u8,
                 file_bytes.len(),
             );
         }
-        // The bss part of the last file page must read as zero: the frames came zeroed.
-        let vma_start = map_from.min(end);
-        if vma_start < end {
-            memory.insert(Vma {
-                start: vma_start,
-                end,
-                protection,
-                kind: VmaKind::Program,
-            });
-        }
-        if let Some((page, union)) = previous {
-            if page == start {
-                apply_protection(page, PAGE_SIZE, union);
-            }
-        }
-        apply_protection(
-            map_from.max(start),
-            end.saturating_sub(map_from.max(start)),
-            protection,
-        );
-        if let Some((page, union)) = previous {
-            if page == start {
-                apply_protection(page, PAGE_SIZE, union);
-            }
-        }
-        previous = Some((end - PAGE_SIZE, protection));
-        previous_end = end;
     }
-}
-
-fn apply_protection(start: u64, len: u64, protection: Protection) {
-    if len == 0 {
-        return;
+    // The real permissions: each segment's own, then the union on pages two segments share.
+    let protection_of = |segment: &pith_loader::elf::Segment| Protection {
+        read: segment.flags.read,
+        write: segment.flags.write,
+        execute: segment.flags.execute,
+    };
+    for segment in &plan.segments {
+        let (start, end) = segment.page_range();
+        paging::protect(start + bias, end - start, protection_of(segment));
     }
-    if let Err(error) = memory::protect(start, len, to_page_protection(protection)) {
-        fail(format_args!(
-            "cannot protect {start:#x}+{len:#x}: {error:?}"
-        ));
+    for pair in plan.segments.windows(2) {
+        let (earlier, later) = (&pair[0], &pair[1]);
+        let shared = earlier.page_range().1 - PAGE_SIZE;
+        if shared == later.page_range().0 {
+            let (a, b) = (protection_of(earlier), protection_of(later));
+            let union = Protection {
+                read: a.read || b.read,
+                write: a.write || b.write,
+                execute: a.execute || b.execute,
+            };
+            paging::protect(shared + bias, PAGE_SIZE, union);
+        }
     }
 }
 
@@ -172,8 +131,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let stack_top = STACK_TOP_MAX - random_pages(16);
     let stack_limit = stack_top - (8 << 20);
     let brk_start = plan.max_vaddr + bias;
-    let mut memory = AddressSpace::new(stack_limit - MMAP_GAP, brk_start);
-    load_segments(&plan, program, bias, &mut memory);
+    load_segments(&plan, program, bias);
 
     let argv: Vec<&[u8]> = image.args().collect();
     let envp: Vec<&[u8]> = image.env().collect();
@@ -210,32 +168,20 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     };
     let stack = build_initial_stack(&spec)
         .unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
-    let mapped = memory::align_up(stack.bytes.len() as u64 + INITIAL_STACK_MAPPED);
-    let mapped_bottom = stack_top - mapped.min(stack_top - stack_limit);
-    let stack_protection = PageProtection {
+    // RLIMIT_STACK of stack, backed as it is touched; the initial stack's own pages now.
+    let stack_protection = Protection {
         read: true,
         write: true,
         execute: plan.executable_stack,
     };
-    if let Err(error) =
-        memory::map_anonymous(mapped_bottom, stack_top - mapped_bottom, stack_protection)
-    {
-        fail(format_args!("cannot map the stack: {error:?}"));
+    paging::map_anonymous(stack_limit, stack_top - stack_limit, stack_protection);
+    if let Err(error) = paging::populate(stack.base, stack_top - stack.base) {
+        fail(format_args!("cannot back the initial stack: {error:?}"));
     }
-    memory.insert(Vma {
-        start: stack_limit,
-        end: stack_top,
-        protection: Protection {
-            read: true,
-            write: true,
-            execute: plan.executable_stack,
-        },
-        kind: VmaKind::Stack,
-    });
     STACK_LIMIT.store(stack_limit, Ordering::Relaxed);
-    STACK_MAPPED_BOTTOM.store(mapped_bottom, Ordering::Relaxed);
     STACK_TOP.store(stack_top, Ordering::Relaxed);
-    // SAFETY: [stack.base, stack_top) was just mapped read-write in the app's lower half.
+    // SAFETY: [stack.base, stack_top) was just mapped read-write and backed, in the app's
+    // lower half.
     unsafe {
         core::ptr::copy_nonoverlapping(
             stack.bytes.as_ptr(),
@@ -244,6 +190,16 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         )
     };
 
+    // The process's list of areas starts as the kernel's: the segments and the stack.
+    let mut memory = AddressSpace::new(stack_limit - MMAP_GAP, brk_start);
+    for vma in paging::areas() {
+        let kind = if vma.start >= stack_limit {
+            VmaKind::Stack
+        } else {
+            VmaKind::Program
+        };
+        memory.insert(Vma { kind, ..vma });
+    }
     let mut process = Process::new(path.to_vec(), memory);
     process.trace = parameters.trace;
     *PROCESS.lock() = Some((process, KernelPlatform::new(parameters)));
@@ -301,35 +257,6 @@ pub fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {
     };
     let mut context = Context { platform, process };
     pith_syscalls::dispatch(&mut context, number, args)
-}
-
-/// Maps more of the main stack if [address, address + len) reaches into its unmapped part:
-/// the stack grows down on demand up to RLIMIT_STACK, as on Linux. True if anything was mapped.
-pub fn grow_stack(address: u64, len: u64) -> bool {
-    let (limit, bottom, top) = (
-        STACK_LIMIT.load(Ordering::Relaxed),
-        STACK_MAPPED_BOTTOM.load(Ordering::Relaxed),
-        STACK_TOP.load(Ordering::Relaxed),
-    );
-    if address < limit || address >= bottom || address.saturating_add(len) > top {
-        return false;
-    }
-    // Grow in 64 KiB steps to keep faults rare.
-    let new_bottom = memory::align_down(address)
-        .saturating_sub(60 * 1024)
-        .max(limit);
-    let protection = PageProtection {
-        read: true,
-        write: true,
-        execute: false,
-    };
-    match memory::map_anonymous(new_bottom, bottom - new_bottom, protection) {
-        Ok(()) => {
-            STACK_MAPPED_BOTTOM.store(new_bottom, Ordering::Relaxed);
-            true
-        }
-        Err(MapError::OutOfMemory) | Err(MapError::AlreadyMapped) => false,
-    }
 }
 
 /// "(in /hello at offset 0x1234)" style text for a fault report.

@@ -27,6 +27,8 @@ pub const MAP_SHARED_VALIDATE: u32 = 0x03;
 pub const MAP_TYPE: u32 = 0x0f;
 pub const MAP_FIXED: u32 = 0x10;
 pub const MAP_ANONYMOUS: u32 = 0x20;
+pub const MAP_LOCKED: u32 = 0x2000;
+pub const MAP_POPULATE: u32 = 0x8000;
 pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
 /// MADV_* (include/uapi/asm-generic/mman-common.h).
 pub const MADV_NORMAL: i32 = 0;
@@ -287,6 +289,10 @@ pub fn mmap(
         memory.find_free(length, hint).ok_or(Errno::ENOMEM)?
     };
     context.platform.map_anonymous(start, length, protection)?;
+    if flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
+        // As on Linux, failing to prefault does not fail the mmap: the pages fault in later.
+        let _ = context.platform.populate(start, length);
+    }
     context.process.memory.insert(Vma {
         start,
         end: start + length,
@@ -348,23 +354,8 @@ pub fn madvise(
             if !context.process.memory.is_fully_mapped(start, end) {
                 return Err(Errno::ENOMEM);
             }
-            // Drop the pages and back them afresh: they read back as zero, as Linux's do.
-            let pieces: alloc::vec::Vec<Vma> = context
-                .process
-                .memory
-                .vmas()
-                .filter(|vma| vma.start < end && start < vma.end)
-                .copied()
-                .collect();
-            for vma in pieces {
-                let (piece_start, piece_end) = (vma.start.max(start), vma.end.min(end));
-                context.platform.unmap(piece_start, piece_end - piece_start);
-                context.platform.map_anonymous(
-                    piece_start,
-                    piece_end - piece_start,
-                    vma.protection,
-                )?;
-            }
+            // The pages read back as zero, as Linux's do, and their memory is freed.
+            context.platform.discard(start, end - start);
             Ok(())
         }
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_FREE | MADV_HUGEPAGE

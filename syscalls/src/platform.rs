@@ -57,6 +57,11 @@ pub trait Platform {
 
     /// Backs [start, start + len) with zeroed memory of the given protection.
     fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno>;
+    /// Backs [start, start + len) now rather than on first touch (MAP_POPULATE).
+    fn populate(&mut self, start: u64, len: u64) -> Result<(), Errno>;
+    /// Drops the contents of [start, start + len) but keeps it mapped: it reads back as zero
+    /// (MADV_DONTNEED), and its memory goes back to the machine.
+    fn discard(&mut self, start: u64, len: u64);
     /// Drops the memory of [start, start + len); unmapped pages in the range are fine.
     fn unmap(&mut self, start: u64, len: u64);
     /// Changes the protection of [start, start + len), keeping the contents.

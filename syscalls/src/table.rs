@@ -71,7 +71,7 @@ syscall_table! {
     3 close(fd: Fd) => fs::close, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
-    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, allocated eagerly; MAP_SHARED is private until there is fork");
+    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, backed on first touch (MAP_POPULATE prefaults); MAP_SHARED is private until there is fork");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
     11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
     12 brk(address: UserAddr) => mm::brk, Supported;

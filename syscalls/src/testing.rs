@@ -80,6 +80,16 @@ impl Platform for FakePlatform {
         }
         Ok(())
     }
+    fn populate(&mut self, _start: u64, _len: u64) -> Result<(), Errno> {
+        Ok(()) // the fake backs everything eagerly
+    }
+    fn discard(&mut self, start: u64, len: u64) {
+        for page in (start..start + len).step_by(PAGE as usize) {
+            if let Some(entry) = self.pages.get_mut(&page) {
+                entry.0.fill(0);
+            }
+        }
+    }
     fn unmap(&mut self, start: u64, len: u64) {
         for page in (start..start + len).step_by(PAGE as usize) {
             self.pages.remove(&page);

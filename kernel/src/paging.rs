@@ -1,0 +1,316 @@
+//! The page table the kernel and the app share, and the app's memory: backed on first touch
+//! (demand paging), with page permissions enforced.
+//!
+//! The syscall layer (`pith_syscalls::mm`) decides where areas go and keeps the process's list
+//! of them; every change it makes is followed by a call here with the same range. This file
+//! keeps its own copy of those ranges and their protections (`BACKING`), because it must
+//! answer page faults, and user-memory checks inside syscalls, without the process lock that a
+//! running syscall holds. The two lists change together and so stay identical.
+
+use crate::memory::{align_down, allocate_zeroed_frame, free_frame, phys_to_virt, PAGE_SIZE};
+use pith_syscalls::mm::{AddressSpace, Vma, VmaKind, TASK_SIZE};
+use pith_syscalls::platform::Protection as AreaProtection;
+use spin::Mutex;
+use x86_64::structures::paging::{
+    page_table::PageTableEntry, PageTable, PageTableFlags, PhysFrame,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// The app's areas as this file needs them: where pages may be backed, and how. Guarded by
+/// its mutex, which also serializes every change to the page table.
+static BACKING: Mutex<Option<AddressSpace>> = Mutex::new(None);
+
+/// Software bit in a non-present entry: the entry still owns its frame (the page is PROT_NONE).
+const PARKED: PageTableFlags = PageTableFlags::BIT_9;
+const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);
+
+/// Page protections of an app mapping.
+pub type Protection = AreaProtection;
+
+/// Why a mapping could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    OutOfMemory,
+    AlreadyMapped,
+}
+
+/// How the app touched a page, from the page-fault error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// The one page table (the boot PML4, kept for life).
+fn pml4() -> &'static mut PageTable {
+    let pml4_phys = crate::boot::boot_pml4_phys();
+    // SAFETY: the boot PML4 is the active page table for the whole life of the kernel and is
+    // direct-mapped; every caller holds BACKING, so no two mutable views exist at once.
+    unsafe { &mut *phys_to_virt(pml4_phys).as_mut_ptr::<PageTable>() }
+}
+
+fn table_at(phys: PhysAddr) -> &'static mut PageTable {
+    // SAFETY: `phys` comes from a present non-leaf entry of our own page table, so it is a page
+    // table frame we allocated (or the boot tables), direct-mapped, guarded by BACKING.
+    unsafe { &mut *phys_to_virt(phys.as_u64()).as_mut_ptr::<PageTable>() }
+}
+
+/// The level-1 entry for `address`, creating the tables above it when `create` is set.
+fn leaf_entry(address: u64, create: bool) -> Result<Option<&'static mut PageTableEntry>, MapError> {
+    let Ok(address) = VirtAddr::try_new(address) else {
+        return Ok(None);
+    };
+    let indexes = [address.p4_index(), address.p3_index(), address.p2_index()];
+    let mut table = pml4();
+    for index in indexes {
+        let entry = &mut table[index];
+        if entry.flags().contains(PageTableFlags::HUGE_PAGE) {
+            return Err(MapError::AlreadyMapped);
+        }
+        if !entry.flags().contains(PageTableFlags::PRESENT) {
+            if !create {
+                return Ok(None);
+            }
+            let frame = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+            entry.set_addr(frame.start_address(), TABLE_FLAGS);
+        }
+        table = table_at(entry.addr());
+    }
+    Ok(Some(&mut table[address.p1_index()]))
+}
+
+/// Drops the boot identity map (the lower half belongs to the app, and address 0 must fault)
+/// and starts the app's (empty) list of areas.
+pub fn init() {
+    let mut backing = BACKING.lock();
+    pml4()[0].set_unused();
+    x86_64::instructions::tlb::flush_all();
+    *backing = Some(AddressSpace::new(0, 0));
+}
+
+/// The leaf flags of a protection; `None` for PROT_NONE. App pages are supervisor pages (the
+/// app runs in ring 0), so U/S stays clear and SMEP/SMAP never apply.
+fn leaf_flags(protection: Protection) -> Option<PageTableFlags> {
+    if !(protection.read || protection.write || protection.execute) {
+        return None;
+    }
+    let mut flags = PageTableFlags::PRESENT;
+    if protection.write {
+        flags |= PageTableFlags::WRITABLE;
+    }
+    if !protection.execute {
+        flags |= PageTableFlags::NO_EXECUTE;
+    }
+    Some(flags)
+}
+
+fn owns_frame(entry: &PageTableEntry) -> bool {
+    entry.flags().intersects(PageTableFlags::PRESENT | PARKED)
+}
+
+fn flush(address: u64) {
+    x86_64::instructions::tlb::flush(VirtAddr::new_truncate(address));
+}
+
+fn pages(start: u64, len: u64) -> impl Iterator<Item = u64> {
+    (align_down(start)..start.saturating_add(len)).step_by(PAGE_SIZE as usize)
+}
+
+/// Makes [start, start + len) app memory of `protection`, backed on first touch. Whatever was
+/// there before is dropped.
+pub fn map_anonymous(start: u64, len: u64, protection: Protection) {
+    let mut guard = BACKING.lock();
+    let Some(backing) = guard.as_mut() else {
+        return;
+    };
+    unmap_pages(start, len);
+    backing.remove(start, start + len);
+    backing.insert(Vma {
+        start,
+        end: start + len,
+        protection,
+        kind: VmaKind::Anonymous,
+    });
+}
+
+/// Backs every page of [start, start + len) now (MAP_POPULATE, and the program's segments the
+/// loader copies into).
+pub fn populate(start: u64, len: u64) -> Result<(), MapError> {
+    let guard = BACKING.lock();
+    let Some(backing) = guard.as_ref() else {
+        return Ok(());
+    };
+    for page in pages(start, len) {
+        let Some(vma) = backing.find(page) else {
+            continue;
+        };
+        let Some(flags) = leaf_flags(vma.protection) else {
+            continue;
+        };
+        let entry = leaf_entry(page, true)?.ok_or(MapError::OutOfMemory)?;
+        if !owns_frame(entry) {
+            let frame = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+            entry.set_addr(frame.start_address(), flags);
+        }
+    }
+    Ok(())
+}
+
+/// Drops [start, start + len): its frames go back to the allocator and its pages no longer
+/// exist. Holes are fine.
+pub fn unmap(start: u64, len: u64) {
+    let mut guard = BACKING.lock();
+    unmap_pages(start, len);
+    if let Some(backing) = guard.as_mut() {
+        backing.remove(start, start.saturating_add(len));
+    }
+}
+
+/// Frees the frames of [start, start + len) but keeps the areas: the pages read back as zero
+/// on the next touch (MADV_DONTNEED).
+pub fn discard(start: u64, len: u64) {
+    let _guard = BACKING.lock();
+    unmap_pages(start, len);
+}
+
+fn unmap_pages(start: u64, len: u64) {
+    for page in pages(start, len) {
+        if let Ok(Some(entry)) = leaf_entry(page, false) {
+            if owns_frame(entry) {
+                let frame = PhysFrame::containing_address(entry.addr());
+                entry.set_unused();
+                flush(page);
+                free_frame(frame);
+            }
+        }
+    }
+}
+
+/// Changes the protection of [start, start + len), keeping the contents: backed pages take
+/// the new flags (PROT_NONE parks their frame behind a non-present entry); the others stay
+/// unbacked until touched.
+pub fn protect(start: u64, len: u64, protection: Protection) {
+    let mut guard = BACKING.lock();
+    if let Some(backing) = guard.as_mut() {
+        // The syscall layer checked that the range is fully mapped.
+        let _ = backing.protect(start, start.saturating_add(len), protection);
+    }
+    for page in pages(start, len) {
+        let Ok(Some(entry)) = leaf_entry(page, false) else {
+            continue;
+        };
+        if !owns_frame(entry) {
+            continue;
+        }
+        match leaf_flags(protection) {
+            Some(flags) => entry.set_flags(flags),
+            None => entry.set_flags(PARKED | PageTableFlags::NO_EXECUTE),
+        }
+        flush(page);
+    }
+}
+
+/// Why a page fault could not be resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultError {
+    /// No area covers the address (SEGV_MAPERR).
+    NotMapped,
+    /// An area covers it, but not for this access (SEGV_ACCERR).
+    AccessDenied,
+    /// The page could not be backed.
+    OutOfMemory,
+}
+
+/// Backs the page at `address` if its area allows `access`; the faulting instruction can then
+/// run again.
+pub fn handle_page_fault(address: u64, access: Access) -> Result<(), FaultError> {
+    let guard = BACKING.lock();
+    fault_in(guard.as_ref(), address, access)
+}
+
+fn fault_in(
+    backing: Option<&AddressSpace>,
+    address: u64,
+    access: Access,
+) -> Result<(), FaultError> {
+    if address >= TASK_SIZE {
+        return Err(FaultError::NotMapped);
+    }
+    let vma = backing
+        .and_then(|backing| backing.find(address))
+        .ok_or(FaultError::NotMapped)?;
+    let protection = vma.protection;
+    let allowed = (protection.read || protection.write || protection.execute)
+        && (!access.write || protection.write)
+        && (!access.execute || protection.execute);
+    if !allowed {
+        return Err(FaultError::AccessDenied);
+    }
+    let flags = leaf_flags(protection).ok_or(FaultError::AccessDenied)?;
+    let entry = leaf_entry(address, true)
+        .map_err(|_| FaultError::OutOfMemory)?
+        .ok_or(FaultError::OutOfMemory)?;
+    if entry.flags().contains(PageTableFlags::PRESENT) {
+        // Another path backed it already (or the TLB was stale): just retry.
+        flush(address);
+        return Ok(());
+    }
+    if owns_frame(entry) {
+        // A parked (PROT_NONE) page whose area now allows access: mprotect already set its
+        // flags, so this is a stale view.
+        entry.set_flags(flags);
+        flush(address);
+        return Ok(());
+    }
+    let frame = allocate_zeroed_frame().ok_or(FaultError::OutOfMemory)?;
+    entry.set_addr(frame.start_address(), flags);
+    Ok(())
+}
+
+/// Whether every page of [start, start + len) may be accessed (written, if `write`), backing
+/// pages on first touch as the fault handler would: the check before a syscall copies to or
+/// from the app.
+pub fn ensure_accessible(start: u64, len: u64, write: bool) -> bool {
+    let Some(end) = start.checked_add(len) else {
+        return false;
+    };
+    if end > TASK_SIZE {
+        return false;
+    }
+    let guard = BACKING.lock();
+    let mut address = align_down(start);
+    while address < end {
+        let present = match leaf_entry(address, false) {
+            Ok(Some(entry)) => {
+                let flags = entry.flags();
+                flags.contains(PageTableFlags::PRESENT)
+                    && (!write || flags.contains(PageTableFlags::WRITABLE))
+            }
+            _ => false,
+        };
+        if !present
+            && fault_in(
+                guard.as_ref(),
+                address,
+                Access {
+                    write,
+                    execute: false,
+                },
+            )
+            .is_err()
+        {
+            return false;
+        }
+        address += PAGE_SIZE;
+    }
+    true
+}
+
+/// The areas as this file has them: the process's list starts as a copy, so the two agree.
+pub fn areas() -> alloc::vec::Vec<Vma> {
+    BACKING
+        .lock()
+        .as_ref()
+        .map(|backing| backing.vmas().copied().collect())
+        .unwrap_or_default()
+}

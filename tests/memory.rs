@@ -1,0 +1,43 @@
+//! Virtual memory (issue 3, first part): anonymous memory is backed on first touch and freed
+//! on munmap, so a program can map far more than the VM has, as on Linux.
+
+use pith_tests::*;
+
+#[test]
+fn memory_is_backed_when_touched_and_freed_when_unmapped() {
+    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
+        let program = compile("lazy_memory", toolchain);
+        let native = native_run(&program, &[], &[]);
+        assert_eq!(
+            native.status, 0,
+            "the checks must pass on Linux first: {}",
+            native.stdout
+        );
+        // 256 MiB of VM: four rounds of 64 MiB touched only fit if munmap gives memory back,
+        // and a 1 GiB or 64 GiB mapping only if nothing is allocated up front.
+        let outcome = pith_run(&["--memory", "256M"], &program, &[], &[]);
+        let failed: Vec<&str> = outcome
+            .stdout
+            .lines()
+            .filter(|line| !line.starts_with("ok "))
+            .collect();
+        assert_eq!(
+            outcome.status, 0,
+            "{toolchain:?}: {failed:?}\n{}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
+    }
+}
+
+#[test]
+fn touching_memory_the_program_does_not_have_is_still_a_fault() {
+    // Demand paging must not back what no mapping covers, nor what PROT_NONE protects.
+    let program = compile("memory_faults", Toolchain::GlibcStatic);
+    for violation in ["none", "readonly", "nx"] {
+        let outcome = pith_run(&[], &program, &[violation], &[]);
+        assert_eq!(outcome.status, 139, "{violation}: {outcome:?}");
+    }
+    let outcome = pith_run(&[], &compile("null_write", Toolchain::MuslStatic), &[], &[]);
+    assert_eq!(outcome.status, 139, "{outcome:?}");
+}
