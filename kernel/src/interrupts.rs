@@ -2,7 +2,10 @@
 //! happened (exception, address, registers, which ELF and offset) and stops the machine.
 
 use crate::gdt::{CRITICAL_IST, EXCEPTION_IST, INTERRUPT_IST, KERNEL_CODE};
+use crate::paging::FaultError;
 use core::arch::global_asm;
+use pith_syscalls::sigframe::Trap;
+use pith_syscalls::uapi::Siginfo;
 use spin::Once;
 
 /// Registers saved by the exception entry stub, lowest address first.
@@ -223,28 +226,70 @@ const PF_PRESENT: u64 = 1 << 0;
 const PF_WRITE: u64 = 1 << 1;
 const PF_INSTRUCTION: u64 = 1 << 4;
 
-/// Demand paging: backs the page if the app's area allows the access. `Some(())` when the
-/// faulting instruction can run again; `None` to report the fault.
-fn resolve_page_fault(frame: &TrapFrame) -> Option<()> {
+/// Demand paging: backs the page if the app's area allows the access. Ok when the faulting
+/// instruction can run again; otherwise why not.
+fn resolve_page_fault(frame: &TrapFrame) -> Result<(), FaultError> {
     let address = x86_64::registers::control::Cr2::read_raw();
     if frame.error_code & PF_PRESENT != 0
         && frame.error_code & PF_WRITE == 0
         && frame.error_code & PF_INSTRUCTION == 0
     {
-        return None; // a read of a present page faults only for reserved bits: report it
+        return Err(FaultError::AccessDenied); // a read of a present page: reserved bits
     }
     let access = crate::paging::Access {
         write: frame.error_code & PF_WRITE != 0,
         execute: frame.error_code & PF_INSTRUCTION != 0,
     };
     match crate::paging::handle_page_fault(address, access) {
-        Ok(()) => Some(()),
-        Err(crate::paging::FaultError::OutOfMemory) => {
+        Err(FaultError::OutOfMemory) => {
             crate::log_error!("out of memory backing {address:#x}: the program is killed, as Linux's OOM killer would");
             crate::power::exit(128 + 9);
         }
-        Err(_) => None,
+        other => other,
     }
+}
+
+/// si_code values (include/uapi/asm-generic/siginfo.h).
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+const SI_KERNEL: i32 = 0x80;
+const ILL_ILLOPN: i32 = 2;
+const FPE_INTDIV: i32 = 1;
+const FPE_FLTINV: i32 = 7;
+const TRAP_BRKPT: i32 = 1;
+const BUS_ADRALN: i32 = 1;
+
+/// The signal, siginfo and trap details Linux gives the app for an exception in its code
+/// (arch/x86/kernel/traps.c, arch/x86/mm/fault.c).
+fn fault_signal(frame: &TrapFrame, page_fault_cause: Option<FaultError>) -> (i32, Siginfo, Trap) {
+    let signal = exception_signal(frame.vector);
+    let mut trap = Trap {
+        number: frame.vector,
+        error_code: frame.error_code,
+        address: 0,
+    };
+    let (code, address) = match frame.vector {
+        PAGE_FAULT => {
+            trap.address = x86_64::registers::control::Cr2::read_raw();
+            let code = if page_fault_cause == Some(FaultError::NotMapped) {
+                SEGV_MAPERR
+            } else {
+                SEGV_ACCERR
+            };
+            (code, trap.address)
+        }
+        0 => (FPE_INTDIV, frame.rip),
+        16 | 19 => (FPE_FLTINV, frame.rip),
+        6 => (ILL_ILLOPN, frame.rip),
+        1 | 3 => (TRAP_BRKPT, frame.rip),
+        17 => (BUS_ADRALN, frame.rip),
+        _ => (SI_KERNEL, 0),
+    };
+    (
+        signal,
+        pith_syscalls::signal::fault_siginfo(signal, code, address),
+        trap,
+    )
 }
 
 /// Status `pith run` exits with when the kernel itself fails.
@@ -256,12 +301,20 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
         crate::log_warn!("unexpected interrupt vector {}", frame.vector);
         return;
     }
+    let mut page_fault_cause = None;
     if frame.vector == PAGE_FAULT {
-        if let Some(outcome) = resolve_page_fault(frame) {
-            return outcome;
+        match resolve_page_fault(frame) {
+            Ok(()) => return,
+            Err(cause) => page_fault_cause = Some(cause),
         }
     }
     let in_app = frame.rip < crate::boot::DIRECT_MAP_BASE;
+    if in_app {
+        let (signal, info, trap) = fault_signal(frame, page_fault_cause);
+        if crate::signals::on_fault(frame, signal, &info, &trap) {
+            return; // the app's handler runs next
+        }
+    }
     let name = exception_name(frame.vector);
     let whose = if in_app { "the program" } else { "the kernel" };
     crate::log_error!(

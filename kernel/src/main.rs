@@ -9,6 +9,7 @@ mod clock;
 mod cmdline;
 mod console;
 mod cpu;
+mod fpu;
 mod gdt;
 mod hostlink;
 mod interrupts;
@@ -20,6 +21,7 @@ mod process;
 mod pvh;
 mod random;
 mod serial;
+mod signals;
 mod syscall;
 
 /// Called by the PVH entry code in long mode, on the boot stack, with the physical address of

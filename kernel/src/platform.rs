@@ -115,6 +115,14 @@ impl Platform for KernelPlatform {
         }
     }
 
+    fn signal_state_changed(&mut self) {
+        crate::syscall::set_exit_work(true);
+    }
+
+    fn user_stack_pointer(&self) -> u64 {
+        crate::syscall::user_rsp()
+    }
+
     fn set_fs_base(&mut self, base: u64) {
         // arch_prctl checked that `base` is below TASK_SIZE_MAX, so it is canonical.
         FsBase::write(VirtAddr::new_truncate(base));

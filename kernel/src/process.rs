@@ -248,6 +248,21 @@ fn enter_program(entry: u64, rsp: u64) -> ! {
     }
 }
 
+/// Runs `f` with the process and its platform (on the way out of a syscall).
+pub fn with_process<R>(f: impl FnOnce(&mut Process, &mut KernelPlatform) -> R) -> Option<R> {
+    let mut guard = PROCESS.lock();
+    let (process, platform) = guard.as_mut()?;
+    Some(f(process, platform))
+}
+
+/// As `with_process`, but gives up if the process is locked: a fault inside a syscall is the
+/// kernel's, and waiting would hang.
+pub fn try_with_process<R>(f: impl FnOnce(&mut Process, &mut KernelPlatform) -> R) -> Option<R> {
+    let mut guard = PROCESS.try_lock()?;
+    let (process, platform) = guard.as_mut()?;
+    Some(f(process, platform))
+}
+
 /// Runs one syscall for the program.
 #[inline]
 pub fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {

@@ -15,6 +15,9 @@ pub struct PerCpu {
     pub kernel_stack_top: u64,
     /// gs:[8]: the app's rsp while a syscall runs.
     pub user_rsp: u64,
+    /// gs:[16]: non-zero when the way out of the syscall has work (a signal to deliver, a
+    /// context to restore): the entry then takes its slow path.
+    pub exit_work: u64,
 }
 
 const SYSCALL_STACK_SIZE: usize = 64 * 1024;
@@ -30,6 +33,7 @@ static mut SYSCALL_STACK: Stack = Stack {
 static mut BOOT_CPU: PerCpu = PerCpu {
     kernel_stack_top: 0,
     user_rsp: 0,
+    exit_work: 0,
 };
 
 /// What the entry saves of the app's registers, lowest address first: the six argument
@@ -79,6 +83,8 @@ syscall_entry:
     push rdi
     mov rdi, rsp            /* 12 words pushed: rsp is 16-byte aligned for the call */
     call syscall_dispatch   /* returns the result in rax */
+    cmp qword ptr gs:[16], 0
+    jne syscall_exit_slow
     pop rdi
     pop rsi
     pop rdx
@@ -89,6 +95,57 @@ syscall_entry:
     /* Linux leaves rcx = rip and r11 = rflags after a syscall. */
     mov rcx, [rsp]
     mov r11, [rsp + 16]
+    iretq
+
+    /* The way out with work: rebuild the app's whole register state as an exception frame
+     * (the callee-saved registers still hold the app's values: the Rust code preserved them),
+     * let syscall_exit_work rewrite it (deliver signals, restore a sigreturn context), and
+     * return to whatever it says. */
+syscall_exit_slow:
+    pop rdi
+    pop rsi
+    pop rdx
+    pop r10
+    pop r8
+    pop r9
+    add rsp, 8
+    mov rcx, [rsp]
+    mov r11, [rsp + 16]
+    push 0                  /* error code */
+    push 0                  /* vector */
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    call syscall_exit_work
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
     iretq
     "#,
     code = const KERNEL_CODE as u64,
@@ -130,4 +187,27 @@ pub fn init() {
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &SyscallFrame) -> u64 {
     crate::process::run_syscall(frame.number, &frame.args)
+}
+
+/// The app's stack pointer at the syscall being handled.
+pub fn user_rsp() -> u64 {
+    let rsp: u64;
+    // SAFETY: GS points at this CPU's PerCpu (set in init); offset 8 is user_rsp.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[8]", out(reg) rsp, options(nostack, readonly, preserves_flags))
+    };
+    rsp
+}
+
+/// Says whether the way out of this syscall has work (see PerCpu::exit_work).
+pub fn set_exit_work(work: bool) {
+    // SAFETY: GS points at this CPU's PerCpu; offset 16 is exit_work, written only here.
+    unsafe {
+        core::arch::asm!("mov gs:[16], {}", in(reg) work as u64, options(nostack, preserves_flags))
+    };
+}
+
+#[no_mangle]
+extern "C" fn syscall_exit_work(frame: &mut crate::interrupts::TrapFrame) {
+    crate::signals::on_syscall_exit(frame);
 }

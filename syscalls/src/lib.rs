@@ -16,6 +16,7 @@ pub mod names;
 pub mod platform;
 pub mod process;
 pub mod random;
+pub mod sigframe;
 pub mod signal;
 pub mod table;
 pub mod time;

@@ -71,6 +71,12 @@ pub trait Platform {
     /// Fills `buffer` from the CPU's random number generator.
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno>;
 
+    /// Says that this syscall changed what signals can be delivered (or asked for
+    /// rt_sigreturn): the way out of it must look. Only such syscalls pay for that check.
+    fn signal_state_changed(&mut self);
+    /// The app's stack pointer at the syscall being handled.
+    fn user_stack_pointer(&self) -> u64;
+
     fn set_fs_base(&mut self, base: u64);
     fn fs_base(&self) -> u64;
 

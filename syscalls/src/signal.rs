@@ -4,7 +4,7 @@
 use crate::args::UserAddr;
 use crate::errno::Errno;
 use crate::platform::Context;
-use crate::uapi::Sigaction;
+use crate::uapi::{Sigaction, Siginfo, StackT};
 
 /// Signal numbers (arch/x86/include/uapi/asm/signal.h).
 pub const SIGKILL: i32 = 9;
@@ -25,10 +25,109 @@ pub const fn bit(number: i32) -> u64 {
 /// SIGKILL and SIGSTOP can be neither caught nor blocked.
 const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
 
-/// Dispositions and mask.
+/// sa_flags bits (arch/x86/include/uapi/asm/signal.h).
+pub const SA_SIGINFO: u64 = 0x0000_0004;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+/// Special handlers (include/uapi/asm-generic/signal-defs.h).
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+/// sigaltstack flags (include/uapi/linux/signal.h).
+pub const SS_ONSTACK: i32 = 1;
+pub const SS_DISABLE: i32 = 2;
+pub const SS_AUTODISARM: i32 = 1 << 31;
+/// MINSIGSTKSZ (arch/x86/include/uapi/asm/signal.h).
+pub const MINSIGSTKSZ: u64 = 2048;
+/// si_code values (include/uapi/asm-generic/siginfo.h).
+pub const SI_USER: i32 = 0;
+pub const SI_TKILL: i32 = -6;
+
+/// Signal numbers used by name below.
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGABRT: i32 = 6;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGSEGV: i32 = 11;
+pub const SIGCHLD: i32 = 17;
+pub const SIGCONT: i32 = 18;
+pub const SIGTSTP: i32 = 20;
+pub const SIGTTIN: i32 = 21;
+pub const SIGTTOU: i32 = 22;
+pub const SIGURG: i32 = 23;
+pub const SIGXCPU: i32 = 24;
+pub const SIGXFSZ: i32 = 25;
+pub const SIGWINCH: i32 = 28;
+pub const SIGSYS: i32 = 31;
+
+/// What SIG_DFL does with a signal (signal(7)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    /// Terminate and dump core (we report instead of dumping).
+    Core,
+    Ignore,
+    /// Stop the process. Nothing could continue it in a VM that runs one program, so Pith
+    /// ignores these, and logs it.
+    Stop,
+}
+
+pub fn default_action(signal: i32) -> DefaultAction {
+    match signal {
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
+        | SIGSYS => DefaultAction::Core,
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH => DefaultAction::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// The alternate signal stack (sigaltstack(2)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AltStack {
+    pub base: u64,
+    pub size: u64,
+    /// SS_DISABLE, SS_AUTODISARM as set.
+    pub flags: i32,
+}
+
+impl Default for AltStack {
+    fn default() -> Self {
+        AltStack {
+            base: 0,
+            size: 0,
+            flags: SS_DISABLE,
+        }
+    }
+}
+
+impl AltStack {
+    pub fn is_enabled(&self) -> bool {
+        self.flags & SS_DISABLE == 0 && self.size != 0
+    }
+    /// Whether `sp` is on this stack (as sas_ss_flags() decides: base < sp <= base + size).
+    pub fn contains(&self, sp: u64) -> bool {
+        self.is_enabled() && sp > self.base && sp - self.base <= self.size
+    }
+}
+
+/// Dispositions, mask, pending signals and the alternate stack of the (one) thread.
 pub struct SignalState {
     pub actions: [Sigaction; NSIG as usize],
     pub blocked: u64,
+    /// Signals raised but not yet delivered, one bit each (standard signals do not queue).
+    pub pending: u64,
+    /// The siginfo each pending signal will be delivered with.
+    pub pending_info: [Siginfo; NSIG as usize],
+    pub alt_stack: AltStack,
+    /// rt_sigreturn ran: the kernel restores the saved context on the way out of the syscall.
+    pub sigreturn_requested: bool,
 }
 
 impl Default for SignalState {
@@ -36,8 +135,213 @@ impl Default for SignalState {
         SignalState {
             actions: [Sigaction::default(); NSIG as usize],
             blocked: 0,
+            pending: 0,
+            pending_info: [Siginfo::default(); NSIG as usize],
+            alt_stack: AltStack::default(),
+            sigreturn_requested: false,
         }
     }
+}
+
+impl SignalState {
+    /// Marks `signal` pending with `info` (a second one before delivery merges with the first).
+    pub fn raise(&mut self, signal: i32, info: Siginfo) {
+        if self.pending & bit(signal) == 0 {
+            self.pending_info[(signal - 1) as usize] = info;
+        }
+        self.pending |= bit(signal);
+    }
+
+    /// Pending signals that are not blocked.
+    pub fn deliverable(&self) -> u64 {
+        self.pending & !self.blocked
+    }
+
+    /// Whether the way out of a syscall has work: a signal to deliver or a context to restore.
+    pub fn needs_exit_work(&self) -> bool {
+        self.deliverable() != 0 || self.sigreturn_requested
+    }
+
+    /// Takes the lowest-numbered deliverable signal, as Linux does (synchronous ones first is
+    /// Linux's refinement; with one thread the faults are delivered directly, not queued).
+    pub fn take_deliverable(&mut self) -> Option<(i32, Siginfo)> {
+        let deliverable = self.deliverable();
+        if deliverable == 0 {
+            return None;
+        }
+        let signal = deliverable.trailing_zeros() as i32 + 1;
+        self.pending &= !bit(signal);
+        Some((signal, self.pending_info[(signal - 1) as usize]))
+    }
+
+    pub fn action(&self, signal: i32) -> Sigaction {
+        self.actions[(signal - 1) as usize]
+    }
+
+    /// Updates the mask and the disposition as delivering `signal` to its handler does, and
+    /// returns the mask to restore when the handler returns.
+    pub fn enter_handler(&mut self, signal: i32) -> u64 {
+        let action = self.action(signal);
+        let old_mask = self.blocked;
+        let mut mask = action.sa_mask;
+        if action.sa_flags & SA_NODEFER == 0 {
+            mask |= bit(signal);
+        }
+        self.blocked = (self.blocked | mask) & !UNBLOCKABLE;
+        if action.sa_flags & SA_RESETHAND != 0 {
+            self.actions[(signal - 1) as usize] = Sigaction {
+                sa_handler: SIG_DFL,
+                sa_flags: action.sa_flags & !SA_SIGINFO & !SA_RESETHAND,
+                ..action
+            };
+        }
+        old_mask
+    }
+}
+
+/// The siginfo of a signal sent by kill(2) (SI_USER) or tkill/tgkill (SI_TKILL) from `pid`.
+pub fn user_siginfo(signal: i32, code: i32, pid: i32) -> Siginfo {
+    let mut info = Siginfo {
+        si_signo: signal,
+        si_code: code,
+        ..Siginfo::default()
+    };
+    info.fields[0] = pid as u32 as u64; // si_pid; si_uid (0) is the high half
+    info
+}
+
+/// The siginfo of a fault: `code` (SEGV_MAPERR, ...) at `address`.
+pub fn fault_siginfo(signal: i32, code: i32, address: u64) -> Siginfo {
+    let mut info = Siginfo {
+        si_signo: signal,
+        si_code: code,
+        ..Siginfo::default()
+    };
+    info.fields[0] = address;
+    info
+}
+
+fn check_signal(signal: i32) -> Result<(), Errno> {
+    if (0..=NSIG).contains(&signal) {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+fn send_to_self(context: &mut Context, signal: i32, info: Siginfo) -> Result<(), Errno> {
+    check_signal(signal)?;
+    if signal == 0 {
+        return Ok(()); // only the existence and permission check
+    }
+    context.process.signals.raise(signal, info);
+    context.platform.signal_state_changed();
+    Ok(())
+}
+
+/// Implements kill(2). The program is pid 1 and alone: 0, -1 and 1 all name it.
+pub fn kill(context: &mut Context, pid: i32, signal: i32) -> Result<(), Errno> {
+    let own = context.process.pid;
+    if pid != 0 && pid != -1 && pid != own && pid != -own {
+        check_signal(signal)?;
+        return Err(Errno::ESRCH);
+    }
+    send_to_self(context, signal, user_siginfo(signal, SI_USER, own))
+}
+
+/// Implements tkill(2).
+pub fn tkill(context: &mut Context, tid: i32, signal: i32) -> Result<(), Errno> {
+    if tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if tid != context.process.pid {
+        check_signal(signal)?;
+        return Err(Errno::ESRCH);
+    }
+    let own = context.process.pid;
+    send_to_self(context, signal, user_siginfo(signal, SI_TKILL, own))
+}
+
+/// Implements tgkill(2).
+pub fn tgkill(context: &mut Context, tgid: i32, tid: i32, signal: i32) -> Result<(), Errno> {
+    if tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if tgid != context.process.pid {
+        check_signal(signal)?;
+        return Err(Errno::ESRCH);
+    }
+    tkill(context, tid, signal)
+}
+
+/// Implements rt_sigpending(2).
+pub fn rt_sigpending(context: &mut Context, set: UserAddr, set_size: usize) -> Result<(), Errno> {
+    if set_size > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let pending = context.process.signals.pending & context.process.signals.blocked;
+    context
+        .platform
+        .write_user(set.0, &pending.to_le_bytes()[..set_size])
+}
+
+/// Implements sigaltstack(2).
+pub fn sigaltstack(
+    context: &mut Context,
+    stack: UserAddr,
+    old_stack: UserAddr,
+) -> Result<(), Errno> {
+    let current = context.process.signals.alt_stack;
+    let sp = context.platform.user_stack_pointer();
+    let on_stack = current.contains(sp);
+    if !old_stack.is_null() {
+        let flags = if on_stack {
+            SS_ONSTACK
+        } else if current.is_enabled() {
+            current.flags & SS_AUTODISARM
+        } else {
+            SS_DISABLE
+        };
+        let old = StackT {
+            ss_sp: current.base,
+            ss_flags: flags,
+            __pad: 0,
+            ss_size: current.size,
+        };
+        context.write_struct(old_stack.0, &old)?;
+    }
+    if stack.is_null() {
+        return Ok(());
+    }
+    let new: StackT = context.read_struct(stack.0)?;
+    if on_stack {
+        return Err(Errno::EPERM);
+    }
+    let mode = new.ss_flags & !SS_AUTODISARM;
+    match mode {
+        SS_DISABLE => context.process.signals.alt_stack = AltStack::default(),
+        0 | SS_ONSTACK => {
+            if new.ss_size < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            }
+            context.process.signals.alt_stack = AltStack {
+                base: new.ss_sp,
+                size: new.ss_size,
+                flags: new.ss_flags & SS_AUTODISARM,
+            };
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(())
+}
+
+/// Implements rt_sigreturn(2): the kernel restores the context the signal frame saved on its
+/// way out of this syscall (it needs the app's stack pointer and all its registers, which only
+/// the entry path has); see `sigframe::restore`.
+pub fn rt_sigreturn(context: &mut Context) -> Result<(), Errno> {
+    context.process.signals.sigreturn_requested = true;
+    context.platform.signal_state_changed();
+    Ok(())
 }
 
 /// Implements rt_sigaction(2).
@@ -101,6 +405,7 @@ pub fn rt_sigprocmask(
             _ => new,
         };
         context.process.signals.blocked = blocked & !UNBLOCKABLE;
+        context.platform.signal_state_changed();
     }
     Ok(())
 }
@@ -158,5 +463,84 @@ mod tests {
         );
         assert_eq!(machine.read_u64(old), bit(2));
         assert_eq!(machine.call(14, [7, set, 0, 8, 0, 0]), Err(Errno::EINVAL));
+    }
+    #[test]
+    fn kill_reaches_only_the_program_itself() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(62, [1, 10, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(62, [0, 12, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.process.signals.pending, bit(10) | bit(12));
+        assert_eq!(machine.call(62, [42, 10, 0, 0, 0, 0]), Err(Errno::ESRCH));
+        assert_eq!(machine.call(62, [1, 65, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.call(62, [1, 0, 0, 0, 0, 0]),
+            Ok(0),
+            "signal 0 only checks"
+        );
+        assert_eq!(machine.call(200, [1, 14, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.process.signals.pending_info[13].si_code, SI_TKILL);
+        assert_eq!(
+            machine.call(234, [1, 2, 14, 0, 0, 0]),
+            Err(Errno::ESRCH),
+            "no thread 2"
+        );
+        assert_eq!(machine.call(234, [0, 1, 14, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            machine.process.signals.take_deliverable().map(|(s, _)| s),
+            Some(10),
+            "lowest first"
+        );
+    }
+
+    #[test]
+    fn a_handler_blocks_its_signal_and_mask_unless_nodefer() {
+        let mut state = SignalState::default();
+        state.actions[9] = Sigaction {
+            sa_handler: 0x1000,
+            sa_flags: SA_RESTORER,
+            sa_restorer: 0x2000,
+            sa_mask: bit(12),
+        };
+        let old = state.enter_handler(10);
+        assert_eq!((old, state.blocked), (0, bit(10) | bit(12)));
+        state.blocked = 0;
+        state.actions[9].sa_flags |= SA_NODEFER | SA_RESETHAND | SA_SIGINFO;
+        state.enter_handler(10);
+        assert_eq!(state.blocked, bit(12));
+        assert_eq!(state.action(10).sa_handler, SIG_DFL, "SA_RESETHAND");
+        assert_eq!(state.action(10).sa_flags & (SA_SIGINFO | SA_RESETHAND), 0);
+    }
+
+    #[test]
+    fn sigaltstack_checks_its_arguments() {
+        let mut machine = TestMachine::new();
+        let stack = machine.scratch(24);
+        machine.write_u64(stack, 0x7000_0000);
+        machine.write_u64(stack + 8, 0);
+        machine.write_u64(stack + 16, 1024);
+        assert_eq!(
+            machine.call(131, [stack, 0, 0, 0, 0, 0]),
+            Err(Errno::ENOMEM),
+            "below MINSIGSTKSZ"
+        );
+        machine.write_u64(stack + 16, 65536);
+        machine.write_u64(stack + 8, 7);
+        assert_eq!(
+            machine.call(131, [stack, 0, 0, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "bad flags"
+        );
+        machine.write_u64(stack + 8, 0);
+        assert_eq!(machine.call(131, [stack, 0, 0, 0, 0, 0]), Ok(0));
+        let old = machine.scratch(24);
+        assert_eq!(machine.call(131, [0, old, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            (machine.read_u64(old), machine.read_u64(old + 16)),
+            (0x7000_0000, 65536)
+        );
+        machine.platform.user_rsp = 0x7000_8000; // running on it: it cannot change
+        assert_eq!(machine.call(131, [stack, 0, 0, 0, 0, 0]), Err(Errno::EPERM));
+        assert_eq!(machine.call(131, [0, old, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.read_u64(old + 8) as i32, SS_ONSTACK);
     }
 }

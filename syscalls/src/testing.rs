@@ -21,6 +21,8 @@ pub struct FakePlatform {
     monotonic: u64,
     realtime: u64,
     fs_base: u64,
+    pub user_rsp: u64,
+    pub signal_changes: u32,
     random_state: u64,
     logs: Vec<String>,
     traces: Vec<String>,
@@ -118,6 +120,12 @@ impl Platform for FakePlatform {
             *byte = (self.random_state >> 56) as u8;
         }
         Ok(())
+    }
+    fn signal_state_changed(&mut self) {
+        self.signal_changes += 1;
+    }
+    fn user_stack_pointer(&self) -> u64 {
+        self.user_rsp
     }
     fn set_fs_base(&mut self, base: u64) {
         self.fs_base = base;

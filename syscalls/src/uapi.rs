@@ -168,3 +168,108 @@ const _: () = {
     assert!(core::mem::size_of::<Winsize>() == 8);
     assert!(core::mem::size_of::<Sigaction>() == 32);
 };
+
+/// `stack_t` (include/uapi/asm-generic/signal.h): sigaltstack's argument and uc_stack.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct StackT {
+    pub ss_sp: u64,
+    pub ss_flags: i32,
+    pub __pad: u32,
+    pub ss_size: u64,
+}
+
+/// `struct sigcontext` for x86_64 (arch/x86/include/uapi/asm/sigcontext.h).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Sigcontext {
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub rdx: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rsp: u64,
+    pub rip: u64,
+    pub eflags: u64,
+    pub cs: u16,
+    pub gs: u16,
+    pub fs: u16,
+    pub ss: u16,
+    pub err: u64,
+    pub trapno: u64,
+    pub oldmask: u64,
+    pub cr2: u64,
+    /// Address of the FPU state (an XSAVE or FXSAVE image), 0 if none.
+    pub fpstate: u64,
+    pub reserved1: [u64; 8],
+}
+
+/// `struct ucontext` for x86_64 (arch/x86/include/uapi/asm/ucontext.h).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Ucontext {
+    pub uc_flags: u64,
+    pub uc_link: u64,
+    pub uc_stack: StackT,
+    pub uc_mcontext: Sigcontext,
+    pub uc_sigmask: u64,
+}
+
+/// `siginfo_t` (include/uapi/asm-generic/siginfo.h): 128 bytes; the union starts at 16.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Siginfo {
+    pub si_signo: i32,
+    pub si_errno: i32,
+    pub si_code: i32,
+    pub __pad: i32,
+    /// _sigfault.si_addr, or _kill.si_pid (low 4 bytes) and si_uid (high 4 bytes).
+    pub fields: [u64; 14],
+}
+
+/// The x86_64 `struct rt_sigframe` (arch/x86/include/asm/sigframe.h): what the handler's
+/// stack pointer points at. The FPU state lives separately, below it.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct RtSigframe {
+    /// sa_restorer: the handler's return address.
+    pub pretcode: u64,
+    pub uc: Ucontext,
+    pub info: Siginfo,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<StackT>() == 24);
+    assert!(core::mem::size_of::<Sigcontext>() == 256);
+    assert!(core::mem::offset_of!(Sigcontext, rip) == 128);
+    assert!(core::mem::offset_of!(Sigcontext, cs) == 144);
+    assert!(core::mem::offset_of!(Sigcontext, err) == 152);
+    assert!(core::mem::offset_of!(Sigcontext, fpstate) == 184);
+    assert!(core::mem::size_of::<Ucontext>() == 304);
+    assert!(core::mem::offset_of!(Ucontext, uc_mcontext) == 40);
+    assert!(core::mem::offset_of!(Ucontext, uc_sigmask) == 296);
+    assert!(core::mem::size_of::<Siginfo>() == 128);
+    assert!(core::mem::offset_of!(RtSigframe, uc) == 8);
+    assert!(core::mem::offset_of!(RtSigframe, info) == 312);
+    assert!(core::mem::size_of::<RtSigframe>() == 440);
+};

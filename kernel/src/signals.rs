@@ -1,0 +1,229 @@
+//! Signal delivery on the machine: turning the app's saved registers into a handler call (with
+//! the frame `pith_syscalls::sigframe` plans) on the way out of a syscall or a fault, and back
+//! on rt_sigreturn; and the default actions.
+
+use crate::gdt::{KERNEL_CODE, KERNEL_DATA};
+use crate::interrupts::TrapFrame;
+use crate::platform::KernelPlatform;
+use pith_syscalls::sigframe::{self, Registers, Trap};
+use pith_syscalls::signal::{
+    bit, default_action, DefaultAction, SA_ONSTACK, SIGSEGV, SIG_DFL, SIG_IGN, SS_AUTODISARM,
+};
+use pith_syscalls::uapi::Siginfo;
+use pith_syscalls::{Errno, Platform, Process};
+use zerocopy::IntoBytes;
+
+fn registers_of(frame: &TrapFrame) -> Registers {
+    Registers {
+        r8: frame.r8,
+        r9: frame.r9,
+        r10: frame.r10,
+        r11: frame.r11,
+        r12: frame.r12,
+        r13: frame.r13,
+        r14: frame.r14,
+        r15: frame.r15,
+        rdi: frame.rdi,
+        rsi: frame.rsi,
+        rbp: frame.rbp,
+        rbx: frame.rbx,
+        rdx: frame.rdx,
+        rax: frame.rax,
+        rcx: frame.rcx,
+        rsp: frame.rsp,
+        rip: frame.rip,
+        rflags: frame.rflags,
+    }
+}
+
+fn set_registers(frame: &mut TrapFrame, registers: &Registers) {
+    frame.r8 = registers.r8;
+    frame.r9 = registers.r9;
+    frame.r10 = registers.r10;
+    frame.r11 = registers.r11;
+    frame.r12 = registers.r12;
+    frame.r13 = registers.r13;
+    frame.r14 = registers.r14;
+    frame.r15 = registers.r15;
+    frame.rdi = registers.rdi;
+    frame.rsi = registers.rsi;
+    frame.rbp = registers.rbp;
+    frame.rbx = registers.rbx;
+    frame.rdx = registers.rdx;
+    frame.rax = registers.rax;
+    frame.rcx = registers.rcx;
+    frame.rip = registers.rip;
+    frame.rflags = registers.rflags;
+    // The app's stack pointer must be canonical for iretq; a bad one faults in the app.
+    frame.rsp = registers.rsp;
+    frame.cs = KERNEL_CODE as u64;
+    frame.ss = KERNEL_DATA as u64;
+}
+
+/// Writes a signal frame for `signal` and points the app at its handler.
+fn push_frame(
+    frame: &mut TrapFrame,
+    process: &mut Process,
+    platform: &mut KernelPlatform,
+    signal: i32,
+    info: &Siginfo,
+    trap: &Trap,
+) -> Result<(), Errno> {
+    let registers = registers_of(frame);
+    let action = process.signals.action(signal);
+    let alt_stack = process.signals.alt_stack;
+    let delivery = sigframe::plan(
+        &registers,
+        signal,
+        info,
+        &action,
+        process.signals.blocked,
+        &alt_stack,
+        trap,
+        crate::fpu::format(),
+        (KERNEL_CODE, KERNEL_DATA),
+    )?;
+    crate::fpu::save(|image| platform.write_user(delivery.fpstate_address, image))?;
+    platform.write_user(delivery.frame_address, delivery.frame.as_bytes())?;
+    process.signals.enter_handler(signal);
+    let switched = alt_stack.contains(delivery.frame_address) && !alt_stack.contains(registers.rsp);
+    if action.sa_flags & SA_ONSTACK != 0 && switched && alt_stack.flags & SS_AUTODISARM != 0 {
+        process.signals.alt_stack = Default::default();
+    }
+    set_registers(frame, &delivery.registers);
+    Ok(())
+}
+
+/// Linux's name for a signal number, for messages.
+pub fn signal_name(signal: i32) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES
+        .get(signal as usize)
+        .copied()
+        .unwrap_or("a real-time signal")
+}
+
+/// Ends the program as `signal`'s default action does (status 128 + signal).
+fn terminate(signal: i32, why: core::fmt::Arguments) -> ! {
+    crate::log_warn!(
+        "the program was killed by signal {signal} ({}): {why}; exit status {}",
+        signal_name(signal),
+        128 + signal
+    );
+    crate::power::exit(128 + signal)
+}
+
+/// Delivers every deliverable pending signal, nesting frames as Linux does.
+fn deliver_pending(frame: &mut TrapFrame, process: &mut Process, platform: &mut KernelPlatform) {
+    while let Some((signal, info)) = process.signals.take_deliverable() {
+        let action = process.signals.action(signal);
+        match action.sa_handler {
+            SIG_IGN => {}
+            SIG_DFL => match default_action(signal) {
+                DefaultAction::Ignore => {}
+                DefaultAction::Stop => {
+                    crate::log_warn!("signal {signal} would stop the program; nothing could continue it, so it is ignored")
+                }
+                DefaultAction::Terminate | DefaultAction::Core => {
+                    terminate(signal, format_args!("its action is the default"))
+                }
+            },
+            _ => {
+                if let Err(errno) =
+                    push_frame(frame, process, platform, signal, &info, &Trap::default())
+                {
+                    terminate(
+                        SIGSEGV,
+                        format_args!(
+                            "cannot deliver signal {signal}: no room for its frame below {:#x} ({})",
+                            frame.rsp,
+                            errno.name()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Puts back what the signal frame saved (rt_sigreturn).
+fn sigreturn(frame: &mut TrapFrame, process: &mut Process, platform: &mut KernelPlatform) {
+    let restored = match sigframe::restore(platform, frame.rsp, frame.rflags) {
+        Ok(restored) => restored,
+        Err(_) => terminate(
+            SIGSEGV,
+            format_args!("rt_sigreturn: no readable signal frame at {:#x}", frame.rsp),
+        ),
+    };
+    set_registers(frame, &restored.registers);
+    process.signals.blocked = restored.mask & !(bit(9) | bit(19));
+    let fpstate = restored.fpstate;
+    let reader = |buffer: &mut [u8]| platform.read_user(fpstate, buffer).is_ok();
+    let loaded = crate::fpu::restore(if fpstate == 0 { None } else { Some(reader) });
+    if fpstate != 0 && !loaded {
+        terminate(
+            SIGSEGV,
+            format_args!("rt_sigreturn: the FPU state at {fpstate:#x} is unreadable"),
+        );
+    }
+}
+
+/// The slow way out of a syscall (PerCpu::exit_work was set).
+pub fn on_syscall_exit(frame: &mut TrapFrame) {
+    crate::process::with_process(|process, platform| {
+        if process.signals.sigreturn_requested {
+            process.signals.sigreturn_requested = false;
+            sigreturn(frame, process, platform);
+        }
+        deliver_pending(frame, process, platform);
+        crate::syscall::set_exit_work(process.signals.needs_exit_work());
+    });
+}
+
+/// A fault in the app raises `signal`: true if its handler will run (the frame now points at
+/// it); false if the default action applies (the caller reports and ends the program). As
+/// Linux's force_sig_fault, a blocked or ignored fault signal is not survivable.
+pub fn on_fault(frame: &mut TrapFrame, signal: i32, info: &Siginfo, trap: &Trap) -> bool {
+    crate::process::try_with_process(|process, platform| {
+        let action = process.signals.action(signal);
+        let blocked = process.signals.blocked & bit(signal) != 0;
+        if blocked || action.sa_handler == SIG_DFL || action.sa_handler == SIG_IGN {
+            return false;
+        }
+        push_frame(frame, process, platform, signal, info, trap).is_ok()
+    })
+    .unwrap_or(false)
+}
