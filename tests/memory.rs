@@ -41,3 +41,16 @@ fn touching_memory_the_program_does_not_have_is_still_a_fault() {
     let outcome = pith_run(&[], &compile("null_write", Toolchain::MuslStatic), &[], &[]);
     assert_eq!(outcome.status, 139, "{outcome:?}");
 }
+
+#[test]
+fn the_i386_syscall_instruction_is_refused_not_ignored() {
+    let program = compile("memory_faults", Toolchain::GlibcStatic);
+    let outcome = pith_run(&[], &program, &["int80"], &[]);
+    assert_eq!(outcome.status, 139, "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("`int 0x80`") && outcome.stderr.contains("i386 syscall ABI"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!outcome.stdout.contains("no fault"), "{}", outcome.stdout);
+}

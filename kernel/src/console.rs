@@ -4,12 +4,19 @@
 use pith_loader::console_input::{InputDecoder, InputEvent};
 use spin::Mutex;
 
+/// Decoded input that arrived before the program asked for it (FIONREAD counts it).
+const BUFFER_SIZE: usize = 4096;
+
 struct ConsoleInput {
     decoder: InputDecoder,
     /// Input arrives framed (`pith.console=framed`); otherwise raw bytes that never end.
     framed: bool,
-    /// The host's stdin ended: reads return 0 from now on.
+    /// The host's stdin ended: once the buffer is empty, reads return 0.
     ended: bool,
+    buffer: [u8; BUFFER_SIZE],
+    /// The buffered bytes are buffer[start..start + len] (wrapping).
+    start: usize,
+    len: usize,
     /// Record kinds already reported as unknown, one bit each.
     unknown_logged: [u64; 4],
 }
@@ -18,6 +25,9 @@ static INPUT: Mutex<ConsoleInput> = Mutex::new(ConsoleInput {
     decoder: InputDecoder::new(),
     framed: false,
     ended: false,
+    buffer: [0; BUFFER_SIZE],
+    start: 0,
+    len: 0,
     unknown_logged: [0; 4],
 });
 
@@ -29,49 +39,75 @@ pub fn write(bytes: &[u8]) {
     crate::serial::write(bytes)
 }
 
-/// Reads the program's input: blocks until at least one byte or the end of input (0), then
-/// returns what is already waiting, up to `buffer.len()`.
-pub fn read(buffer: &mut [u8]) -> usize {
-    let mut input = INPUT.lock();
-    if input.ended || buffer.is_empty() {
-        return 0;
-    }
-    let mut count = 0;
-    loop {
-        let Some(byte) = crate::serial::try_read_byte() else {
-            if count > 0 {
-                return count;
-            }
-            // Nothing yet: wait. (Interrupt-driven input, and halting meanwhile, come with
-            // the scheduler.)
-            crate::serial::back_off();
-            continue;
-        };
-        if !input.framed {
-            buffer[count] = byte;
-            count += 1;
-        } else {
-            match input.decoder.push_byte(byte) {
+impl ConsoleInput {
+    /// Moves what the UART holds into the buffer, decoding records; stops when the UART is
+    /// empty or the buffer full (the host then waits: flow control).
+    fn drain_uart(&mut self) {
+        while self.len < BUFFER_SIZE && !self.ended {
+            let Some(byte) = crate::serial::try_read_byte() else {
+                return;
+            };
+            let event = if self.framed {
+                self.decoder.push_byte(byte)
+            } else {
+                Some(InputEvent::Data(byte))
+            };
+            match event {
                 Some(InputEvent::Data(data)) => {
-                    buffer[count] = data;
-                    count += 1;
+                    self.buffer[(self.start + self.len) % BUFFER_SIZE] = data;
+                    self.len += 1;
                 }
-                Some(InputEvent::End) => {
-                    input.ended = true;
-                    return count;
-                }
+                Some(InputEvent::End) => self.ended = true,
                 Some(InputEvent::UnknownKind(kind)) => {
                     let (word, bit) = (kind as usize / 64, 1u64 << (kind % 64));
-                    if input.unknown_logged[word] & bit == 0 {
-                        input.unknown_logged[word] |= bit;
+                    if self.unknown_logged[word] & bit == 0 {
+                        self.unknown_logged[word] |= bit;
                         crate::log_warn!("console input record of unknown kind {kind} skipped");
                     }
                 }
                 None => {}
             }
         }
-        if count == buffer.len() {
-            return count;
-        }
     }
+
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let count = out.len().min(self.len);
+        for slot in out.iter_mut().take(count) {
+            *slot = self.buffer[self.start];
+            self.start = (self.start + 1) % BUFFER_SIZE;
+        }
+        self.len -= count;
+        count
+    }
+}
+
+/// Reads the program's input: at least one byte, or 0 at the end of input; up to what is
+/// waiting. Blocks until then, or with `nonblocking` returns None when nothing is waiting.
+pub fn read(out: &mut [u8], nonblocking: bool) -> Option<usize> {
+    let mut input = INPUT.lock();
+    if out.is_empty() {
+        return Some(0);
+    }
+    loop {
+        input.drain_uart();
+        if input.len > 0 {
+            return Some(input.take(out));
+        }
+        if input.ended {
+            return Some(0);
+        }
+        if nonblocking {
+            return None;
+        }
+        // Nothing yet: wait. (Interrupt-driven input, and halting meanwhile, come with the
+        // scheduler.)
+        crate::serial::back_off();
+    }
+}
+
+/// How many bytes of input are waiting (FIONREAD).
+pub fn available() -> usize {
+    let mut input = INPUT.lock();
+    input.drain_uart();
+    input.len
 }

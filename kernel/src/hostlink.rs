@@ -69,7 +69,11 @@ impl LineBuffer {
 impl Write for LineBuffer {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let room = self.bytes.len() - self.len;
-        let take = text.len().min(room);
+        let mut take = text.len().min(room);
+        // Cut on a character boundary: a split character would make the line invalid UTF-8.
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
         self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
         self.len += take;
         Ok(())

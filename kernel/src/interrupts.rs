@@ -295,9 +295,39 @@ fn fault_signal(frame: &TrapFrame, page_fault_cause: Option<FaultError>) -> (i32
 /// Status `pith run` exits with when the kernel itself fails.
 pub const KERNEL_FAILURE_STATUS: i32 = 125;
 
+/// How many exceptions are being handled: a fault inside the handler reuses its IST stack and
+/// would overwrite the frame being handled, so it stops the machine at once.
+static DEPTH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 #[no_mangle]
 extern "C" fn exception_entry(frame: &mut TrapFrame) {
+    use core::sync::atomic::Ordering;
+    if DEPTH.fetch_add(1, Ordering::Relaxed) > 0 {
+        crate::log_error!(
+            "fatal: {} while handling an exception, rip {:#x}",
+            exception_name(frame.vector),
+            frame.rip
+        );
+        crate::power::exit(KERNEL_FAILURE_STATUS);
+    }
+    handle_exception(frame);
+    DEPTH.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector >= 32 {
+        if frame.rip < crate::boot::DIRECT_MAP_BASE {
+            // No device interrupt is enabled, so this is the program's own `int N`. Linux
+            // would run the i386 syscall ABI for `int 0x80`; Pith has only the x86_64 one.
+            crate::log_error!(
+                "the program executed `int {:#x}` at rip {:#x}{}: Pith implements only the x86_64 `syscall` ABI",
+                frame.vector,
+                frame.rip,
+                if frame.vector == 0x80 { " (the i386 syscall ABI)" } else { "" }
+            );
+            crate::log_error!("the program was killed by signal 11 (SIGSEGV); exit status 139");
+            crate::power::exit(128 + 11);
+        }
         crate::log_warn!("unexpected interrupt vector {}", frame.vector);
         return;
     }

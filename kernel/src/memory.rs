@@ -9,11 +9,11 @@ use x86_64::{PhysAddr, VirtAddr};
 
 pub const PAGE_SIZE: u64 = 4096;
 /// The kernel heap is claimed once at boot; the app's memory comes from frames, not the heap.
-const HEAP_SIZE: u64 = 8 << 20;
+const HEAP_SIZE: u64 = 16 << 20;
 /// The first megabyte holds firmware tables and the start info: never hand it out.
 const LOW_MEMORY_END: u64 = 1 << 20;
 /// The boot page tables direct-map physical memory below this address.
-const DIRECT_MAPPED_END: u64 = 4 << 30;
+pub const DIRECT_MAPPED_END: u64 = 4 << 30;
 
 #[global_allocator]
 static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =

@@ -131,6 +131,7 @@ pub fn map_anonymous(start: u64, len: u64, protection: Protection) {
         protection,
         kind: VmaKind::Anonymous,
     });
+    backing.merge_around(start, start + len);
 }
 
 /// Backs every page of [start, start + len) now (MAP_POPULATE, and the program's segments the
@@ -251,7 +252,9 @@ fn fault_in(
         .map_err(|_| FaultError::OutOfMemory)?
         .ok_or(FaultError::OutOfMemory)?;
     if entry.flags().contains(PageTableFlags::PRESENT) {
-        // Another path backed it already (or the TLB was stale): just retry.
+        // Backed already, but its entry does not allow what the area allows (or the TLB was
+        // stale): make the entry agree with the area, so the retry cannot fault again.
+        entry.set_flags(flags);
         flush(address);
         return Ok(());
     }

@@ -65,8 +65,12 @@ impl Platform for KernelPlatform {
         }
     }
 
-    fn console_read(&mut self, buffer: &mut [u8]) -> usize {
-        crate::console::read(buffer)
+    fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize> {
+        crate::console::read(buffer, nonblocking)
+    }
+
+    fn console_available(&mut self) -> usize {
+        crate::console::available()
     }
 
     fn console_is_terminal(&self) -> bool {

@@ -59,6 +59,8 @@ pub struct BootInfo {
 pub enum BootInfoError {
     BadMagic(u32),
     NoMemoryMap(u32),
+    /// Something the hypervisor handed us lies where the boot page tables do not map.
+    OutOfReach(&'static str, u64),
 }
 
 impl core::fmt::Display for BootInfoError {
@@ -67,6 +69,10 @@ impl core::fmt::Display for BootInfoError {
             BootInfoError::BadMagic(magic) => write!(
                 formatter,
                 "magic {magic:#x}, expected {HVM_START_MAGIC_VALUE:#x}: not booted through PVH"
+            ),
+            BootInfoError::OutOfReach(what, address) => write!(
+                formatter,
+                "the {what} at {address:#x} is above the first 4 GiB, which is all the boot page tables map"
             ),
             BootInfoError::NoMemoryMap(version) => write!(
                 formatter,
@@ -77,7 +83,19 @@ impl core::fmt::Display for BootInfoError {
 }
 
 /// Reads the start info at `phys`.
+fn check_reach(what: &'static str, start: u64, len: u64) -> Result<(), BootInfoError> {
+    match start.checked_add(len) {
+        Some(end) if end <= crate::memory::DIRECT_MAPPED_END => Ok(()),
+        _ => Err(BootInfoError::OutOfReach(what, start)),
+    }
+}
+
 pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
+    check_reach(
+        "start info",
+        phys,
+        core::mem::size_of::<HvmStartInfo>() as u64,
+    )?;
     // SAFETY: the hypervisor placed the start info at `phys`, inside the first 4 GiB that the
     // boot page tables direct-map, and nothing else writes it.
     let info: HvmStartInfo =
@@ -88,6 +106,17 @@ pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
     if info.version < 1 || info.memmap_paddr == 0 || info.memmap_entries == 0 {
         return Err(BootInfoError::NoMemoryMap(info.version));
     }
+    check_reach(
+        "memory map",
+        info.memmap_paddr,
+        info.memmap_entries as u64 * 24,
+    )?;
+    check_reach("command line", info.cmdline_paddr, 4096)?;
+    check_reach(
+        "module list",
+        info.modlist_paddr,
+        info.nr_modules as u64 * 32,
+    )?;
     // SAFETY: the memory map is an array of `memmap_entries` entries in direct-mapped memory the
     // hypervisor reserved for it (it is not E820 RAM, so the frame allocator never hands it out).
     let memory_map = unsafe {
@@ -110,6 +139,7 @@ pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
                 .as_ptr::<HvmModlistEntry>()
                 .read_unaligned()
         };
+        check_reach("image (initrd)", module.paddr, module.size)?;
         Some((module.paddr, module.size))
     } else {
         None

@@ -5,6 +5,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::platform::{ConsoleStream, Context, PATH_MAX};
 use crate::uapi::*;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 /// NR_OPEN: the hard ceiling of RLIMIT_NOFILE (include/uapi/linux/fs.h is 1024*1024).
@@ -15,6 +16,7 @@ pub const O_RDWR: u32 = 0o2;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_LARGEFILE: u32 = 0o100000;
 /// fcntl commands and flags.
 pub const F_DUPFD: i32 = 0;
 pub const F_GETFD: i32 = 1;
@@ -59,13 +61,18 @@ pub struct OpenFile {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FdEntry {
-    file: OpenFile,
+    /// The open file description, shared by the fds dup'd from one another.
+    description: u32,
     close_on_exec: bool,
 }
 
-/// The fd table.
+/// The fd table: sparse (a program may use fd 1048575 alone) with open file descriptions
+/// shared between dup'd fds, as on Linux.
 pub struct FdTable {
-    entries: Vec<Option<FdEntry>>,
+    entries: BTreeMap<u32, FdEntry>,
+    /// Open file descriptions and how many fds refer to each.
+    descriptions: BTreeMap<u32, (OpenFile, usize)>,
+    next_description: u32,
     /// The console's termios, as TCSETS last set it.
     pub console_termios: Termios,
 }
@@ -82,95 +89,132 @@ pub const DEFAULT_TERMIOS: Termios = Termios {
     ],
 };
 
+fn fd_index(fd: Fd) -> Result<u32, Errno> {
+    u32::try_from(fd.0).map_err(|_| Errno::EBADF)
+}
+
 impl FdTable {
-    /// fds 0, 1 and 2 open on the console, read-write as a terminal's are.
+    /// fds 0, 1 and 2 open on the console, read-write as a terminal's are. 0 and 1 share one
+    /// description; 2 has its own, since the host shows it apart.
     pub fn with_console() -> FdTable {
-        let console = |stream| {
-            Some(FdEntry {
-                file: OpenFile {
-                    kind: FileKind::Console(stream),
-                    status_flags: O_RDWR,
-                },
-                close_on_exec: false,
-            })
-        };
-        FdTable {
-            entries: alloc::vec![
-                console(ConsoleStream::Output),
-                console(ConsoleStream::Output),
-                console(ConsoleStream::Error)
-            ],
+        let mut table = FdTable {
+            entries: BTreeMap::new(),
+            descriptions: BTreeMap::new(),
+            next_description: 0,
             console_termios: DEFAULT_TERMIOS,
+        };
+        let console = |stream| OpenFile {
+            kind: FileKind::Console(stream),
+            status_flags: O_RDWR,
+        };
+        let output = table.new_description(console(ConsoleStream::Output));
+        let error = table.new_description(console(ConsoleStream::Error));
+        for (fd, description) in [(0, output), (1, output), (2, error)] {
+            table.attach(fd, description, false);
+        }
+        table
+    }
+
+    fn new_description(&mut self, file: OpenFile) -> u32 {
+        let id = self.next_description;
+        self.next_description += 1;
+        self.descriptions.insert(id, (file, 0));
+        id
+    }
+
+    /// Points `fd` at `description`, closing what `fd` held.
+    fn attach(&mut self, fd: u32, description: u32, close_on_exec: bool) {
+        if let Some((_, references)) = self.descriptions.get_mut(&description) {
+            *references += 1;
+        }
+        if let Some(old) = self.entries.insert(
+            fd,
+            FdEntry {
+                description,
+                close_on_exec,
+            },
+        ) {
+            self.release(old.description);
         }
     }
 
-    pub fn get(&self, fd: Fd) -> Result<OpenFile, Errno> {
-        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
+    fn release(&mut self, description: u32) {
+        if let Some((_, references)) = self.descriptions.get_mut(&description) {
+            *references -= 1;
+            if *references == 0 {
+                self.descriptions.remove(&description);
+            }
+        }
+    }
+
+    fn entry(&self, fd: Fd) -> Result<FdEntry, Errno> {
         self.entries
-            .get(index)
+            .get(&fd_index(fd)?)
             .copied()
-            .flatten()
-            .map(|entry| entry.file)
+            .ok_or(Errno::EBADF)
+    }
+
+    pub fn get(&self, fd: Fd) -> Result<OpenFile, Errno> {
+        let entry = self.entry(fd)?;
+        self.descriptions
+            .get(&entry.description)
+            .map(|(file, _)| *file)
+            .ok_or(Errno::EBADF)
+    }
+
+    fn file_mut(&mut self, fd: Fd) -> Result<&mut OpenFile, Errno> {
+        let entry = self.entry(fd)?;
+        self.descriptions
+            .get_mut(&entry.description)
+            .map(|(file, _)| file)
             .ok_or(Errno::EBADF)
     }
 
     fn entry_mut(&mut self, fd: Fd) -> Result<&mut FdEntry, Errno> {
-        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
-        self.entries
-            .get_mut(index)
-            .and_then(Option::as_mut)
-            .ok_or(Errno::EBADF)
+        self.entries.get_mut(&fd_index(fd)?).ok_or(Errno::EBADF)
     }
 
-    /// Installs `file` at the lowest free fd at or above `minimum`, below `limit`.
-    pub fn install(
+    /// Points the lowest free fd at or above `minimum` (below `limit`) at `fd`'s description.
+    fn duplicate(
         &mut self,
-        file: OpenFile,
-        minimum: usize,
+        fd: Fd,
+        minimum: u32,
         close_on_exec: bool,
-        limit: usize,
+        limit: u32,
     ) -> Result<Fd, Errno> {
-        let free = (minimum..limit)
-            .find(|&index| self.entries.get(index).is_none_or(Option::is_none))
-            .ok_or(Errno::EMFILE)?;
-        if free >= self.entries.len() {
-            self.entries.resize(free + 1, None);
+        let entry = self.entry(fd)?;
+        let mut free = minimum;
+        for (&used, _) in self.entries.range(minimum..) {
+            if used != free {
+                break;
+            }
+            free += 1;
         }
-        self.entries[free] = Some(FdEntry {
-            file,
-            close_on_exec,
-        });
+        if free >= limit {
+            return Err(Errno::EMFILE);
+        }
+        self.attach(free, entry.description, close_on_exec);
         Ok(Fd(free as i32))
     }
 
-    /// Puts `file` at exactly `fd`, closing what was there.
-    fn install_at(&mut self, file: OpenFile, fd: Fd, close_on_exec: bool) {
-        let index = fd.0 as usize;
-        if index >= self.entries.len() {
-            self.entries.resize(index + 1, None);
-        }
-        self.entries[index] = Some(FdEntry {
-            file,
-            close_on_exec,
-        });
+    /// Points exactly `new_fd` at `fd`'s description, closing what `new_fd` held.
+    fn duplicate_to(&mut self, fd: Fd, new_fd: u32, close_on_exec: bool) -> Result<(), Errno> {
+        let entry = self.entry(fd)?;
+        self.attach(new_fd, entry.description, close_on_exec);
+        Ok(())
     }
 
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
-        let index = usize::try_from(fd.0).map_err(|_| Errno::EBADF)?;
-        match self.entries.get_mut(index) {
-            Some(slot @ Some(_)) => {
-                *slot = None;
-                Ok(())
-            }
-            _ => Err(Errno::EBADF),
-        }
+        let entry = self.entries.remove(&fd_index(fd)?).ok_or(Errno::EBADF)?;
+        self.release(entry.description);
+        Ok(())
     }
 }
 
-fn nofile_limit(context: &Context) -> usize {
+fn nofile_limit(context: &Context) -> u32 {
     context.process.limits[RLIMIT_NOFILE as usize]
         .rlim_cur
-        .min(NR_OPEN) as usize
+        .min(NR_OPEN) as u32
 }
 
 /// Implements read(2).
@@ -184,7 +228,11 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         FileKind::Console(_) => {
             let mut bytes = [0u8; 4096];
             let want = count.min(bytes.len());
-            let got = context.platform.console_read(&mut bytes[..want]);
+            let nonblocking = file.status_flags & O_NONBLOCK != 0;
+            let got = context
+                .platform
+                .console_read(&mut bytes[..want], nonblocking)
+                .ok_or(Errno::EAGAIN)?;
             context.platform.write_user(buffer.0, &bytes[..got])?;
             Ok(got)
         }
@@ -264,29 +312,38 @@ pub fn writev(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Re
     Ok(total)
 }
 
-/// Implements readv(2): fills the buffers in order, stopping at the first short read.
+/// Implements readv(2): one read of the total, scattered over the buffers, so it returns what
+/// is available rather than waiting to fill every buffer.
 pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Result<usize, Errno> {
-    context.process.files.get(fd)?;
+    let file = context.process.files.get(fd)?;
     let iovecs = read_iovecs(context, vector, count)?;
-    let mut total = 0;
-    for iovec in iovecs.into_iter().filter(|iovec| iovec.iov_len > 0) {
-        match read(
-            context,
-            fd,
-            UserAddr(iovec.iov_base),
-            iovec.iov_len as usize,
-        ) {
-            Ok(got) => {
-                total += got;
-                if got < iovec.iov_len as usize {
+    let total: u64 = iovecs.iter().map(|iovec| iovec.iov_len).sum();
+    if total == 0 {
+        return Ok(0);
+    }
+    match file.kind {
+        FileKind::Console(_) => {
+            let mut bytes = [0u8; 4096];
+            let want = (total as usize).min(bytes.len());
+            let nonblocking = file.status_flags & O_NONBLOCK != 0;
+            let got = context
+                .platform
+                .console_read(&mut bytes[..want], nonblocking)
+                .ok_or(Errno::EAGAIN)?;
+            let mut done = 0;
+            for iovec in iovecs {
+                if done == got {
                     break;
                 }
+                let take = (got - done).min(iovec.iov_len as usize);
+                context
+                    .platform
+                    .write_user(iovec.iov_base, &bytes[done..done + take])?;
+                done += take;
             }
-            Err(errno) if total == 0 => return Err(errno),
-            Err(_) => break,
+            Ok(done)
         }
     }
-    Ok(total)
 }
 
 /// Implements close(2).
@@ -296,9 +353,8 @@ pub fn close(context: &mut Context, fd: Fd) -> Result<(), Errno> {
 
 /// Implements dup(2).
 pub fn dup(context: &mut Context, fd: Fd) -> Result<i32, Errno> {
-    let file = context.process.files.get(fd)?;
     let limit = nofile_limit(context);
-    Ok(context.process.files.install(file, 0, false, limit)?.0)
+    Ok(context.process.files.duplicate(fd, 0, false, limit)?.0)
 }
 
 /// Implements dup2(2): like dup3 without flags, but dup2(fd, fd) checks fd and returns it.
@@ -315,14 +371,15 @@ pub fn dup3(context: &mut Context, old_fd: Fd, new_fd: Fd, flags: i32) -> Result
     if flags & !(O_CLOEXEC as i32) != 0 || old_fd == new_fd {
         return Err(Errno::EINVAL);
     }
-    let file = context.process.files.get(old_fd)?;
-    if new_fd.0 < 0 || new_fd.0 as usize >= nofile_limit(context) {
+    context.process.files.get(old_fd)?;
+    let target = u32::try_from(new_fd.0).map_err(|_| Errno::EBADF)?;
+    if target >= nofile_limit(context) {
         return Err(Errno::EBADF);
     }
     context
         .process
         .files
-        .install_at(file, new_fd, flags & O_CLOEXEC as i32 != 0);
+        .duplicate_to(old_fd, target, flags & O_CLOEXEC as i32 != 0)?;
     Ok(new_fd.0)
 }
 
@@ -332,14 +389,14 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
     match command {
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let limit = nofile_limit(context);
-            let minimum = argument as u32 as usize;
+            let minimum = argument as u32;
             if minimum >= limit {
                 return Err(Errno::EINVAL);
             }
             Ok(context
                 .process
                 .files
-                .install(file, minimum, command == F_DUPFD_CLOEXEC, limit)?
+                .duplicate(fd, minimum, command == F_DUPFD_CLOEXEC, limit)?
                 .0)
         }
         F_GETFD => Ok(context.process.files.entry_mut(fd)?.close_on_exec as i32),
@@ -347,13 +404,13 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
             context.process.files.entry_mut(fd)?.close_on_exec = argument & FD_CLOEXEC != 0;
             Ok(0)
         }
-        F_GETFL => Ok(file.status_flags as i32),
+        // O_LARGEFILE is always set on 64-bit Linux.
+        F_GETFL => Ok((file.status_flags | O_LARGEFILE) as i32),
         F_SETFL => {
             // Only O_APPEND and O_NONBLOCK (and friends) change; the access mode stays.
             let changeable = O_APPEND | O_NONBLOCK;
-            let entry = context.process.files.entry_mut(fd)?;
-            entry.file.status_flags =
-                (entry.file.status_flags & !changeable) | (argument as u32 & changeable);
+            let file = context.process.files.file_mut(fd)?;
+            file.status_flags = (file.status_flags & !changeable) | (argument as u32 & changeable);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -427,8 +484,8 @@ pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Resu
     let file = context.process.files.get(fd)?;
     let FileKind::Console(_) = file.kind;
     if request == FIONREAD {
-        // Bytes waiting cannot be counted without consuming them; report none.
-        context.write_struct(argument, &0i32)?;
+        let waiting = context.platform.console_available().min(i32::MAX as usize) as i32;
+        context.write_struct(argument, &waiting)?;
         return Ok(0);
     }
     if !context.platform.console_is_terminal() {
@@ -739,5 +796,103 @@ mod tests {
         assert_eq!(machine.call(79, [out, 16, 0, 0, 0, 0]), Ok(2));
         assert_eq!(machine.memory_at(out, 2), b"/\0");
         assert_eq!(machine.call(79, [out, 1, 0, 0, 0, 0]), Err(Errno::ERANGE));
+    }
+    #[test]
+    fn the_fd_table_is_sparse() {
+        let mut machine = TestMachine::new();
+        let limit = machine.scratch(16);
+        machine.write_u64(limit, 1 << 20);
+        machine.write_u64(limit + 8, 1 << 20);
+        assert_eq!(
+            machine.call(160, [RLIMIT_NOFILE as u64, limit, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.call(33, [1, 1_048_575, 0, 0, 0, 0]), Ok(1_048_575));
+        assert_eq!(
+            machine.process.files.entries.len(),
+            4,
+            "one more entry, not a million"
+        );
+        assert_eq!(
+            machine.call(33, [1, 1_048_576, 0, 0, 0, 0]),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(
+            machine.call(32, [1_048_575, 0, 0, 0, 0, 0]),
+            Ok(3),
+            "the lowest free fd"
+        );
+    }
+
+    #[test]
+    fn duplicated_fds_share_their_status_flags() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(32, [0, 0, 0, 0, 0, 0]), Ok(3));
+        assert_eq!(
+            machine.call(72, [3, F_SETFL as u64, O_NONBLOCK as u64, 0, 0, 0]),
+            Ok(0)
+        );
+        let flags = machine.call(72, [0, F_GETFL as u64, 0, 0, 0, 0]).unwrap() as u32;
+        assert_ne!(
+            flags & O_NONBLOCK,
+            0,
+            "fd 0 shares the description dup'd into fd 3"
+        );
+        assert_eq!(flags & O_LARGEFILE, O_LARGEFILE);
+        assert_eq!(
+            machine.call(72, [3, F_GETFD as u64, 0, 0, 0, 0]),
+            Ok(0),
+            "FD_CLOEXEC is per fd"
+        );
+        assert_eq!(machine.call(3, [0, 0, 0, 0, 0, 0]), Ok(0));
+        assert_ne!(
+            machine.call(72, [3, F_GETFL as u64, 0, 0, 0, 0]).unwrap() as u32 & O_NONBLOCK,
+            0
+        );
+    }
+
+    #[test]
+    fn a_nonblocking_read_with_nothing_waiting_is_eagain() {
+        let mut machine = TestMachine::new();
+        machine.platform.input_open = true;
+        let buffer = machine.scratch(16);
+        assert_eq!(
+            machine.call(72, [0, F_SETFL as u64, O_NONBLOCK as u64, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(0, [0, buffer, 16, 0, 0, 0]),
+            Err(Errno::EAGAIN)
+        );
+        machine.set_input(b"abc");
+        let count = machine.scratch(4);
+        assert_eq!(
+            machine.call(16, [0, FIONREAD as u64, count, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.memory_at(count, 4), 3i32.to_le_bytes());
+        assert_eq!(machine.call(0, [0, buffer, 16, 0, 0, 0]), Ok(3));
+    }
+
+    #[test]
+    fn readv_returns_what_is_waiting_across_buffers() {
+        let mut machine = TestMachine::new();
+        machine.platform.input_open = true;
+        machine.set_input(b"hello");
+        let (a, b) = (machine.scratch(3), machine.scratch(10));
+        let vector = machine.scratch(32);
+        machine.write_u64(vector, a);
+        machine.write_u64(vector + 8, 3);
+        machine.write_u64(vector + 16, b);
+        machine.write_u64(vector + 24, 10);
+        assert_eq!(
+            machine.call(19, [0, vector, 2, 0, 0, 0]),
+            Ok(5),
+            "no wait for the rest of b"
+        );
+        assert_eq!(
+            (machine.memory_at(a, 3), machine.memory_at(b, 2)),
+            (b"hel".to_vec(), b"lo".to_vec())
+        );
     }
 }

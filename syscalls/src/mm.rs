@@ -7,6 +7,7 @@ use crate::args::{Fd, UserAddr};
 use crate::errno::Errno;
 use crate::platform::{Context, Protection};
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 pub const PAGE_SIZE: u64 = 4096;
 /// mmap_min_addr: nothing is mapped below 64 KiB, so NULL-ish pointers fault.
@@ -66,7 +67,7 @@ pub struct Vma {
 
 /// The areas of the address space, keyed by start address; they never overlap.
 pub struct AddressSpace {
-    vmas: BTreeMap<u64, Vma>,
+    pub(crate) vmas: BTreeMap<u64, Vma>,
     /// mmap places areas top-down from here (below the stack).
     pub mmap_base: u64,
     /// Where brk started (the page after the program's bss) and where it is now.
@@ -81,15 +82,30 @@ pub const fn page_align_up(value: u64) -> Option<u64> {
     }
 }
 
-pub fn protection_from_bits(bits: u32) -> Result<Protection, Errno> {
-    if bits & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Protection {
+/// PROT_SEM (include/uapi/asm-generic/mman-common.h): accepted by mprotect, meaningless here.
+pub const PROT_SEM: u32 = 0x8;
+/// max_map_count's default (include/linux/mm.h DEFAULT_MAX_MAP_COUNT).
+pub const MAX_MAP_COUNT: usize = 65530;
+
+/// The access bits of a protection. mmap takes any bits and uses these (do_mmap does not
+/// check the rest); mprotect checks them first with `validate_mprotect_bits`.
+pub fn protection_from_bits(bits: u32) -> Protection {
+    Protection {
         read: bits & PROT_READ != 0,
         write: bits & PROT_WRITE != 0,
         execute: bits & PROT_EXEC != 0,
-    })
+    }
+}
+
+/// arch_validate_prot for x86, after mprotect strips PROT_GROWSDOWN or PROT_GROWSUP (not both).
+fn validate_mprotect_bits(bits: u32) -> Result<Protection, Errno> {
+    let grows = bits & (PROT_GROWSDOWN | PROT_GROWSUP);
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP
+        || bits & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | grows) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    Ok(protection_from_bits(bits))
 }
 
 impl AddressSpace {
@@ -115,14 +131,15 @@ impl AddressSpace {
             .filter(|vma| address < vma.end)
     }
 
-    /// Whether no area overlaps [start, end).
+    /// Whether no area overlaps [start, end): only the last area starting before `end` can.
     pub fn is_free(&self, start: u64, end: u64) -> bool {
         start >= MMAP_MIN_ADDR
             && end <= TASK_SIZE
-            && !self
+            && self
                 .vmas
-                .values()
-                .any(|vma| vma.start < end && start < vma.end)
+                .range(..end)
+                .next_back()
+                .is_none_or(|(_, vma)| vma.end <= start)
     }
 
     /// Whether [start, end) is covered by areas with no gap.
@@ -187,7 +204,8 @@ impl AddressSpace {
         Ok(())
     }
 
-    fn merge_around(&mut self, start: u64, end: u64) {
+    /// Merges the areas around [start, end) with neighbours of the same protection and kind.
+    pub fn merge_around(&mut self, start: u64, end: u64) {
         let keys: alloc::vec::Vec<u64> = self
             .vmas
             .range(..=end)
@@ -244,7 +262,7 @@ pub fn mmap(
     fd: Fd,
     offset: u64,
 ) -> Result<u64, Errno> {
-    let protection = protection_from_bits(protection)?;
+    let protection = protection_from_bits(protection);
     if !matches!(
         flags & MAP_TYPE,
         MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE
@@ -264,6 +282,9 @@ pub fn mmap(
     }
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let memory = &mut context.process.memory;
+    if memory.vmas.len() >= MAX_MAP_COUNT {
+        return Err(Errno::ENOMEM);
+    }
     let start = if fixed {
         let start = address.0;
         if !start.is_multiple_of(PAGE_SIZE) {
@@ -293,31 +314,33 @@ pub fn mmap(
         // As on Linux, failing to prefault does not fail the mmap: the pages fault in later.
         let _ = context.platform.populate(start, length);
     }
-    context.process.memory.insert(Vma {
+    let memory = &mut context.process.memory;
+    memory.insert(Vma {
         start,
         end: start + length,
         protection,
         kind: VmaKind::Anonymous,
     });
+    // As Linux's vma_merge: neighbours alike become one area.
+    memory.merge_around(start, start + length);
     Ok(start)
 }
 
+/// munmap's and madvise's range check (mm/mmap.c, mm/madvise.c): EINVAL for a misaligned
+/// start or a range that leaves the app's half.
 fn checked_range(address: UserAddr, length: u64) -> Result<(u64, u64), Errno> {
-    if !address.0.is_multiple_of(PAGE_SIZE) {
+    let start = address.0;
+    if !start.is_multiple_of(PAGE_SIZE) || start > TASK_SIZE || length > TASK_SIZE - start {
         return Err(Errno::EINVAL);
     }
-    let length = page_align_up(length).ok_or(Errno::ENOMEM)?;
-    let end = address.0.checked_add(length).ok_or(Errno::ENOMEM)?;
-    Ok((address.0, end))
+    let length = page_align_up(length).ok_or(Errno::EINVAL)?;
+    Ok((start, start + length))
 }
 
 /// Implements munmap(2).
 pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(), Errno> {
-    if length == 0 {
-        return Err(Errno::EINVAL);
-    }
     let (start, end) = checked_range(address, length)?;
-    if end > TASK_SIZE {
+    if start == end {
         return Err(Errno::EINVAL);
     }
     context.process.memory.remove(start, end);
@@ -325,47 +348,105 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
     Ok(())
 }
 
-/// Implements mprotect(2).
+/// Implements mprotect(2), in do_mprotect_pkey's order of checks.
 pub fn mprotect(
     context: &mut Context,
     address: UserAddr,
     length: u64,
     protection: u32,
 ) -> Result<(), Errno> {
-    let protection = protection_from_bits(protection)?;
-    let (start, end) = checked_range(address, length)?;
-    if start == end {
+    let start = address.0;
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if length == 0 {
         return Ok(());
+    }
+    let end = page_align_up(length)
+        .and_then(|length| start.checked_add(length))
+        .ok_or(Errno::ENOMEM)?;
+    let protection = validate_mprotect_bits(protection)?;
+    if context.process.memory.vmas.len() + 2 > MAX_MAP_COUNT {
+        return Err(Errno::ENOMEM); // the split could exceed the limit
     }
     context.process.memory.protect(start, end, protection)?;
     context.platform.protect(start, end - start, protection)
 }
 
-/// Implements madvise(2).
+/// Advice that changes nothing Pith keeps (no fork, no swap, no KSM, no huge pages yet), all
+/// valid on Linux 6.1 (include/uapi/asm-generic/mman-common.h).
+const HINTS: [i32; 17] = [
+    MADV_NORMAL,
+    MADV_RANDOM,
+    MADV_SEQUENTIAL,
+    MADV_WILLNEED,
+    MADV_FREE,
+    10, /* DONTFORK */
+    11,
+    /* DOFORK */ 12,
+    /* MERGEABLE */ 13,
+    /* UNMERGEABLE */ MADV_HUGEPAGE,
+    MADV_NOHUGEPAGE,
+    MADV_DONTDUMP,
+    MADV_DODUMP,
+    18,
+    /* WIPEONFORK */ 19,
+    /* KEEPONFORK */ 20, /* COLD */
+    21, /* PAGEOUT */
+];
+const MADV_POPULATE_READ: i32 = 22;
+const MADV_POPULATE_WRITE: i32 = 23;
+const MADV_DONTNEED_LOCKED: i32 = 24;
+const MADV_COLLAPSE: i32 = 25;
+
+/// Implements madvise(2), in do_madvise's order of checks.
 pub fn madvise(
     context: &mut Context,
     address: UserAddr,
     length: u64,
     advice: i32,
 ) -> Result<(), Errno> {
+    let known = HINTS.contains(&advice)
+        || matches!(
+            advice,
+            MADV_DONTNEED
+                | MADV_DONTNEED_LOCKED
+                | MADV_POPULATE_READ
+                | MADV_POPULATE_WRITE
+                | MADV_COLLAPSE
+        );
+    if !known {
+        return Err(Errno::EINVAL);
+    }
     let (start, end) = checked_range(address, length)?;
+    if start == end {
+        return Ok(());
+    }
+    if !context.process.memory.is_fully_mapped(start, end) {
+        return Err(Errno::ENOMEM);
+    }
     match advice {
-        MADV_DONTNEED => {
-            if !context.process.memory.is_fully_mapped(start, end) {
-                return Err(Errno::ENOMEM);
+        MADV_DONTNEED | MADV_DONTNEED_LOCKED => {
+            // Anonymous pages read back as zero, as Linux's do, and their memory is freed. The
+            // program's own segments would re-read the file on Linux; with no file to read,
+            // their pages are kept rather than zeroed (a loss of data otherwise).
+            let pieces: Vec<Vma> = context
+                .process
+                .memory
+                .vmas()
+                .filter(|vma| vma.start < end && start < vma.end && vma.kind != VmaKind::Program)
+                .copied()
+                .collect();
+            for vma in pieces {
+                let (from, to) = (vma.start.max(start), vma.end.min(end));
+                context.platform.discard(from, to - from);
             }
-            // The pages read back as zero, as Linux's do, and their memory is freed.
-            context.platform.discard(start, end - start);
             Ok(())
         }
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_FREE | MADV_HUGEPAGE
-        | MADV_NOHUGEPAGE | MADV_DONTDUMP | MADV_DODUMP => {
-            if !context.process.memory.is_fully_mapped(start, end) {
-                return Err(Errno::ENOMEM);
-            }
-            Ok(())
-        }
-        _ => Err(Errno::EINVAL),
+        MADV_POPULATE_READ | MADV_POPULATE_WRITE => context.platform.populate(start, end - start),
+        // MADV_COLLAPSE asks for huge pages now: Linux says EINVAL where it cannot.
+        MADV_COLLAPSE => Err(Errno::EINVAL),
+        _ => Ok(()),
     }
 }
 
@@ -524,10 +605,9 @@ mod tests {
             Err(Errno::EINVAL),
             "no type"
         );
-        assert_eq!(
-            machine.call(9, [0, 4096, 0x80, anon, 0, 0]),
-            Err(Errno::EINVAL),
-            "bad prot"
+        assert!(
+            machine.call(9, [0, 4096, 0x80 | 3, anon, 0, 0]).is_ok(),
+            "mmap ignores unknown prot bits, as Linux does"
         );
         assert_eq!(
             machine.call(9, [0x1001, 4096, 3, anon | MAP_FIXED as u64, 0, 0]),
@@ -621,5 +701,80 @@ mod tests {
             machine.call(10, [0x3000_0000, 4096, 1, 0, 0, 0]),
             Err(Errno::ENOMEM)
         );
+    }
+    #[test]
+    fn mm_range_checks_follow_linux() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let address = machine.call(9, [0, 8192, 3, anon, 0, 0]).unwrap();
+        assert_eq!(
+            machine.call(10, [address, 0, 0x1000, 0, 0, 0]),
+            Ok(0),
+            "mprotect of nothing succeeds first"
+        );
+        assert_eq!(
+            machine.call(10, [address, 4096, 0x80, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "unknown prot bits"
+        );
+        assert_eq!(
+            machine.call(
+                10,
+                [address, 4096, PROT_READ as u64 | PROT_SEM as u64, 0, 0, 0]
+            ),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(11, [address, u64::MAX - 10, 0, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "munmap overflow"
+        );
+        assert_eq!(
+            machine.call(11, [address, 0, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(28, [address + 1, 4096, 999, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "advice first"
+        );
+        assert_eq!(
+            machine.call(28, [address, 0, MADV_DONTNEED as u64, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(28, [address, 4096, 18 /* WIPEONFORK */, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(28, [address, u64::MAX - 10, MADV_NORMAL as u64, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn neighbouring_mappings_merge_and_the_count_is_capped() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        for _ in 0..100 {
+            machine.call(9, [0, 4096, 0, anon, 0, 0]).unwrap();
+        }
+        assert_eq!(
+            machine.process.memory.vmas().count(),
+            1,
+            "100 adjacent PROT_NONE pages are one area"
+        );
+        for index in 0..(MAX_MAP_COUNT as u64 + 10) {
+            // One page in every two, so nothing merges.
+            let at = 0x1000_0000 + index * 8192;
+            if machine
+                .call(9, [at, 4096, 0, anon | MAP_FIXED_NOREPLACE as u64, 0, 0])
+                .is_err()
+            {
+                assert_eq!(machine.process.memory.vmas().count(), MAX_MAP_COUNT);
+                return;
+            }
+        }
+        panic!("mmap never said ENOMEM");
     }
 }

@@ -48,8 +48,11 @@ pub trait Platform {
     fn write_user(&mut self, address: u64, data: &[u8]) -> Result<(), Errno>;
 
     fn console_write(&mut self, stream: ConsoleStream, data: &[u8]);
-    /// Reads console input, blocking for at least one byte; 0 means end of input.
-    fn console_read(&mut self, buffer: &mut [u8]) -> usize;
+    /// Reads console input: at least one byte, or 0 at end of input. Blocks for it, or with
+    /// `nonblocking` returns None when nothing is waiting.
+    fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize>;
+    /// How many bytes of console input are waiting (FIONREAD).
+    fn console_available(&mut self) -> usize;
     /// Whether the console is a terminal on the host (isatty on the user's side).
     fn console_is_terminal(&self) -> bool;
     /// The host terminal's size as (rows, columns), when it is a terminal.

@@ -65,7 +65,7 @@ macro_rules! syscall_table {
 use Status::{Partial, Supported, Unimplemented};
 
 syscall_table! {
-    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console only");
+    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console; O_NONBLOCK gives EAGAIN when nothing waits");
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
     2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("no files exist until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
@@ -78,11 +78,11 @@ syscall_table! {
     13 rt_sigaction(signal: i32, action: UserAddr, old_action: UserAddr, set_size: usize) => signal::rt_sigaction, Partial("handlers run for faults and for signals a thread sends itself; SA_RESTART has nothing to restart yet (no syscall blocks interruptibly)");
     14 rt_sigprocmask(how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) => signal::rt_sigprocmask, Supported;
     15 rt_sigreturn() => signal::rt_sigreturn, Supported;
-    16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TCSETS* (recorded, the host terminal is not changed), TIOCGWINSZ, TIOCGPGRP, FIONREAD");
-    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console only");
+    16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
+    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console; one read scattered over the buffers");
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
     24 sched_yield() => process::sched_yield, Supported;
-    28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED zeroes; the other advice values are accepted hints");
+    28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero) but keeps the program's own segments, having no file to re-read; MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
     32 dup(fd: Fd) => fs::dup, Supported;
     33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;
     39 getpid() => process::getpid, Supported;
@@ -103,7 +103,7 @@ syscall_table! {
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
     157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
     158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
-    160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
+    160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     186 gettid() => process::gettid, Supported;
     200 tkill(tid: i32, signal: i32) => signal::tkill, Supported;
     201 time(time: UserAddr) => time::time, Supported;
@@ -118,7 +118,7 @@ syscall_table! {
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
-    302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; only RLIMIT_STACK is enforced (at start)");
+    302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
 }

@@ -17,6 +17,7 @@ pub struct FakePlatform {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     input: Vec<u8>,
+    pub input_open: bool,
     terminal: bool,
     monotonic: u64,
     realtime: u64,
@@ -63,11 +64,18 @@ impl Platform for FakePlatform {
             ConsoleStream::Error => self.stderr.extend_from_slice(data),
         }
     }
-    fn console_read(&mut self, buffer: &mut [u8]) -> usize {
+    fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize> {
+        // The fake's input is all there is: it ends where the bytes end, unless `input_open`.
+        if self.input.is_empty() && self.input_open && nonblocking {
+            return None;
+        }
         let count = buffer.len().min(self.input.len());
         buffer[..count].copy_from_slice(&self.input[..count]);
         self.input.drain(..count);
-        count
+        Some(count)
+    }
+    fn console_available(&mut self) -> usize {
+        self.input.len()
     }
     fn console_is_terminal(&self) -> bool {
         self.terminal

@@ -2,7 +2,8 @@
  *   readonly: write to a page made read-only with mprotect
  *   rodata:   write to a string literal (read-only segment)
  *   nx:       jump into a data page (no-execute)
- *   none:     read a PROT_NONE page */
+ *   none:     read a PROT_NONE page
+ *   int80:    the i386 syscall instruction (exit(7) there), which Pith does not implement */
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,6 +24,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(what, "nx") == 0) {
         page[0] = (char)0xc3; /* ret */
         ((void (*)(void))page)();
+    } else if (strcmp(what, "int80") == 0) {
+        __asm__ volatile("int $0x80" : : "a"(1), "b"(7));
     } else if (strcmp(what, "none") == 0) {
         mprotect(page, 4096, PROT_NONE);
         printf("%d\n", ((volatile char *)page)[0]);

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
 
     check("getpid", getpid() > 0, "pid must be positive");
     check("gettid", syscall(SYS_gettid) == getpid(), "a single-threaded process has tid == pid");
-    check("getppid", getppid() >= 0, "ppid must not be negative");
+    check("getppid", getppid() != getpid() && getppid() >= 0, "ppid must be another process (or none)");
     check("getuid", getuid() == geteuid() && getgid() == getegid(), "real and effective ids differ");
 
     struct timespec a, b;
@@ -104,6 +104,11 @@ int main(int argc, char **argv) {
     check("write(bad fd)", write(99, "x", 1) == -1 && errno == EBADF, "expected EBADF");
     errno = 0;
     check("close(bad fd)", close(99) == -1 && errno == EBADF, "expected EBADF");
+    errno = 0;
+    /* The kernel's half of the address space is not the program's: a pointer into it is EFAULT. */
+    check("write(kernel address)", write(1, (void *)0xffffffff80100000ul, 16) == -1 && errno == EFAULT, "expected EFAULT");
+    errno = 0;
+    check("write(unmapped address)", write(1, (void *)0x1000, 16) == -1 && errno == EFAULT, "expected EFAULT");
     int copy = dup(1);
     check("dup", copy > 2 && write(copy, "", 0) == 0 && close(copy) == 0, "dup'd fd unusable");
     check("fcntl(F_GETFD)", fcntl(1, F_GETFD) == 0, "stdout must not be close-on-exec");
