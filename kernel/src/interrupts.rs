@@ -315,6 +315,17 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
 }
 
 fn handle_exception(frame: &mut TrapFrame) {
+    if frame.vector == crate::apic::TIMER_VECTOR as u64 && crate::apic::timer_in_service() {
+        crate::apic::end_of_interrupt();
+        if frame.rip < crate::boot::DIRECT_MAP_BASE {
+            crate::signals::on_timer_in_program(frame);
+        }
+        // In the kernel it ends a wait (wait_until), which looks at the time itself.
+        return;
+    }
+    if frame.vector == 0xff {
+        return; // the APIC's spurious vector: no EOI
+    }
     if frame.vector >= 32 {
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
             // No device interrupt is enabled, so this is the program's own `int N`. Linux

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod apic;
 mod boot;
 mod clock;
 mod cmdline;
@@ -61,6 +62,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     );
     random::init();
     syscall::init();
+    apic::init();
     log_debug!(
         "memory: {} MiB free for the program",
         (stats.total_frames * 4096) >> 20

@@ -111,6 +111,30 @@ impl Platform for KernelPlatform {
         }
     }
 
+    fn wait_until(&mut self, deadline: u64) {
+        if crate::clock::monotonic_ns() >= deadline {
+            return;
+        }
+        crate::apic::arm(deadline);
+        // SAFETY: interrupts are enabled only for the halt: `sti` takes effect after `hlt`
+        // starts, so no wake-up is lost; the timer (or any interrupt) ends it, its handler
+        // runs on an IST stack, and `cli` puts back the syscall path's interrupts-off state.
+        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+        // The program's own timer, if it has one, must fire while it runs.
+        match crate::signals::alarm_deadline() {
+            Some(alarm) => crate::apic::arm(alarm),
+            None => crate::apic::disarm(),
+        }
+    }
+
+    fn set_alarm(&mut self, deadline: Option<u64>) {
+        crate::signals::set_alarm_deadline(deadline);
+        match deadline {
+            Some(deadline) => crate::apic::arm(deadline),
+            None => crate::apic::disarm(),
+        }
+    }
+
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
         if crate::random::fill(buffer) {
             Ok(())

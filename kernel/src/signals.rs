@@ -77,7 +77,11 @@ fn push_frame(
         signal,
         info,
         &action,
-        process.signals.blocked,
+        // The mask sigreturn puts back: rt_sigsuspend's caller's, if it is waiting.
+        process
+            .signals
+            .saved_mask
+            .unwrap_or(process.signals.blocked),
         &alt_stack,
         trap,
         crate::fpu::format(),
@@ -201,6 +205,39 @@ fn sigreturn(frame: &mut TrapFrame, process: &mut Process, platform: &mut Kernel
     }
 }
 
+/// The program's next timer deadline (monotonic ns; u64::MAX for none), kept where the
+/// timer interrupt can see it without the process lock.
+static ALARM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+pub fn set_alarm_deadline(deadline: Option<u64>) {
+    ALARM.store(
+        deadline.unwrap_or(u64::MAX),
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+pub fn alarm_deadline() -> Option<u64> {
+    let deadline = ALARM.load(core::sync::atomic::Ordering::Relaxed);
+    (deadline != u64::MAX).then_some(deadline)
+}
+
+/// The timer interrupted the program: raise the signals of its timers that are due and
+/// deliver them, then arm the timer for what is due next.
+pub fn on_timer_in_program(frame: &mut TrapFrame) {
+    crate::process::try_with_process(|process, platform| {
+        let now = crate::clock::monotonic_ns();
+        if pith_syscalls::time::expire_timers(process, now) {
+            deliver_pending(frame, process, platform);
+        }
+        let next = process.timers.next_deadline();
+        set_alarm_deadline(next);
+        match next {
+            Some(deadline) => crate::apic::arm(deadline),
+            None => crate::apic::disarm(),
+        }
+    });
+}
+
 /// The slow way out of a syscall (PerCpu::exit_work was set).
 pub fn on_syscall_exit(frame: &mut TrapFrame) {
     crate::process::with_process(|process, platform| {
@@ -209,6 +246,11 @@ pub fn on_syscall_exit(frame: &mut TrapFrame) {
             sigreturn(frame, process, platform);
         }
         deliver_pending(frame, process, platform);
+        // rt_sigsuspend ended without a handler running (the signal was ignored): its caller's
+        // mask comes back now rather than at a sigreturn.
+        if let Some(mask) = process.signals.saved_mask.take() {
+            process.signals.blocked = mask;
+        }
         crate::syscall::set_exit_work(process.signals.needs_exit_work());
     });
 }

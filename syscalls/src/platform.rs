@@ -71,6 +71,12 @@ pub trait Platform {
     fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno>;
 
     fn now(&self, clock: MachineClock) -> u64;
+    /// Waits until the monotonic time `deadline`, or less: any interrupt may end the wait
+    /// early, and the caller looks again.
+    fn wait_until(&mut self, deadline: u64);
+    /// Arms the machine's timer for the process's next timer deadline (monotonic), or
+    /// disarms it: no timer interrupt comes when nothing is due.
+    fn set_alarm(&mut self, deadline: Option<u64>);
     /// Fills `buffer` from the CPU's random number generator.
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno>;
 

@@ -55,6 +55,7 @@ pub const SIGABRT: i32 = 6;
 pub const SIGBUS: i32 = 7;
 pub const SIGFPE: i32 = 8;
 pub const SIGSEGV: i32 = 11;
+pub const SIGALRM: i32 = 14;
 pub const SIGCHLD: i32 = 17;
 pub const SIGCONT: i32 = 18;
 pub const SIGTSTP: i32 = 20;
@@ -128,6 +129,9 @@ pub struct SignalState {
     pub alt_stack: AltStack,
     /// rt_sigreturn ran: the kernel restores the saved context on the way out of the syscall.
     pub sigreturn_requested: bool,
+    /// rt_sigsuspend's caller's mask: the handler's frame saves this one, so sigreturn puts it
+    /// back (Linux's saved_sigmask).
+    pub saved_mask: Option<u64>,
 }
 
 impl Default for SignalState {
@@ -139,6 +143,7 @@ impl Default for SignalState {
             pending_info: [Siginfo::default(); NSIG as usize],
             alt_stack: AltStack::default(),
             sigreturn_requested: false,
+            saved_mask: None,
         }
     }
 }
@@ -182,7 +187,7 @@ impl SignalState {
     /// returns the mask to restore when the handler returns.
     pub fn enter_handler(&mut self, signal: i32) -> u64 {
         let action = self.action(signal);
-        let old_mask = self.blocked;
+        let old_mask = self.saved_mask.take().unwrap_or(self.blocked);
         let mut mask = action.sa_mask;
         if action.sa_flags & SA_NODEFER == 0 {
             mask |= bit(signal);
@@ -333,6 +338,41 @@ pub fn sigaltstack(
         _ => return Err(Errno::EINVAL),
     }
     Ok(())
+}
+
+/// Implements pause(2): waits for a signal whose handler runs (EINTR after it returns).
+pub fn pause(context: &mut Context) -> Result<(), Errno> {
+    wait_for_signal(context)
+}
+
+fn wait_for_signal(context: &mut Context) -> Result<(), Errno> {
+    loop {
+        let now = context
+            .platform
+            .now(crate::platform::MachineClock::Monotonic);
+        if crate::time::expire_timers(context.process, now) {
+            context.platform.signal_state_changed();
+        }
+        if context.process.signals.deliverable() != 0 {
+            return Err(Errno::EINTR);
+        }
+        let wake = context.process.timers.next_deadline().unwrap_or(u64::MAX);
+        context.platform.wait_until(wake);
+    }
+}
+
+/// Implements rt_sigsuspend(2): waits with `set` as the mask; the handler's frame saves the
+/// caller's mask, which sigreturn puts back.
+pub fn rt_sigsuspend(context: &mut Context, set: UserAddr, set_size: usize) -> Result<(), Errno> {
+    if set_size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = context.read_struct(set.0)?;
+    let signals = &mut context.process.signals;
+    signals.saved_mask = Some(signals.blocked);
+    signals.blocked = mask & !UNBLOCKABLE;
+    context.platform.signal_state_changed();
+    wait_for_signal(context)
 }
 
 /// Implements rt_sigreturn(2): the kernel restores the context the signal frame saved on its

@@ -85,6 +85,11 @@ syscall_table! {
     28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero) but keeps the program's own segments, having no file to re-read; MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
     32 dup(fd: Fd) => fs::dup, Supported;
     33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;
+    34 pause() => signal::pause, Supported;
+    35 nanosleep(request: UserAddr, remaining: UserAddr) => time::nanosleep, Supported;
+    36 getitimer(which: i32, value: UserAddr) => time::getitimer, Partial("ITIMER_REAL; the CPU-time timers come with the scheduler (EINVAL)");
+    37 alarm(seconds: u32) => time::alarm, Supported;
+    38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; the CPU-time timers come with the scheduler (EINVAL)");
     39 getpid() => process::getpid, Supported;
     60 exit(status: i32) => process::exit, Partial("one thread: ends the program");
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
@@ -100,6 +105,7 @@ syscall_table! {
     108 getegid() => process::getegid, Supported;
     110 getppid() => process::getppid, Supported;
     127 rt_sigpending(set: UserAddr, set_size: usize) => signal::rt_sigpending, Supported;
+    130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
     157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
     158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
@@ -111,6 +117,7 @@ syscall_table! {
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
     228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count time since boot");
     229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
+    230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("no files exist until the filesystem lands: ENOENT, or EROFS with O_CREAT");

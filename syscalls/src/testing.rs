@@ -24,6 +24,7 @@ pub struct FakePlatform {
     fs_base: u64,
     pub user_rsp: u64,
     pub signal_changes: u32,
+    pub alarm: Option<u64>,
     random_state: u64,
     logs: Vec<String>,
     traces: Vec<String>,
@@ -118,6 +119,14 @@ impl Platform for FakePlatform {
             MachineClock::Monotonic => self.monotonic,
             MachineClock::Realtime => self.realtime,
         }
+    }
+    fn wait_until(&mut self, deadline: u64) {
+        // The fake's time jumps to the deadline: sleeping takes no real time in tests.
+        self.monotonic = self.monotonic.max(deadline);
+        self.realtime = self.realtime.max(self.monotonic);
+    }
+    fn set_alarm(&mut self, deadline: Option<u64>) {
+        self.alarm = deadline;
     }
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
         for byte in buffer {

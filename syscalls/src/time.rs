@@ -153,3 +153,385 @@ mod tests {
         );
     }
 }
+
+/// clock_nanosleep's flag (include/uapi/linux/time.h).
+pub const TIMER_ABSTIME: i32 = 1;
+/// setitimer's timers (include/uapi/linux/time.h).
+pub const ITIMER_REAL: i32 = 0;
+pub const ITIMER_VIRTUAL: i32 = 1;
+pub const ITIMER_PROF: i32 = 2;
+
+/// The process's interval timers: ITIMER_REAL, which sends SIGALRM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timers {
+    /// When ITIMER_REAL next expires (monotonic ns), and its interval (0: once).
+    pub real: Option<(u64, u64)>,
+}
+
+impl Timers {
+    /// The next monotonic time something is due, for the machine's timer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.real.map(|(at, _)| at)
+    }
+}
+
+/// Raises the signals of the timers that are due at `now` and re-arms the periodic ones.
+/// Returns whether a signal was raised. The kernel calls this from its timer interrupt too.
+pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
+    let Some((at, interval)) = process.timers.real else {
+        return false;
+    };
+    if now < at {
+        return false;
+    }
+    // A periodic timer skips the periods it missed, as Linux's hrtimer forwarding does.
+    process.timers.real = (now - at)
+        .checked_div(interval)
+        .map(|missed| (at + (missed + 1) * interval, interval));
+    let own = process.pid;
+    let mut info = crate::signal::user_siginfo(crate::signal::SIGALRM, SI_TIMER, own);
+    info.fields[0] = 0; // si_tid and si_overrun of a timer: none for setitimer
+    process.signals.raise(crate::signal::SIGALRM, info);
+    true
+}
+
+/// si_code of a timer's signal (include/uapi/asm-generic/siginfo.h SI_TIMER).
+const SI_TIMER: i32 = -2;
+
+fn nanoseconds_of(time: &Timespec) -> Result<u64, Errno> {
+    if time.tv_sec < 0 || !(0..NANOS_PER_SECOND as i64).contains(&time.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((time.tv_sec as u64)
+        .saturating_mul(NANOS_PER_SECOND)
+        .saturating_add(time.tv_nsec as u64))
+}
+
+/// Sleeps until the monotonic `deadline`, waking for signals: EINTR if one became deliverable.
+fn sleep_until(context: &mut Context, deadline: u64) -> Result<(), Errno> {
+    loop {
+        let now = context.platform.now(MachineClock::Monotonic);
+        if expire_timers(context.process, now) {
+            context.platform.signal_state_changed();
+        }
+        if context.process.signals.deliverable() != 0 {
+            return Err(Errno::EINTR);
+        }
+        if now >= deadline {
+            return Ok(());
+        }
+        let wake = context
+            .process
+            .timers
+            .next_deadline()
+            .map_or(deadline, |timer| timer.min(deadline));
+        context.platform.wait_until(wake);
+    }
+}
+
+fn write_remaining(context: &mut Context, remaining: UserAddr, deadline: u64) -> Result<(), Errno> {
+    if remaining.is_null() {
+        return Ok(());
+    }
+    let now = context.platform.now(MachineClock::Monotonic);
+    context.write_struct(remaining.0, &timespec(deadline.saturating_sub(now)))
+}
+
+/// Implements nanosleep(2).
+pub fn nanosleep(
+    context: &mut Context,
+    request: UserAddr,
+    remaining: UserAddr,
+) -> Result<(), Errno> {
+    let duration = nanoseconds_of(&context.read_struct::<Timespec>(request.0)?)?;
+    let deadline = context
+        .platform
+        .now(MachineClock::Monotonic)
+        .saturating_add(duration);
+    match sleep_until(context, deadline) {
+        Err(Errno::EINTR) => {
+            write_remaining(context, remaining, deadline)?;
+            Err(Errno::EINTR)
+        }
+        other => other,
+    }
+}
+
+/// Implements clock_nanosleep(2): relative or TIMER_ABSTIME, on the clock named.
+pub fn clock_nanosleep(
+    context: &mut Context,
+    clock: i32,
+    flags: i32,
+    request: UserAddr,
+    remaining: UserAddr,
+) -> Result<(), Errno> {
+    if matches!(clock, CLOCK_THREAD_CPUTIME_ID) {
+        return Err(Errno::EINVAL);
+    }
+    let machine = machine_clock(clock)?;
+    let amount = nanoseconds_of(&context.read_struct::<Timespec>(request.0)?)?;
+    let now = context.platform.now(MachineClock::Monotonic);
+    let absolute = flags & TIMER_ABSTIME != 0;
+    let deadline = if absolute {
+        // The deadline on the machine's monotonic clock that matches `amount` on `clock`.
+        let on_clock = context.platform.now(machine);
+        now.saturating_add(amount.saturating_sub(on_clock))
+    } else {
+        now.saturating_add(amount)
+    };
+    match sleep_until(context, deadline) {
+        Err(Errno::EINTR) if !absolute => {
+            write_remaining(context, remaining, deadline)?;
+            Err(Errno::EINTR)
+        }
+        other => other,
+    }
+}
+
+/// `struct itimerval` (include/uapi/linux/time.h).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+#[repr(C)]
+pub struct Itimerval {
+    pub it_interval: Timeval,
+    pub it_value: Timeval,
+}
+
+fn microseconds_to_ns(time: &Timeval) -> Result<u64, Errno> {
+    if time.tv_sec < 0 || !(0..1_000_000).contains(&time.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((time.tv_sec as u64)
+        .saturating_mul(NANOS_PER_SECOND)
+        .saturating_add(time.tv_usec as u64 * 1000))
+}
+
+fn timeval(nanoseconds: u64) -> Timeval {
+    Timeval {
+        tv_sec: (nanoseconds / NANOS_PER_SECOND) as i64,
+        tv_usec: ((nanoseconds % NANOS_PER_SECOND) / 1000) as i64,
+    }
+}
+
+fn current_itimer(context: &Context) -> Itimerval {
+    let now = context.platform.now(MachineClock::Monotonic);
+    match context.process.timers.real {
+        // A timer due now reports 1 µs left rather than 0 ("disarmed"), as Linux does.
+        Some((at, interval)) => Itimerval {
+            it_interval: timeval(interval),
+            it_value: timeval(at.saturating_sub(now).max(1000)),
+        },
+        None => Itimerval::default(),
+    }
+}
+
+/// Implements getitimer(2) for ITIMER_REAL.
+pub fn getitimer(context: &mut Context, which: i32, value: UserAddr) -> Result<(), Errno> {
+    match which {
+        ITIMER_REAL => {
+            let current = current_itimer(context);
+            context.write_struct(value.0, &current)
+        }
+        // CPU-time timers need per-thread CPU accounting, which comes with the scheduler.
+        ITIMER_VIRTUAL | ITIMER_PROF => Err(Errno::EINVAL),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn arm_real_timer(context: &mut Context, value: u64, interval: u64) {
+    let now = context.platform.now(MachineClock::Monotonic);
+    context.process.timers.real = (value > 0).then(|| (now.saturating_add(value), interval));
+    context
+        .platform
+        .set_alarm(context.process.timers.next_deadline());
+}
+
+/// Implements setitimer(2) for ITIMER_REAL.
+pub fn setitimer(
+    context: &mut Context,
+    which: i32,
+    new_value: UserAddr,
+    old_value: UserAddr,
+) -> Result<(), Errno> {
+    if which != ITIMER_REAL {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<Itimerval> = if new_value.is_null() {
+        None
+    } else {
+        Some(context.read_struct(new_value.0)?)
+    };
+    let (value, interval) = match &new {
+        Some(new) => (
+            microseconds_to_ns(&new.it_value)?,
+            microseconds_to_ns(&new.it_interval)?,
+        ),
+        None => (0, 0),
+    };
+    if !old_value.is_null() {
+        let current = current_itimer(context);
+        context.write_struct(old_value.0, &current)?;
+    }
+    arm_real_timer(context, value, interval);
+    Ok(())
+}
+
+/// Implements alarm(2): the seconds left on the previous alarm (rounded up), 0 if none.
+pub fn alarm(context: &mut Context, seconds: u32) -> Result<u64, Errno> {
+    let now = context.platform.now(MachineClock::Monotonic);
+    let left = context.process.timers.real.map_or(0, |(at, _)| {
+        at.saturating_sub(now).div_ceil(NANOS_PER_SECOND).max(1)
+    });
+    arm_real_timer(context, seconds as u64 * NANOS_PER_SECOND, 0);
+    Ok(left)
+}
+
+#[cfg(test)]
+mod sleep_tests {
+    use super::*;
+    use crate::platform::Platform;
+    use crate::testing::TestMachine;
+
+    fn timespec_at(machine: &mut TestMachine, seconds: i64, nanoseconds: i64) -> u64 {
+        let at = machine.scratch(16);
+        machine.write_u64(at, seconds as u64);
+        machine.write_u64(at + 8, nanoseconds as u64);
+        at
+    }
+
+    #[test]
+    fn nanosleep_sleeps_and_checks_its_argument() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(1_000, 1_700_000_000_000_000_000);
+        let request = timespec_at(&mut machine, 2, 500);
+        assert_eq!(machine.call(35, [request, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.platform.now(MachineClock::Monotonic), 2_000_001_500);
+        let bad = timespec_at(&mut machine, 0, 1_000_000_000);
+        assert_eq!(machine.call(35, [bad, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        let negative = timespec_at(&mut machine, -1, 0);
+        assert_eq!(
+            machine.call(35, [negative, 0, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(230, [CLOCK_THREAD_CPUTIME_ID as u64, 0, request, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn an_absolute_sleep_on_the_wall_clock_ends_at_that_time() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(5_000_000_000, 1_700_000_000_000_000_000);
+        let until = timespec_at(&mut machine, 1_700_000_003, 0);
+        assert_eq!(
+            machine.call(
+                230,
+                [CLOCK_REALTIME as u64, TIMER_ABSTIME as u64, until, 0, 0, 0]
+            ),
+            Ok(0)
+        );
+        assert_eq!(machine.platform.now(MachineClock::Monotonic), 8_000_000_000);
+        let past = timespec_at(&mut machine, 1, 0);
+        assert_eq!(
+            machine.call(
+                230,
+                [CLOCK_MONOTONIC as u64, TIMER_ABSTIME as u64, past, 0, 0, 0]
+            ),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn an_alarm_interrupts_a_sleep_with_eintr_and_the_time_left() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(0, 1_700_000_000_000_000_000);
+        assert_eq!(
+            machine.call(37, [1, 0, 0, 0, 0, 0]),
+            Ok(0),
+            "no previous alarm"
+        );
+        assert_eq!(
+            machine.platform.alarm,
+            Some(1_000_000_000),
+            "the machine's timer is armed"
+        );
+        let request = timespec_at(&mut machine, 5, 0);
+        let remaining = machine.scratch(16);
+        assert_eq!(
+            machine.call(35, [request, remaining, 0, 0, 0, 0]),
+            Err(Errno::EINTR)
+        );
+        assert_eq!(
+            (machine.read_u64(remaining), machine.read_u64(remaining + 8)),
+            (4, 0)
+        );
+        assert_ne!(
+            machine.process.signals.pending & crate::signal::bit(crate::signal::SIGALRM),
+            0
+        );
+        assert_eq!(
+            machine.process.timers.real, None,
+            "a one-shot alarm is spent"
+        );
+        assert_eq!(machine.call(37, [10, 0, 0, 0, 0, 0]), Ok(0));
+        machine.set_clocks(2_500_000_000, 1_700_000_000_000_000_000);
+        assert_eq!(
+            machine.call(37, [0, 0, 0, 0, 0, 0]),
+            Ok(9),
+            "seconds left, rounded up"
+        );
+        assert_eq!(machine.platform.alarm, None, "alarm(0) disarms");
+    }
+
+    #[test]
+    fn setitimer_repeats_and_reports() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(0, 0);
+        let value = machine.scratch(32);
+        for (offset, word) in [(0, 0u64), (8, 250_000), (16, 1), (24, 0)] {
+            machine.write_u64(value + offset, word); // interval 0.25 s, first after 1 s
+        }
+        assert_eq!(
+            machine.call(38, [ITIMER_REAL as u64, value, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert!(!expire_timers(&mut machine.process, 999_999_999));
+        assert!(expire_timers(&mut machine.process, 1_600_000_000));
+        assert_eq!(
+            machine.process.timers.real,
+            Some((1_750_000_000, 250_000_000)),
+            "missed periods are skipped"
+        );
+        let old = machine.scratch(32);
+        machine.set_clocks(1_700_000_000, 0);
+        assert_eq!(
+            machine.call(36, [ITIMER_REAL as u64, old, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            (machine.read_u64(old + 8), machine.read_u64(old + 24)),
+            (250_000, 50_000)
+        );
+        assert_eq!(
+            machine.call(38, [ITIMER_PROF as u64, value, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        machine.write_u64(value + 24, 1_000_000);
+        assert_eq!(
+            machine.call(38, [ITIMER_REAL as u64, value, 0, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "usec too big"
+        );
+    }
+}
