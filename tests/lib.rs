@@ -213,3 +213,75 @@ pub fn pith_messages(stderr: &str) -> Vec<&str> {
         .filter(|line| line.starts_with("pith: ") && !line.starts_with("pith: accelerator"))
         .collect()
 }
+
+/// Starts `pith run` with its stdout piped, waits until the program prints `marker` on a line,
+/// sends `pith` SIGINT (a Ctrl-C), and returns what the run produced in all.
+pub fn pith_run_and_interrupt(
+    options: &[&str],
+    program: &Path,
+    args: &[&str],
+    marker: &str,
+) -> Outcome {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut command = Command::new(pith_binary());
+    command.arg("run").args(options).arg(program).args(args);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start pith");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        let found = line.trim_end() == marker;
+        line.clear();
+        if found {
+            break;
+        }
+    }
+    assert!(
+        seen.ends_with(&format!("{marker}\n")),
+        "the program never printed {marker:?}: {seen:?}"
+    );
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(interrupted.success());
+    let out_reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+        rest
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pith") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pith still running {RUN_TIMEOUT:?} after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    seen.push_str(&out_reader.join().unwrap_or_default());
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let status = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Outcome {
+        status,
+        stdout_bytes: seen.clone().into_bytes(),
+        stdout: seen,
+        stderr,
+    }
+}

@@ -40,6 +40,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub trace: bool,
 
+    /// After Ctrl-C (or SIGTERM/SIGHUP), how many seconds the program has to exit once it is
+    /// sent SIGTERM, before the VM is stopped. A second Ctrl-C stops it at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub stop_timeout: u64,
+
     /// Guest memory, e.g. 64M or 1G.
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_memory_size)]
     pub memory: MemorySize,

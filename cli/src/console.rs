@@ -147,11 +147,51 @@ pub fn relay_input(mut stdin: impl Read, mut console: impl Write) -> InputEnd {
     }
 }
 
+/// The console socket's writing side, shared by the stdin thread and the signal path: each
+/// `write_all` holds the lock for the whole of it, so records never interleave.
+#[derive(Debug, Clone)]
+pub struct ConsoleWriter(std::sync::Arc<std::sync::Mutex<UnixStream>>);
+
+impl ConsoleWriter {
+    pub fn new(socket: UnixStream) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(socket)))
+    }
+
+    /// Asks the guest to send `signal` to the program.
+    pub fn send_signal(&self, signal: u8) -> std::io::Result<()> {
+        let mut record = Vec::new();
+        pith_loader::console_input::encode_signal(signal, |piece| record.extend_from_slice(piece));
+        self.clone().write_all(&record)
+    }
+}
+
+impl Write for ConsoleWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut socket = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("the console writer was poisoned"))?;
+        socket.write(bytes)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut socket = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("the console writer was poisoned"))?;
+        socket.write_all(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Starts the thread that sends our stdin to the guest, once `ready` says the guest's console
 /// takes input. It is never joined: it may be blocked in a read of a terminal, or in a write to
 /// a guest that never reads, when `pith` exits.
 pub fn start_input_relay(
-    console: UnixStream,
+    console: ConsoleWriter,
     ready: std::sync::mpsc::Receiver<()>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -243,6 +283,7 @@ mod tests {
                 }
                 Some(InputEvent::End) => ends += 1,
                 Some(InputEvent::UnknownKind(kind)) => panic!("kind {kind}"),
+                Some(InputEvent::Signal(signal)) => panic!("signal {signal}"),
                 None => {}
             }
         }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use crate::accel::{choose_accelerator, probe_kvm};
 use crate::args::RunArgs;
 use crate::chardev_socket::ChardevListener;
-use crate::console::{start_input_relay, OutputEnd, OutputRelay};
+use crate::console::{start_input_relay, ConsoleWriter, OutputEnd, OutputRelay};
 use crate::hostlink::{HostLinkReader, LinkState, RecordPrinter};
 use crate::image::{build_image, write_image, ImageContents};
 use crate::kernel_path::find_kernel;
@@ -22,6 +22,9 @@ use crate::qemu::{find_qemu, qemu_args, KernelCommandLine, KernelLogLevel, QemuC
 use crate::qemu_process::{QemuProcess, POLL_INTERVAL};
 use crate::signals::{StopSignal, StopSignals};
 use crate::tsc::TscStopwatch;
+
+/// SIGTERM's number on Linux x86_64: what Ctrl-C at `pith run` asks the program to handle.
+const SIGTERM_NUMBER: u8 = 15;
 
 /// Under `-icount shift=0` the guest TSC ticks once per instruction, at a nominal 1 GHz.
 const ICOUNT_TSC_KHZ: u64 = 1_000_000;
@@ -140,10 +143,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         Connection::Connected(connections) => connections,
         Connection::Stopped(signal) => return Ok(stop(&mut qemu_process, None, signal)),
     };
-    let console_input = connections
-        .console
-        .try_clone()
-        .context("setting up the console socket")?;
+    let console_input = ConsoleWriter::new(
+        connections
+            .console
+            .try_clone()
+            .context("setting up the console socket")?,
+    );
+    let console_signals = console_input.clone();
     let mut output = OutputRelay::start(connections.console, std::io::stdout())
         .context("starting the thread that copies the console to stdout")?;
     let (console_ready, console_ready_signal) = std::sync::mpsc::channel();
@@ -157,9 +163,34 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     )
     .context("setting up the host-link socket")?;
     let mut exit_reported_at = None;
+    // Set once Ctrl-C has sent the program SIGTERM: when, and which signal asked for it.
+    let mut graceful_stop: Option<(Instant, StopSignal)> = None;
+    let stop_timeout = Duration::from_secs(args.stop_timeout);
     loop {
-        if let Some(signal) = signals.received() {
-            return Ok(stop(&mut qemu_process, Some(&mut output), signal));
+        if let Some(signal) = signals.take() {
+            // The first Ctrl-C asks the program to stop (SIGTERM), if its console is up to
+            // carry the request; a second one, or no console yet, stops the VM now.
+            let can_ask = graceful_stop.is_none()
+                && console_ready.is_none()
+                && reader.exit_status().is_none();
+            if can_ask && console_signals.send_signal(SIGTERM_NUMBER).is_ok() {
+                eprintln!(
+                    "pith: sent SIGTERM to the program; waiting up to {} s for it to exit (Ctrl-C again to stop now)",
+                    stop_timeout.as_secs()
+                );
+                graceful_stop = Some((Instant::now(), signal));
+            } else {
+                return Ok(stop(&mut qemu_process, Some(&mut output), signal));
+            }
+        }
+        if let Some((asked_at, signal)) = graceful_stop {
+            if reader.exit_status().is_none() && asked_at.elapsed() > stop_timeout {
+                eprintln!(
+                    "pith: the program did not exit within {} s of SIGTERM; stopping the VM",
+                    stop_timeout.as_secs()
+                );
+                return Ok(stop(&mut qemu_process, Some(&mut output), signal));
+            }
         }
         if reader.exit_status().is_none() && output.stdout_closed() {
             return Ok(stdout_closed(&mut qemu_process, args.verbose));

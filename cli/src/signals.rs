@@ -23,6 +23,14 @@ impl StopSignals {
         Ok(Self { received })
     }
 
+    /// The last stop signal received since the last `take`, if any.
+    pub fn take(&self) -> Option<StopSignal> {
+        match self.received.swap(0, Ordering::SeqCst) {
+            0 => None,
+            number => Some(StopSignal(i32::try_from(number).unwrap_or(SIGTERM))),
+        }
+    }
+
     /// The last stop signal received, if any.
     pub fn received(&self) -> Option<StopSignal> {
         match self.received.load(Ordering::SeqCst) {

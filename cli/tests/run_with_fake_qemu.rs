@@ -271,7 +271,17 @@ fn a_program_for_another_machine_is_refused_before_qemu_starts() {
 /// SIGINT to the whole group, as a terminal's Ctrl-C does to the foreground job.
 fn interrupt(mode: &str) -> (Setup, Output, Duration) {
     let setup = Setup::new();
-    let mut command = setup.command(mode, &[&setup.path("hello").display().to_string()]);
+    // --stop-timeout 0: the first Ctrl-C asks the program to stop (a Signal record on the
+    // console, which the fake ignores) and the VM is stopped at once; the grace period
+    // itself is tested against the real kernel in tests/graceful_stop.rs.
+    let mut command = setup.command(
+        mode,
+        &[
+            "--stop-timeout",
+            "0",
+            &setup.path("hello").display().to_string(),
+        ],
+    );
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command.spawn().expect("spawn pith");
     let started = Instant::now();

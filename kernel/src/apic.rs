@@ -97,8 +97,18 @@ pub fn disarm() {
 /// Whether the interrupt being handled on `TIMER_VECTOR` came from the timer (it is in
 /// service), rather than from an `int 0x20` in the program.
 pub fn timer_in_service() -> bool {
-    let vector = TIMER_VECTOR as u64;
+    in_service(TIMER_VECTOR)
+}
+
+/// Whether `vector` is being serviced as an interrupt (its in-service bit is set).
+pub fn in_service(vector: u8) -> bool {
+    let vector = vector as u64;
     read(IN_SERVICE + (vector / 32) * 0x10) & (1 << (vector % 32)) != 0
+}
+
+/// This CPU's APIC ID (xAPIC: the top byte of the ID register).
+pub fn id() -> u32 {
+    read(0x20) >> 24
 }
 
 pub fn end_of_interrupt() {

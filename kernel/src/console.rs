@@ -1,8 +1,22 @@
 //! The program's console: output goes to COM1; input comes from COM1 as console input records
 //! (docs/design/boot-protocol.md), so that the end of the host's stdin reaches the program.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use pith_loader::console_input::{InputDecoder, InputEvent};
 use spin::Mutex;
+
+/// Signals the host asked for (console input `Signal` records), one bit each, until taken.
+static HOST_SIGNALS: AtomicU64 = AtomicU64::new(0);
+
+/// Puts back signals that could not be raised yet.
+pub fn requeue_host_signals(signals: u64) {
+    HOST_SIGNALS.fetch_or(signals, Ordering::Relaxed);
+}
+
+/// Takes the signals the host asked for.
+pub fn take_host_signals() -> u64 {
+    HOST_SIGNALS.swap(0, Ordering::Relaxed)
+}
 
 /// Decoded input that arrived before the program asked for it (FIONREAD counts it).
 const BUFFER_SIZE: usize = 4096;
@@ -43,7 +57,8 @@ impl ConsoleInput {
     /// Moves what the UART holds into the buffer, decoding records; stops when the UART is
     /// empty or the buffer full (the host then waits: flow control).
     fn drain_uart(&mut self) {
-        while self.len < BUFFER_SIZE && !self.ended {
+        // Keep reading after the end of input: the host's signals come the same way.
+        while self.len < BUFFER_SIZE {
             let Some(byte) = crate::serial::try_read_byte() else {
                 return;
             };
@@ -58,6 +73,10 @@ impl ConsoleInput {
                     self.len += 1;
                 }
                 Some(InputEvent::End) => self.ended = true,
+                Some(InputEvent::Signal(signal)) if (1..=64).contains(&signal) => {
+                    HOST_SIGNALS.fetch_or(1 << (signal - 1), Ordering::Relaxed);
+                }
+                Some(InputEvent::Signal(_)) => {}
                 Some(InputEvent::UnknownKind(kind)) => {
                     let (word, bit) = (kind as usize / 64, 1u64 << (kind % 64));
                     if self.unknown_logged[word] & bit == 0 {
@@ -81,28 +100,24 @@ impl ConsoleInput {
     }
 }
 
-/// Reads the program's input: at least one byte, or 0 at the end of input; up to what is
-/// waiting. Blocks until then, or with `nonblocking` returns None when nothing is waiting.
-pub fn read(out: &mut [u8], nonblocking: bool) -> Option<usize> {
+/// Reads the program's input: what is waiting (up to `out.len()`), 0 at the end of input, or
+/// None when nothing is waiting yet. Waiting is the syscall layer's (it must also watch for
+/// signals); the serial interrupt ends its waits.
+pub fn read(out: &mut [u8]) -> Option<usize> {
     let mut input = INPUT.lock();
     if out.is_empty() {
         return Some(0);
     }
-    loop {
-        input.drain_uart();
-        if input.len > 0 {
-            return Some(input.take(out));
-        }
-        if input.ended {
-            return Some(0);
-        }
-        if nonblocking {
-            return None;
-        }
-        // Nothing yet: wait. (Interrupt-driven input, and halting meanwhile, come with the
-        // scheduler.)
-        crate::serial::back_off();
+    input.drain_uart();
+    if input.len > 0 {
+        return Some(input.take(out));
     }
+    input.ended.then_some(0)
+}
+
+/// Moves what the UART holds into the buffer (the serial interrupt's work).
+pub fn poll() {
+    INPUT.lock().drain_uart();
 }
 
 /// How many bytes of input are waiting (FIONREAD).

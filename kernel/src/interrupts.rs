@@ -323,6 +323,17 @@ fn handle_exception(frame: &mut TrapFrame) {
         // In the kernel it ends a wait (wait_until), which looks at the time itself.
         return;
     }
+    if frame.vector == crate::ioapic::SERIAL_VECTOR as u64
+        && crate::apic::in_service(crate::ioapic::SERIAL_VECTOR)
+    {
+        crate::apic::end_of_interrupt();
+        crate::console::poll();
+        if frame.rip < crate::boot::DIRECT_MAP_BASE {
+            crate::signals::on_host_signals_in_program(frame);
+        }
+        // In the kernel it ends a wait, which looks at the input and the signals itself.
+        return;
+    }
     if frame.vector == 0xff {
         return; // the APIC's spurious vector: no EOI
     }

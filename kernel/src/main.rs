@@ -14,6 +14,7 @@ mod fpu;
 mod gdt;
 mod hostlink;
 mod interrupts;
+mod ioapic;
 mod memory;
 mod paging;
 mod platform;
@@ -63,6 +64,8 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     random::init();
     syscall::init();
     apic::init();
+    ioapic::route_serial(apic::id());
+    serial::enable_receive_interrupt();
     log_debug!(
         "memory: {} MiB free for the program",
         (stats.total_frames * 4096) >> 20

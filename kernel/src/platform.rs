@@ -65,8 +65,15 @@ impl Platform for KernelPlatform {
         }
     }
 
-    fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize> {
-        crate::console::read(buffer, nonblocking)
+    fn console_read(&mut self, buffer: &mut [u8], _nonblocking: bool) -> Option<usize> {
+        // Never blocks here: the syscall layer waits, watching for signals as it does.
+        crate::console::read(buffer)
+    }
+
+    fn take_host_signals(&mut self) -> u64 {
+        // Records waiting in the UART may carry signals: decode them first.
+        crate::console::poll();
+        crate::console::take_host_signals()
     }
 
     fn console_available(&mut self) -> usize {

@@ -16,7 +16,7 @@ pub fn init() {
         (COM1 + 1, 0x00),
         (COM1 + 3, 0x03), // 8N1, DLAB off
         (COM1 + 2, 0xc7), // FIFOs on and cleared
-        (COM1 + 4, 0x03), // DTR | RTS
+        (COM1 + 4, 0x0b), // DTR | RTS | OUT2 (OUT2 gates the IRQ line on PC UARTs)
     ];
     for (port, value) in writes {
         // SAFETY: COM1's registers; writing them only configures the UART.
@@ -46,6 +46,12 @@ pub fn write(bytes: &[u8]) {
             data.write(byte);
         }
     }
+}
+
+/// Interrupts when input arrives (the I/O APIC routes it; see ioapic.rs).
+pub fn enable_receive_interrupt() {
+    // SAFETY: IER of COM1; enabling "received data available" only raises IRQ 4.
+    unsafe { Port::<u8>::new(COM1 + 1).write(0x01) };
 }
 
 /// The next byte of input, if one is waiting.

@@ -150,10 +150,40 @@ fn terminate(signal: i32, why: core::fmt::Arguments) -> ! {
     crate::power::exit(128 + signal)
 }
 
-/// Delivers every deliverable pending signal, nesting frames as Linux does.
-fn deliver_pending(frame: &mut TrapFrame, process: &mut Process, platform: &mut KernelPlatform) {
+/// The length of the `syscall` instruction, to run it again.
+const SYSCALL_INSTRUCTION_LENGTH: u64 = 2;
+
+/// A syscall interrupted by a signal (ERESTARTSYS) runs again, or fails with EINTR when a
+/// handler without SA_RESTART runs (arch/x86/kernel/signal.c handle_signal). `frame.vector`
+/// holds the syscall number on the way out of a syscall.
+fn settle_interrupted_syscall(frame: &mut TrapFrame, handler_flags: Option<u64>) {
+    if frame.rax != Errno::ERESTARTSYS.to_return() {
+        return;
+    }
+    match handler_flags {
+        Some(flags) if flags & pith_syscalls::signal::SA_RESTART == 0 => {
+            frame.rax = Errno::EINTR.to_return()
+        }
+        _ => {
+            frame.rax = frame.vector;
+            frame.rip -= SYSCALL_INSTRUCTION_LENGTH;
+        }
+    }
+}
+
+/// Delivers every deliverable pending signal, nesting frames as Linux does. `in_syscall`:
+/// the frame is the way out of a syscall, which may have to be restarted.
+fn deliver_pending(
+    frame: &mut TrapFrame,
+    process: &mut Process,
+    platform: &mut KernelPlatform,
+    in_syscall: bool,
+) {
     while let Some((signal, info)) = process.signals.take_deliverable() {
         let action = process.signals.action(signal);
+        if in_syscall && !matches!(action.sa_handler, SIG_IGN | SIG_DFL) {
+            settle_interrupted_syscall(frame, Some(action.sa_flags));
+        }
         match action.sa_handler {
             SIG_IGN => {}
             SIG_DFL => match default_action(signal) {
@@ -227,7 +257,7 @@ pub fn on_timer_in_program(frame: &mut TrapFrame) {
     crate::process::try_with_process(|process, platform| {
         let now = crate::clock::monotonic_ns();
         if pith_syscalls::time::expire_timers(process, now) {
-            deliver_pending(frame, process, platform);
+            deliver_pending(frame, process, platform, false);
         }
         let next = process.timers.next_deadline();
         set_alarm_deadline(next);
@@ -238,6 +268,34 @@ pub fn on_timer_in_program(frame: &mut TrapFrame) {
     });
 }
 
+/// Input arrived while the program ran: if the host asked for signals (Ctrl-C), raise and
+/// deliver them now.
+pub fn on_host_signals_in_program(frame: &mut TrapFrame) {
+    let signals = crate::console::take_host_signals();
+    if signals == 0 {
+        return;
+    }
+    let taken = crate::process::try_with_process(|process, platform| {
+        raise_all(process, signals);
+        deliver_pending(frame, process, platform, false);
+    });
+    if taken.is_none() {
+        // The process is busy (cannot happen with the program running); keep them for later.
+        crate::console::requeue_host_signals(signals);
+    }
+}
+
+fn raise_all(process: &mut Process, mut signals: u64) {
+    while signals != 0 {
+        let signal = signals.trailing_zeros() as i32 + 1;
+        signals &= signals - 1;
+        process.signals.raise(
+            signal,
+            pith_syscalls::signal::user_siginfo(signal, pith_syscalls::signal::SI_USER, 0),
+        );
+    }
+}
+
 /// The slow way out of a syscall (PerCpu::exit_work was set).
 pub fn on_syscall_exit(frame: &mut TrapFrame) {
     crate::process::with_process(|process, platform| {
@@ -245,7 +303,9 @@ pub fn on_syscall_exit(frame: &mut TrapFrame) {
             process.signals.sigreturn_requested = false;
             sigreturn(frame, process, platform);
         }
-        deliver_pending(frame, process, platform);
+        deliver_pending(frame, process, platform, true);
+        // No handler ran: an interrupted syscall simply runs again.
+        settle_interrupted_syscall(frame, None);
         // rt_sigsuspend ended without a handler running (the signal was ignored): its caller's
         // mask comes back now rather than at a sigreturn.
         if let Some(mask) = process.signals.saved_mask.take() {

@@ -108,11 +108,11 @@ syscall_exit_slow:
     pop r10
     pop r8
     pop r9
-    add rsp, 8
-    mov rcx, [rsp]
-    mov r11, [rsp + 16]
+    pop rcx                 /* the syscall number */
     push 0                  /* error code */
-    push 0                  /* vector */
+    push rcx                /* "vector": the syscall number, to restart it */
+    mov rcx, [rsp + 16]     /* rip */
+    mov r11, [rsp + 32]     /* rflags */
     push rax
     push rbx
     push rcx

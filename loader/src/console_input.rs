@@ -19,6 +19,8 @@ pub enum InputRecordKind {
     Input = 1,
     /// The host's stdin reached end of file; no payload.
     InputEnd = 2,
+    /// One byte: a signal the host asks to be sent to the program (SIGTERM for Ctrl-C).
+    Signal = 3,
 }
 
 impl InputRecordKind {
@@ -27,6 +29,7 @@ impl InputRecordKind {
         match kind {
             1 => Some(Self::Input),
             2 => Some(Self::InputEnd),
+            3 => Some(Self::Signal),
             _ => None,
         }
     }
@@ -39,6 +42,8 @@ pub enum InputEvent {
     Data(u8),
     /// An `InputEnd` record is complete: fd 0 is at end of file.
     End,
+    /// A `Signal` record is complete: the host asks for this signal to be sent to the program.
+    Signal(u8),
     /// A record of this unknown kind is complete; its payload was skipped.
     UnknownKind(u8),
 }
@@ -101,6 +106,10 @@ impl InputDecoder {
                 };
                 match InputRecordKind::from_u8(kind) {
                     Some(InputRecordKind::Input) => Some(InputEvent::Data(byte)),
+                    // The signal number is the (last) payload byte.
+                    Some(InputRecordKind::Signal) if remaining == 0 => {
+                        Some(InputEvent::Signal(byte))
+                    }
                     _ if remaining == 0 => record_complete(kind),
                     _ => None,
                 }
@@ -126,6 +135,8 @@ fn record_complete(kind: u8) -> Option<InputEvent> {
     match InputRecordKind::from_u8(kind) {
         Some(InputRecordKind::Input) => None,
         Some(InputRecordKind::InputEnd) => Some(InputEvent::End),
+        // A signal record without its number names no signal.
+        Some(InputRecordKind::Signal) => None,
         None => Some(InputEvent::UnknownKind(kind)),
     }
 }
@@ -150,6 +161,12 @@ pub fn encode_input(bytes: &[u8], mut sink: impl FnMut(&[u8])) {
 /// Sends the `InputEnd` record: the host's stdin reached end of file.
 pub fn encode_input_end(mut sink: impl FnMut(&[u8])) {
     sink(&input_record_header(InputRecordKind::InputEnd, 0));
+}
+
+/// Asks for `signal` to be sent to the program (one `Signal` record).
+pub fn encode_signal(signal: u8, mut sink: impl FnMut(&[u8])) {
+    sink(&input_record_header(InputRecordKind::Signal, 1));
+    sink(&[signal]);
 }
 
 #[cfg(test)]
@@ -217,7 +234,8 @@ mod tests {
         assert_eq!(InputRecordKind::from_u8(1), Some(InputRecordKind::Input));
         assert_eq!(InputRecordKind::from_u8(2), Some(InputRecordKind::InputEnd));
         assert_eq!(InputRecordKind::from_u8(0), None);
-        assert_eq!(InputRecordKind::from_u8(3), None);
+        assert_eq!(InputRecordKind::from_u8(3), Some(InputRecordKind::Signal));
+        assert_eq!(InputRecordKind::from_u8(4), None);
     }
 
     #[test]
@@ -291,8 +309,8 @@ mod tests {
     #[test]
     fn unknown_kinds_are_skipped_and_reported_once() {
         let mut stream = collect(|sink| encode_input(b"a", sink));
-        // Kind 3 with a payload that looks like an Input record, kind 0 and kind 0xff empty.
-        stream.extend_from_slice(&[3, 4, 0, 1, 1, 0, b'!']);
+        // Kind 4 with a payload that looks like an Input record, kind 0 and kind 0xff empty.
+        stream.extend_from_slice(&[4, 4, 0, 1, 1, 0, b'!']);
         stream.extend_from_slice(&[0, 0, 0, 0xff, 0, 0]);
         stream.extend(collect(|sink| encode_input(b"b", sink)));
         stream.extend(collect(|sink| encode_input_end(sink)));
@@ -300,7 +318,7 @@ mod tests {
             decode_all(&stream),
             [
                 InputEvent::Data(b'a'),
-                InputEvent::UnknownKind(3),
+                InputEvent::UnknownKind(4),
                 InputEvent::UnknownKind(0),
                 InputEvent::UnknownKind(0xff),
                 InputEvent::Data(b'b'),
@@ -376,6 +394,7 @@ mod tests {
                         InputEvent::UnknownKind(kind) => {
                             panic!("round {round}: unknown kind {kind}")
                         }
+                        InputEvent::Signal(signal) => panic!("round {round}: signal {signal}"),
                     }
                 }
                 offset += piece;
@@ -392,5 +411,27 @@ mod tests {
         assert!(DECODER.is_between_records());
         assert_eq!(InputDecoder::default(), InputDecoder::new());
         assert!(core::mem::size_of::<InputDecoder>() <= 8);
+    }
+
+    #[test]
+    fn signal_records_carry_their_number() {
+        let mut bytes = Vec::new();
+        encode_input(b"ab", |piece| bytes.extend_from_slice(piece));
+        encode_signal(15, |piece| bytes.extend_from_slice(piece));
+        bytes.extend_from_slice(&[3, 0, 0]); // a signal record without a number
+        let mut decoder = InputDecoder::new();
+        let events: Vec<InputEvent> = bytes
+            .iter()
+            .filter_map(|&byte| decoder.push_byte(byte))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                InputEvent::Data(b'a'),
+                InputEvent::Data(b'b'),
+                InputEvent::Signal(15)
+            ]
+        );
+        assert!(decoder.is_between_records());
     }
 }

@@ -144,6 +144,10 @@ pub enum Errno {
     EINPROGRESS = 115,
     /// Operation canceled
     ECANCELED = 125,
+    /// Kernel-internal (include/linux/errno.h): the syscall was interrupted by a signal; the
+    /// way out restarts it if the handler has SA_RESTART (or none runs), else makes it EINTR.
+    /// The program never sees it.
+    ERESTARTSYS = 512,
 }
 
 impl Errno {
@@ -219,6 +223,7 @@ impl Errno {
             Errno::EALREADY => "EALREADY",
             Errno::EINPROGRESS => "EINPROGRESS",
             Errno::ECANCELED => "ECANCELED",
+            Errno::ERESTARTSYS => "ERESTARTSYS",
         }
     }
 
@@ -294,6 +299,7 @@ impl Errno {
             Errno::EALREADY => "Operation already in progress",
             Errno::EINPROGRESS => "Operation now in progress",
             Errno::ECANCELED => "Operation canceled",
+            Errno::ERESTARTSYS => "Interrupted system call, to be restarted",
         }
     }
 
@@ -382,6 +388,7 @@ const ALL: &[Errno] = &[
     Errno::EALREADY,
     Errno::EINPROGRESS,
     Errno::ECANCELED,
+    Errno::ERESTARTSYS,
 ];
 
 #[cfg(test)]

@@ -228,14 +228,29 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         FileKind::Console(_) => {
             let mut bytes = [0u8; 4096];
             let want = count.min(bytes.len());
-            let nonblocking = file.status_flags & O_NONBLOCK != 0;
-            let got = context
-                .platform
-                .console_read(&mut bytes[..want], nonblocking)
-                .ok_or(Errno::EAGAIN)?;
+            let got = console_read_blocking(context, &mut bytes[..want], file.status_flags)?;
             context.platform.write_user(buffer.0, &bytes[..got])?;
             Ok(got)
         }
+    }
+}
+
+/// Reads the console: what is waiting, or waits for it (EAGAIN with O_NONBLOCK). A signal
+/// interrupts the wait: ERESTARTSYS, which the way out turns into a restart (SA_RESTART) or
+/// EINTR, as Linux's tty reads do.
+fn console_read_blocking(
+    context: &mut Context,
+    buffer: &mut [u8],
+    status_flags: u32,
+) -> Result<usize, Errno> {
+    loop {
+        if let Some(count) = context.platform.console_read(buffer, true) {
+            return Ok(count);
+        }
+        if status_flags & O_NONBLOCK != 0 {
+            return Err(Errno::EAGAIN);
+        }
+        crate::signal::wait_step(context, u64::MAX).map_err(|_| Errno::ERESTARTSYS)?;
     }
 }
 
@@ -325,11 +340,7 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
         FileKind::Console(_) => {
             let mut bytes = [0u8; 4096];
             let want = (total as usize).min(bytes.len());
-            let nonblocking = file.status_flags & O_NONBLOCK != 0;
-            let got = context
-                .platform
-                .console_read(&mut bytes[..want], nonblocking)
-                .ok_or(Errno::EAGAIN)?;
+            let got = console_read_blocking(context, &mut bytes[..want], file.status_flags)?;
             let mut done = 0;
             for iovec in iovecs {
                 if done == got {
@@ -894,5 +905,23 @@ mod tests {
             (machine.memory_at(a, 3), machine.memory_at(b, 2)),
             (b"hel".to_vec(), b"lo".to_vec())
         );
+    }
+
+    #[test]
+    fn a_signal_from_the_host_interrupts_a_blocking_read() {
+        let mut machine = TestMachine::new();
+        machine.platform.input_open = true;
+        machine.platform.host_signals = crate::signal::bit(15);
+        let buffer = machine.scratch(16);
+        assert_eq!(
+            machine.call(0, [0, buffer, 16, 0, 0, 0]),
+            Err(Errno::ERESTARTSYS)
+        );
+        assert_eq!(machine.process.signals.pending, crate::signal::bit(15));
+        assert_eq!(
+            machine.process.signals.pending_info[14].si_code,
+            crate::signal::SI_USER
+        );
+        assert_eq!(machine.platform.signal_changes, 1, "the way out must look");
     }
 }

@@ -51,6 +51,8 @@ pub trait Platform {
     /// Reads console input: at least one byte, or 0 at end of input. Blocks for it, or with
     /// `nonblocking` returns None when nothing is waiting.
     fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize>;
+    /// Signals the host asked for (Ctrl-C at `pith run` is SIGTERM), one bit each, taken.
+    fn take_host_signals(&mut self) -> u64;
     /// How many bytes of console input are waiting (FIONREAD).
     fn console_available(&mut self) -> usize;
     /// Whether the console is a terminal on the host (isatty on the user's side).

@@ -340,6 +340,49 @@ pub fn sigaltstack(
     Ok(())
 }
 
+/// Raises the signals the host asked for, as if sent by kill(2) from outside (si_pid 0).
+pub fn raise_host_signals(context: &mut Context) {
+    let mut signals = context.platform.take_host_signals();
+    if signals == 0 {
+        return;
+    }
+    while signals != 0 {
+        let signal = signals.trailing_zeros() as i32 + 1;
+        signals &= signals - 1;
+        if (1..=NSIG).contains(&signal) {
+            context
+                .process
+                .signals
+                .raise(signal, user_siginfo(signal, SI_USER, 0));
+        }
+    }
+    context.platform.signal_state_changed();
+}
+
+/// One step of a blocking wait: raises what the host sent and what timers owe; EINTR when a
+/// signal can be delivered; otherwise waits for an interrupt, at most until `deadline`.
+pub fn wait_step(context: &mut Context, deadline: u64) -> Result<(), Errno> {
+    raise_host_signals(context);
+    let now = context
+        .platform
+        .now(crate::platform::MachineClock::Monotonic);
+    if crate::time::expire_timers(context.process, now) {
+        context.platform.signal_state_changed();
+    }
+    if context.process.signals.deliverable() != 0 {
+        return Err(Errno::EINTR);
+    }
+    let wake = context
+        .process
+        .timers
+        .next_deadline()
+        .map_or(deadline, |timer| timer.min(deadline));
+    if now < wake {
+        context.platform.wait_until(wake);
+    }
+    Ok(())
+}
+
 /// Implements pause(2): waits for a signal whose handler runs (EINTR after it returns).
 pub fn pause(context: &mut Context) -> Result<(), Errno> {
     wait_for_signal(context)
@@ -347,17 +390,7 @@ pub fn pause(context: &mut Context) -> Result<(), Errno> {
 
 fn wait_for_signal(context: &mut Context) -> Result<(), Errno> {
     loop {
-        let now = context
-            .platform
-            .now(crate::platform::MachineClock::Monotonic);
-        if crate::time::expire_timers(context.process, now) {
-            context.platform.signal_state_changed();
-        }
-        if context.process.signals.deliverable() != 0 {
-            return Err(Errno::EINTR);
-        }
-        let wake = context.process.timers.next_deadline().unwrap_or(u64::MAX);
-        context.platform.wait_until(wake);
+        wait_step(context, u64::MAX)?;
     }
 }
 

@@ -18,6 +18,7 @@ pub struct FakePlatform {
     stderr: Vec<u8>,
     input: Vec<u8>,
     pub input_open: bool,
+    pub host_signals: u64,
     terminal: bool,
     monotonic: u64,
     realtime: u64,
@@ -74,6 +75,9 @@ impl Platform for FakePlatform {
         buffer[..count].copy_from_slice(&self.input[..count]);
         self.input.drain(..count);
         Some(count)
+    }
+    fn take_host_signals(&mut self) -> u64 {
+        core::mem::take(&mut self.host_signals)
     }
     fn console_available(&mut self) -> usize {
         self.input.len()

@@ -210,22 +210,22 @@ fn nanoseconds_of(time: &Timespec) -> Result<u64, Errno> {
 /// Sleeps until the monotonic `deadline`, waking for signals: EINTR if one became deliverable.
 fn sleep_until(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     loop {
-        let now = context.platform.now(MachineClock::Monotonic);
-        if expire_timers(context.process, now) {
-            context.platform.signal_state_changed();
+        if context.platform.now(MachineClock::Monotonic) >= deadline {
+            // A signal that came due at the same moment still interrupts, as on Linux.
+            crate::signal::raise_host_signals(context);
+            if expire_timers(
+                context.process,
+                context.platform.now(MachineClock::Monotonic),
+            ) {
+                context.platform.signal_state_changed();
+            }
+            return if context.process.signals.deliverable() != 0 {
+                Err(Errno::EINTR)
+            } else {
+                Ok(())
+            };
         }
-        if context.process.signals.deliverable() != 0 {
-            return Err(Errno::EINTR);
-        }
-        if now >= deadline {
-            return Ok(());
-        }
-        let wake = context
-            .process
-            .timers
-            .next_deadline()
-            .map_or(deadline, |timer| timer.min(deadline));
-        context.platform.wait_until(wake);
+        crate::signal::wait_step(context, deadline)?;
     }
 }
 
