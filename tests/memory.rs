@@ -54,3 +54,32 @@ fn the_i386_syscall_instruction_is_refused_not_ignored() {
     );
     assert!(!outcome.stdout.contains("no fault"), "{}", outcome.stdout);
 }
+
+#[test]
+fn proc_self_maps_describes_the_address_space() {
+    for toolchain in [
+        Toolchain::GlibcStatic,
+        Toolchain::GlibcStaticPie,
+        Toolchain::MuslStatic,
+    ] {
+        let program = compile("proc_maps", toolchain);
+        let native = native_run(&program, &[], &[]);
+        assert_eq!(
+            native.status, 0,
+            "the checks must pass on Linux first: {}",
+            native.stdout
+        );
+        let outcome = pith_run(&[], &program, &[], &[]);
+        let failed: Vec<&str> = outcome
+            .stdout
+            .lines()
+            .filter(|line| line.starts_with("FAIL"))
+            .collect();
+        assert_eq!(
+            outcome.status, 0,
+            "{toolchain:?}: {failed:?}\n{}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
+    }
+}

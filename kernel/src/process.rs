@@ -196,7 +196,20 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         let kind = if vma.start >= stack_limit {
             VmaKind::Stack
         } else {
-            VmaKind::Program
+            // Where in the file the area starts (for /proc/self/maps): through the segment
+            // whose pages hold it.
+            let file_offset = plan
+                .segments
+                .iter()
+                .find(|segment| {
+                    let (start, end) = segment.page_range();
+                    (start + bias..end + bias).contains(&vma.start)
+                })
+                .map_or(0, |segment| {
+                    elf::page_round_down(segment.file_offset)
+                        + (vma.start - (segment.page_range().0 + bias))
+                });
+            VmaKind::Program { file_offset }
         };
         memory.insert(Vma { kind, ..vma });
     }

@@ -12,7 +12,9 @@ use alloc::vec::Vec;
 pub const NR_OPEN: u64 = 1 << 20;
 
 /// open(2) flags (include/uapi/asm-generic/fcntl.h).
+pub const O_WRONLY: u32 = 0o1;
 pub const O_RDWR: u32 = 0o2;
+pub const O_ACCMODE: u32 = 0o3;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
@@ -49,6 +51,14 @@ const MAX_RW_COUNT: usize = 0x7fff_f000;
 pub enum FileKind {
     /// The console; writes go to the given stream (fd 2's to the host's stderr).
     Console(ConsoleStream),
+    /// A read-only file whose text the kernel made when it was opened (/proc/self/maps).
+    Generated,
+}
+
+/// The text of a generated file and the description's position in it.
+struct Generated {
+    bytes: Vec<u8>,
+    offset: u64,
 }
 
 /// An open file description, shared by duplicated fds.
@@ -72,6 +82,8 @@ pub struct FdTable {
     entries: BTreeMap<u32, FdEntry>,
     /// Open file descriptions and how many fds refer to each.
     descriptions: BTreeMap<u32, (OpenFile, usize)>,
+    /// The contents of generated files, by description.
+    generated: BTreeMap<u32, Generated>,
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
     pub console_termios: Termios,
@@ -100,6 +112,7 @@ impl FdTable {
         let mut table = FdTable {
             entries: BTreeMap::new(),
             descriptions: BTreeMap::new(),
+            generated: BTreeMap::new(),
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
         };
@@ -143,6 +156,7 @@ impl FdTable {
             *references -= 1;
             if *references == 0 {
                 self.descriptions.remove(&description);
+                self.generated.remove(&description);
             }
         }
     }
@@ -204,6 +218,34 @@ impl FdTable {
         Ok(())
     }
 
+    /// Opens a read-only file holding `bytes` at the lowest free fd.
+    fn open_generated(
+        &mut self,
+        bytes: Vec<u8>,
+        access: u32,
+        close_on_exec: bool,
+        limit: u32,
+    ) -> Result<Fd, Errno> {
+        let free = (0..limit)
+            .find(|fd| !self.entries.contains_key(fd))
+            .ok_or(Errno::EMFILE)?;
+        let description = self.new_description(OpenFile {
+            kind: FileKind::Generated,
+            status_flags: O_LARGEFILE | access,
+        });
+        self.generated
+            .insert(description, Generated { bytes, offset: 0 });
+        self.attach(free, description, close_on_exec);
+        Ok(Fd(free as i32))
+    }
+
+    fn generated_mut(&mut self, fd: Fd) -> Result<&mut Generated, Errno> {
+        let entry = self.entry(fd)?;
+        self.generated
+            .get_mut(&entry.description)
+            .ok_or(Errno::EBADF)
+    }
+
     pub fn close(&mut self, fd: Fd) -> Result<(), Errno> {
         let entry = self.entries.remove(&fd_index(fd)?).ok_or(Errno::EBADF)?;
         self.release(entry.description);
@@ -231,6 +273,18 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
             let got = console_read_blocking(context, &mut bytes[..want], file.status_flags)?;
             context.platform.write_user(buffer.0, &bytes[..got])?;
             Ok(got)
+        }
+        FileKind::Generated => {
+            if file.status_flags & O_ACCMODE == O_WRONLY {
+                return Err(Errno::EBADF);
+            }
+            let generated = context.process.files.generated_mut(fd)?;
+            let start = (generated.offset as usize).min(generated.bytes.len());
+            let end = start.saturating_add(count).min(generated.bytes.len());
+            let chunk = generated.bytes[start..end].to_vec();
+            context.platform.write_user(buffer.0, &chunk)?;
+            context.process.files.generated_mut(fd)?.offset = end as u64;
+            Ok(chunk.len())
         }
     }
 }
@@ -281,6 +335,9 @@ pub fn write(
             }
             Ok(done)
         }
+        // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
+        FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
+        FileKind::Generated => Err(Errno::EINVAL),
     }
 }
 
@@ -337,6 +394,23 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
         return Ok(0);
     }
     match file.kind {
+        // A file that never blocks: fill the buffers in turn.
+        FileKind::Generated => {
+            let mut total = 0;
+            for iovec in iovecs {
+                let got = read(
+                    context,
+                    fd,
+                    UserAddr(iovec.iov_base),
+                    iovec.iov_len as usize,
+                )?;
+                total += got;
+                if got < iovec.iov_len as usize {
+                    break;
+                }
+            }
+            Ok(total)
+        }
         FileKind::Console(_) => {
             let mut bytes = [0u8; 4096];
             let want = (total as usize).min(bytes.len());
@@ -428,14 +502,32 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
     }
 }
 
-/// Implements lseek(2): the console is a character device and cannot seek.
-pub fn lseek(context: &mut Context, fd: Fd, _offset: i64, whence: i32) -> Result<i64, Errno> {
+/// SEEK_CUR (include/uapi/linux/fs.h).
+pub const SEEK_CUR: i32 = 1;
+
+/// Implements lseek(2): generated files seek; the console is a character device and cannot.
+pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<i64, Errno> {
     let file = context.process.files.get(fd)?;
     if !(SEEK_SET..=SEEK_END).contains(&whence) && whence != 3 && whence != 4 {
         return Err(Errno::EINVAL);
     }
     match file.kind {
         FileKind::Console(_) => Err(Errno::ESPIPE),
+        FileKind::Generated => {
+            let generated = context.process.files.generated_mut(fd)?;
+            let base = match whence {
+                SEEK_SET => 0,
+                SEEK_CUR => generated.offset as i64,
+                SEEK_END => generated.bytes.len() as i64,
+                _ => return Err(Errno::EINVAL), // SEEK_DATA and SEEK_HOLE: not for proc files
+            };
+            let position = base
+                .checked_add(offset)
+                .filter(|&position| position >= 0)
+                .ok_or(Errno::EINVAL)?;
+            generated.offset = position as u64;
+            Ok(position)
+        }
     }
 }
 
@@ -462,6 +554,15 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
     let file = context.process.files.get(fd)?;
     let value = match file.kind {
         FileKind::Console(_) => console_stat(context),
+        // As procfs reports its files: regular, read-only, size 0.
+        FileKind::Generated => Stat {
+            st_dev: 0x17,
+            st_ino: 4,
+            st_nlink: 1,
+            st_mode: S_IFREG | 0o444,
+            st_blksize: 1024,
+            ..Stat::default()
+        },
     };
     context.write_struct(stat.0, &value)
 }
@@ -493,7 +594,9 @@ pub fn newfstatat(
 /// Implements ioctl(2) on the console.
 pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
-    let FileKind::Console(_) = file.kind;
+    if file.kind == FileKind::Generated {
+        return Err(Errno::ENOTTY);
+    }
     if request == FIONREAD {
         let waiting = context.platform.console_available().min(i32::MAX as usize) as i32;
         context.write_struct(argument, &waiting)?;
@@ -562,19 +665,44 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
-    // There is no filesystem yet: no path exists, and nothing can be created.
+    if is_own_proc_file(&name, b"maps") {
+        // The file is r--r--r--, but the program runs as root, which Linux lets open it for
+        // writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
+        let text = context
+            .process
+            .memory
+            .maps_text(&context.process.executable_path);
+        let limit = nofile_limit(context);
+        return Ok(context
+            .process
+            .files
+            .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
+            .0);
+    }
+    // There is no filesystem yet: no other path exists, and nothing can be created.
     if flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EROFS);
     }
     Err(Errno::ENOENT)
 }
 
-/// Implements open(2): there are no files until the filesystem lands.
+/// Whether `path` is /proc/self/NAME (or /proc/1/NAME, the program's pid).
+fn is_own_proc_file(path: &[u8], name: &[u8]) -> bool {
+    [
+        &b"/proc/self/"[..],
+        &b"/proc/1/"[..],
+        &b"/proc/thread-self/"[..],
+    ]
+    .iter()
+    .any(|prefix| path.strip_prefix(*prefix) == Some(name))
+}
+
+/// Implements open(2): /proc/self/maps; no other files until the filesystem lands.
 pub fn open(context: &mut Context, path: UserPath, flags: u32, _mode: u32) -> Result<i32, Errno> {
     open_path(context, path, flags)
 }
 
-/// Implements openat(2): there are no files until the filesystem lands.
+/// Implements openat(2): /proc/self/maps; no other files until the filesystem lands.
 pub fn openat(
     context: &mut Context,
     dir_fd: Fd,
@@ -923,5 +1051,62 @@ mod tests {
             crate::signal::SI_USER
         );
         assert_eq!(machine.platform.signal_changes, 1, "the way out must look");
+    }
+
+    #[test]
+    fn proc_self_maps_reads_seeks_and_is_read_only() {
+        use crate::mm::{Vma, VmaKind};
+        use crate::platform::Protection;
+        let mut machine = TestMachine::new();
+        let rx = Protection {
+            read: true,
+            write: false,
+            execute: true,
+        };
+        machine.process.memory.insert(Vma {
+            start: 0x40_0000,
+            end: 0x40_2000,
+            protection: rx,
+            kind: VmaKind::Program {
+                file_offset: 0x1000,
+            },
+        });
+        let path = machine.put(b"/proc/self/maps\0");
+        let fd = machine.call(2, [path, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(fd, 3);
+        let buffer = machine.scratch(4096);
+        let count = machine.call(0, [fd, buffer, 4096, 0, 0, 0]).unwrap() as usize;
+        let text = String::from_utf8(machine.memory_at(buffer, count)).unwrap();
+        let expected = format!(
+            "00400000-00402000 r-xp 00001000 00:00 0 {}/hello\n",
+            " ".repeat(73 - 40)
+        );
+        assert_eq!(text, expected);
+        assert_eq!(
+            machine.call(0, [fd, buffer, 4096, 0, 0, 0]),
+            Ok(0),
+            "then end of file"
+        );
+        assert_eq!(machine.call(8, [fd, 9, SEEK_SET as u64, 0, 0, 0]), Ok(9));
+        assert_eq!(machine.call(0, [fd, buffer, 8, 0, 0, 0]), Ok(8));
+        assert_eq!(machine.memory_at(buffer, 8), b"00402000");
+        assert_eq!(
+            machine.call(1, [fd, buffer, 1, 0, 0, 0]),
+            Err(Errno::EBADF),
+            "opened read-only"
+        );
+        let writable = machine.call(2, [path, 1, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            machine.call(1, [writable, buffer, 1, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "root may open it, not write it"
+        );
+        assert_eq!(
+            machine.call(0, [writable, buffer, 1, 0, 0, 0]),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(machine.call(3, [fd, 0, 0, 0, 0, 0]), Ok(0));
+        let other = machine.put(b"/proc/self/status\0");
+        assert_eq!(machine.call(2, [other, 0, 0, 0, 0, 0]), Err(Errno::ENOENT));
     }
 }

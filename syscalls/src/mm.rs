@@ -46,8 +46,8 @@ pub const MADV_DODUMP: i32 = 17;
 /// What an area holds, for /proc/self/maps and the fault report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmaKind {
-    /// A PT_LOAD segment of the program.
-    Program,
+    /// A PT_LOAD segment of the program; its first page is this far into the file.
+    Program { file_offset: u64 },
     /// The brk heap.
     Heap,
     /// The main thread's stack.
@@ -63,6 +63,38 @@ pub struct Vma {
     pub end: u64,
     pub protection: Protection,
     pub kind: VmaKind,
+}
+
+impl Vma {
+    /// The part of this area from `start` on (`start` inside it): a file-backed area's offset
+    /// moves with it.
+    pub fn from(&self, start: u64) -> Vma {
+        let kind = match self.kind {
+            VmaKind::Program { file_offset } => VmaKind::Program {
+                file_offset: file_offset + (start - self.start),
+            },
+            other => other,
+        };
+        Vma {
+            start,
+            kind,
+            ..*self
+        }
+    }
+
+    /// Whether `next`, which starts where this ends, can join it in one area.
+    fn continues_into(&self, next: &Vma) -> bool {
+        next.protection == self.protection
+            && match (self.kind, next.kind) {
+                (
+                    VmaKind::Program { file_offset },
+                    VmaKind::Program {
+                        file_offset: next_offset,
+                    },
+                ) => next_offset == file_offset + (self.end - self.start),
+                (kind, next_kind) => kind == next_kind,
+            }
+    }
 }
 
 /// The areas of the address space, keyed by start address; they never overlap.
@@ -122,6 +154,41 @@ impl AddressSpace {
         self.vmas.values()
     }
 
+    /// /proc/self/maps: a line per area, as fs/proc/task_mmu.c show_map_vma writes them
+    /// (start-end, rwxp, file offset, device, inode, then the name from column 73).
+    pub fn maps_text(&self, executable: &[u8]) -> Vec<u8> {
+        use core::fmt::Write;
+        let mut text = alloc::string::String::new();
+        for vma in self.vmas.values() {
+            let (offset, name): (u64, &[u8]) = match vma.kind {
+                VmaKind::Program { file_offset } => (file_offset, executable),
+                VmaKind::Heap => (0, b"[heap]"),
+                VmaKind::Stack => (0, b"[stack]"),
+                VmaKind::Anonymous => (0, b""),
+            };
+            let line_start = text.len();
+            let p = vma.protection;
+            let _ = write!(
+                text,
+                "{:08x}-{:08x} {}{}{}p {:08x} 00:00 0 ",
+                vma.start,
+                vma.end,
+                if p.read { 'r' } else { '-' },
+                if p.write { 'w' } else { '-' },
+                if p.execute { 'x' } else { '-' },
+                offset
+            );
+            if !name.is_empty() {
+                while text.len() - line_start < 73 {
+                    text.push(' ');
+                }
+                text.push_str(&alloc::string::String::from_utf8_lossy(name));
+            }
+            text.push('\n');
+        }
+        text.into_bytes()
+    }
+
     /// The area containing `address`.
     pub fn find(&self, address: u64) -> Option<&Vma> {
         self.vmas
@@ -174,7 +241,13 @@ impl AddressSpace {
                 self.vmas.insert(vma.start, Vma { end: start, ..vma });
             }
             if vma.end > end {
-                self.vmas.insert(end, Vma { start: end, ..vma });
+                self.vmas.insert(
+                    end,
+                    Vma {
+                        end: vma.end,
+                        ..vma.from(end)
+                    },
+                );
             }
         }
     }
@@ -193,11 +266,11 @@ impl AddressSpace {
             .collect();
         self.remove(start, end);
         for vma in pieces {
+            let piece = vma.from(vma.start.max(start));
             self.insert(Vma {
-                start: vma.start.max(start),
                 end: vma.end.min(end),
                 protection,
-                ..vma
+                ..piece
             });
         }
         self.merge_around(start, end);
@@ -219,7 +292,7 @@ impl AddressSpace {
                 let Some(&next) = self.vmas.get(&vma.end) else {
                     break;
                 };
-                if next.protection != vma.protection || next.kind != vma.kind {
+                if !vma.continues_into(&next) {
                     break;
                 }
                 self.vmas.remove(&next.start);
@@ -434,7 +507,11 @@ pub fn madvise(
                 .process
                 .memory
                 .vmas()
-                .filter(|vma| vma.start < end && start < vma.end && vma.kind != VmaKind::Program)
+                .filter(|vma| {
+                    vma.start < end
+                        && start < vma.end
+                        && !matches!(vma.kind, VmaKind::Program { .. })
+                })
                 .copied()
                 .collect();
             for vma in pieces {
@@ -776,5 +853,78 @@ mod tests {
             }
         }
         panic!("mmap never said ENOMEM");
+    }
+
+    #[test]
+    fn maps_lines_follow_linux() {
+        let mut memory = space();
+        memory.insert(Vma {
+            start: 0x60_0000,
+            end: 0x60_1000,
+            protection: RW,
+            kind: VmaKind::Heap,
+        });
+        memory.insert(Vma {
+            start: 0x7000_0000,
+            end: 0x7000_2000,
+            protection: RW,
+            kind: VmaKind::Anonymous,
+        });
+        memory.insert(Vma {
+            start: 0x7ffd_0000_0000,
+            end: 0x7ffd_0080_0000,
+            protection: RW,
+            kind: VmaKind::Stack,
+        });
+        let text = String::from_utf8(memory.maps_text(b"/hello")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "00600000-00601000 rw-p 00000000 00:00 0 {}[heap]",
+                " ".repeat(33)
+            )
+        );
+        assert_eq!(
+            lines[1], "70000000-70002000 rw-p 00000000 00:00 0 ",
+            "anonymous: no name, trailing space"
+        );
+        assert!(
+            lines[2].starts_with("7ffd00000000-7ffd00800000 rw-p ")
+                && lines[2].ends_with(" [stack]")
+        );
+        assert_eq!(lines[2].find("[stack]"), Some(73));
+    }
+
+    #[test]
+    fn splitting_a_program_area_moves_its_file_offset() {
+        let mut memory = space();
+        let program = VmaKind::Program {
+            file_offset: 0x2000,
+        };
+        memory.insert(Vma {
+            start: 0x40_0000,
+            end: 0x40_4000,
+            protection: RW,
+            kind: program,
+        });
+        memory.protect(0x40_1000, 0x40_2000, RO).unwrap();
+        let offsets: Vec<VmaKind> = memory.vmas().map(|vma| vma.kind).collect();
+        assert_eq!(
+            offsets,
+            vec![
+                VmaKind::Program {
+                    file_offset: 0x2000
+                },
+                VmaKind::Program {
+                    file_offset: 0x3000
+                },
+                VmaKind::Program {
+                    file_offset: 0x4000
+                },
+            ]
+        );
+        memory.protect(0x40_1000, 0x40_2000, RW).unwrap();
+        assert_eq!(memory.vmas().count(), 1, "contiguous offsets merge back");
     }
 }

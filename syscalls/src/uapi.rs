@@ -112,6 +112,7 @@ pub struct Stat {
 }
 /// File type bits of st_mode (include/uapi/linux/stat.h).
 pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFREG: u32 = 0o100000;
 pub const S_IFIFO: u32 = 0o010000;
 
 /// `struct termios` as TCGETS returns it (include/uapi/asm-generic/termbits.h; NCCS = 19).

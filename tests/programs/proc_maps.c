@@ -1,0 +1,82 @@
+/* Reads /proc/self/maps and checks what programs look for in it: their code (r-xp, named by
+ * the program), the stack, the heap, and mappings as mprotect splits them and munmap removes
+ * them. Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int failures;
+static void check(const char *name, int ok) {
+    printf("%s %s\n", ok ? "ok" : "FAIL", name);
+    if (!ok) failures++;
+}
+
+static char maps[65536];
+
+static void load(void) {
+    int fd = open("/proc/self/maps", O_RDONLY);
+    size_t total = 0;
+    ssize_t got;
+    while (fd >= 0 && (got = read(fd, maps + total, sizeof maps - 1 - total)) > 0) total += got;
+    maps[total] = 0;
+    close(fd);
+}
+
+/* The line whose range holds `address`, copied into `line`; 0 if none. */
+static int line_for(unsigned long address, char *line, size_t size) {
+    for (char *cursor = maps; *cursor;) {
+        char *end = strchr(cursor, '\n');
+        if (!end) break;
+        unsigned long start, stop;
+        if (sscanf(cursor, "%lx-%lx", &start, &stop) == 2 && start <= address && address < stop) {
+            size_t length = (size_t)(end - cursor) < size - 1 ? (size_t)(end - cursor) : size - 1;
+            memcpy(line, cursor, length);
+            line[length] = 0;
+            return 1;
+        }
+        cursor = end + 1;
+    }
+    return 0;
+}
+
+static int ends_with(const char *text, const char *suffix) {
+    size_t a = strlen(text), b = strlen(suffix);
+    return a >= b && strcmp(text + a - b, suffix) == 0;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    char line[512], perms[8];
+    int local = 0;
+
+    void *heap_top = (void *)syscall(SYS_brk, 0);
+    syscall(SYS_brk, (char *)heap_top + 65536);
+    char *area = mmap(0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mprotect(area + 4096, 4096, PROT_READ);
+    load();
+
+    check("the code is r-xp and named by the program",
+          line_for((unsigned long)main, line, sizeof line) && sscanf(line, "%*s %7s", perms) == 1 &&
+              strcmp(perms, "r-xp") == 0 && ends_with(line, name));
+    check("the stack is [stack]", line_for((unsigned long)&local, line, sizeof line) && ends_with(line, "[stack]"));
+    check("the grown break is [heap]",
+          line_for((unsigned long)heap_top + 100, line, sizeof line) && ends_with(line, "[heap]"));
+    check("an mmap'd page is rw-p",
+          line_for((unsigned long)area, line, sizeof line) && sscanf(line, "%*s %7s", perms) == 1 && strcmp(perms, "rw-p") == 0);
+    check("mprotect splits it: r--p in the middle",
+          line_for((unsigned long)area + 4096, line, sizeof line) && sscanf(line, "%*s %7s", perms) == 1 && strcmp(perms, "r--p") == 0);
+    munmap(area, 3 * 4096);
+    load();
+    check("munmap removes it", !line_for((unsigned long)area + 4096, line, sizeof line));
+    /* As root (Pith's programs run as uid 0), Linux opens it for writing, but writes fail. */
+    int writable = open("/proc/self/maps", O_WRONLY);
+    check("writing it fails", writable < 0 || write(writable, "x", 1) == -1);
+
+    printf("%d failures\n", failures);
+    return failures;
+}
