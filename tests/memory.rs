@@ -83,3 +83,23 @@ fn proc_self_maps_describes_the_address_space() {
         assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
     }
 }
+
+#[test]
+fn mremap_and_mincore_behave_as_on_linux() {
+    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
+        let program = compile("remap", toolchain);
+        let native = native_run(&program, &[], &[]);
+        assert_eq!(
+            native.status, 0,
+            "the checks must pass on Linux first: {}",
+            native.stdout
+        );
+        let outcome = pith_run(&[], &program, &[], &[]);
+        assert_eq!(
+            outcome.status, 0,
+            "{toolchain:?}: {}\n{}",
+            outcome.stdout, outcome.stderr
+        );
+        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
+    }
+}

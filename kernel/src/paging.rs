@@ -317,3 +317,35 @@ pub fn areas() -> alloc::vec::Vec<Vma> {
         .map(|backing| backing.vmas().copied().collect())
         .unwrap_or_default()
 }
+
+/// Moves the frames of [from, from + len) to [to, to + len), with `protection`; the old
+/// entries are cleared. The target's area was made by map_anonymous just before (mremap).
+pub fn move_pages(from: u64, to: u64, len: u64, protection: Protection) -> Result<(), MapError> {
+    let _guard = BACKING.lock();
+    for offset in (0..len).step_by(PAGE_SIZE as usize) {
+        let Ok(Some(old)) = leaf_entry(from + offset, false) else {
+            continue;
+        };
+        if !owns_frame(old) {
+            continue;
+        }
+        let frame = old.addr();
+        old.set_unused();
+        flush(from + offset);
+        let new = leaf_entry(to + offset, true)?.ok_or(MapError::OutOfMemory)?;
+        match leaf_flags(protection) {
+            Some(flags) => new.set_addr(frame, flags),
+            None => new.set_addr(frame, PARKED | PageTableFlags::NO_EXECUTE),
+        }
+    }
+    Ok(())
+}
+
+/// Whether each page from `start` on has its memory (one byte per page in `out`, bit 0).
+pub fn residency(start: u64, out: &mut [u8]) {
+    let _guard = BACKING.lock();
+    for (index, byte) in out.iter_mut().enumerate() {
+        let address = start + index as u64 * PAGE_SIZE;
+        *byte = matches!(leaf_entry(address, false), Ok(Some(entry)) if owns_frame(entry)) as u8;
+    }
+}

@@ -98,6 +98,20 @@ impl Platform for KernelPlatform {
         paging::populate(start, len).map_err(map_error)
     }
 
+    fn move_pages(
+        &mut self,
+        from: u64,
+        to: u64,
+        len: u64,
+        protection: Protection,
+    ) -> Result<(), Errno> {
+        paging::move_pages(from, to, len, protection).map_err(map_error)
+    }
+
+    fn residency(&mut self, start: u64, out: &mut [u8]) {
+        paging::residency(start, out)
+    }
+
     fn discard(&mut self, start: u64, len: u64) {
         paging::discard(start, len)
     }

@@ -527,6 +527,161 @@ pub fn madvise(
     }
 }
 
+/// mremap flags (include/uapi/linux/mman.h).
+pub const MREMAP_MAYMOVE: u32 = 1;
+pub const MREMAP_FIXED: u32 = 2;
+pub const MREMAP_DONTUNMAP: u32 = 4;
+
+/// Implements mremap(2) for anonymous memory: shrink in place, grow in place when the next
+/// pages are free, or move (MREMAP_MAYMOVE, MREMAP_FIXED) with the contents.
+pub fn mremap(
+    context: &mut Context,
+    old_address: UserAddr,
+    old_size: u64,
+    new_size: u64,
+    flags: u32,
+    new_address: UserAddr,
+) -> Result<u64, Errno> {
+    let old_start = old_address.0;
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        || flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && flags & MREMAP_MAYMOVE == 0
+        || !old_start.is_multiple_of(PAGE_SIZE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // MREMAP_DONTUNMAP leaves the old range mapped but empty: not supported (yet) here.
+    if flags & MREMAP_DONTUNMAP != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_size = page_align_up(old_size).ok_or(Errno::EINVAL)?;
+    let new_size = page_align_up(new_size)
+        .filter(|&size| size > 0 && size <= TASK_SIZE)
+        .ok_or(Errno::EINVAL)?;
+    // old_size 0 duplicates a shared mapping; private memory cannot be duplicated.
+    if old_size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_end = old_start.checked_add(old_size).ok_or(Errno::EINVAL)?;
+    let memory = &context.process.memory;
+    let vma = *memory.find(old_start).ok_or(Errno::EFAULT)?;
+    if old_end > vma.end {
+        return Err(Errno::EFAULT); // the range must lie in one area
+    }
+    let protection = vma.protection;
+    if flags & MREMAP_FIXED != 0 {
+        let target = new_address.0;
+        let target_end = target
+            .checked_add(new_size)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(Errno::EINVAL)?;
+        if !target.is_multiple_of(PAGE_SIZE) || (target < old_end && old_start < target_end) {
+            return Err(Errno::EINVAL);
+        }
+        context.process.memory.remove(target, target_end);
+        context.platform.unmap(target, new_size);
+        return move_area(context, old_start, old_size, target, new_size, protection);
+    }
+    if new_size <= old_size {
+        if new_size < old_size {
+            context.process.memory.remove(old_start + new_size, old_end);
+            context
+                .platform
+                .unmap(old_start + new_size, old_size - new_size);
+        }
+        return Ok(old_start);
+    }
+    // Grow in place when the pages after the area are free.
+    let grown_end = old_start.checked_add(new_size).ok_or(Errno::ENOMEM)?;
+    if old_end == vma.end && context.process.memory.is_free(old_end, grown_end) {
+        context
+            .platform
+            .map_anonymous(old_end, grown_end - old_end, protection)?;
+        let memory = &mut context.process.memory;
+        memory.insert(Vma {
+            start: old_end,
+            end: grown_end,
+            protection,
+            kind: vma.from(old_end).kind,
+        });
+        memory.merge_around(old_start, grown_end);
+        return Ok(old_start);
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let target = context
+        .process
+        .memory
+        .find_free(new_size, 0)
+        .ok_or(Errno::ENOMEM)?;
+    move_area(context, old_start, old_size, target, new_size, protection)
+}
+
+/// Moves [old_start, + old_size) to [target, + new_size): the pages come along, any extra is
+/// fresh zeroed memory, and the old range is gone.
+fn move_area(
+    context: &mut Context,
+    old_start: u64,
+    old_size: u64,
+    target: u64,
+    new_size: u64,
+    protection: Protection,
+) -> Result<u64, Errno> {
+    let moved = old_size.min(new_size);
+    context
+        .platform
+        .map_anonymous(target, new_size, protection)?;
+    context
+        .platform
+        .move_pages(old_start, target, moved, protection)?;
+    context.platform.unmap(old_start, old_size);
+    let memory = &mut context.process.memory;
+    memory.remove(old_start, old_start + old_size);
+    memory.insert(Vma {
+        start: target,
+        end: target + new_size,
+        protection,
+        kind: VmaKind::Anonymous,
+    });
+    memory.merge_around(target, target + new_size);
+    Ok(target)
+}
+
+/// Implements mincore(2): one byte per page, bit 0 set when the page is in memory.
+pub fn mincore(
+    context: &mut Context,
+    address: UserAddr,
+    length: u64,
+    vector: UserAddr,
+) -> Result<(), Errno> {
+    let start = address.0;
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let length = page_align_up(length).ok_or(Errno::ENOMEM)?;
+    let end = start
+        .checked_add(length)
+        .filter(|&end| end <= TASK_SIZE)
+        .ok_or(Errno::ENOMEM)?;
+    if !context.process.memory.is_fully_mapped(start, end) {
+        return Err(Errno::ENOMEM);
+    }
+    let pages = (length / PAGE_SIZE) as usize;
+    let mut done = 0;
+    let mut chunk = [0u8; 4096];
+    while done < pages {
+        let take = (pages - done).min(chunk.len());
+        context
+            .platform
+            .residency(start + done as u64 * PAGE_SIZE, &mut chunk[..take]);
+        context
+            .platform
+            .write_user(vector.0 + done as u64, &chunk[..take])?;
+        done += take;
+    }
+    Ok(())
+}
+
 /// Implements brk(2): returns the new break, or the old one when it cannot move.
 pub fn brk(context: &mut Context, address: UserAddr) -> Result<u64, Errno> {
     let memory = &mut context.process.memory;
@@ -926,5 +1081,84 @@ mod tests {
         );
         memory.protect(0x40_1000, 0x40_2000, RW).unwrap();
         assert_eq!(memory.vmas().count(), 1, "contiguous offsets merge back");
+    }
+
+    #[test]
+    fn mremap_shrinks_grows_and_moves_with_the_contents() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let address = machine.call(9, [0, 8192, 3, anon, 0, 0]).unwrap();
+        machine.write_u64(address, 0x1111);
+        machine.write_u64(address + 4096, 0x2222);
+        assert_eq!(
+            machine.call(25, [address, 8192, 4096, 0, 0, 0]),
+            Ok(address),
+            "shrink in place"
+        );
+        assert!(!machine.is_backed(address + 4096, 4096));
+        // Block growth in place with a mapping right after it.
+        machine
+            .call(9, [address + 4096, 4096, 3, anon | MAP_FIXED as u64, 0, 0])
+            .unwrap();
+        assert_eq!(
+            machine.call(25, [address, 4096, 16384, 0, 0, 0]),
+            Err(Errno::ENOMEM),
+            "no room, no MAYMOVE"
+        );
+        let moved = machine
+            .call(25, [address, 4096, 16384, MREMAP_MAYMOVE as u64, 0, 0])
+            .unwrap();
+        assert_ne!(moved, address);
+        assert_eq!(machine.read_u64(moved), 0x1111, "the contents move along");
+        assert_eq!(machine.read_u64(moved + 8192), 0, "the extra is zero");
+        assert!(!machine.is_backed(address, 4096), "the old page is gone");
+        let fixed = 0x3000_0000u64;
+        let flags = (MREMAP_MAYMOVE | MREMAP_FIXED) as u64;
+        assert_eq!(
+            machine.call(25, [moved, 16384, 16384, flags, fixed, 0]),
+            Ok(fixed)
+        );
+        assert_eq!(machine.read_u64(fixed), 0x1111);
+        assert_eq!(
+            machine.call(
+                25,
+                [fixed, 16384, 16384, MREMAP_FIXED as u64, 0x4000_0000, 0]
+            ),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(25, [fixed + 1, 4096, 8192, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(25, [fixed, 4096, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(25, [0x5000_0000_0000, 4096, 8192, 1, 0, 0]),
+            Err(Errno::EFAULT)
+        );
+    }
+
+    #[test]
+    fn mincore_reports_residency() {
+        let mut machine = TestMachine::new();
+        let anon = (MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+        let address = machine.call(9, [0, 3 * 4096, 3, anon, 0, 0]).unwrap();
+        crate::platform::Platform::unmap(&mut machine.platform, address + 4096, 4096); // as if never touched
+        let vector = machine.scratch(3);
+        assert_eq!(
+            machine.call(27, [address, 3 * 4096, vector, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.memory_at(vector, 3), [1, 0, 1]);
+        assert_eq!(
+            machine.call(27, [address + 1, 4096, vector, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(27, [0x6000_0000, 4096, vector, 0, 0, 0]),
+            Err(Errno::ENOMEM)
+        );
     }
 }

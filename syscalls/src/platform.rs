@@ -67,6 +67,17 @@ pub trait Platform {
     /// Drops the contents of [start, start + len) but keeps it mapped: it reads back as zero
     /// (MADV_DONTNEED), and its memory goes back to the machine.
     fn discard(&mut self, start: u64, len: u64);
+    /// Moves the pages of [from, from + len) to [to, to + len), contents and all, leaving the
+    /// old range unmapped; the new range was free. (mremap)
+    fn move_pages(
+        &mut self,
+        from: u64,
+        to: u64,
+        len: u64,
+        protection: Protection,
+    ) -> Result<(), Errno>;
+    /// Whether each page of [start, start + len) is in memory: one byte per page, bit 0.
+    fn residency(&mut self, start: u64, out: &mut [u8]);
     /// Drops the memory of [start, start + len); unmapped pages in the range are fine.
     fn unmap(&mut self, start: u64, len: u64);
     /// Changes the protection of [start, start + len), keeping the contents.

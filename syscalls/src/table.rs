@@ -82,6 +82,8 @@ syscall_table! {
     19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console; one read scattered over the buffers");
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
     24 sched_yield() => process::sched_yield, Supported;
+    25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
+    27 mincore(address: UserAddr, length: u64, vector: UserAddr) => mm::mincore, Supported;
     28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero) but keeps the program's own segments, having no file to re-read; MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
     32 dup(fd: Fd) => fs::dup, Supported;
     33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;

@@ -105,6 +105,28 @@ impl Platform for FakePlatform {
             }
         }
     }
+    fn move_pages(
+        &mut self,
+        from: u64,
+        to: u64,
+        len: u64,
+        protection: Protection,
+    ) -> Result<(), Errno> {
+        for offset in (0..len).step_by(PAGE as usize) {
+            let page = self
+                .pages
+                .remove(&(from + offset))
+                .map(|(bytes, _)| bytes)
+                .unwrap_or_else(|| vec![0; PAGE as usize]);
+            self.pages.insert(to + offset, (page, protection));
+        }
+        Ok(())
+    }
+    fn residency(&mut self, start: u64, out: &mut [u8]) {
+        for (index, byte) in out.iter_mut().enumerate() {
+            *byte = self.pages.contains_key(&(start + index as u64 * PAGE)) as u8;
+        }
+    }
     fn unmap(&mut self, start: u64, len: u64) {
         for page in (start..start + len).step_by(PAGE as usize) {
             self.pages.remove(&page);
