@@ -4,7 +4,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
-static TSC_KHZ: AtomicU64 = AtomicU64::new(1_000_000);
+/// ns = (ticks * MULT) >> 32: the formula the vDSO uses too, so the two clocks agree exactly.
+static MULT: AtomicU64 = AtomicU64::new(1 << 32);
 static REALTIME_AT_BOOT_NS: AtomicU64 = AtomicU64::new(0);
 
 pub fn read_tsc() -> u64 {
@@ -43,7 +44,10 @@ pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
             1_000_000
         }
     };
-    TSC_KHZ.store(khz, Ordering::Relaxed);
+    MULT.store(
+        ((1_000_000u128 << 32) / khz as u128) as u64,
+        Ordering::Relaxed,
+    );
     match realtime_ns {
         Some(ns) => REALTIME_AT_BOOT_NS.store(ns, Ordering::Relaxed),
         None => crate::log_warn!("no pith.realtime_ns: the wall clock starts at the epoch"),
@@ -52,11 +56,20 @@ pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
 
 /// Nanoseconds since the kernel's first instruction.
 pub fn monotonic_ns() -> u64 {
-    let ticks = read_tsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    (ticks as u128 * 1_000_000 / TSC_KHZ.load(Ordering::Relaxed) as u128) as u64
+    let ticks = read_tsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    ((ticks as u128 * MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
     REALTIME_AT_BOOT_NS.load(Ordering::Relaxed) + monotonic_ns()
+}
+
+/// What the vDSO's time page holds: the TSC at boot, the multiplier, and wall time at boot.
+pub fn parameters() -> (u64, u64, u64) {
+    (
+        TSC_AT_BOOT.load(Ordering::Relaxed),
+        MULT.load(Ordering::Relaxed),
+        REALTIME_AT_BOOT_NS.load(Ordering::Relaxed),
+    )
 }

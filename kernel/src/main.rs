@@ -25,6 +25,7 @@ mod random;
 mod serial;
 mod signals;
 mod syscall;
+mod vdso;
 
 /// Called by the PVH entry code in long mode, on the boot stack, with the physical address of
 /// the hvm_start_info.

@@ -133,12 +133,19 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let brk_start = plan.max_vaddr + bias;
     load_segments(&plan, program, bias);
 
+    // The vDSO and its time page, in the gap below the stack (Linux puts them near it too).
+    let vdso_at = stack_limit - (16 << 20) - random_pages(8);
+    let vdso = crate::vdso::map(vdso_at);
+    if vdso.is_none() {
+        crate::log_warn!("no memory for the vDSO: the program's clock calls will be syscalls");
+    }
+
     let argv: Vec<&[u8]> = image.args().collect();
     let envp: Vec<&[u8]> = image.env().collect();
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);
     let aux = AuxValues {
-        sysinfo_ehdr: None,
+        sysinfo_ehdr: vdso.map(|(base, _)| base),
         minsigstksz: crate::cpu::min_signal_stack_size(),
         hwcap: crate::cpu::hwcap(),
         pagesz: PAGE_SIZE,
@@ -195,6 +202,15 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     for vma in paging::areas() {
         let kind = if vma.start >= stack_limit {
             VmaKind::Stack
+        } else if let Some((base, end)) =
+            vdso.filter(|&(_, end)| vma.start < end && vma.start >= vdso_at)
+        {
+            let _ = end;
+            if vma.start < base {
+                VmaKind::Vvar
+            } else {
+                VmaKind::Vdso
+            }
         } else {
             // Where in the file the area starts (for /proc/self/maps): through the segment
             // whose pages hold it.

@@ -54,6 +54,10 @@ pub enum VmaKind {
     Stack,
     /// Anonymous mmap.
     Anonymous,
+    /// The vDSO's time page.
+    Vvar,
+    /// The vDSO.
+    Vdso,
 }
 
 /// One area: [start, end) with one protection.
@@ -165,6 +169,8 @@ impl AddressSpace {
                 VmaKind::Heap => (0, b"[heap]"),
                 VmaKind::Stack => (0, b"[stack]"),
                 VmaKind::Anonymous => (0, b""),
+                VmaKind::Vvar => (0, b"[vvar]"),
+                VmaKind::Vdso => (0, b"[vdso]"),
             };
             let line_start = text.len();
             let p = vma.protection;

@@ -59,8 +59,9 @@ int main(void) {
     struct itimerval periodic = {{0, 10000}, {0, 10000}};
     setitimer(ITIMER_REAL, &periodic, 0);
     alarms = 0;
+    /* Busy until five have come (a loaded host may coalesce a few), for at most 3 s. */
     long long busy_start = now_ms();
-    while (now_ms() - busy_start < 120) {
+    while (alarms < 5 && now_ms() - busy_start < 3000) {
     }
     struct itimerval off = {{0, 0}, {0, 0}}, before_off;
     setitimer(ITIMER_REAL, &off, &before_off);
