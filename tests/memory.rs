@@ -103,3 +103,22 @@ fn mremap_and_mincore_behave_as_on_linux() {
         assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
     }
 }
+
+#[test]
+fn hello_runs_in_a_16_mib_vm() {
+    // Issue 3's target is 16 MiB of guest RAM; the kernel heap scales down with the machine.
+    for memory in ["16M", "8M"] {
+        let outcome = pith_run(
+            &["--memory", memory],
+            &compile("hello", Toolchain::GlibcStatic),
+            &[],
+            &[],
+        );
+        assert_eq!(
+            (outcome.status, outcome.stdout.as_str()),
+            (0, "hello, world\n"),
+            "{memory}: {}",
+            outcome.stderr
+        );
+    }
+}

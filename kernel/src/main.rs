@@ -68,7 +68,8 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     ioapic::route_serial(apic::id());
     serial::enable_receive_interrupt();
     log_debug!(
-        "memory: {} MiB free for the program",
+        "memory: {} KiB of kernel heap; {} MiB free for the program",
+        stats.heap_size >> 10,
         (stats.total_frames * 4096) >> 20
     );
 

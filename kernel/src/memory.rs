@@ -8,8 +8,10 @@ use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
 pub const PAGE_SIZE: u64 = 4096;
-/// The kernel heap is claimed once at boot; the app's memory comes from frames, not the heap.
-const HEAP_SIZE: u64 = 16 << 20;
+/// The kernel heap is claimed once at boot, a sixteenth of RAM within these bounds: the app's
+/// memory comes from frames, not the heap, which holds the kernel's bookkeeping (areas, fds).
+const MIN_HEAP_SIZE: u64 = 1 << 20;
+const MAX_HEAP_SIZE: u64 = 16 << 20;
 /// The first megabyte holds firmware tables and the start info: never hand it out.
 const LOW_MEMORY_END: u64 = 1 << 20;
 /// The boot page tables direct-map physical memory below this address.
@@ -24,6 +26,14 @@ static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
 /// Counts of physical frames, for the footprint line in the boot log.
 pub struct MemoryStats {
     pub total_frames: u64,
+    pub heap_size: u64,
+}
+
+static HEAP_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The size of the kernel heap claimed at boot.
+pub fn heap_size() -> u64 {
+    HEAP_BYTES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 pub fn phys_to_virt(phys: u64) -> VirtAddr {
@@ -99,27 +109,33 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
     let count = extra_reserved.len().min(reserved_list.len() - 2);
     reserved_list[1..1 + count].copy_from_slice(&extra_reserved[..count]);
 
+    let ram: u64 = map
+        .iter()
+        .filter(|region| region.kind == MEMMAP_TYPE_RAM)
+        .map(|region| region.size)
+        .sum();
+    let heap_size = align_down((ram / 16).clamp(MIN_HEAP_SIZE, MAX_HEAP_SIZE));
     // The heap first: the frame allocator itself allocates from it.
     let mut heap = None;
     for_each_free_range(map, &Reserved(&reserved_list[..1 + count]), |start, end| {
-        if heap.is_none() && end - start >= HEAP_SIZE {
+        if heap.is_none() && end - start >= heap_size {
             heap = Some(start);
         }
     });
     let Some(heap_start) = heap else {
         crate::log_error!(
             "no {} MiB of contiguous RAM for the kernel heap",
-            HEAP_SIZE >> 20
+            heap_size >> 20
         );
         crate::power::exit(125);
     };
-    // SAFETY: [heap_start, heap_start + HEAP_SIZE) is free RAM (not reserved, not the kernel),
+    // SAFETY: [heap_start, heap_start + heap_size) is free RAM (not reserved, not the kernel),
     // direct-mapped, and from now on belongs to the heap alone (it is reserved below).
     unsafe {
         HEAP.lock()
-            .claim(phys_to_virt(heap_start).as_mut_ptr(), HEAP_SIZE as usize);
+            .claim(phys_to_virt(heap_start).as_mut_ptr(), heap_size as usize);
     }
-    reserved_list[1 + count] = (heap_start, heap_start + HEAP_SIZE);
+    reserved_list[1 + count] = (heap_start, heap_start + heap_size);
 
     let mut frames = FRAMES.lock();
     let mut total = 0;
@@ -127,8 +143,10 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
         frames.add_frame((start / PAGE_SIZE) as usize, (end / PAGE_SIZE) as usize);
         total += (end - start) / PAGE_SIZE;
     });
+    HEAP_BYTES.store(heap_size, core::sync::atomic::Ordering::Relaxed);
     MemoryStats {
         total_frames: total,
+        heap_size,
     }
 }
 

@@ -199,6 +199,11 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
 
     // The process's list of areas starts as the kernel's: the segments and the stack.
     let mut memory = AddressSpace::new(stack_limit - MMAP_GAP, brk_start);
+    // Each area costs the kernel about 200 bytes of heap (the process's list and paging's):
+    // a small VM gets fewer than Linux's default 65530, rather than running out of heap.
+    memory.max_map_count = memory
+        .max_map_count
+        .min((crate::memory::heap_size() / 256) as usize);
     for vma in paging::areas() {
         let kind = if vma.start >= stack_limit {
             VmaKind::Stack

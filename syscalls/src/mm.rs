@@ -109,6 +109,9 @@ pub struct AddressSpace {
     /// Where brk started (the page after the program's bss) and where it is now.
     pub brk_start: u64,
     pub brk: u64,
+    /// The most areas there may be (vm.max_map_count): Linux's default, or less where the
+    /// kernel's memory for keeping them is smaller.
+    pub max_map_count: usize,
 }
 
 pub const fn page_align_up(value: u64) -> Option<u64> {
@@ -151,6 +154,7 @@ impl AddressSpace {
             mmap_base,
             brk_start,
             brk: brk_start,
+            max_map_count: MAX_MAP_COUNT,
         }
     }
 
@@ -361,7 +365,7 @@ pub fn mmap(
     }
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let memory = &mut context.process.memory;
-    if memory.vmas.len() >= MAX_MAP_COUNT {
+    if memory.vmas.len() >= memory.max_map_count {
         return Err(Errno::ENOMEM);
     }
     let start = if fixed {
@@ -445,7 +449,7 @@ pub fn mprotect(
         .and_then(|length| start.checked_add(length))
         .ok_or(Errno::ENOMEM)?;
     let protection = validate_mprotect_bits(protection)?;
-    if context.process.memory.vmas.len() + 2 > MAX_MAP_COUNT {
+    if context.process.memory.vmas.len() + 2 > context.process.memory.max_map_count {
         return Err(Errno::ENOMEM); // the split could exceed the limit
     }
     context.process.memory.protect(start, end, protection)?;
