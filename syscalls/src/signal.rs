@@ -383,6 +383,67 @@ pub fn wait_step(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Implements rt_sigtimedwait(2): takes a pending signal of `set` (waiting for one, up to the
+/// timeout), and returns its number and siginfo; EAGAIN at the timeout; EINTR if another
+/// signal's handler must run first.
+pub fn rt_sigtimedwait(
+    context: &mut Context,
+    set: UserAddr,
+    info: UserAddr,
+    timeout: UserAddr,
+    set_size: usize,
+) -> Result<i32, Errno> {
+    if set_size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let wanted: u64 = context.read_struct::<u64>(set.0)? & !UNBLOCKABLE;
+    let now = context
+        .platform
+        .now(crate::platform::MachineClock::Monotonic);
+    let deadline = if timeout.is_null() {
+        u64::MAX
+    } else {
+        let limit: crate::uapi::Timespec = context.read_struct(timeout.0)?;
+        if limit.tv_sec < 0 || !(0..1_000_000_000).contains(&limit.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        now.saturating_add((limit.tv_sec as u64).saturating_mul(1_000_000_000))
+            .saturating_add(limit.tv_nsec as u64)
+    };
+    loop {
+        raise_host_signals(context);
+        let now = context
+            .platform
+            .now(crate::platform::MachineClock::Monotonic);
+        if crate::time::expire_timers(context.process, now) {
+            context.platform.signal_state_changed();
+        }
+        let signals = &mut context.process.signals;
+        let ready = signals.pending & wanted;
+        if ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            signals.pending &= !bit(signal);
+            let siginfo = signals.pending_info[(signal - 1) as usize];
+            if !info.is_null() {
+                context.write_struct(info.0, &siginfo)?;
+            }
+            return Ok(signal);
+        }
+        if context.process.signals.deliverable() & !wanted != 0 {
+            return Err(Errno::EINTR);
+        }
+        if now >= deadline {
+            return Err(Errno::EAGAIN);
+        }
+        let wake = context
+            .process
+            .timers
+            .next_deadline()
+            .map_or(deadline, |timer| timer.min(deadline));
+        context.platform.wait_until(wake);
+    }
+}
+
 /// Implements pause(2): waits for a signal whose handler runs (EINTR after it returns).
 pub fn pause(context: &mut Context) -> Result<(), Errno> {
     wait_for_signal(context)

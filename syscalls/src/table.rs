@@ -107,6 +107,7 @@ syscall_table! {
     108 getegid() => process::getegid, Supported;
     110 getppid() => process::getppid, Supported;
     127 rt_sigpending(set: UserAddr, set_size: usize) => signal::rt_sigpending, Supported;
+    128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
     130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
     157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
@@ -117,6 +118,11 @@ syscall_table! {
     201 time(time: UserAddr) => time::time, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
+    222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall and monotonic clocks (the CPU-time ones come with the scheduler); SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID for the program's thread");
+    223 timer_settime(id: i32, flags: i32, new_value: UserAddr, old_value: UserAddr) => time::timer_settime, Supported;
+    224 timer_gettime(id: i32, value: UserAddr) => time::timer_gettime, Supported;
+    225 timer_getoverrun(id: i32) => time::timer_getoverrun, Supported;
+    226 timer_delete(id: i32) => time::timer_delete, Supported;
     228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count time since boot");
     229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;

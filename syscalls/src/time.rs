@@ -3,7 +3,7 @@
 use crate::args::UserAddr;
 use crate::errno::Errno;
 use crate::platform::{Context, MachineClock};
-use crate::uapi::{Timespec, Timeval, Timezone};
+use crate::uapi::{Siginfo, Timespec, Timeval, Timezone};
 
 /// Clock ids (include/uapi/linux/time.h).
 pub const CLOCK_REALTIME: i32 = 0;
@@ -162,37 +162,83 @@ pub const ITIMER_VIRTUAL: i32 = 1;
 pub const ITIMER_PROF: i32 = 2;
 
 /// The process's interval timers: ITIMER_REAL, which sends SIGALRM.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timers {
     /// When ITIMER_REAL next expires (monotonic ns), and its interval (0: once).
     pub real: Option<(u64, u64)>,
+    /// timer_create's timers, by id.
+    pub posix: alloc::collections::BTreeMap<i32, PosixTimer>,
 }
+
+/// One timer_create timer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixTimer {
+    /// The signal it sends, and the value it carries; None for SIGEV_NONE.
+    pub signal: Option<(i32, u64)>,
+    /// When it next expires (monotonic ns) and its interval, when armed.
+    pub armed: Option<(u64, u64)>,
+    /// Expirations missed before the last signal was raised (timer_getoverrun).
+    pub overrun: i32,
+}
+
+/// How many timers a process may create (Linux's limit is RLIMIT_SIGPENDING; a fixed bound
+/// keeps the kernel's memory in check).
+const MAX_POSIX_TIMERS: usize = 1024;
 
 impl Timers {
     /// The next monotonic time something is due, for the machine's timer.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.real.map(|(at, _)| at)
+        let posix = self
+            .posix
+            .values()
+            .filter_map(|timer| timer.armed.map(|(at, _)| at));
+        self.real.map(|(at, _)| at).into_iter().chain(posix).min()
+    }
+}
+
+/// The next expiry of a timer due at `at` with `interval` (0: once), at `now`, and how many
+/// expirations were missed: periodic timers skip the periods they missed, as Linux's hrtimer
+/// forwarding does.
+fn forward(at: u64, interval: u64, now: u64) -> (Option<(u64, u64)>, u64) {
+    match (now - at).checked_div(interval) {
+        Some(missed) => (Some((at + (missed + 1) * interval, interval)), missed),
+        None => (None, 0),
     }
 }
 
 /// Raises the signals of the timers that are due at `now` and re-arms the periodic ones.
 /// Returns whether a signal was raised. The kernel calls this from its timer interrupt too.
 pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
-    let Some((at, interval)) = process.timers.real else {
-        return false;
-    };
-    if now < at {
-        return false;
+    let mut raised = false;
+    if let Some((at, interval)) = process.timers.real.filter(|&(at, _)| now >= at) {
+        process.timers.real = forward(at, interval, now).0;
+        let own = process.pid;
+        let mut info = crate::signal::user_siginfo(crate::signal::SIGALRM, SI_TIMER, own);
+        info.fields[0] = 0; // si_tid and si_overrun of a timer: none for setitimer
+        process.signals.raise(crate::signal::SIGALRM, info);
+        raised = true;
     }
-    // A periodic timer skips the periods it missed, as Linux's hrtimer forwarding does.
-    process.timers.real = (now - at)
-        .checked_div(interval)
-        .map(|missed| (at + (missed + 1) * interval, interval));
-    let own = process.pid;
-    let mut info = crate::signal::user_siginfo(crate::signal::SIGALRM, SI_TIMER, own);
-    info.fields[0] = 0; // si_tid and si_overrun of a timer: none for setitimer
-    process.signals.raise(crate::signal::SIGALRM, info);
-    true
+    for (&id, timer) in process.timers.posix.iter_mut() {
+        let Some((at, interval)) = timer.armed.filter(|&(at, _)| now >= at) else {
+            continue;
+        };
+        let (next, missed) = forward(at, interval, now);
+        timer.armed = next;
+        timer.overrun = missed.min(i32::MAX as u64) as i32;
+        if let Some((signal, value)) = timer.signal {
+            // _timer: si_tid (the timer's id) and si_overrun, then si_value.
+            let mut info = Siginfo {
+                si_signo: signal,
+                si_code: SI_TIMER,
+                ..Siginfo::default()
+            };
+            info.fields[0] = (id as u32 as u64) | ((timer.overrun as u32 as u64) << 32);
+            info.fields[1] = value;
+            process.signals.raise(signal, info);
+            raised = true;
+        }
+    }
+    raised
 }
 
 /// si_code of a timer's signal (include/uapi/asm-generic/siginfo.h SI_TIMER).
@@ -386,6 +432,188 @@ pub fn setitimer(
     Ok(())
 }
 
+/// `struct itimerspec` (include/uapi/linux/time_types.h).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+#[repr(C)]
+pub struct Itimerspec {
+    pub it_interval: Timespec,
+    pub it_value: Timespec,
+}
+
+/// `struct sigevent`'s head (include/uapi/asm-generic/siginfo.h): 64 bytes in all.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+#[repr(C)]
+pub struct Sigevent {
+    pub sigev_value: u64,
+    pub sigev_signo: i32,
+    pub sigev_notify: i32,
+    /// _sigev_un: for SIGEV_THREAD_ID, the thread id first.
+    pub sigev_tid: i32,
+    pub __pad: [i32; 11],
+}
+const _: () = assert!(core::mem::size_of::<Sigevent>() == 64);
+
+/// sigev_notify values.
+pub const SIGEV_SIGNAL: i32 = 0;
+pub const SIGEV_NONE: i32 = 1;
+pub const SIGEV_THREAD: i32 = 2;
+pub const SIGEV_THREAD_ID: i32 = 4;
+
+/// Implements timer_create(2) on the wall and monotonic clocks, for SIGEV_SIGNAL, SIGEV_NONE
+/// and SIGEV_THREAD_ID naming the program's one thread.
+pub fn timer_create(
+    context: &mut Context,
+    clock: i32,
+    event: UserAddr,
+    id: UserAddr,
+) -> Result<(), Errno> {
+    if matches!(clock, CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) {
+        return Err(Errno::EINVAL); // CPU-time accounting comes with the scheduler
+    }
+    machine_clock(clock)?;
+    let signal = if event.is_null() {
+        Some((crate::signal::SIGALRM, 0))
+    } else {
+        let event: Sigevent = context.read_struct(event.0)?;
+        match event.sigev_notify {
+            SIGEV_NONE => None,
+            SIGEV_SIGNAL | SIGEV_THREAD_ID => {
+                if !(1..=crate::signal::NSIG).contains(&event.sigev_signo) {
+                    return Err(Errno::EINVAL);
+                }
+                if event.sigev_notify == SIGEV_THREAD_ID && event.sigev_tid != context.process.pid {
+                    return Err(Errno::EINVAL);
+                }
+                Some((event.sigev_signo, event.sigev_value))
+            }
+            // SIGEV_THREAD is the C library's (it makes a thread); the kernel never sees it.
+            _ => return Err(Errno::EINVAL),
+        }
+    };
+    let timers = &mut context.process.timers.posix;
+    if timers.len() >= MAX_POSIX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let new_id = (0..)
+        .find(|candidate| !timers.contains_key(candidate))
+        .unwrap_or(0);
+    context.write_struct(id.0, &new_id)?;
+    context.process.timers.posix.insert(
+        new_id,
+        PosixTimer {
+            signal,
+            armed: None,
+            overrun: 0,
+        },
+    );
+    Ok(())
+}
+
+fn posix_timer(context: &Context, id: i32) -> Result<PosixTimer, Errno> {
+    context
+        .process
+        .timers
+        .posix
+        .get(&id)
+        .copied()
+        .ok_or(Errno::EINVAL)
+}
+
+fn itimerspec_of(timer: &PosixTimer, now: u64) -> Itimerspec {
+    match timer.armed {
+        Some((at, interval)) => Itimerspec {
+            it_interval: timespec(interval),
+            it_value: timespec(at.saturating_sub(now).max(1)),
+        },
+        None => Itimerspec::default(),
+    }
+}
+
+/// Implements timer_settime(2): relative or TIMER_ABSTIME, one-shot or periodic.
+pub fn timer_settime(
+    context: &mut Context,
+    id: i32,
+    flags: i32,
+    new_value: UserAddr,
+    old_value: UserAddr,
+) -> Result<(), Errno> {
+    let timer = posix_timer(context, id)?;
+    let new: Itimerspec = context.read_struct(new_value.0)?;
+    let value = nanoseconds_of(&new.it_value)?;
+    let interval = nanoseconds_of(&new.it_interval)?;
+    let now = context.platform.now(MachineClock::Monotonic);
+    if !old_value.is_null() {
+        context.write_struct(old_value.0, &itimerspec_of(&timer, now))?;
+    }
+    let armed = if value == 0 {
+        None
+    } else if flags & TIMER_ABSTIME != 0 {
+        // Absolute on the wall clock: the same instant on the machine's monotonic clock.
+        let offset = context
+            .platform
+            .now(MachineClock::Realtime)
+            .saturating_sub(now);
+        Some((value.saturating_sub(offset).max(now), interval))
+    } else {
+        Some((now.saturating_add(value), interval))
+    };
+    if let Some(timer) = context.process.timers.posix.get_mut(&id) {
+        timer.armed = armed;
+    }
+    context
+        .platform
+        .set_alarm(context.process.timers.next_deadline());
+    Ok(())
+}
+
+/// Implements timer_gettime(2).
+pub fn timer_gettime(context: &mut Context, id: i32, value: UserAddr) -> Result<(), Errno> {
+    let timer = posix_timer(context, id)?;
+    let now = context.platform.now(MachineClock::Monotonic);
+    context.write_struct(value.0, &itimerspec_of(&timer, now))
+}
+
+/// Implements timer_getoverrun(2).
+pub fn timer_getoverrun(context: &mut Context, id: i32) -> Result<i32, Errno> {
+    Ok(posix_timer(context, id)?.overrun)
+}
+
+/// Implements timer_delete(2).
+pub fn timer_delete(context: &mut Context, id: i32) -> Result<(), Errno> {
+    context
+        .process
+        .timers
+        .posix
+        .remove(&id)
+        .ok_or(Errno::EINVAL)?;
+    context
+        .platform
+        .set_alarm(context.process.timers.next_deadline());
+    Ok(())
+}
+
 /// Implements alarm(2): the seconds left on the previous alarm (rounded up), 0 if none.
 pub fn alarm(context: &mut Context, seconds: u32) -> Result<u64, Errno> {
     let now = context.platform.now(MachineClock::Monotonic);
@@ -532,6 +760,65 @@ mod sleep_tests {
             machine.call(38, [ITIMER_REAL as u64, value, 0, 0, 0, 0]),
             Err(Errno::EINVAL),
             "usec too big"
+        );
+    }
+
+    #[test]
+    fn posix_timers_check_their_arguments() {
+        let mut machine = TestMachine::new();
+        let id = machine.scratch(4);
+        let event = machine.scratch(64);
+        machine.write_u64(event + 8, (SIGEV_THREAD as u64) << 32 | 10);
+        assert_eq!(
+            machine.call(222, [CLOCK_MONOTONIC as u64, event, id, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "SIGEV_THREAD"
+        );
+        machine.write_u64(event + 8, (SIGEV_THREAD_ID as u64) << 32 | 10);
+        machine.write_u64(event + 16, 2); // a thread that does not exist
+        assert_eq!(
+            machine.call(222, [CLOCK_MONOTONIC as u64, event, id, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        machine.write_u64(event + 16, 1);
+        assert_eq!(
+            machine.call(222, [CLOCK_MONOTONIC as u64, event, id, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            machine.call(222, [CLOCK_PROCESS_CPUTIME_ID as u64, 0, id, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(machine.call(226, [777, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(machine.call(226, [0, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(226, [0, 0, 0, 0, 0, 0]),
+            Err(Errno::EINVAL),
+            "deleted once"
+        );
+    }
+
+    #[test]
+    fn a_timer_signal_carries_its_id_and_value() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(0, 0);
+        let (id, event, value) = (machine.scratch(4), machine.scratch(64), machine.scratch(32));
+        machine.write_u64(event, 42);
+        machine.write_u64(event + 8, 10); // SIGEV_SIGNAL, SIGUSR1
+        machine
+            .call(222, [CLOCK_MONOTONIC as u64, event, id, 0, 0, 0])
+            .unwrap();
+        machine.write_u64(value + 16, 0);
+        machine.write_u64(value + 24, 1_000_000); // in 1 ms, once
+        machine.call(223, [0, 0, value, 0, 0, 0]).unwrap();
+        assert_eq!(machine.platform.alarm, Some(1_000_000));
+        assert!(expire_timers(&mut machine.process, 1_000_000));
+        let info = machine.process.signals.pending_info[9];
+        assert_eq!((info.si_code, info.fields[1]), (SI_TIMER, 42));
+        assert_eq!(
+            machine.process.timers.next_deadline(),
+            None,
+            "a one-shot timer is spent"
         );
     }
 }
