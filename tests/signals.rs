@@ -43,3 +43,28 @@ fn signal_handlers_run_as_on_linux() {
         );
     }
 }
+
+#[test]
+fn signalfd_reads_blocked_signals_as_on_linux() {
+    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
+        let program = compile("signalfd", toolchain);
+        let native = native_run(&program, &[], &[]);
+        assert_eq!(
+            native.status, 0,
+            "the checks must pass on Linux first: {}",
+            native.stdout
+        );
+        let outcome = pith_run(&[], &program, &[], &[]);
+        let failed: Vec<&str> = outcome
+            .stdout
+            .lines()
+            .filter(|line| line.starts_with("FAIL"))
+            .collect();
+        assert_eq!(
+            outcome.status, 0,
+            "{toolchain:?}: {failed:?}\n{}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
+    }
+}

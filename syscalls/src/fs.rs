@@ -53,6 +53,8 @@ pub enum FileKind {
     Console(ConsoleStream),
     /// A read-only file whose text the kernel made when it was opened (/proc/self/maps).
     Generated,
+    /// A signalfd: reading takes pending signals of its mask (signalfd(2)).
+    Signalfd { mask: u64 },
 }
 
 /// The text of a generated file and the description's position in it.
@@ -218,6 +220,16 @@ impl FdTable {
         Ok(())
     }
 
+    /// Opens `file` at the lowest free fd.
+    fn open(&mut self, file: OpenFile, close_on_exec: bool, limit: u32) -> Result<Fd, Errno> {
+        let free = (0..limit)
+            .find(|fd| !self.entries.contains_key(fd))
+            .ok_or(Errno::EMFILE)?;
+        let description = self.new_description(file);
+        self.attach(free, description, close_on_exec);
+        Ok(Fd(free as i32))
+    }
+
     /// Opens a read-only file holding `bytes` at the lowest free fd.
     fn open_generated(
         &mut self,
@@ -274,6 +286,9 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
             context.platform.write_user(buffer.0, &bytes[..got])?;
             Ok(got)
         }
+        FileKind::Signalfd { mask } => {
+            read_signalfd(context, mask, buffer, count, file.status_flags)
+        }
         FileKind::Generated => {
             if file.status_flags & O_ACCMODE == O_WRONLY {
                 return Err(Errno::EBADF);
@@ -308,6 +323,162 @@ fn console_read_blocking(
     }
 }
 
+/// `struct signalfd_siginfo` (include/uapi/linux/signalfd.h): 128 bytes.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct SignalfdSiginfo {
+    pub ssi_signo: u32,
+    pub ssi_errno: i32,
+    pub ssi_code: i32,
+    pub ssi_pid: u32,
+    pub ssi_uid: u32,
+    pub ssi_fd: i32,
+    pub ssi_tid: u32,
+    pub ssi_band: u32,
+    pub ssi_overrun: u32,
+    pub ssi_trapno: u32,
+    pub ssi_status: i32,
+    pub ssi_int: i32,
+    pub ssi_ptr: u64,
+    pub ssi_utime: u64,
+    pub ssi_stime: u64,
+    pub ssi_addr: u64,
+    pub ssi_addr_lsb: u16,
+    pub __pad2: u16,
+    pub ssi_syscall: i32,
+    pub ssi_call_addr: u64,
+    pub ssi_arch: u32,
+    pub __pad: [u8; 28],
+}
+const _: () = assert!(core::mem::size_of::<SignalfdSiginfo>() == 128);
+
+/// What a signalfd reports of a signal's siginfo (fs/signalfd.c signalfd_copyinfo).
+fn signalfd_record(signal: i32, info: &crate::uapi::Siginfo) -> SignalfdSiginfo {
+    let mut record = SignalfdSiginfo {
+        ssi_signo: signal as u32,
+        ssi_code: info.si_code,
+        ..SignalfdSiginfo::default()
+    };
+    match info.si_code {
+        // kill/tkill: si_pid and si_uid.
+        0 | -6 => {
+            record.ssi_pid = info.fields[0] as u32;
+            record.ssi_uid = (info.fields[0] >> 32) as u32;
+        }
+        // A POSIX timer: si_tid, si_overrun and si_value.
+        -2 => {
+            record.ssi_tid = info.fields[0] as u32;
+            record.ssi_overrun = (info.fields[0] >> 32) as u32;
+            record.ssi_ptr = info.fields[1];
+            record.ssi_int = info.fields[1] as i32;
+        }
+        // Faults: si_addr.
+        _ => record.ssi_addr = info.fields[0],
+    }
+    record
+}
+
+/// Reads a signalfd: a record per pending signal of `mask`, as many as fit; waits for one
+/// unless non-blocking.
+fn read_signalfd(
+    context: &mut Context,
+    mask: u64,
+    buffer: UserAddr,
+    count: usize,
+    status_flags: u32,
+) -> Result<usize, Errno> {
+    const RECORD: usize = core::mem::size_of::<SignalfdSiginfo>();
+    if count < RECORD {
+        return Err(Errno::EINVAL);
+    }
+    loop {
+        let mut written = 0;
+        while written + RECORD <= count {
+            let signals = &mut context.process.signals;
+            let ready = signals.pending & mask;
+            if ready == 0 {
+                break;
+            }
+            let signal = ready.trailing_zeros() as i32 + 1;
+            signals.pending &= !crate::signal::bit(signal);
+            let record = signalfd_record(signal, &signals.pending_info[(signal - 1) as usize]);
+            context.write_struct(buffer.0 + written as u64, &record)?;
+            written += RECORD;
+        }
+        if written > 0 {
+            return Ok(written);
+        }
+        if status_flags & O_NONBLOCK != 0 {
+            return Err(Errno::EAGAIN);
+        }
+        crate::signal::wait_step(context, u64::MAX).map_err(|_| Errno::ERESTARTSYS)?;
+        // wait_step said nothing is deliverable: expire_timers may have raised one of ours.
+    }
+}
+
+/// signalfd4's flags: SFD_CLOEXEC and SFD_NONBLOCK (include/uapi/linux/signalfd.h).
+const SFD_CLOEXEC: i32 = O_CLOEXEC as i32;
+const SFD_NONBLOCK: i32 = O_NONBLOCK as i32;
+
+/// Implements signalfd4(2): a new signalfd (fd -1) or a new mask for an existing one.
+pub fn signalfd4(
+    context: &mut Context,
+    fd: Fd,
+    mask: UserAddr,
+    mask_size: usize,
+    flags: i32,
+) -> Result<i32, Errno> {
+    if mask_size != 8 || flags & !(SFD_CLOEXEC | SFD_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mask =
+        context.read_struct::<u64>(mask.0)? & !(crate::signal::bit(9) | crate::signal::bit(19));
+    if fd.0 != -1 {
+        let file = context.process.files.file_mut(fd)?;
+        let FileKind::Signalfd { mask: current } = &mut file.kind else {
+            return Err(Errno::EINVAL);
+        };
+        *current = mask;
+        return Ok(fd.0);
+    }
+    let status_flags = O_RDWR
+        | O_LARGEFILE
+        | if flags & SFD_NONBLOCK != 0 {
+            O_NONBLOCK
+        } else {
+            0
+        };
+    let limit = nofile_limit(context);
+    let file = OpenFile {
+        kind: FileKind::Signalfd { mask },
+        status_flags,
+    };
+    Ok(context
+        .process
+        .files
+        .open(file, flags & SFD_CLOEXEC != 0, limit)?
+        .0)
+}
+
+/// Implements signalfd(2): signalfd4 without flags.
+pub fn signalfd(
+    context: &mut Context,
+    fd: Fd,
+    mask: UserAddr,
+    mask_size: usize,
+) -> Result<i32, Errno> {
+    signalfd4(context, fd, mask, mask_size, 0)
+}
+
 /// Implements write(2).
 pub fn write(
     context: &mut Context,
@@ -335,6 +506,7 @@ pub fn write(
             }
             Ok(done)
         }
+        FileKind::Signalfd { .. } => Err(Errno::EINVAL),
         // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
         FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
         FileKind::Generated => Err(Errno::EINVAL),
@@ -394,8 +566,8 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
         return Ok(0);
     }
     match file.kind {
-        // A file that never blocks: fill the buffers in turn.
-        FileKind::Generated => {
+        // Files read whole records or text: fill the buffers in turn.
+        FileKind::Generated | FileKind::Signalfd { .. } => {
             let mut total = 0;
             for iovec in iovecs {
                 let got = read(
@@ -512,7 +684,7 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
         return Err(Errno::EINVAL);
     }
     match file.kind {
-        FileKind::Console(_) => Err(Errno::ESPIPE),
+        FileKind::Console(_) | FileKind::Signalfd { .. } => Err(Errno::ESPIPE),
         FileKind::Generated => {
             let generated = context.process.files.generated_mut(fd)?;
             let base = match whence {
@@ -554,6 +726,15 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
     let file = context.process.files.get(fd)?;
     let value = match file.kind {
         FileKind::Console(_) => console_stat(context),
+        // An anonymous inode, as Linux's "anon_inode:[signalfd]": mode 0600, no file type.
+        FileKind::Signalfd { .. } => Stat {
+            st_dev: 0xe,
+            st_ino: 5,
+            st_nlink: 1,
+            st_mode: 0o600,
+            st_blksize: 4096,
+            ..Stat::default()
+        },
         // As procfs reports its files: regular, read-only, size 0.
         FileKind::Generated => Stat {
             st_dev: 0x17,
@@ -594,7 +775,7 @@ pub fn newfstatat(
 /// Implements ioctl(2) on the console.
 pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
-    if file.kind == FileKind::Generated {
+    if !matches!(file.kind, FileKind::Console(_)) {
         return Err(Errno::ENOTTY);
     }
     if request == FIONREAD {
