@@ -120,6 +120,13 @@ pub fn poll() {
     INPUT.lock().drain_uart();
 }
 
+/// Whether the input has ended and all of it was read.
+pub fn input_ended() -> bool {
+    let mut input = INPUT.lock();
+    input.drain_uart();
+    input.ended && input.len == 0
+}
+
 /// How many bytes of input are waiting (FIONREAD).
 pub fn available() -> usize {
     let mut input = INPUT.lock();

@@ -70,6 +70,10 @@ impl Platform for KernelPlatform {
         crate::console::read(buffer)
     }
 
+    fn console_input_ended(&mut self) -> bool {
+        crate::console::input_ended()
+    }
+
     fn take_host_signals(&mut self) -> u64 {
         // Records waiting in the UART may carry signals: decode them first.
         crate::console::poll();

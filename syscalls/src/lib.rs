@@ -14,6 +14,7 @@ pub mod fs;
 pub mod mm;
 pub mod names;
 pub mod platform;
+pub mod poll;
 pub mod process;
 pub mod random;
 pub mod sigframe;

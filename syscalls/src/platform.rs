@@ -53,6 +53,8 @@ pub trait Platform {
     fn console_read(&mut self, buffer: &mut [u8], nonblocking: bool) -> Option<usize>;
     /// Signals the host asked for (Ctrl-C at `pith run` is SIGTERM), one bit each, taken.
     fn take_host_signals(&mut self) -> u64;
+    /// Whether console input has ended (the host's stdin reached its end).
+    fn console_input_ended(&mut self) -> bool;
     /// How many bytes of console input are waiting (FIONREAD).
     fn console_available(&mut self) -> usize;
     /// Whether the console is a terminal on the host (isatty on the user's side).

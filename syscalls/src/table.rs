@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{fs, mm, process, random, signal, time};
+use crate::{fs, mm, poll, process, random, signal, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,7 @@ syscall_table! {
     2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/maps; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
+    7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
     9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, backed on first touch (MAP_POPULATE prefaults); MAP_SHARED is private until there is fork");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
@@ -81,6 +82,7 @@ syscall_table! {
     16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
     19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console; one read scattered over the buffers");
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
+    23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
     24 sched_yield() => process::sched_yield, Supported;
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
     27 mincore(address: UserAddr, length: u64, vector: UserAddr) => mm::mincore, Supported;
@@ -131,9 +133,11 @@ syscall_table! {
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("/proc/self/maps; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on the console; there are no files yet (ENOENT)");
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
+    270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
+    271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");
-    282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read only (no poll or epoll yet)");
-    289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read only (no poll or epoll yet)");
+    282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
+    289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;

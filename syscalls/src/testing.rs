@@ -79,6 +79,9 @@ impl Platform for FakePlatform {
     fn take_host_signals(&mut self) -> u64 {
         core::mem::take(&mut self.host_signals)
     }
+    fn console_input_ended(&mut self) -> bool {
+        !self.input_open && self.input.is_empty()
+    }
     fn console_available(&mut self) -> usize {
         self.input.len()
     }
