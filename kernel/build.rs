@@ -52,4 +52,30 @@ fn main() {
         Ok(status) => panic!("building the vDSO with {compiler} failed ({status})"),
         Err(error) => panic!("cannot run {compiler} to build the vDSO ({error}): install gcc (`apt-get install gcc`) or set CC"),
     }
+    let image = std::fs::read(out.join("vdso.so")).expect("read the vDSO just built");
+    if let Some(section) = relocation_section(&image) {
+        panic!("the vDSO has a relocation section ({section}): the kernel maps it as is, so it must need none");
+    }
+}
+
+/// The index of a SHT_REL or SHT_RELA section with contents, if the ELF64 `image` has one.
+fn relocation_section(image: &[u8]) -> Option<usize> {
+    let word = |at: usize, size: usize| -> u64 {
+        image.get(at..at + size).map_or(0, |bytes| {
+            bytes
+                .iter()
+                .rev()
+                .fold(0, |value, &byte| value << 8 | byte as u64)
+        })
+    };
+    let (table, entry_size, count) = (
+        word(0x28, 8) as usize,
+        word(0x3a, 2) as usize,
+        word(0x3c, 2) as usize,
+    );
+    (0..count).find(|index| {
+        let header = table + index * entry_size;
+        let kind = word(header + 4, 4);
+        (kind == 4 || kind == 9) && word(header + 0x20, 8) > 0 // SHT_RELA, SHT_REL; sh_size
+    })
 }

@@ -173,7 +173,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             let can_ask = graceful_stop.is_none()
                 && console_ready.is_none()
                 && reader.exit_status().is_none();
-            if can_ask && console_signals.send_signal(SIGTERM_NUMBER).is_ok() {
+            // Sent from a thread of its own: the console socket may be held by the stdin thread,
+            // blocked on a guest that does not read, and the grace timer must keep running.
+            let sender = console_signals.clone();
+            let sent = can_ask
+                && std::thread::Builder::new()
+                    .name("console-signal".into())
+                    .spawn(move || sender.send_signal(SIGTERM_NUMBER))
+                    .is_ok();
+            if sent {
                 eprintln!(
                     "pith: sent SIGTERM to the program; waiting up to {} s for it to exit (Ctrl-C again to stop now)",
                     stop_timeout.as_secs()

@@ -75,6 +75,8 @@ impl ConsoleInput {
                 Some(InputEvent::End) => self.ended = true,
                 Some(InputEvent::Signal(signal)) if (1..=64).contains(&signal) => {
                     HOST_SIGNALS.fetch_or(1 << (signal - 1), Ordering::Relaxed);
+                    // Decoded inside a syscall (a read): raise it on the way out.
+                    crate::syscall::set_exit_work(true);
                 }
                 Some(InputEvent::Signal(_)) => {}
                 Some(InputEvent::UnknownKind(kind)) => {

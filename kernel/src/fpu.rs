@@ -104,6 +104,8 @@ pub fn restore(read: Option<impl FnOnce(&mut [u8]) -> bool>) -> bool {
         // The initial state: every component in its init configuration.
         buffer.0[..XSAVE_HEADER_END].fill(0);
         buffer.0[MXCSR_OFFSET..MXCSR_OFFSET + 4].copy_from_slice(&0x1f80u32.to_le_bytes());
+        // FCW as FNINIT leaves it (all exceptions masked, double extended precision).
+        buffer.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
     }
     let mxcsr = u32::from_le_bytes(
         buffer.0[MXCSR_OFFSET..MXCSR_OFFSET + 4]

@@ -322,6 +322,15 @@ pub fn areas() -> alloc::vec::Vec<Vma> {
 /// entries are cleared. The target's area was made by map_anonymous just before (mremap).
 pub fn move_pages(from: u64, to: u64, len: u64, protection: Protection) -> Result<(), MapError> {
     let _guard = BACKING.lock();
+    // First make every target entry (the tables above it may need frames), so that running out
+    // of memory leaves everything where it was.
+    for offset in (0..len).step_by(PAGE_SIZE as usize) {
+        if let Ok(Some(old)) = leaf_entry(from + offset, false) {
+            if owns_frame(old) {
+                leaf_entry(to + offset, true)?.ok_or(MapError::OutOfMemory)?;
+            }
+        }
+    }
     for offset in (0..len).step_by(PAGE_SIZE as usize) {
         let Ok(Some(old)) = leaf_entry(from + offset, false) else {
             continue;
@@ -332,7 +341,9 @@ pub fn move_pages(from: u64, to: u64, len: u64, protection: Protection) -> Resul
         let frame = old.addr();
         old.set_unused();
         flush(from + offset);
-        let new = leaf_entry(to + offset, true)?.ok_or(MapError::OutOfMemory)?;
+        let Ok(Some(new)) = leaf_entry(to + offset, false) else {
+            continue;
+        };
         match leaf_flags(protection) {
             Some(flags) => new.set_addr(frame, flags),
             None => new.set_addr(frame, PARKED | PageTableFlags::NO_EXECUTE),

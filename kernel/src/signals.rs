@@ -7,7 +7,7 @@ use crate::interrupts::TrapFrame;
 use crate::platform::KernelPlatform;
 use pith_syscalls::sigframe::{self, Registers, Trap};
 use pith_syscalls::signal::{
-    bit, default_action, DefaultAction, SA_ONSTACK, SIGSEGV, SIG_DFL, SIG_IGN, SS_AUTODISARM,
+    bit, default_action, DefaultAction, SIGSEGV, SIG_DFL, SIG_IGN, SS_AUTODISARM,
 };
 use pith_syscalls::uapi::Siginfo;
 use pith_syscalls::{Errno, Platform, Process};
@@ -90,8 +90,9 @@ fn push_frame(
     crate::fpu::save(|image| platform.write_user(delivery.fpstate_address, image))?;
     platform.write_user(delivery.frame_address, delivery.frame.as_bytes())?;
     process.signals.enter_handler(signal);
-    let switched = alt_stack.contains(delivery.frame_address) && !alt_stack.contains(registers.rsp);
-    if action.sa_flags & SA_ONSTACK != 0 && switched && alt_stack.flags & SS_AUTODISARM != 0 {
+    // SS_AUTODISARM: every delivery disarms the alternate stack (signal_delivered); the
+    // frame saved it, and sigreturn arms it again.
+    if alt_stack.is_enabled() && alt_stack.flags & SS_AUTODISARM != 0 {
         process.signals.alt_stack = Default::default();
     }
     set_registers(frame, &delivery.registers);
@@ -224,6 +225,11 @@ fn sigreturn(frame: &mut TrapFrame, process: &mut Process, platform: &mut Kernel
     };
     set_registers(frame, &restored.registers);
     process.signals.blocked = restored.mask & !(bit(9) | bit(19));
+    // restore_altstack: the frame's uc_stack, unless the program is running on the current
+    // alternate stack (EPERM there is ignored, as Linux does when it cannot change it).
+    if !process.signals.alt_stack.contains(restored.registers.rsp) {
+        let _ = pith_syscalls::signal::set_alt_stack(&mut process.signals, &restored.alt_stack);
+    }
     let fpstate = restored.fpstate;
     let reader = |buffer: &mut [u8]| platform.read_user(fpstate, buffer).is_ok();
     let loaded = crate::fpu::restore(if fpstate == 0 { None } else { Some(reader) });
@@ -299,13 +305,20 @@ fn raise_all(process: &mut Process, mut signals: u64) {
 /// The slow way out of a syscall (PerCpu::exit_work was set).
 pub fn on_syscall_exit(frame: &mut TrapFrame) {
     crate::process::with_process(|process, platform| {
-        if process.signals.sigreturn_requested {
+        // The host's signals (Ctrl-C) that a read decoded during the syscall.
+        raise_all(process, crate::console::take_host_signals());
+        // After rt_sigreturn the frame is the restored context, not a syscall to restart
+        // (Linux sets orig_ax to -1 for this).
+        let returned = process.signals.sigreturn_requested;
+        if returned {
             process.signals.sigreturn_requested = false;
             sigreturn(frame, process, platform);
         }
-        deliver_pending(frame, process, platform, true);
-        // No handler ran: an interrupted syscall simply runs again.
-        settle_interrupted_syscall(frame, None);
+        deliver_pending(frame, process, platform, !returned);
+        if !returned {
+            // No handler ran: an interrupted syscall simply runs again.
+            settle_interrupted_syscall(frame, None);
+        }
         // rt_sigsuspend ended without a handler running (the signal was ignored): its caller's
         // mask comes back now rather than at a sigreturn.
         if let Some(mask) = process.signals.saved_mask.take() {

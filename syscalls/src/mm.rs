@@ -641,9 +641,14 @@ fn move_area(
     context
         .platform
         .map_anonymous(target, new_size, protection)?;
-    context
+    if let Err(errno) = context
         .platform
-        .move_pages(old_start, target, moved, protection)?;
+        .move_pages(old_start, target, moved, protection)
+    {
+        // Nothing moved: drop the target again, and the old area stays as it was.
+        context.platform.unmap(target, new_size);
+        return Err(errno);
+    }
     context.platform.unmap(old_start, old_size);
     let memory = &mut context.process.memory;
     memory.remove(old_start, old_start + old_size);

@@ -3,8 +3,9 @@
 //! x64_setup_rt_frame, restore_sigcontext) for the layout the app and its C library expect.
 
 use crate::errno::Errno;
+use crate::mm::TASK_SIZE;
 use crate::platform::Platform;
-use crate::signal::{AltStack, SA_ONSTACK, SA_RESTORER, SS_DISABLE, SS_ONSTACK};
+use crate::signal::{AltStack, SA_ONSTACK, SA_RESTORER, SS_DISABLE};
 use crate::uapi::{RtSigframe, Sigaction, Sigcontext, Siginfo, StackT, Ucontext};
 use zerocopy::FromZeros;
 
@@ -126,7 +127,11 @@ pub fn plan(
     selectors: (u16, u16),
 ) -> Result<Delivery, Errno> {
     // x86_64 Linux needs SA_RESTORER: without it there is nothing for the handler to return to.
-    if action.sa_flags & SA_RESTORER == 0 {
+    // Addresses outside the app's half would fault in the kernel's iretq: refuse them here.
+    if action.sa_flags & SA_RESTORER == 0
+        || action.sa_handler >= TASK_SIZE
+        || action.sa_restorer >= TASK_SIZE
+    {
         return Err(Errno::EFAULT);
     }
     let on_alt_stack = alt_stack.contains(registers.rsp);
@@ -143,9 +148,8 @@ pub fn plan(
         .checked_sub(8)
         .ok_or(Errno::EFAULT)?;
 
-    let stack_flags = if on_alt_stack {
-        SS_ONSTACK
-    } else if alt_stack.is_enabled() {
+    // __save_altstack: the stored flags (SS_AUTODISARM or 0), or SS_DISABLE.
+    let stack_flags = if alt_stack.is_enabled() {
         alt_stack.flags
     } else {
         SS_DISABLE
@@ -227,6 +231,10 @@ pub fn restore(
         rip: m.rip,
         rflags: (current_rflags & !SIGRETURN_FLAGS) | (m.eflags & SIGRETURN_FLAGS),
     };
+    // A non-canonical rip or rsp would fault in the kernel's iretq: a bad frame (SIGSEGV).
+    if registers.rip >= TASK_SIZE || registers.rsp >= TASK_SIZE {
+        return Err(Errno::EFAULT);
+    }
     Ok(Restored {
         registers,
         fpstate: m.fpstate,
@@ -371,7 +379,10 @@ mod tests {
         )
         .unwrap();
         assert!(again.frame_address < delivery.frame_address);
-        assert_eq!(again.frame.uc.uc_stack.ss_flags, SS_ONSTACK);
+        assert_eq!(
+            again.frame.uc.uc_stack.ss_flags, 0,
+            "the stored flags, not SS_ONSTACK"
+        );
         // Without SA_ONSTACK the app's stack is used.
         let plain = plan(
             &interrupted(),

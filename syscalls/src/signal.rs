@@ -151,10 +151,28 @@ impl Default for SignalState {
 impl SignalState {
     /// Marks `signal` pending with `info` (a second one before delivery merges with the first).
     pub fn raise(&mut self, signal: i32, info: Siginfo) {
+        // An ignored signal that is not blocked is dropped when sent (kernel/signal.c
+        // sig_ignored): it would wake waits for nothing.
+        if self.blocked & bit(signal) == 0 && self.is_ignored(signal) {
+            return;
+        }
         if self.pending & bit(signal) == 0 {
             self.pending_info[(signal - 1) as usize] = info;
         }
         self.pending |= bit(signal);
+    }
+
+    /// Whether delivering `signal` would do nothing: SIG_IGN, or SIG_DFL whose default is to
+    /// ignore (or to stop, which Pith ignores).
+    pub fn is_ignored(&self, signal: i32) -> bool {
+        match self.action(signal).sa_handler {
+            SIG_IGN => true,
+            SIG_DFL => matches!(
+                default_action(signal),
+                DefaultAction::Ignore | DefaultAction::Stop
+            ),
+            _ => false,
+        }
     }
 
     /// Pending signals that are not blocked.
@@ -300,8 +318,9 @@ pub fn sigaltstack(
     let sp = context.platform.user_stack_pointer();
     let on_stack = current.contains(sp);
     if !old_stack.is_null() {
+        // do_sigaltstack: sas_ss_flags(sp) | the stored flags (SS_AUTODISARM).
         let flags = if on_stack {
-            SS_ONSTACK
+            SS_ONSTACK | (current.flags & SS_AUTODISARM)
         } else if current.is_enabled() {
             current.flags & SS_AUTODISARM
         } else {
@@ -363,12 +382,10 @@ pub fn raise_host_signals(context: &mut Context) {
 /// signal can be delivered; otherwise waits for an interrupt, at most until `deadline`.
 pub fn wait_step(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     raise_host_signals(context);
+    crate::time::expire_and_rearm(context);
     let now = context
         .platform
         .now(crate::platform::MachineClock::Monotonic);
-    if crate::time::expire_timers(context.process, now) {
-        context.platform.signal_state_changed();
-    }
     if context.process.signals.deliverable() != 0 {
         return Err(Errno::EINTR);
     }
@@ -412,12 +429,10 @@ pub fn rt_sigtimedwait(
     };
     loop {
         raise_host_signals(context);
+        crate::time::expire_and_rearm(context);
         let now = context
             .platform
             .now(crate::platform::MachineClock::Monotonic);
-        if crate::time::expire_timers(context.process, now) {
-            context.platform.signal_state_changed();
-        }
         let signals = &mut context.process.signals;
         let ready = signals.pending & wanted;
         if ready != 0 {
@@ -469,6 +484,26 @@ pub fn rt_sigsuspend(context: &mut Context, set: UserAddr, set_size: usize) -> R
     wait_for_signal(context)
 }
 
+/// Sets the alternate stack from a `stack_t`, as sigaltstack and rt_sigreturn's
+/// restore_altstack do; the caller checked that the program is not running on it.
+pub fn set_alt_stack(signals: &mut SignalState, stack: &StackT) -> Result<(), Errno> {
+    match stack.ss_flags & !SS_AUTODISARM {
+        SS_DISABLE => signals.alt_stack = AltStack::default(),
+        0 | SS_ONSTACK => {
+            if stack.ss_size < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            }
+            signals.alt_stack = AltStack {
+                base: stack.ss_sp,
+                size: stack.ss_size,
+                flags: stack.ss_flags & SS_AUTODISARM,
+            };
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(())
+}
+
 /// Implements rt_sigreturn(2): the kernel restores the context the signal frame saved on its
 /// way out of this syscall (it needs the app's stack pointer and all its registers, which only
 /// the entry path has); see `sigframe::restore`.
@@ -504,7 +539,12 @@ pub fn rt_sigaction(
     }
     if let Some(mut new) = new {
         new.sa_mask &= !UNBLOCKABLE;
-        context.process.signals.actions[index] = new;
+        let signals = &mut context.process.signals;
+        signals.actions[index] = new;
+        // A signal that is now ignored is flushed from pending (do_sigaction).
+        if signals.is_ignored(signal) {
+            signals.pending &= !bit(signal);
+        }
     }
     Ok(())
 }
@@ -676,5 +716,40 @@ mod tests {
         assert_eq!(machine.call(131, [stack, 0, 0, 0, 0, 0]), Err(Errno::EPERM));
         assert_eq!(machine.call(131, [0, old, 0, 0, 0, 0]), Ok(0));
         assert_eq!(machine.read_u64(old + 8) as i32, SS_ONSTACK);
+    }
+
+    #[test]
+    fn ignored_signals_are_dropped_unless_blocked() {
+        let mut machine = TestMachine::new();
+        let ignore = machine.scratch(32);
+        machine.write_u64(ignore, SIG_IGN);
+        machine.call(13, [10, ignore, 0, 8, 0, 0]).unwrap();
+        machine.call(62, [1, 10, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            machine.process.signals.pending, 0,
+            "ignored and unblocked: dropped"
+        );
+        machine.call(62, [1, SIGCHLD as u64, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            machine.process.signals.pending, 0,
+            "SIG_DFL whose default is to ignore"
+        );
+        machine.process.signals.blocked = bit(10);
+        machine.call(62, [1, 10, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            machine.process.signals.pending,
+            bit(10),
+            "blocked: kept, as Linux does"
+        );
+        machine.process.signals.blocked = 0;
+        machine.process.signals.actions[11] = Sigaction::default();
+        machine.process.signals.blocked = bit(12);
+        machine.call(62, [1, 12, 0, 0, 0, 0]).unwrap();
+        machine.call(13, [12, ignore, 0, 8, 0, 0]).unwrap();
+        assert_eq!(
+            machine.process.signals.pending & bit(12),
+            0,
+            "made ignored: flushed"
+        );
     }
 }

@@ -173,6 +173,8 @@ pub struct Timers {
 /// One timer_create timer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PosixTimer {
+    /// The clock it counts on (TIMER_ABSTIME values are on this clock).
+    pub clock: i32,
     /// The signal it sends, and the value it carries; None for SIGEV_NONE.
     pub signal: Option<(i32, u64)>,
     /// When it next expires (monotonic ns) and its interval, when armed.
@@ -212,9 +214,12 @@ pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
     let mut raised = false;
     if let Some((at, interval)) = process.timers.real.filter(|&(at, _)| now >= at) {
         process.timers.real = forward(at, interval, now).0;
-        let own = process.pid;
-        let mut info = crate::signal::user_siginfo(crate::signal::SIGALRM, SI_TIMER, own);
-        info.fields[0] = 0; // si_tid and si_overrun of a timer: none for setitimer
+        // it_real_fn sends SIGALRM as the kernel (SEND_SIG_PRIV): si_code SI_KERNEL.
+        let info = Siginfo {
+            si_signo: crate::signal::SIGALRM,
+            si_code: SI_KERNEL,
+            ..Siginfo::default()
+        };
         process.signals.raise(crate::signal::SIGALRM, info);
         raised = true;
     }
@@ -241,8 +246,25 @@ pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
     raised
 }
 
-/// si_code of a timer's signal (include/uapi/asm-generic/siginfo.h SI_TIMER).
+/// Expires what is due and re-arms the machine's timer for what comes next (without that, the
+/// kernel would keep re-arming a past deadline and spin). Says whether a signal was raised.
+pub fn expire_and_rearm(context: &mut Context) -> bool {
+    let now = context.platform.now(MachineClock::Monotonic);
+    let before = context.process.timers.next_deadline();
+    let raised = expire_timers(context.process, now);
+    let after = context.process.timers.next_deadline();
+    if raised || before != after {
+        context.platform.set_alarm(after);
+    }
+    if raised {
+        context.platform.signal_state_changed();
+    }
+    raised
+}
+
+/// si_code values (include/uapi/asm-generic/siginfo.h): a POSIX timer's, and the kernel's.
 const SI_TIMER: i32 = -2;
+const SI_KERNEL: i32 = 0x80;
 
 fn nanoseconds_of(time: &Timespec) -> Result<u64, Errno> {
     if time.tv_sec < 0 || !(0..NANOS_PER_SECOND as i64).contains(&time.tv_nsec) {
@@ -256,20 +278,12 @@ fn nanoseconds_of(time: &Timespec) -> Result<u64, Errno> {
 /// Sleeps until the monotonic `deadline`, waking for signals: EINTR if one became deliverable.
 fn sleep_until(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     loop {
+        // A sleep that has run its course returns 0, even with a signal pending
+        // (kernel/time/hrtimer.c do_nanosleep); the signal is delivered on the way out.
         if context.platform.now(MachineClock::Monotonic) >= deadline {
-            // A signal that came due at the same moment still interrupts, as on Linux.
             crate::signal::raise_host_signals(context);
-            if expire_timers(
-                context.process,
-                context.platform.now(MachineClock::Monotonic),
-            ) {
-                context.platform.signal_state_changed();
-            }
-            return if context.process.signals.deliverable() != 0 {
-                Err(Errno::EINTR)
-            } else {
-                Ok(())
-            };
+            expire_and_rearm(context);
+            return Ok(());
         }
         crate::signal::wait_step(context, deadline)?;
     }
@@ -303,6 +317,15 @@ pub fn nanosleep(
     }
 }
 
+/// Whether Linux has timers (and so sleeps) on `clock`: not on MONOTONIC_RAW or the COARSE
+/// clocks (EOPNOTSUPP).
+fn clock_has_timers(clock: i32) -> bool {
+    !matches!(
+        clock,
+        CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE
+    )
+}
+
 /// Implements clock_nanosleep(2): relative or TIMER_ABSTIME, on the clock named.
 pub fn clock_nanosleep(
     context: &mut Context,
@@ -315,6 +338,9 @@ pub fn clock_nanosleep(
         return Err(Errno::EINVAL);
     }
     let machine = machine_clock(clock)?;
+    if !clock_has_timers(clock) {
+        return Err(Errno::EOPNOTSUPP);
+    }
     let amount = nanoseconds_of(&context.read_struct::<Timespec>(request.0)?)?;
     let now = context.platform.now(MachineClock::Monotonic);
     let absolute = flags & TIMER_ABSTIME != 0;
@@ -493,8 +519,19 @@ pub fn timer_create(
         return Err(Errno::EINVAL); // CPU-time accounting comes with the scheduler
     }
     machine_clock(clock)?;
+    if !clock_has_timers(clock) {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let timers = &context.process.timers.posix;
+    if timers.len() >= MAX_POSIX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let new_id = (0..)
+        .find(|candidate| !timers.contains_key(candidate))
+        .unwrap_or(0);
     let signal = if event.is_null() {
-        Some((crate::signal::SIGALRM, 0))
+        // A NULL sigevent: SIGALRM, with the timer's id as its value (do_timer_create).
+        Some((crate::signal::SIGALRM, new_id as u64))
     } else {
         let event: Sigevent = context.read_struct(event.0)?;
         match event.sigev_notify {
@@ -508,21 +545,15 @@ pub fn timer_create(
                 }
                 Some((event.sigev_signo, event.sigev_value))
             }
-            // SIGEV_THREAD is the C library's (it makes a thread); the kernel never sees it.
+            // SIGEV_THREAD is the C library's (it makes a thread); it needs threads here.
             _ => return Err(Errno::EINVAL),
         }
     };
-    let timers = &mut context.process.timers.posix;
-    if timers.len() >= MAX_POSIX_TIMERS {
-        return Err(Errno::EAGAIN);
-    }
-    let new_id = (0..)
-        .find(|candidate| !timers.contains_key(candidate))
-        .unwrap_or(0);
     context.write_struct(id.0, &new_id)?;
     context.process.timers.posix.insert(
         new_id,
         PosixTimer {
+            clock,
             signal,
             armed: None,
             overrun: 0,
@@ -551,7 +582,8 @@ fn itimerspec_of(timer: &PosixTimer, now: u64) -> Itimerspec {
     }
 }
 
-/// Implements timer_settime(2): relative or TIMER_ABSTIME, one-shot or periodic.
+/// Implements timer_settime(2): relative or TIMER_ABSTIME (on the timer's clock), one-shot or
+/// periodic.
 pub fn timer_settime(
     context: &mut Context,
     id: i32,
@@ -560,6 +592,9 @@ pub fn timer_settime(
     old_value: UserAddr,
 ) -> Result<(), Errno> {
     let timer = posix_timer(context, id)?;
+    if new_value.is_null() {
+        return Err(Errno::EINVAL);
+    }
     let new: Itimerspec = context.read_struct(new_value.0)?;
     let value = nanoseconds_of(&new.it_value)?;
     let interval = nanoseconds_of(&new.it_interval)?;
@@ -570,12 +605,9 @@ pub fn timer_settime(
     let armed = if value == 0 {
         None
     } else if flags & TIMER_ABSTIME != 0 {
-        // Absolute on the wall clock: the same instant on the machine's monotonic clock.
-        let offset = context
-            .platform
-            .now(MachineClock::Realtime)
-            .saturating_sub(now);
-        Some((value.saturating_sub(offset).max(now), interval))
+        // The same instant on the machine's monotonic clock.
+        let on_clock = context.platform.now(machine_clock(timer.clock)?);
+        Some((now.saturating_add(value.saturating_sub(on_clock)), interval))
     } else {
         Some((now.saturating_add(value), interval))
     };

@@ -54,6 +54,23 @@ int main(void) {
     /* (Its si_code depends on the kernel's version: SI_TKILL on 6.1, SI_USER on newer ones.) */
     check("a pending signal is taken at once", sigtimedwait(&set, &info, &short_wait) == SIGUSR1);
 
+    /* An absolute time on the monotonic clock: 30 ms from now, not at once. */
+    timer_t absolute;
+    event.sigev_notify = SIGEV_SIGNAL;
+    check("timer_create(CLOCK_MONOTONIC)", timer_create(CLOCK_MONOTONIC, &event, &absolute) == 0);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct itimerspec at = {{0, 0}, start};
+    at.it_value.tv_nsec += 30 * 1000000;
+    if (at.it_value.tv_nsec >= 1000000000) { at.it_value.tv_sec++; at.it_value.tv_nsec -= 1000000000; }
+    timer_settime(absolute, TIMER_ABSTIME, &at, 0);
+    struct timespec two_seconds = {2, 0}, end;
+    int fired = sigtimedwait(&set, &info, &two_seconds);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    long long waited_ms = (end.tv_sec - start.tv_sec) * 1000LL + (end.tv_nsec - start.tv_nsec) / 1000000;
+    check("TIMER_ABSTIME on CLOCK_MONOTONIC fires at that time", fired == SIGUSR1 && waited_ms >= 25);
+    timer_delete(absolute);
+
     event.sigev_notify = SIGEV_NONE;
     timer_t quiet;
     struct itimerspec once = {{0, 0}, {5, 0}}, left;

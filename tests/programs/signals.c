@@ -12,6 +12,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31) /* include/uapi/linux/signal.h; not in every libc's headers */
+#endif
+
 static int failures;
 static void check(const char *name, int ok) {
     printf("%s %s\n", ok ? "ok" : "FAIL", name);
@@ -117,6 +121,20 @@ int main(void) {
     struct sigaction after;
     sigaction(SIGUSR2, 0, &after);
     check("SA_RESETHAND resets the handler", after.sa_handler == SIG_DFL);
+
+    /* SS_AUTODISARM: each delivery disarms the stack and sigreturn arms it again. */
+    stack_t armed = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack, .ss_flags = SS_AUTODISARM};
+    sigaltstack(&armed, 0);
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_usr2;
+    action.sa_flags = SA_ONSTACK;
+    sigaction(SIGUSR2, &action, 0);
+    on_alt_stack = 0;
+    raise(SIGUSR2);
+    int first = on_alt_stack;
+    on_alt_stack = 0;
+    raise(SIGUSR2);
+    check("SS_AUTODISARM: the stack is there again for the next signal", first && on_alt_stack);
 
     memset(&action, 0, sizeof action);
     action.sa_handler = on_hup;
