@@ -8,6 +8,7 @@
 //! running syscall holds. The two lists change together and so stay identical.
 
 use crate::memory::{align_down, allocate_zeroed_frame, free_frame, phys_to_virt, PAGE_SIZE};
+use core::sync::atomic::{AtomicU64, Ordering};
 use pith_syscalls::mm::{AddressSpace, Vma, VmaKind, TASK_SIZE};
 use pith_syscalls::platform::Protection as AreaProtection;
 use spin::Mutex;
@@ -19,6 +20,14 @@ use x86_64::{PhysAddr, VirtAddr};
 /// The app's areas as this file needs them: where pages may be backed, and how. Guarded by
 /// its mutex, which also serializes every change to the page table.
 static BACKING: Mutex<Option<AddressSpace>> = Mutex::new(None);
+
+/// How many pages of app memory have a frame (the program's resident set).
+static APP_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// The program's resident set, in pages (/proc/self/status VmRSS).
+pub fn resident_pages() -> u64 {
+    APP_PAGES.load(Ordering::Relaxed)
+}
 
 /// Software bit in a non-present entry: the entry still owns its frame (the page is PROT_NONE).
 const PARKED: PageTableFlags = PageTableFlags::BIT_9;
@@ -152,6 +161,7 @@ pub fn populate(start: u64, len: u64) -> Result<(), MapError> {
         if !owns_frame(entry) {
             let frame = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
             entry.set_addr(frame.start_address(), flags);
+            APP_PAGES.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(())
@@ -182,6 +192,7 @@ fn unmap_pages(start: u64, len: u64) {
                 entry.set_unused();
                 flush(page);
                 free_frame(frame);
+                APP_PAGES.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -267,6 +278,7 @@ fn fault_in(
     }
     let frame = allocate_zeroed_frame().ok_or(FaultError::OutOfMemory)?;
     entry.set_addr(frame.start_address(), flags);
+    APP_PAGES.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

@@ -112,6 +112,10 @@ impl Platform for KernelPlatform {
         paging::move_pages(from, to, len, protection).map_err(map_error)
     }
 
+    fn resident_pages(&mut self) -> u64 {
+        paging::resident_pages()
+    }
+
     fn residency(&mut self, start: u64, out: &mut [u8]) {
         paging::residency(start, out)
     }

@@ -235,6 +235,12 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         memory.insert(Vma { kind, ..vma });
     }
     let mut process = Process::new(path.to_vec(), memory);
+    for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
+        for string in strings.iter() {
+            list.extend_from_slice(string);
+            list.push(0);
+        }
+    }
     process.trace = parameters.trace;
     *PROCESS.lock() = Some((process, KernelPlatform::new(parameters)));
 

@@ -846,19 +846,17 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if is_own_proc_file(&name, b"maps") {
-        // The file is r--r--r--, but the program runs as root, which Linux lets open it for
-        // writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
-        let text = context
-            .process
-            .memory
-            .maps_text(&context.process.executable_path);
-        let limit = nofile_limit(context);
-        return Ok(context
-            .process
-            .files
-            .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
-            .0);
+    if let Some(file) = own_proc_file(&name) {
+        if let Some(text) = crate::procfs::generate(context, file) {
+            // The files are r--r--r--, but the program runs as root, which Linux lets open them
+            // for writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
+            let limit = nofile_limit(context);
+            return Ok(context
+                .process
+                .files
+                .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
+                .0);
+        }
     }
     // There is no filesystem yet: no other path exists, and nothing can be created.
     if flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE {
@@ -867,23 +865,23 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
     Err(Errno::ENOENT)
 }
 
-/// Whether `path` is /proc/self/NAME (or /proc/1/NAME, the program's pid).
-fn is_own_proc_file(path: &[u8], name: &[u8]) -> bool {
+/// NAME, when `path` is /proc/self/NAME (or /proc/1/NAME, the program's pid).
+fn own_proc_file(path: &[u8]) -> Option<&[u8]> {
     [
         &b"/proc/self/"[..],
         &b"/proc/1/"[..],
         &b"/proc/thread-self/"[..],
     ]
     .iter()
-    .any(|prefix| path.strip_prefix(*prefix) == Some(name))
+    .find_map(|prefix| path.strip_prefix(*prefix))
 }
 
-/// Implements open(2): /proc/self/maps; no other files until the filesystem lands.
+/// Implements open(2): /proc/self files; no other files until the filesystem lands.
 pub fn open(context: &mut Context, path: UserPath, flags: u32, _mode: u32) -> Result<i32, Errno> {
     open_path(context, path, flags)
 }
 
-/// Implements openat(2): /proc/self/maps; no other files until the filesystem lands.
+/// Implements openat(2): /proc/self files; no other files until the filesystem lands.
 pub fn openat(
     context: &mut Context,
     dir_fd: Fd,
@@ -1287,7 +1285,7 @@ mod tests {
             Err(Errno::EBADF)
         );
         assert_eq!(machine.call(3, [fd, 0, 0, 0, 0, 0]), Ok(0));
-        let other = machine.put(b"/proc/self/status\0");
+        let other = machine.put(b"/proc/self/mounts\0");
         assert_eq!(machine.call(2, [other, 0, 0, 0, 0, 0]), Err(Errno::ENOENT));
     }
 }

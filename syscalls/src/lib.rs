@@ -16,6 +16,7 @@ pub mod names;
 pub mod platform;
 pub mod poll;
 pub mod process;
+pub mod procfs;
 pub mod random;
 pub mod sigframe;
 pub mod signal;

@@ -78,6 +78,8 @@ pub trait Platform {
         len: u64,
         protection: Protection,
     ) -> Result<(), Errno>;
+    /// How many pages of the program's memory are in memory (its resident set).
+    fn resident_pages(&mut self) -> u64;
     /// Whether each page of [start, start + len) is in memory: one byte per page, bit 0.
     fn residency(&mut self, start: u64, out: &mut [u8]);
     /// Drops the memory of [start, start + len); unmapped pages in the range are fine.

@@ -21,6 +21,9 @@ pub struct Process {
     pub limits: [Rlimit; RLIM_NLIMITS],
     pub clear_child_tid: u64,
     pub robust_list: (u64, usize),
+    /// argv and the environment as /proc/self/cmdline and environ show them (NUL-separated).
+    pub cmdline: Vec<u8>,
+    pub environ: Vec<u8>,
     /// Print every syscall (`pith run --trace`).
     pub trace: bool,
     /// The thread's name (PR_SET_NAME; /proc/self/comm): at most 15 bytes.
@@ -91,6 +94,8 @@ impl Process {
             limits: default_limits(),
             clear_child_tid: 0,
             robust_list: (0, 0),
+            cmdline: Vec::new(),
+            environ: Vec::new(),
             trace: false,
             comm: comm_from_path(&executable_path_for_comm),
             dumpable: true,

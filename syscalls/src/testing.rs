@@ -125,6 +125,9 @@ impl Platform for FakePlatform {
         }
         Ok(())
     }
+    fn resident_pages(&mut self) -> u64 {
+        self.pages.len() as u64
+    }
     fn residency(&mut self, start: u64, out: &mut [u8]) {
         for (index, byte) in out.iter_mut().enumerate() {
             *byte = self.pages.contains_key(&(start + index as u64 * PAGE)) as u8;
@@ -263,6 +266,10 @@ impl TestMachine {
         (address & !(PAGE - 1)..address + len)
             .step_by(PAGE as usize)
             .all(|page| self.platform.pages.contains_key(&page))
+    }
+    /// The fake's resident set in kB, as status should report it.
+    pub fn platform_resident_kb(&self) -> u64 {
+        self.platform.pages.len() as u64 * 4
     }
     pub fn stdout(&self) -> &[u8] {
         &self.platform.stdout

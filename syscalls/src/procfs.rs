@@ -1,0 +1,191 @@
+//! The /proc/self files Pith has: maps, status, stat, statm, cmdline, environ, in the formats
+//! of fs/proc (array.c, task_mmu.c, base.c). Each is made when it is opened.
+
+use crate::mm::{VmaKind, PAGE_SIZE};
+use crate::platform::Context;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// The text of /proc/self/NAME, if Pith has that file.
+pub fn generate(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
+    match name {
+        b"maps" => Some(
+            context
+                .process
+                .memory
+                .maps_text(&context.process.executable_path),
+        ),
+        b"status" => Some(status(context)),
+        b"stat" => Some(stat(context)),
+        b"statm" => Some(statm(context)),
+        b"cmdline" => Some(context.process.cmdline.clone()),
+        b"environ" => Some(context.process.environ.clone()),
+        _ => None,
+    }
+}
+
+/// Sizes in pages: the whole address space, the stack, the program's own segments, data.
+struct Sizes {
+    total: u64,
+    stack: u64,
+    program: u64,
+    data: u64,
+    resident: u64,
+}
+
+fn sizes(context: &mut Context) -> Sizes {
+    let mut sizes = Sizes {
+        total: 0,
+        stack: 0,
+        program: 0,
+        data: 0,
+        resident: context.platform.resident_pages(),
+    };
+    for vma in context.process.memory.vmas() {
+        let pages = (vma.end - vma.start) / PAGE_SIZE;
+        sizes.total += pages;
+        match vma.kind {
+            VmaKind::Stack => sizes.stack += pages,
+            VmaKind::Program { .. } if vma.protection.execute => sizes.program += pages,
+            VmaKind::Vvar | VmaKind::Vdso => {}
+            _ if vma.protection.write => sizes.data += pages,
+            _ => {}
+        }
+    }
+    sizes
+}
+
+fn name(context: &Context) -> alloc::string::String {
+    let comm = &context.process.comm;
+    let len = comm
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(comm.len());
+    alloc::string::String::from_utf8_lossy(&comm[..len]).into_owned()
+}
+
+fn status(context: &mut Context) -> Vec<u8> {
+    let sizes = sizes(context);
+    let kb = |pages: u64| pages * PAGE_SIZE / 1024;
+    let pid = context.process.pid;
+    let signals = &context.process.signals;
+    let ignored = (1..=crate::signal::NSIG)
+        .filter(|&signal| signals.action(signal).sa_handler == crate::signal::SIG_IGN)
+        .fold(0u64, |mask, signal| mask | crate::signal::bit(signal));
+    let caught = (1..=crate::signal::NSIG)
+        .filter(|&signal| signals.action(signal).sa_handler > crate::signal::SIG_IGN)
+        .fold(0u64, |mask, signal| mask | crate::signal::bit(signal));
+    let mut text = alloc::string::String::new();
+    let _ = write!(
+        text,
+        "Name:\t{}\nUmask:\t0022\nState:\tR (running)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t0\nTracerPid:\t0\n\
+         Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n\
+         VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
+         RssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
+         VmLib:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB\nThreads:\t1\nSigQ:\t0/4096\n\
+         SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n\
+         Cpus_allowed:\t1\nCpus_allowed_list:\t0\n",
+        name(context),
+        kb(sizes.total),
+        kb(sizes.total),
+        0,
+        0,
+        kb(sizes.resident),
+        kb(sizes.resident),
+        kb(sizes.resident),
+        0,
+        0,
+        kb(sizes.data),
+        kb(sizes.stack),
+        kb(sizes.program),
+        0,
+        0,
+        0,
+        0,
+        signals.pending,
+        signals.blocked,
+        ignored,
+        caught,
+    );
+    text.into_bytes()
+}
+
+/// /proc/self/stat: 52 fields (fs/proc/array.c do_task_stat); times are 0 until there is CPU
+/// accounting.
+fn stat(context: &mut Context) -> Vec<u8> {
+    let sizes = sizes(context);
+    let pid = context.process.pid;
+    let mut text = alloc::string::String::new();
+    let _ = write!(
+        text,
+        "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {}",
+        name(context),
+        sizes.total * PAGE_SIZE,
+        sizes.resident
+    );
+    // rsslim and the rest: addresses and signal masks Linux shows as 0 to others, and zeros.
+    text.push_str(" 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    text.into_bytes()
+}
+
+/// /proc/self/statm: size resident shared text lib data dt, in pages.
+fn statm(context: &mut Context) -> Vec<u8> {
+    let sizes = sizes(context);
+    alloc::format!(
+        "{} {} 0 {} 0 {} 0\n",
+        sizes.total,
+        sizes.resident,
+        sizes.program,
+        sizes.data + sizes.stack
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestMachine;
+
+    fn read_proc(machine: &mut TestMachine, name: &str) -> String {
+        let path = machine.put(format!("/proc/self/{name}\0").as_bytes());
+        let fd = machine.call(2, [path, 0, 0, 0, 0, 0]).unwrap();
+        let buffer = machine.scratch(8192);
+        let count = machine.call(0, [fd, buffer, 8192, 0, 0, 0]).unwrap() as usize;
+        machine.call(3, [fd, 0, 0, 0, 0, 0]).unwrap();
+        String::from_utf8(machine.memory_at(buffer, count)).unwrap()
+    }
+
+    #[test]
+    fn status_reports_the_resident_set_and_the_signals() {
+        let mut machine = TestMachine::new();
+        let anon = 0x22; // MAP_PRIVATE | MAP_ANONYMOUS
+        machine.call(9, [0, 1 << 20, 3, anon, 0, 0]).unwrap();
+        let status = read_proc(&mut machine, "status");
+        assert!(status.starts_with("Name:\thello\n"), "{status}");
+        let rss: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().strip_suffix(" kB"))
+            .and_then(|number| number.trim().parse().ok())
+            .expect("a VmRSS line");
+        assert!(
+            rss >= 1024 && rss <= machine.platform_resident_kb(),
+            "{status}"
+        );
+        assert!(status.contains("VmSize:\t    1024 kB\n"), "{status}");
+        assert!(status.contains("Pid:\t1\n") && status.contains("Threads:\t1\n"));
+        let statm = read_proc(&mut machine, "statm");
+        assert!(statm.starts_with("256 "), "{statm}");
+        let stat = read_proc(&mut machine, "stat");
+        assert!(stat.starts_with("1 (hello) R 0 1 1 "), "{stat}");
+        assert_eq!(stat.split(' ').count(), 52, "{stat}");
+    }
+
+    #[test]
+    fn cmdline_and_environ_are_nul_separated() {
+        let mut machine = TestMachine::new();
+        machine.process.cmdline = b"/hello\0a b\0".to_vec();
+        machine.process.environ = b"HOME=/\0".to_vec();
+        assert_eq!(read_proc(&mut machine, "cmdline"), "/hello\0a b\0");
+        assert_eq!(read_proc(&mut machine, "environ"), "HOME=/\0");
+    }
+}
