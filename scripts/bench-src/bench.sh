@@ -5,6 +5,8 @@
 #   --vulnerabilities  first print the guest kernel's mitigation state (BENCH-VULNERABILITY lines)
 #   --cpu-stat         afterwards print the first line of /proc/stat (BENCH-CPU-STAT: user nice
 #                      system idle ... in USER_HZ ticks), to show how much of the boot was idle
+#   --sysfs PATH       first print the sysfs file /sys/PATH (BENCH-SYSFS PATH: contents), e.g.
+#                      the clock source or the transparent-huge-page setting
 cpu_stat=no
 while :; do
     case "$1" in
@@ -15,6 +17,10 @@ while :; do
         done
         shift ;;
     --cpu-stat) cpu_stat=yes; shift ;;
+    --sysfs)
+        [ -d /sys/kernel ] || /bin/busybox mount -t sysfs sysfs /sys
+        echo "BENCH-SYSFS $2: $(/bin/busybox cat "/sys/$2")"
+        shift 2 ;;
     *) break ;;
     esac
 done
