@@ -157,6 +157,28 @@ impl ConsoleWriter {
         Self(std::sync::Arc::new(std::sync::Mutex::new(socket)))
     }
 
+    /// Tells the guest the host's wall clock (a `Time` record).
+    pub fn send_time(&self, realtime_ns: u64) -> std::io::Result<()> {
+        let mut record = Vec::new();
+        pith_loader::console_input::encode_time(realtime_ns, |piece| {
+            record.extend_from_slice(piece)
+        });
+        self.clone().write_all(&record)
+    }
+
+    /// As `send_time`, but only if the socket is free right now: a periodic resync may skip a
+    /// beat rather than wait behind the stdin thread.
+    pub fn try_send_time(&self, realtime_ns: u64) -> bool {
+        let Ok(mut socket) = self.0.try_lock() else {
+            return false;
+        };
+        let mut record = Vec::new();
+        pith_loader::console_input::encode_time(realtime_ns, |piece| {
+            record.extend_from_slice(piece)
+        });
+        socket.write_all(&record).is_ok()
+    }
+
     /// Asks the guest to send `signal` to the program.
     pub fn send_signal(&self, signal: u8) -> std::io::Result<()> {
         let mut record = Vec::new();
@@ -284,6 +306,7 @@ mod tests {
                 Some(InputEvent::End) => ends += 1,
                 Some(InputEvent::UnknownKind(kind)) => panic!("kind {kind}"),
                 Some(InputEvent::Signal(signal)) => panic!("signal {signal}"),
+                Some(InputEvent::Time(time)) => panic!("time {time}"),
                 None => {}
             }
         }

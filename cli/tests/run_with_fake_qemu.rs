@@ -381,6 +381,13 @@ fn stdin_reaches_the_guest_as_input_records_then_input_end() {
             (kind.parse().expect("kind"), len.parse().expect("len"))
         })
         .collect();
+    // First the host's wall clock (a Time record, sent on ConsoleReady), then the input.
+    assert_eq!(
+        records.first(),
+        Some(&(4, 8)),
+        "the Time record comes first"
+    );
+    let records = &records[1..];
     let (last, data) = records.split_last().expect("records");
     assert_eq!(*last, (2, 0), "the last record is InputEnd");
     assert!(data

@@ -60,6 +60,23 @@ pub fn monotonic_ns() -> u64 {
     ((ticks as u128 * MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
+/// Whether the host has told us its wall clock since boot (a console `Time` record).
+static REALTIME_FROM_HOST: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// The host's wall clock, now: it becomes ours (the record took microseconds to arrive, where
+/// the command line's time was taken before QEMU even started).
+pub fn set_realtime(realtime_ns: u64) {
+    let base = realtime_ns.saturating_sub(monotonic_ns());
+    REALTIME_AT_BOOT_NS.store(base, Ordering::Relaxed);
+    crate::vdso::update_realtime(base);
+    REALTIME_FROM_HOST.store(true, Ordering::Relaxed);
+}
+
+pub fn realtime_from_host() -> bool {
+    REALTIME_FROM_HOST.load(Ordering::Relaxed)
+}
+
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
     REALTIME_AT_BOOT_NS.load(Ordering::Relaxed) + monotonic_ns()

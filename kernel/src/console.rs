@@ -79,6 +79,7 @@ impl ConsoleInput {
                     crate::syscall::set_exit_work(true);
                 }
                 Some(InputEvent::Signal(_)) => {}
+                Some(InputEvent::Time(realtime_ns)) => crate::clock::set_realtime(realtime_ns),
                 Some(InputEvent::UnknownKind(kind)) => {
                     let (word, bit) = (kind as usize / 64, 1u64 << (kind % 64));
                     if self.unknown_logged[word] & bit == 0 {

@@ -44,8 +44,6 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let parameters = cmdline::parse(boot_info.command_line);
     hostlink::set_max_level(parameters.log_level);
     console::init(parameters.framed_console);
-    // Tell the CLI that input may flow now that the UART (and its FIFO) is set up.
-    hostlink::send(hostlink::RecordKind::ConsoleReady, &[]);
     let Some((image_phys, image_size)) = boot_info.image else {
         log_error!("no image: boot Pith with the program as its initrd (see `pith run`)");
         power::exit(interrupts::KERNEL_FAILURE_STATUS);
@@ -67,6 +65,12 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     apic::init();
     ioapic::route_serial(apic::id());
     serial::enable_receive_interrupt();
+    // Tell the CLI that input may flow now that the UART (and its FIFO) is set up; it answers
+    // with its wall clock, which the program must start with.
+    hostlink::send(hostlink::RecordKind::ConsoleReady, &[]);
+    if parameters.framed_console {
+        wait_for_host_time();
+    }
     log_debug!(
         "memory: {} KiB of kernel heap; {} MiB free for the program",
         stats.heap_size >> 10,
@@ -82,6 +86,31 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         )
     };
     process::start(image, &parameters)
+}
+
+/// Waits (at most 100 ms) for the CLI's `Time` record, which it sends on ConsoleReady, so the
+/// program starts with the host's wall clock to within the record's latency. The CPU halts
+/// meanwhile: a vCPU polling the UART would keep QEMU from delivering the record.
+fn wait_for_host_time() {
+    let deadline = clock::monotonic_ns() + 100_000_000;
+    loop {
+        console::poll();
+        let now = clock::monotonic_ns();
+        if clock::realtime_from_host() || now >= deadline {
+            break;
+        }
+        apic::arm(deadline);
+        // SAFETY: interrupts are enabled only for the halt (`sti` takes effect after `hlt`
+        // starts, so no wake-up is lost); the serial or timer interrupt ends it, its handler
+        // runs on an IST stack and takes only the console's lock, which is not held here.
+        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    }
+    apic::disarm();
+    if !clock::realtime_from_host() {
+        log_warn!(
+            "the host did not send its time: the wall clock may be off by QEMU's start-up time"
+        );
+    }
 }
 
 #[panic_handler]

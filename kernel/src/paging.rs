@@ -372,3 +372,12 @@ pub fn residency(start: u64, out: &mut [u8]) {
         *byte = matches!(leaf_entry(address, false), Ok(Some(entry)) if owns_frame(entry)) as u8;
     }
 }
+
+/// The physical address behind app address `address`, if its page has a frame.
+pub fn physical_address(address: u64) -> Option<u64> {
+    let _guard = BACKING.lock();
+    match leaf_entry(address, false) {
+        Ok(Some(entry)) if owns_frame(entry) => Some(entry.addr().as_u64() + address % PAGE_SIZE),
+        _ => None,
+    }
+}

@@ -8,6 +8,28 @@ use pith_syscalls::platform::Protection;
 /// The vDSO as built by build.rs: an ELF shared object with no relocations, mapped as is.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
 
+/// The time page's physical address (0 before it is mapped): the kernel updates the wall
+/// clock in it through the direct map, the program's mapping being read-only.
+static VVAR_PHYS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Puts the new wall-clock base into the time page, where the vDSO reads it (one aligned
+/// 8-byte store: the vDSO never sees half of it).
+pub fn update_realtime(realtime_at_boot_ns: u64) {
+    let phys = VVAR_PHYS.load(core::sync::atomic::Ordering::Relaxed);
+    if phys == 0 {
+        return;
+    }
+    let field =
+        crate::memory::phys_to_virt(phys + core::mem::offset_of!(Vvar, realtime_at_boot_ns) as u64);
+    // SAFETY: `phys` is the time page's frame, owned by the program's read-only mapping for the
+    // life of the program; the field is 8-byte aligned, and only this function writes it.
+    unsafe {
+        field
+            .as_mut_ptr::<u64>()
+            .write_volatile(realtime_at_boot_ns)
+    };
+}
+
 /// The time page (vdso.c's `struct pith_vvar`): keep the two layouts in step.
 #[repr(C)]
 struct Vvar {
@@ -51,6 +73,10 @@ pub fn map(at: u64) -> Option<(u64, u64)> {
             write: false,
             execute: false,
         },
+    );
+    VVAR_PHYS.store(
+        paging::physical_address(at).unwrap_or(0),
+        core::sync::atomic::Ordering::Relaxed,
     );
     paging::protect(
         vdso,

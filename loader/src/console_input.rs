@@ -5,7 +5,7 @@
 //! an `InputEnd` record (no payload) says the host's stdin reached end of file. Other kinds are
 //! reserved: the decoder skips their payload and reports the kind once per record.
 //!
-//! The decoder needs no allocation and holds four bytes of state, so the kernel can keep one in a
+//! The decoder needs no allocation and holds a few bytes of state, so the kernel can keep one in a
 //! static and feed it each byte as it comes out of the UART.
 
 // The same framing as the host link's records, in the other direction.
@@ -21,6 +21,8 @@ pub enum InputRecordKind {
     InputEnd = 2,
     /// One byte: a signal the host asks to be sent to the program (SIGTERM for Ctrl-C).
     Signal = 3,
+    /// Eight bytes, u64 LE: the host's CLOCK_REALTIME in ns when it sent the record.
+    Time = 4,
 }
 
 impl InputRecordKind {
@@ -30,6 +32,7 @@ impl InputRecordKind {
             1 => Some(Self::Input),
             2 => Some(Self::InputEnd),
             3 => Some(Self::Signal),
+            4 => Some(Self::Time),
             _ => None,
         }
     }
@@ -44,6 +47,8 @@ pub enum InputEvent {
     End,
     /// A `Signal` record is complete: the host asks for this signal to be sent to the program.
     Signal(u8),
+    /// A `Time` record is complete: the host's wall clock, in ns since the epoch.
+    Time(u64),
     /// A record of this unknown kind is complete; its payload was skipped.
     UnknownKind(u8),
 }
@@ -57,8 +62,14 @@ enum State {
     LengthLow { kind: u8 },
     /// The next byte is the high byte of the length.
     LengthHigh { kind: u8, low: u8 },
-    /// `remaining` (at least 1) payload bytes are still to come.
-    Payload { kind: u8, remaining: u16 },
+    /// `remaining` (at least 1) of `length` payload bytes are still to come; `value` gathers
+    /// the first eight, little-endian (a Time record's).
+    Payload {
+        kind: u8,
+        remaining: u16,
+        length: u16,
+        value: u64,
+    },
 }
 
 /// Turns the console input stream, one byte at a time, into [`InputEvent`]s.
@@ -93,22 +104,46 @@ impl InputDecoder {
                     record_complete(kind)
                 }
                 remaining => {
-                    self.state = State::Payload { kind, remaining };
+                    self.state = State::Payload {
+                        kind,
+                        remaining,
+                        length: remaining,
+                        value: 0,
+                    };
                     None
                 }
             },
-            State::Payload { kind, remaining } => {
+            State::Payload {
+                kind,
+                remaining,
+                length,
+                value,
+            } => {
+                let index = length - remaining;
+                let value = if index < 8 {
+                    value | (byte as u64) << (8 * index)
+                } else {
+                    value
+                };
                 let remaining = remaining - 1;
                 self.state = if remaining == 0 {
                     State::Kind
                 } else {
-                    State::Payload { kind, remaining }
+                    State::Payload {
+                        kind,
+                        remaining,
+                        length,
+                        value,
+                    }
                 };
                 match InputRecordKind::from_u8(kind) {
                     Some(InputRecordKind::Input) => Some(InputEvent::Data(byte)),
                     // The signal number is the (last) payload byte.
                     Some(InputRecordKind::Signal) if remaining == 0 => {
                         Some(InputEvent::Signal(byte))
+                    }
+                    Some(InputRecordKind::Time) if remaining == 0 && length == 8 => {
+                        Some(InputEvent::Time(value))
                     }
                     _ if remaining == 0 => record_complete(kind),
                     _ => None,
@@ -135,8 +170,8 @@ fn record_complete(kind: u8) -> Option<InputEvent> {
     match InputRecordKind::from_u8(kind) {
         Some(InputRecordKind::Input) => None,
         Some(InputRecordKind::InputEnd) => Some(InputEvent::End),
-        // A signal record without its number names no signal.
-        Some(InputRecordKind::Signal) => None,
+        // A signal record without its number names no signal; a time record no time.
+        Some(InputRecordKind::Signal) | Some(InputRecordKind::Time) => None,
         None => Some(InputEvent::UnknownKind(kind)),
     }
 }
@@ -167,6 +202,12 @@ pub fn encode_input_end(mut sink: impl FnMut(&[u8])) {
 pub fn encode_signal(signal: u8, mut sink: impl FnMut(&[u8])) {
     sink(&input_record_header(InputRecordKind::Signal, 1));
     sink(&[signal]);
+}
+
+/// Tells the guest the host's wall clock (`Time` record): ns since the epoch, now.
+pub fn encode_time(realtime_ns: u64, mut sink: impl FnMut(&[u8])) {
+    sink(&input_record_header(InputRecordKind::Time, 8));
+    sink(&realtime_ns.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -235,7 +276,8 @@ mod tests {
         assert_eq!(InputRecordKind::from_u8(2), Some(InputRecordKind::InputEnd));
         assert_eq!(InputRecordKind::from_u8(0), None);
         assert_eq!(InputRecordKind::from_u8(3), Some(InputRecordKind::Signal));
-        assert_eq!(InputRecordKind::from_u8(4), None);
+        assert_eq!(InputRecordKind::from_u8(4), Some(InputRecordKind::Time));
+        assert_eq!(InputRecordKind::from_u8(5), None);
     }
 
     #[test]
@@ -309,8 +351,8 @@ mod tests {
     #[test]
     fn unknown_kinds_are_skipped_and_reported_once() {
         let mut stream = collect(|sink| encode_input(b"a", sink));
-        // Kind 4 with a payload that looks like an Input record, kind 0 and kind 0xff empty.
-        stream.extend_from_slice(&[4, 4, 0, 1, 1, 0, b'!']);
+        // Kind 5 with a payload that looks like an Input record, kind 0 and kind 0xff empty.
+        stream.extend_from_slice(&[5, 4, 0, 1, 1, 0, b'!']);
         stream.extend_from_slice(&[0, 0, 0, 0xff, 0, 0]);
         stream.extend(collect(|sink| encode_input(b"b", sink)));
         stream.extend(collect(|sink| encode_input_end(sink)));
@@ -318,7 +360,7 @@ mod tests {
             decode_all(&stream),
             [
                 InputEvent::Data(b'a'),
-                InputEvent::UnknownKind(4),
+                InputEvent::UnknownKind(5),
                 InputEvent::UnknownKind(0),
                 InputEvent::UnknownKind(0xff),
                 InputEvent::Data(b'b'),
@@ -395,6 +437,7 @@ mod tests {
                             panic!("round {round}: unknown kind {kind}")
                         }
                         InputEvent::Signal(signal) => panic!("round {round}: signal {signal}"),
+                        InputEvent::Time(time) => panic!("round {round}: time {time}"),
                     }
                 }
                 offset += piece;
@@ -410,7 +453,7 @@ mod tests {
         static DECODER: InputDecoder = InputDecoder::new();
         assert!(DECODER.is_between_records());
         assert_eq!(InputDecoder::default(), InputDecoder::new());
-        assert!(core::mem::size_of::<InputDecoder>() <= 8);
+        assert!(core::mem::size_of::<InputDecoder>() <= 24);
     }
 
     #[test]
@@ -433,5 +476,25 @@ mod tests {
             ]
         );
         assert!(decoder.is_between_records());
+    }
+
+    #[test]
+    fn time_records_carry_eight_bytes() {
+        let mut bytes = Vec::new();
+        encode_time(1_795_000_000_123_456_789, |piece| {
+            bytes.extend_from_slice(piece)
+        });
+        let mut decoder = InputDecoder::new();
+        let events: Vec<InputEvent> = bytes
+            .iter()
+            .filter_map(|&byte| decoder.push_byte(byte))
+            .collect();
+        assert_eq!(events, vec![InputEvent::Time(1_795_000_000_123_456_789)]);
+        // A short one names no time.
+        let events: Vec<InputEvent> = [4u8, 2, 0, 1, 2]
+            .iter()
+            .filter_map(|&byte| decoder.push_byte(byte))
+            .collect();
+        assert!(events.is_empty());
     }
 }
