@@ -285,3 +285,42 @@ pub fn pith_run_and_interrupt(
         stderr,
     }
 }
+
+/// Runs the check program tests/programs/NAME.c (it prints "ok ..." or "FAIL ..." lines and
+/// exits with its failures) for each toolchain: natively first, where every check must pass,
+/// then under `pith run` with `options` and `input` on stdin, whose output and status must be
+/// Linux's. Returns Pith's outcomes, for further checks.
+pub fn assert_checks_pass_as_on_linux(
+    name: &str,
+    toolchains: &[Toolchain],
+    options: &[&str],
+    input: Option<&[u8]>,
+) -> Vec<Outcome> {
+    toolchains
+        .iter()
+        .map(|&toolchain| {
+            let program = compile(name, toolchain);
+            let mut native_command = Command::new(&program);
+            native_command.env_clear();
+            let native = run_command(native_command, input);
+            assert_eq!(
+                native.status, 0,
+                "{name}: the checks must pass on Linux first: {}",
+                native.stdout
+            );
+            let outcome = pith_run_with_input(options, &program, &[], &[], input);
+            let failed: Vec<&str> = outcome
+                .stdout
+                .lines()
+                .filter(|line| line.starts_with("FAIL"))
+                .collect();
+            assert_eq!(
+                outcome.status, 0,
+                "{name} {toolchain:?}: {failed:?}\n{}",
+                outcome.stderr
+            );
+            assert_eq!(outcome.stdout, native.stdout, "{name} {toolchain:?}");
+            outcome
+        })
+        .collect()
+}

@@ -5,29 +5,14 @@ use pith_tests::*;
 
 #[test]
 fn memory_is_backed_when_touched_and_freed_when_unmapped() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("lazy_memory", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        // 256 MiB of VM: four rounds of 64 MiB touched only fit if munmap gives memory back,
-        // and a 1 GiB or 64 GiB mapping only if nothing is allocated up front.
-        let outcome = pith_run(&["--memory", "256M"], &program, &[], &[]);
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| !line.starts_with("ok "))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    // 256 MiB of VM: four rounds of 64 MiB touched only fit if munmap gives memory back, and a
+    // 1 GiB or 64 GiB mapping only if nothing is allocated up front.
+    assert_checks_pass_as_on_linux(
+        "lazy_memory",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &["--memory", "256M"],
+        None,
+    );
 }
 
 #[test]
@@ -57,51 +42,26 @@ fn the_i386_syscall_instruction_is_refused_not_ignored() {
 
 #[test]
 fn proc_self_maps_describes_the_address_space() {
-    for toolchain in [
-        Toolchain::GlibcStatic,
-        Toolchain::GlibcStaticPie,
-        Toolchain::MuslStatic,
-    ] {
-        let program = compile("proc_maps", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run(&[], &program, &[], &[]);
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| line.starts_with("FAIL"))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "proc_maps",
+        &[
+            Toolchain::GlibcStatic,
+            Toolchain::GlibcStaticPie,
+            Toolchain::MuslStatic,
+        ],
+        &[],
+        None,
+    );
 }
 
 #[test]
 fn mremap_and_mincore_behave_as_on_linux() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("remap", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run(&[], &program, &[], &[]);
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {}\n{}",
-            outcome.stdout, outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "remap",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
 }
 
 #[test]

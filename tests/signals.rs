@@ -46,52 +46,20 @@ fn signal_handlers_run_as_on_linux() {
 
 #[test]
 fn signalfd_reads_blocked_signals_as_on_linux() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("signalfd", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run(&[], &program, &[], &[]);
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| line.starts_with("FAIL"))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "signalfd",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
 }
 
 #[test]
 fn poll_and_select_behave_as_on_linux() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("poll", toolchain);
-        let mut native_command = std::process::Command::new(&program);
-        native_command.env_clear();
-        let native = run_command(native_command, Some(b"abc"));
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run_with_input(&[], &program, &[], &[], Some(b"abc"));
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| line.starts_with("FAIL"))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "poll",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        Some(b"abc"),
+    );
 }

@@ -5,27 +5,12 @@ use pith_tests::*;
 
 #[test]
 fn sleeps_and_timer_signals_behave_as_on_linux() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("timers", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run(&[], &program, &[], &[]);
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| line.starts_with("FAIL"))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "timers",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
 }
 
 #[test]
@@ -66,25 +51,10 @@ fn the_vdso_answers_clock_calls_without_a_syscall() {
 
 #[test]
 fn posix_timers_and_sigtimedwait_behave_as_on_linux() {
-    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
-        let program = compile("posix_timers", toolchain);
-        let native = native_run(&program, &[], &[]);
-        assert_eq!(
-            native.status, 0,
-            "the checks must pass on Linux first: {}",
-            native.stdout
-        );
-        let outcome = pith_run(&[], &program, &[], &[]);
-        let failed: Vec<&str> = outcome
-            .stdout
-            .lines()
-            .filter(|line| line.starts_with("FAIL"))
-            .collect();
-        assert_eq!(
-            outcome.status, 0,
-            "{toolchain:?}: {failed:?}\n{}",
-            outcome.stderr
-        );
-        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
-    }
+    assert_checks_pass_as_on_linux(
+        "posix_timers",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
 }
