@@ -58,3 +58,13 @@ fn posix_timers_and_sigtimedwait_behave_as_on_linux() {
         None,
     );
 }
+
+#[test]
+fn a_lone_thread_uses_futex_and_affinity_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "futex",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}

@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod args;
 pub mod errno;
 pub mod fs;
+pub mod futex;
 pub mod mm;
 pub mod names;
 pub mod platform;

@@ -381,6 +381,61 @@ pub fn arch_prctl(context: &mut Context, code: i32, address: UserAddr) -> Result
     }
 }
 
+/// Implements sched_setaffinity(2): the mask must allow CPU 0, the only one.
+pub fn sched_setaffinity(
+    context: &mut Context,
+    pid: i32,
+    size: usize,
+    mask: UserAddr,
+) -> Result<(), Errno> {
+    if pid != 0 && pid != context.process.pid {
+        return Err(Errno::ESRCH);
+    }
+    if size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut first = [0u8; 1];
+    context.platform.read_user(mask.0, &mut first)?;
+    if first[0] & 1 == 0 {
+        return Err(Errno::EINVAL); // no CPU the mask allows exists
+    }
+    Ok(())
+}
+
+/// Implements getcpu(2): CPU 0 of node 0.
+pub fn getcpu(
+    context: &mut Context,
+    cpu: UserAddr,
+    node: UserAddr,
+    _cache: UserAddr,
+) -> Result<(), Errno> {
+    if !cpu.is_null() {
+        context.write_struct(cpu.0, &0u32)?;
+    }
+    if !node.is_null() {
+        context.write_struct(node.0, &0u32)?;
+    }
+    Ok(())
+}
+
+/// clone(2) is unimplemented (the table answers ENOSYS before this runs); listed for its
+/// arguments in --trace.
+pub fn clone(
+    _context: &mut Context,
+    _flags: u64,
+    _stack: UserAddr,
+    _parent_tid: UserAddr,
+    _child_tid: UserAddr,
+    _tls: u64,
+) -> Result<i32, Errno> {
+    Err(Errno::ENOSYS)
+}
+
+/// fork(2) and vfork(2): unimplemented, as clone.
+pub fn fork(_context: &mut Context) -> Result<i32, Errno> {
+    Err(Errno::ENOSYS)
+}
+
 /// Implements sched_getaffinity(2): one CPU.
 pub fn sched_getaffinity(
     context: &mut Context,

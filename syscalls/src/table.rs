@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{fs, mm, poll, process, random, signal, time};
+use crate::{fs, futex, mm, poll, process, random, signal, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +95,9 @@ syscall_table! {
     37 alarm(seconds: u32) => time::alarm, Supported;
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; the CPU-time timers come with the scheduler (EINVAL)");
     39 getpid() => process::getpid, Supported;
+    56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Unimplemented("threads and fork come with the scheduler (issue 3); ENOSYS, logged with what was asked");
+    57 fork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
+    58 vfork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
     60 exit(status: i32) => process::exit, Partial("one thread: ends the program");
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
@@ -118,6 +121,8 @@ syscall_table! {
     186 gettid() => process::gettid, Supported;
     200 tkill(tid: i32, signal: i32) => signal::tkill, Supported;
     201 time(time: UserAddr) => time::time, Supported;
+    202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("one thread: waits end by timeout, signal or a changed value; wakes find no waiter");
+    203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
     222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall and monotonic clocks (the CPU-time ones come with the scheduler); SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID for the program's thread");
@@ -140,6 +145,7 @@ syscall_table! {
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
+    309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
 }

@@ -1,0 +1,126 @@
+/* futex(2) in a program with one thread, and the scheduler calls such a program makes:
+ * value mismatch (EAGAIN), relative and absolute timeouts (ETIMEDOUT), a timer's signal
+ * interrupting a timed wait (EINTR), wakes with nobody waiting, FUTEX_WAKE_OP's store,
+ * FUTEX_CMP_REQUEUE's check, bad arguments; getcpu and sched_{get,set}affinity.
+ * Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* From include/uapi/linux/futex.h, which musl-gcc's headers lack. */
+#define FUTEX_WAIT_PRIVATE 128
+#define FUTEX_WAKE_PRIVATE 129
+#define FUTEX_CMP_REQUEUE_PRIVATE 132
+#define FUTEX_WAKE_OP_PRIVATE 133
+#define FUTEX_WAIT_BITSET_PRIVATE 137
+#define FUTEX_WAKE_BITSET_PRIVATE 138
+#define FUTEX_CLOCK_REALTIME 256
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+#define FUTEX_OP_ADD 1
+#define FUTEX_OP_CMP_EQ 0
+#define FUTEX_OP(op, oparg, cmp, cmparg) \
+    ((((op) & 0xf) << 28) | (((cmp) & 0xf) << 24) | (((oparg) & 0xfff) << 12) | ((cmparg) & 0xfff))
+
+static int failures;
+static void check(const char *name, int ok) {
+    printf("%s %s\n", ok ? "ok" : "FAIL", name);
+    if (!ok) failures++;
+}
+
+static long futex(uint32_t *word, int op, uint32_t value, const struct timespec *timeout,
+                  uint32_t *word2, uint32_t value3) {
+    return syscall(SYS_futex, word, op, value, timeout, word2, value3);
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static volatile int alarms;
+static void on_alarm(int signal) { (void)signal; alarms++; }
+
+int main(void) {
+    static uint32_t word = 7, word2 = 1;
+    check("wait on a changed value: EAGAIN",
+          futex(&word, FUTEX_WAIT_PRIVATE, 8, NULL, NULL, 0) == -1 && errno == EAGAIN);
+
+    struct timespec ten_ms = {0, 10000000};
+    long long start = now_ns();
+    long result = futex(&word, FUTEX_WAIT_PRIVATE, 7, &ten_ms, NULL, 0);
+    long long waited = now_ns() - start;
+    check("relative wait times out", result == -1 && errno == ETIMEDOUT);
+    check("after at least its timeout", waited >= 10000000);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += 5000000;
+    if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
+    result = futex(&word, FUTEX_WAIT_BITSET_PRIVATE, 7, &deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+    struct timespec after;
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    check("absolute monotonic wait times out", result == -1 && errno == ETIMEDOUT);
+    check("not before its deadline", after.tv_sec > deadline.tv_sec ||
+          (after.tv_sec == deadline.tv_sec && after.tv_nsec >= deadline.tv_nsec));
+
+    struct timespec past;
+    clock_gettime(CLOCK_REALTIME, &past);
+    past.tv_sec -= 1;
+    check("a realtime deadline in the past times out at once",
+          futex(&word, FUTEX_WAIT_BITSET_PRIVATE | FUTEX_CLOCK_REALTIME, 7, &past, NULL,
+                FUTEX_BITSET_MATCH_ANY) == -1 && errno == ETIMEDOUT);
+
+    struct sigaction action = {0};
+    action.sa_handler = on_alarm; /* no SA_RESTART */
+    sigaction(SIGALRM, &action, NULL);
+    struct itimerval once = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    struct timespec long_wait = {5, 0};
+    start = now_ns();
+    result = futex(&word, FUTEX_WAIT_PRIVATE, 7, &long_wait, NULL, 0);
+    check("a signal interrupts a timed wait: EINTR", result == -1 && errno == EINTR);
+    check("its handler ran", alarms == 1);
+    check("well before the timeout", now_ns() - start < 4000000000LL);
+
+    check("wake with nobody waiting: 0", futex(&word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 0);
+    check("wake_bitset with an empty bitset: EINVAL",
+          futex(&word, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, 0) == -1 && errno == EINVAL);
+    check("wait_bitset with an empty bitset: EINVAL",
+          futex(&word, FUTEX_WAIT_BITSET_PRIVATE, 7, NULL, NULL, 0) == -1 && errno == EINVAL);
+    /* FUTEX_OP(FUTEX_OP_ADD, 4, FUTEX_OP_CMP_EQ, 1): *word2 += 4, wakes nobody. */
+    check("wake_op: 0 woken",
+          futex(&word, FUTEX_WAKE_OP_PRIVATE, 1, (void *)1, &word2,
+                FUTEX_OP(FUTEX_OP_ADD, 4, FUTEX_OP_CMP_EQ, 1)) == 0);
+    check("wake_op did its operation", word2 == 5);
+    check("cmp_requeue on a changed value: EAGAIN",
+          futex(&word, FUTEX_CMP_REQUEUE_PRIVATE, 1, (void *)1, &word2, 8) == -1 && errno == EAGAIN);
+    check("cmp_requeue: 0 moved",
+          futex(&word, FUTEX_CMP_REQUEUE_PRIVATE, 1, (void *)1, &word2, 7) == 0);
+    check("misaligned word: EINVAL",
+          futex((uint32_t *)((char *)&word + 1), FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == -1 &&
+          errno == EINVAL);
+    check("unmapped word: EFAULT",
+          futex((uint32_t *)4096, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0) == -1 && errno == EFAULT);
+    struct timespec bad = {0, 1000000000};
+    check("bad timeout: EINVAL",
+          futex(&word, FUTEX_WAIT_PRIVATE, 7, &bad, NULL, 0) == -1 && errno == EINVAL);
+
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    check("pin to cpu 0", sched_setaffinity(0, sizeof set, &set) == 0);
+    CPU_ZERO(&set);
+    check("and read it back", sched_getaffinity(0, sizeof set, &set) == 0 && CPU_ISSET(0, &set));
+    unsigned cpu = 99, node = 99;
+    check("getcpu once pinned: cpu 0, node 0",
+          syscall(SYS_getcpu, &cpu, &node, NULL) == 0 && cpu == 0 && node == 0);
+    return failures;
+}
