@@ -82,3 +82,13 @@ fn hello_runs_in_a_16_mib_vm() {
         );
     }
 }
+
+#[test]
+fn a_stack_overflow_is_caught_on_the_alternate_stack_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "stack_overflow",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}
