@@ -348,3 +348,30 @@ fn debians_busybox_reads_piped_input() {
     let outcome = pith_run_with_input(&[], &busybox, &["sort", "-r"], &[], Some(b"b\na\nc\n"));
     assert_eq!(outcome.stdout, "c\nb\na\n", "{}", outcome.stderr);
 }
+
+/// Until threads land (issue 3), a new thread or process is refused with ENOSYS, the program
+/// goes on, and the log says what was asked.
+#[test]
+fn new_threads_and_processes_are_refused_with_a_clear_warning() {
+    for toolchain in [Toolchain::GlibcStatic, Toolchain::MuslStatic] {
+        let program = compile("new_task", toolchain);
+        for (kind, printed, logged) in [
+            ("fork", "fork: ENOSYS\n", "asked for a new process (fork)"),
+            (
+                "thread",
+                "pthread_create: refused\n",
+                "asked for a new thread",
+            ),
+        ] {
+            let outcome = pith_run(&[], &program, &[kind], &[]);
+            assert_eq!(outcome.status, 0, "{toolchain:?} {kind}: {outcome:?}");
+            assert_eq!(outcome.stdout, printed, "{toolchain:?} {kind}");
+            let messages = pith_messages(&outcome.stderr).join("\n");
+            assert_eq!(
+                messages.matches(logged).count(),
+                1,
+                "{toolchain:?} {kind}: {messages}"
+            );
+        }
+    }
+}

@@ -431,6 +431,11 @@ pub fn clone(
     Err(Errno::ENOSYS)
 }
 
+/// clone3(2): unimplemented; C libraries fall back to clone, which logs what was asked.
+pub fn clone3(_context: &mut Context, _args: UserAddr, _size: usize) -> Result<i32, Errno> {
+    Err(Errno::ENOSYS)
+}
+
 /// fork(2) and vfork(2): unimplemented, as clone.
 pub fn fork(_context: &mut Context) -> Result<i32, Errno> {
     Err(Errno::ENOSYS)
@@ -604,5 +609,27 @@ mod tests {
             "{logs:?}"
         );
         assert!(logs.iter().any(|line| line.contains("400")), "{logs:?}");
+    }
+
+    #[test]
+    fn a_refused_clone_warns_what_it_asked_for() {
+        let mut machine = TestMachine::new();
+        let pthread_flags = 0x3d0f00; // glibc's pthread_create
+        assert_eq!(
+            machine.call(56, [pthread_flags, 0, 0, 0, 0, 0]),
+            Err(Errno::ENOSYS)
+        );
+        assert_eq!(machine.call(57, [0; 6]), Err(Errno::ENOSYS));
+        let logs = machine.logs();
+        assert!(
+            logs.iter()
+                .any(|line| line.contains("clone (flags 0x3d0f00) asked for a new thread")),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|line| line.contains("fork (flags 0x0) asked for a new process")),
+            "{logs:?}"
+        );
     }
 }

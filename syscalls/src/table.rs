@@ -148,6 +148,7 @@ syscall_table! {
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
+    435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc and musl then fall back to clone, as on kernels before 5.3");
 }
 
 /// The highest syscall number the table can hold.
@@ -219,7 +220,11 @@ fn dispatch_slow(
     }
     let value = match entry {
         Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
-            log_unimplemented(context, number, LogLevel::Info);
+            if NEW_TASK.contains(&number) {
+                log_new_task(context, number, args[0]);
+            } else {
+                log_unimplemented(context, number, LogLevel::Info);
+            }
             Errno::ENOSYS.to_return()
         }
         Some(entry) => (entry.handler)(context, args),
@@ -236,6 +241,35 @@ fn dispatch_slow(
 
 /// exit and exit_group.
 const NO_RETURN: [u64; 2] = [60, 231];
+
+/// clone, fork and vfork: unimplemented, but an app that asks for them most likely cannot go
+/// on without, so each refusal is a warning that says what was asked.
+const NEW_TASK: [u64; 3] = [56, 57, 58];
+
+/// Warns, once per number, that a new thread or process was refused, naming which.
+fn log_new_task(context: &mut Context, number: u64, clone_flags: u64) {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_THREAD: u64 = 0x10000;
+    if !context.process.first_unimplemented_call(number) {
+        return;
+    }
+    let (call, flags) = match number {
+        56 => ("clone", clone_flags),
+        57 => ("fork", 0),
+        _ => ("vfork", CLONE_VM),
+    };
+    let asked = if flags & CLONE_THREAD != 0 {
+        "a new thread: threads are not implemented yet"
+    } else if flags & CLONE_VM != 0 {
+        "a process sharing this memory (vfork): Pith runs one process"
+    } else {
+        "a new process (fork): Pith runs one process"
+    };
+    context.platform.log(
+        LogLevel::Warn,
+        format_args!("{call} (flags {flags:#x}) asked for {asked}; it returns ENOSYS"),
+    );
+}
 
 /// Logs the first ENOSYS of each number: at `level` Warn for what the app may need, Info for
 /// the deliberate ones that apps are known to handle.

@@ -1,0 +1,26 @@
+/* Asks for a new process (argument "fork") or thread ("thread"). Under Pith both are refused
+ * for now, with ENOSYS (fork) or an error from pthread_create, and the program goes on; it
+ * prints what it got and exits 0. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *thread_main(void *argument) { return argument; }
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "fork") == 0) {
+        pid_t pid = fork();
+        if (pid == 0) _exit(0);
+        if (pid > 0) waitpid(pid, NULL, 0);
+        printf("fork: %s\n", pid > 0 ? "a child" : errno == ENOSYS ? "ENOSYS" : strerror(errno));
+    } else {
+        pthread_t thread;
+        int error = pthread_create(&thread, NULL, thread_main, NULL);
+        if (error == 0) pthread_join(thread, NULL);
+        printf("pthread_create: %s\n", error == 0 ? "a thread" : "refused");
+    }
+    return 0;
+}
