@@ -76,6 +76,15 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         stats.heap_size >> 10,
         (stats.total_frames * 4096) >> 20
     );
+    let footprint = memory::footprint();
+    log_debug!(
+        "footprint after boot: {} KiB (image {} KiB, heap in use {} KiB of {} KiB claimed, frames {} KiB)",
+        footprint.in_use() >> 10,
+        footprint.image >> 10,
+        footprint.heap_in_use >> 10,
+        footprint.heap_claimed >> 10,
+        footprint.frames >> 10
+    );
 
     // SAFETY: the image is the initrd module, in reserved physical memory below 4 GiB that
     // the direct map covers, and nothing writes it.

@@ -23,13 +23,43 @@ static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =
 
 static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
 
-/// Counts of physical frames, for the footprint line in the boot log.
+/// Counts of physical frames, for the memory line in the boot log.
 pub struct MemoryStats {
     pub total_frames: u64,
     pub heap_size: u64,
 }
 
 static HEAP_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Frames handed out and not yet returned: page tables, the program's pages, the vDSO.
+static FRAMES_IN_USE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// What the kernel occupies at a moment, in bytes: its image (code, data, bss with the boot
+/// page tables and the stacks), the heap it claimed and the part of it in use, and frames.
+pub struct Footprint {
+    pub image: u64,
+    pub heap_claimed: u64,
+    pub heap_in_use: u64,
+    pub frames: u64,
+}
+
+impl Footprint {
+    /// What the kernel really uses: the image, the heap's allocations, the frames.
+    pub fn in_use(&self) -> u64 {
+        self.image + self.heap_in_use + self.frames
+    }
+}
+
+/// The footprint now. Before the program is loaded, every frame in use is the kernel's.
+pub fn footprint() -> Footprint {
+    let (start, end) = kernel_image_phys();
+    Footprint {
+        image: end - start,
+        heap_claimed: heap_size(),
+        heap_in_use: HEAP.lock().counters().allocated_bytes as u64,
+        frames: FRAMES_IN_USE.load(core::sync::atomic::Ordering::Relaxed) * PAGE_SIZE,
+    }
+}
 
 /// The size of the kernel heap claimed at boot.
 pub fn heap_size() -> u64 {
@@ -153,6 +183,7 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
 /// Allocates one zeroed 4 KiB frame.
 pub fn allocate_zeroed_frame() -> Option<PhysFrame> {
     let number = FRAMES.lock().alloc(1)?;
+    FRAMES_IN_USE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let phys = number as u64 * PAGE_SIZE;
     // SAFETY: the frame was just handed out by the allocator, so nothing else uses it, and it
     // is direct-mapped.
@@ -162,6 +193,7 @@ pub fn allocate_zeroed_frame() -> Option<PhysFrame> {
 
 /// Returns a frame to the allocator.
 pub fn free_frame(frame: PhysFrame) {
+    FRAMES_IN_USE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
     FRAMES
         .lock()
         .dealloc((frame.start_address().as_u64() / PAGE_SIZE) as usize, 1);
