@@ -68,3 +68,13 @@ fn a_lone_thread_uses_futex_and_affinity_as_on_linux() {
         None,
     );
 }
+
+#[test]
+fn cpu_time_clocks_count_running_not_sleeping_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "cputime",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}

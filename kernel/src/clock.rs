@@ -60,6 +60,28 @@ pub fn monotonic_ns() -> u64 {
     ((ticks as u128 * MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
+/// When the program started, and how long it has since spent halted: its CPU time is the rest.
+static PROGRAM_START_NS: AtomicU64 = AtomicU64::new(0);
+static IDLE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the program's CPU-time clock.
+pub fn start_program_clock() {
+    PROGRAM_START_NS.store(monotonic_ns(), Ordering::Relaxed);
+}
+
+/// Counts time the CPU spent halted on the program's behalf (a sleep, a wait for input).
+pub fn add_idle(nanoseconds: u64) {
+    IDLE_NS.fetch_add(nanoseconds, Ordering::Relaxed);
+}
+
+/// Nanoseconds the program has run: since its start, less the time halted. With one thread,
+/// its process and its thread CPU-time clocks.
+pub fn program_cpu_ns() -> u64 {
+    monotonic_ns()
+        .saturating_sub(PROGRAM_START_NS.load(Ordering::Relaxed))
+        .saturating_sub(IDLE_NS.load(Ordering::Relaxed))
+}
+
 /// Whether the host has told us its wall clock since boot (a console `Time` record).
 static REALTIME_FROM_HOST: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);

@@ -137,6 +137,7 @@ impl Platform for KernelPlatform {
         match clock {
             MachineClock::Monotonic => crate::clock::monotonic_ns(),
             MachineClock::Realtime => crate::clock::realtime_ns(),
+            MachineClock::CpuTime => crate::clock::program_cpu_ns(),
         }
     }
 
@@ -145,10 +146,12 @@ impl Platform for KernelPlatform {
             return;
         }
         crate::apic::arm(deadline);
+        let halted_at = crate::clock::monotonic_ns();
         // SAFETY: interrupts are enabled only for the halt: `sti` takes effect after `hlt`
         // starts, so no wake-up is lost; the timer (or any interrupt) ends it, its handler
         // runs on an IST stack, and `cli` puts back the syscall path's interrupts-off state.
         unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+        crate::clock::add_idle(crate::clock::monotonic_ns().saturating_sub(halted_at));
         // The program's own timer, if it has one, must fire while it runs.
         match crate::signals::alarm_deadline() {
             Some(alarm) => crate::apic::arm(alarm),

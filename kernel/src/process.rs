@@ -247,6 +247,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let entry = plan.entry + bias;
     let ticks = crate::clock::read_tsc().wrapping_sub(crate::boot::first_instruction_tsc());
     crate::log_info!("boot: {ticks} TSC ticks from the kernel's first instruction to the program's ({path_text}, entry {entry:#x})");
+    crate::clock::start_program_clock();
     enter_program(entry, stack.rsp)
 }
 

@@ -27,6 +27,9 @@ pub enum MachineClock {
     Monotonic,
     /// Nanoseconds since the Unix epoch.
     Realtime,
+    /// Nanoseconds the program has run since it started: time not spent halted waiting for a
+    /// deadline or input. With one thread, its process and thread CPU-time clocks.
+    CpuTime,
 }
 
 /// Severity of a kernel log line.

@@ -130,7 +130,7 @@ syscall_table! {
     224 timer_gettime(id: i32, value: UserAddr) => time::timer_gettime, Supported;
     225 timer_getoverrun(id: i32) => time::timer_getoverrun, Supported;
     226 timer_delete(id: i32) => time::timer_delete, Supported;
-    228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks count time since boot");
+    228 clock_gettime(clock: i32, time: UserAddr) => time::clock_gettime, Partial("CPU-time clocks: time since the program started less time halted (sleeps, waits for input); kernel time in syscalls counts as the program's");
     229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;

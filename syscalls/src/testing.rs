@@ -22,6 +22,8 @@ pub struct FakePlatform {
     terminal: bool,
     monotonic: u64,
     realtime: u64,
+    /// Nanoseconds spent in wait_until: CPU time is monotonic time less this.
+    idle: u64,
     fs_base: u64,
     pub user_rsp: u64,
     pub signal_changes: u32,
@@ -150,10 +152,13 @@ impl Platform for FakePlatform {
         match clock {
             MachineClock::Monotonic => self.monotonic,
             MachineClock::Realtime => self.realtime,
+            MachineClock::CpuTime => self.monotonic.saturating_sub(self.idle),
         }
     }
     fn wait_until(&mut self, deadline: u64) {
-        // The fake's time jumps to the deadline: sleeping takes no real time in tests.
+        // The fake's time jumps to the deadline: sleeping takes no real time in tests, and
+        // no CPU time.
+        self.idle += deadline.saturating_sub(self.monotonic);
         self.monotonic = self.monotonic.max(deadline);
         self.realtime = self.realtime.max(self.monotonic);
     }
@@ -286,6 +291,7 @@ impl TestMachine {
     pub fn set_clocks(&mut self, monotonic: u64, realtime: u64) {
         self.platform.monotonic = monotonic;
         self.platform.realtime = realtime;
+        self.platform.idle = 0;
     }
     pub fn set_trace(&mut self, trace: bool) {
         self.process.trace = trace;

@@ -22,7 +22,10 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Which machine clock a Linux clock id reads. The VM runs one program and never suspends,
 /// so BOOTTIME is MONOTONIC and the CPU-time clocks count from boot.
-fn machine_clock(clock: i32) -> Result<MachineClock, Errno> {
+fn machine_clock(clock: i32, own_pid: i32) -> Result<MachineClock, Errno> {
+    if clock < 0 {
+        return cpu_clock_of(clock, own_pid).map(|_| MachineClock::CpuTime);
+    }
     match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => {
             Ok(MachineClock::Realtime)
@@ -31,11 +34,29 @@ fn machine_clock(clock: i32) -> Result<MachineClock, Errno> {
         | CLOCK_MONOTONIC_RAW
         | CLOCK_MONOTONIC_COARSE
         | CLOCK_BOOTTIME
-        | CLOCK_BOOTTIME_ALARM
-        | CLOCK_PROCESS_CPUTIME_ID
-        | CLOCK_THREAD_CPUTIME_ID => Ok(MachineClock::Monotonic),
+        | CLOCK_BOOTTIME_ALARM => Ok(MachineClock::Monotonic),
+        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(MachineClock::CpuTime),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// A CPU-time clock id made for a process or thread (clock_getcpuclockid, pthread_getcpuclockid,
+/// and glibc's own clock_nanosleep): `~pid << 3`, bit 2 for a thread, the low two bits PROF,
+/// VIRT or SCHED (include/linux/posix-timers.h). Returns whether it names a thread; any pid
+/// but 0 or the program's own is EINVAL, as Linux answers for a task that does not exist.
+fn cpu_clock_of(clock: i32, own_pid: i32) -> Result<bool, Errno> {
+    const CPUCLOCK_PERTHREAD: i32 = 4;
+    const CPUCLOCK_MAX: i32 = 3;
+    let pid = !(clock >> 3);
+    if clock & 3 >= CPUCLOCK_MAX || (pid != 0 && pid != own_pid) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(clock & CPUCLOCK_PERTHREAD != 0)
+}
+
+/// Whether `clock` is a CPU-time clock, by its fixed id or one made for a process or thread.
+fn is_cpu_clock(clock: i32) -> bool {
+    clock < 0 || matches!(clock, CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)
 }
 
 fn timespec(nanoseconds: u64) -> Timespec {
@@ -47,13 +68,15 @@ fn timespec(nanoseconds: u64) -> Timespec {
 
 /// Implements clock_gettime(2).
 pub fn clock_gettime(context: &mut Context, clock: i32, time: UserAddr) -> Result<(), Errno> {
-    let now = context.platform.now(machine_clock(clock)?);
+    let now = context
+        .platform
+        .now(machine_clock(clock, context.process.pid)?);
     context.write_struct(time.0, &timespec(now))
 }
 
 /// Implements clock_getres(2): every clock reads the TSC, to the nanosecond.
 pub fn clock_getres(context: &mut Context, clock: i32, resolution: UserAddr) -> Result<(), Errno> {
-    machine_clock(clock)?;
+    machine_clock(clock, context.process.pid)?;
     if resolution.is_null() {
         return Ok(());
     }
@@ -334,16 +357,20 @@ pub fn clock_nanosleep(
     request: UserAddr,
     remaining: UserAddr,
 ) -> Result<(), Errno> {
-    if matches!(clock, CLOCK_THREAD_CPUTIME_ID) {
-        return Err(Errno::EINVAL);
+    let machine = machine_clock(clock, context.process.pid)?;
+    if clock == CLOCK_THREAD_CPUTIME_ID || (clock < 0 && cpu_clock_of(clock, context.process.pid)?)
+    {
+        return Err(Errno::EINVAL); // a thread cannot sleep on its own CPU clock
     }
-    let machine = machine_clock(clock)?;
     if !clock_has_timers(clock) {
         return Err(Errno::EOPNOTSUPP);
     }
     let amount = nanoseconds_of(&context.read_struct::<Timespec>(request.0)?)?;
-    let now = context.platform.now(MachineClock::Monotonic);
     let absolute = flags & TIMER_ABSTIME != 0;
+    if machine == MachineClock::CpuTime {
+        return sleep_on_cpu_time(context, amount, absolute, remaining);
+    }
+    let now = context.platform.now(MachineClock::Monotonic);
     let deadline = if absolute {
         // The deadline on the machine's monotonic clock that matches `amount` on `clock`.
         let on_clock = context.platform.now(machine);
@@ -354,6 +381,32 @@ pub fn clock_nanosleep(
     match sleep_until(context, deadline) {
         Err(Errno::EINTR) if !absolute => {
             write_remaining(context, remaining, deadline)?;
+            Err(Errno::EINTR)
+        }
+        other => other,
+    }
+}
+
+/// clock_nanosleep on the process's CPU-time clock. The one thread is the one sleeping, so the
+/// clock stands still: a deadline already reached returns at once, any other waits, as on
+/// Linux, until a signal interrupts it (EINTR, the remaining time unchanged).
+fn sleep_on_cpu_time(
+    context: &mut Context,
+    amount: u64,
+    absolute: bool,
+    remaining: UserAddr,
+) -> Result<(), Errno> {
+    let reached = if absolute {
+        amount <= context.platform.now(MachineClock::CpuTime)
+    } else {
+        amount == 0
+    };
+    if reached {
+        return Ok(());
+    }
+    match sleep_until(context, u64::MAX) {
+        Err(Errno::EINTR) if !absolute && !remaining.is_null() => {
+            context.write_struct(remaining.0, &timespec(amount))?;
             Err(Errno::EINTR)
         }
         other => other,
@@ -515,10 +568,10 @@ pub fn timer_create(
     event: UserAddr,
     id: UserAddr,
 ) -> Result<(), Errno> {
-    if matches!(clock, CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) {
-        return Err(Errno::EINVAL); // CPU-time accounting comes with the scheduler
+    if is_cpu_clock(clock) {
+        return Err(Errno::EINVAL); // timers on CPU time are not implemented yet
     }
-    machine_clock(clock)?;
+    machine_clock(clock, context.process.pid)?;
     if !clock_has_timers(clock) {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -606,7 +659,9 @@ pub fn timer_settime(
         None
     } else if flags & TIMER_ABSTIME != 0 {
         // The same instant on the machine's monotonic clock.
-        let on_clock = context.platform.now(machine_clock(timer.clock)?);
+        let on_clock = context
+            .platform
+            .now(machine_clock(timer.clock, context.process.pid)?);
         Some((now.saturating_add(value.saturating_sub(on_clock)), interval))
     } else {
         Some((now.saturating_add(value), interval))
@@ -687,6 +742,52 @@ mod sleep_tests {
             machine.call(230, [CLOCK_THREAD_CPUTIME_ID as u64, 0, request, 0, 0, 0]),
             Err(Errno::EINVAL)
         );
+    }
+
+    #[test]
+    fn sleeping_takes_no_cpu_time() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(3_000, 1_700_000_000_000_000_000);
+        let out = machine.scratch(16);
+        let request = timespec_at(&mut machine, 1, 0);
+        assert_eq!(machine.call(35, [request, 0, 0, 0, 0, 0]), Ok(0));
+        // Ids made as `~pid << 3 | kind`: -6 the process's own SCHED clock (glibc's
+        // clock_nanosleep makes it), -2 its thread's, -14 pid 1's, the program's own pid.
+        for clock in [
+            CLOCK_PROCESS_CPUTIME_ID,
+            CLOCK_THREAD_CPUTIME_ID,
+            -6,
+            -2,
+            -14,
+        ] {
+            assert_eq!(
+                machine.call(228, [clock as i64 as u64, out, 0, 0, 0, 0]),
+                Ok(0)
+            );
+            assert_eq!(
+                (machine.read_u64(out), machine.read_u64(out + 8)),
+                (0, 3_000)
+            );
+        }
+        assert_eq!(
+            machine.call(228, [CLOCK_MONOTONIC as u64, out, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.read_u64(out), 1);
+        let other_process = ((!7i64) << 3 | 2) as u64;
+        let bad_kind = ((!0i64) << 3 | 3) as u64;
+        for clock in [other_process, bad_kind] {
+            assert_eq!(
+                machine.call(228, [clock, out, 0, 0, 0, 0]),
+                Err(Errno::EINVAL)
+            );
+        }
+        // An absolute CPU-time deadline already reached ends at once.
+        let past = timespec_at(&mut machine, 0, 2_000);
+        let flags = TIMER_ABSTIME as u64;
+        let clock = CLOCK_PROCESS_CPUTIME_ID as u64;
+        assert_eq!(machine.call(230, [clock, flags, past, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.platform.now(MachineClock::Monotonic), 1_000_003_000);
     }
 
     #[test]

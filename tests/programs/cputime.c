@@ -1,0 +1,72 @@
+/* The CPU-time clocks of a program with one thread: a busy loop consumes CPU time, a sleep
+ * does not; the thread's clock never runs ahead of the process's; clock_nanosleep on the
+ * process's own CPU clock ends at once for a deadline reached and otherwise waits until a
+ * signal (nothing else runs to advance it); on the thread's clock it is EINVAL.
+ * Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+static void check(const char *name, int ok) {
+    printf("%s %s\n", ok ? "ok" : "FAIL", name);
+    if (!ok) failures++;
+}
+
+static long long ns(clockid_t clock) {
+    struct timespec t;
+    if (clock_gettime(clock, &t) != 0) return -1;
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static volatile int alarms;
+static void on_alarm(int signal) { (void)signal; alarms++; }
+
+int main(void) {
+    long long cpu_start = ns(CLOCK_PROCESS_CPUTIME_ID);
+    check("the process CPU clock reads", cpu_start >= 0);
+    long long wall_start = ns(CLOCK_MONOTONIC);
+    volatile unsigned long spins = 0;
+    while (ns(CLOCK_MONOTONIC) - wall_start < 60000000) spins++;
+    long long busy = ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
+    check("60 ms of busy loop: at least 10 ms of CPU time", busy >= 10000000);
+    check("and no more than the wall time it took",
+          busy <= ns(CLOCK_MONOTONIC) - wall_start + 1000000);
+    long long thread = ns(CLOCK_THREAD_CPUTIME_ID), process = ns(CLOCK_PROCESS_CPUTIME_ID);
+    check("the thread clock is not ahead of the process clock", thread > 0 && thread <= process);
+
+    long long before = ns(CLOCK_PROCESS_CPUTIME_ID);
+    struct timespec nap = {0, 200000000};
+    nanosleep(&nap, NULL);
+    check("200 ms asleep: under 50 ms of CPU time",
+          ns(CLOCK_PROCESS_CPUTIME_ID) - before < 50000000);
+
+    struct timespec resolution;
+    check("clock_getres on the CPU clocks",
+          clock_getres(CLOCK_PROCESS_CPUTIME_ID, &resolution) == 0 &&
+          clock_getres(CLOCK_THREAD_CPUTIME_ID, &resolution) == 0 && resolution.tv_sec == 0);
+
+    struct timespec past = {0, 1};
+    check("sleep until a CPU time already reached: at once",
+          clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &past, NULL) == 0);
+    struct timespec second = {1, 0};
+    check("sleep on the thread's own CPU clock: EINVAL",
+          clock_nanosleep(CLOCK_THREAD_CPUTIME_ID, 0, &second, NULL) == EINVAL);
+
+    struct sigaction action = {0};
+    action.sa_handler = on_alarm;
+    sigaction(SIGALRM, &action, NULL);
+    struct itimerval once = {{0, 0}, {0, 100000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    struct timespec left = {0, 0};
+    long long wall = ns(CLOCK_MONOTONIC);
+    int result = clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &second, &left);
+    check("a CPU-time sleep waits until a signal: EINTR", result == EINTR && alarms == 1);
+    check("after the signal, not a second later", ns(CLOCK_MONOTONIC) - wall < 900000000);
+    check("with most of its time left", left.tv_sec == 1 || left.tv_nsec > 900000000);
+    return failures;
+}
