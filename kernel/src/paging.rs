@@ -24,9 +24,23 @@ static BACKING: Mutex<Option<AddressSpace>> = Mutex::new(None);
 /// How many pages of app memory have a frame (the program's resident set).
 static APP_PAGES: AtomicU64 = AtomicU64::new(0);
 
+/// The most pages of app memory that had a frame at once.
+static PEAK_APP_PAGES: AtomicU64 = AtomicU64::new(0);
+
 /// The program's resident set, in pages (/proc/self/status VmRSS).
 pub fn resident_pages() -> u64 {
     APP_PAGES.load(Ordering::Relaxed)
+}
+
+/// The program's largest resident set so far, in pages (VmHWM, getrusage's ru_maxrss).
+pub fn peak_resident_pages() -> u64 {
+    PEAK_APP_PAGES.load(Ordering::Relaxed)
+}
+
+/// Counts one more page of app memory with a frame.
+fn count_app_page() {
+    let now = APP_PAGES.fetch_add(1, Ordering::Relaxed) + 1;
+    PEAK_APP_PAGES.fetch_max(now, Ordering::Relaxed);
 }
 
 /// Software bit in a non-present entry: the entry still owns its frame (the page is PROT_NONE).
@@ -161,7 +175,7 @@ pub fn populate(start: u64, len: u64) -> Result<(), MapError> {
         if !owns_frame(entry) {
             let frame = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
             entry.set_addr(frame.start_address(), flags);
-            APP_PAGES.fetch_add(1, Ordering::Relaxed);
+            count_app_page();
         }
     }
     Ok(())
@@ -278,7 +292,7 @@ fn fault_in(
     }
     let frame = allocate_zeroed_frame().ok_or(FaultError::OutOfMemory)?;
     entry.set_addr(frame.start_address(), flags);
-    APP_PAGES.fetch_add(1, Ordering::Relaxed);
+    count_app_page();
     Ok(())
 }
 

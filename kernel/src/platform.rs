@@ -116,6 +116,10 @@ impl Platform for KernelPlatform {
         paging::resident_pages()
     }
 
+    fn peak_resident_pages(&mut self) -> u64 {
+        paging::peak_resident_pages()
+    }
+
     fn residency(&mut self, start: u64, out: &mut [u8]) {
         paging::residency(start, out)
     }

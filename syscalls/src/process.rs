@@ -381,6 +381,53 @@ pub fn arch_prctl(context: &mut Context, code: i32, address: UserAddr) -> Result
     }
 }
 
+/// getrusage(2)'s `who` (include/uapi/linux/resource.h).
+pub const RUSAGE_SELF: i32 = 0;
+pub const RUSAGE_CHILDREN: i32 = -1;
+pub const RUSAGE_THREAD: i32 = 1;
+/// The clock tick of times(2) and /proc: USER_HZ.
+const USER_HZ: u64 = 100;
+
+/// Implements getrusage(2): the CPU time the program ran, all of it as user time (the kernel's
+/// share is not told apart: a syscall is a function call in the same ring), and its peak
+/// resident set; the counters (faults, context switches, ...) read 0. No children exist.
+pub fn getrusage(context: &mut Context, who: i32, usage: UserAddr) -> Result<(), Errno> {
+    let mut result = Rusage::default();
+    match who {
+        RUSAGE_SELF | RUSAGE_THREAD => {
+            let cpu = context.platform.now(crate::platform::MachineClock::CpuTime);
+            result.ru_utime = Timeval {
+                tv_sec: (cpu / 1_000_000_000) as i64,
+                tv_usec: (cpu % 1_000_000_000 / 1_000) as i64,
+            };
+            result.ru_maxrss = (context.platform.peak_resident_pages() * 4) as i64;
+            // KiB
+        }
+        RUSAGE_CHILDREN => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    context.write_struct(usage.0, &result)
+}
+
+/// Implements times(2): the program's CPU time in clock ticks (all of it user time, as in
+/// getrusage), and the ticks since boot, which only differences make sense of.
+pub fn times(context: &mut Context, buffer: UserAddr) -> Result<i64, Errno> {
+    let ticks = |nanoseconds: u64| (nanoseconds / (1_000_000_000 / USER_HZ)) as i64;
+    if !buffer.is_null() {
+        let cpu = context.platform.now(crate::platform::MachineClock::CpuTime);
+        let usage = Tms {
+            tms_utime: ticks(cpu),
+            ..Tms::default()
+        };
+        context.write_struct(buffer.0, &usage)?;
+    }
+    Ok(ticks(
+        context
+            .platform
+            .now(crate::platform::MachineClock::Monotonic),
+    ))
+}
+
 /// Implements sched_setaffinity(2): the mask must allow CPU 0, the only one.
 pub fn sched_setaffinity(
     context: &mut Context,
@@ -609,6 +656,25 @@ mod tests {
             "{logs:?}"
         );
         assert!(logs.iter().any(|line| line.contains("400")), "{logs:?}");
+    }
+
+    #[test]
+    fn getrusage_and_times_report_cpu_time_not_sleep() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(2_500_000_000, 0); // 2.5 s run, none of it asleep
+        let usage = machine.scratch(144);
+        assert_eq!(machine.call(98, [0, usage, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            (machine.read_u64(usage), machine.read_u64(usage + 8)),
+            (2, 500_000)
+        );
+        assert_eq!(machine.call(98, [(-1i64) as u64, usage, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.read_u64(usage), 0);
+        assert_eq!(machine.call(98, [7, usage, 0, 0, 0, 0]), Err(Errno::EINVAL));
+        let tms = machine.scratch(32);
+        assert_eq!(machine.call(100, [tms, 0, 0, 0, 0, 0]), Ok(250));
+        assert_eq!(machine.read_u64(tms), 250);
+        assert_eq!(machine.call(100, [0; 6]), Ok(250));
     }
 
     #[test]

@@ -31,6 +31,7 @@ struct Sizes {
     program: u64,
     data: u64,
     resident: u64,
+    peak_resident: u64,
 }
 
 fn sizes(context: &mut Context) -> Sizes {
@@ -40,6 +41,7 @@ fn sizes(context: &mut Context) -> Sizes {
         program: 0,
         data: 0,
         resident: context.platform.resident_pages(),
+        peak_resident: context.platform.peak_resident_pages(),
     };
     for vma in context.process.memory.vmas() {
         let pages = (vma.end - vma.start) / PAGE_SIZE;
@@ -90,7 +92,7 @@ fn status(context: &mut Context) -> Vec<u8> {
         kb(sizes.total),
         0,
         0,
-        kb(sizes.resident),
+        kb(sizes.peak_resident),
         kb(sizes.resident),
         kb(sizes.resident),
         0,

@@ -130,6 +130,9 @@ impl Platform for FakePlatform {
     fn resident_pages(&mut self) -> u64 {
         self.pages.len() as u64
     }
+    fn peak_resident_pages(&mut self) -> u64 {
+        self.pages.len() as u64 // the fake keeps no history: its peak is now
+    }
     fn residency(&mut self, start: u64, out: &mut [u8]) {
         for (index, byte) in out.iter_mut().enumerate() {
             *byte = self.pages.contains_key(&(start + index as u64 * PAGE)) as u8;

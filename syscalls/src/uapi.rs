@@ -154,7 +154,35 @@ pub struct Sigaction {
     pub sa_mask: u64,
 }
 
+/// `struct rusage` (include/uapi/linux/resource.h): two timevals, then fourteen longs.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Rusage {
+    pub ru_utime: Timeval,
+    pub ru_stime: Timeval,
+    pub ru_maxrss: i64,
+    /// ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap, ru_inblock, ru_oublock,
+    /// ru_msgsnd, ru_msgrcv, ru_nsignals, ru_nvcsw, ru_nivcsw.
+    pub rest: [i64; 13],
+}
+
+/// `struct tms` (include/uapi/linux/times.h), in clock ticks of USER_HZ.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Tms {
+    pub tms_utime: i64,
+    pub tms_stime: i64,
+    pub tms_cutime: i64,
+    pub tms_cstime: i64,
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<Rusage>() == 144);
+    assert!(core::mem::size_of::<Tms>() == 32);
     assert!(core::mem::size_of::<Timespec>() == 16);
     assert!(core::mem::size_of::<Timeval>() == 16);
     assert!(core::mem::size_of::<Iovec>() == 16);

@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/times.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,11 +42,37 @@ int main(void) {
     long long thread = ns(CLOCK_THREAD_CPUTIME_ID), process = ns(CLOCK_PROCESS_CPUTIME_ID);
     check("the thread clock is not ahead of the process clock", thread > 0 && thread <= process);
 
+    struct rusage usage;
+    check("getrusage(RUSAGE_SELF)", getrusage(RUSAGE_SELF, &usage) == 0);
+    long long user_and_system = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000LL +
+                                usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+    check("counts the busy loop's CPU time", user_and_system >= 10000);
+    long peak_before = usage.ru_maxrss;
+    check("and a resident set", peak_before > 0);
+    volatile char *block = malloc(16 << 20);
+    for (int offset = 0; offset < 16 << 20; offset += 4096) block[offset] = 1;
+    free((void *)block);
+    getrusage(RUSAGE_SELF, &usage);
+    check("16 MiB touched raise ru_maxrss by 12 MiB or more, and it stays after free",
+          usage.ru_maxrss - peak_before >= 12 * 1024);
+    check("RUSAGE_THREAD", getrusage(RUSAGE_THREAD, &usage) == 0);
+    check("RUSAGE_CHILDREN: no children, no time",
+          getrusage(RUSAGE_CHILDREN, &usage) == 0 && usage.ru_utime.tv_sec == 0 &&
+          usage.ru_utime.tv_usec == 0);
+    check("a bad who: EINVAL", getrusage(7, &usage) == -1 && errno == EINVAL);
+
+    struct tms ticks;
+    clock_t ticks_before = times(&ticks);
+    check("times: the busy loop in ticks", ticks.tms_utime + ticks.tms_stime >= 1);
     long long before = ns(CLOCK_PROCESS_CPUTIME_ID);
     struct timespec nap = {0, 200000000};
     nanosleep(&nap, NULL);
     check("200 ms asleep: under 50 ms of CPU time",
           ns(CLOCK_PROCESS_CPUTIME_ID) - before < 50000000);
+    clock_t ticks_after = times(NULL);
+    long per_second = sysconf(_SC_CLK_TCK);
+    check("times' return value counts the 200 ms",
+          per_second == 100 && ticks_after - ticks_before >= 19 && ticks_after - ticks_before < 100);
 
     struct timespec resolution;
     check("clock_getres on the CPU clocks",
