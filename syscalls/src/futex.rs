@@ -13,8 +13,12 @@ pub const FUTEX_WAKE: i32 = 1;
 pub const FUTEX_REQUEUE: i32 = 3;
 pub const FUTEX_CMP_REQUEUE: i32 = 4;
 pub const FUTEX_WAKE_OP: i32 = 5;
+pub const FUTEX_LOCK_PI: i32 = 6;
+pub const FUTEX_UNLOCK_PI: i32 = 7;
+pub const FUTEX_TRYLOCK_PI: i32 = 8;
 pub const FUTEX_WAIT_BITSET: i32 = 9;
 pub const FUTEX_WAKE_BITSET: i32 = 10;
+pub const FUTEX_LOCK_PI2: i32 = 13;
 pub const FUTEX_PRIVATE_FLAG: i32 = 128;
 pub const FUTEX_CLOCK_REALTIME: i32 = 256;
 const FUTEX_CMD_MASK: i32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
@@ -34,31 +38,33 @@ pub fn futex(
     }
     let command = operation & FUTEX_CMD_MASK;
     let realtime = operation & FUTEX_CLOCK_REALTIME != 0;
+    if realtime && !matches!(command, FUTEX_WAIT_BITSET | FUTEX_LOCK_PI2) {
+        return Err(Errno::ENOSYS); // FUTEX_CLOCK_REALTIME goes only with these (Linux 6.1)
+    }
     match command {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if command == FUTEX_WAIT_BITSET && value3 == 0 {
                 return Err(Errno::EINVAL);
             }
-            if realtime && command == FUTEX_WAIT {
-                return Err(Errno::ENOSYS); // FUTEX_CLOCK_REALTIME only goes with the BITSET wait
-            }
+            // As Linux: the timeout is checked before the word is read.
+            let deadline = wait_deadline(context, timeout, command == FUTEX_WAIT_BITSET, realtime)?;
             let current: u32 = context.read_struct(address.0)?;
             if current != value {
                 return Err(Errno::EAGAIN);
             }
-            let deadline = wait_deadline(context, timeout, command == FUTEX_WAIT_BITSET, realtime)?;
             // Nothing can wake us but a signal or the timeout. As on Linux, an untimed wait
-            // interrupted by a handler restarts under SA_RESTART; a timed one reports EINTR.
+            // interrupted by a handler restarts under SA_RESTART; a timed one reports EINTR;
+            // a timeout that has expired wins over a pending signal.
             let interrupted = if timeout.is_null() {
                 Errno::ERESTARTSYS
             } else {
                 Errno::EINTR
             };
             loop {
-                crate::signal::wait_step(context, deadline).map_err(|_| interrupted)?;
                 if context.platform.now(MachineClock::Monotonic) >= deadline {
                     return Err(Errno::ETIMEDOUT);
                 }
+                crate::signal::wait_step(context, deadline).map_err(|_| interrupted)?;
             }
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
@@ -67,22 +73,68 @@ pub fn futex(
             }
             Ok(0) // no other thread waits
         }
-        FUTEX_REQUEUE => Ok(0),
-        FUTEX_CMP_REQUEUE => {
-            let current: u32 = context.read_struct(address.0)?;
-            if current != value3 {
-                return Err(Errno::EAGAIN);
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            // val is how many to wake, the timeout argument how many to requeue.
+            if !address2.0.is_multiple_of(4) || (value as i32) < 0 || (timeout.0 as i32) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if command == FUTEX_CMP_REQUEUE {
+                let current: u32 = context.read_struct(address.0)?;
+                if current != value3 {
+                    return Err(Errno::EAGAIN);
+                }
             }
             Ok(0)
         }
         FUTEX_WAKE_OP => {
             // The operation on *address2 happens; there is nobody to wake on either word.
-            let _ = timeout; // the third argument is val2 here
+            // (The timeout argument is val2 here.)
             wake_op(context, address2, value3)?;
             Ok(0)
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            let deadline = if command == FUTEX_TRYLOCK_PI {
+                0
+            } else {
+                // FUTEX_LOCK_PI's timeout is on the wall clock; LOCK_PI2's monotonic unless asked.
+                wait_deadline(context, timeout, true, realtime || command == FUTEX_LOCK_PI)?
+            };
+            lock_pi(context, address, deadline)
+        }
+        FUTEX_UNLOCK_PI => unlock_pi(context, address),
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// The owner's thread id in a PI futex word; the top bits are FUTEX_WAITERS and
+/// FUTEX_OWNER_DIED (include/uapi/linux/futex.h).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// FUTEX_LOCK_PI(2) and FUTEX_TRYLOCK_PI with one thread: a free word becomes ours; ours
+/// already is EDEADLK; one naming a thread that does not exist is ESRCH, as on Linux.
+fn lock_pi(context: &mut Context, address: UserAddr, _deadline: u64) -> Result<i64, Errno> {
+    let tid = context.process.pid as u32;
+    let word: u32 = context.read_struct(address.0)?;
+    match word & FUTEX_TID_MASK {
+        0 => {
+            // A free word (perhaps with FUTEX_OWNER_DIED) is taken, keeping that bit.
+            context.write_struct(address.0, &((word & !FUTEX_TID_MASK) | tid))?;
+            Ok(0)
+        }
+        owner if owner == tid => Err(Errno::EDEADLK),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// FUTEX_UNLOCK_PI with one thread: only the owner may unlock (EPERM otherwise); nobody waits.
+fn unlock_pi(context: &mut Context, address: UserAddr) -> Result<i64, Errno> {
+    let tid = context.process.pid as u32;
+    let word: u32 = context.read_struct(address.0)?;
+    if word & FUTEX_TID_MASK != tid {
+        return Err(Errno::EPERM);
+    }
+    context.write_struct(address.0, &0u32)?;
+    Ok(0)
 }
 
 /// When a wait ends: FUTEX_WAIT's timeout is relative (monotonic), FUTEX_WAIT_BITSET's is
@@ -122,9 +174,11 @@ fn wake_op(context: &mut Context, address2: UserAddr, encoded: u32) -> Result<()
     }
     let operation = (encoded >> 28) & 7;
     let shift = encoded & (8 << 28) != 0;
-    let mut argument = (encoded >> 12) & 0xfff;
+    let compare = (encoded >> 24) & 0xf;
+    // oparg is a signed 12-bit field; a shift count out of 0..=31 is taken modulo 32.
+    let mut argument = ((((encoded >> 12) & 0xfff) << 20) as i32 >> 20) as u32;
     if shift {
-        argument = 1u32.checked_shl(argument).ok_or(Errno::EINVAL)?;
+        argument = 1u32 << (argument & 31);
     }
     let old: u32 = context.read_struct(address2.0)?;
     let new = match operation {
@@ -135,7 +189,13 @@ fn wake_op(context: &mut Context, address2: UserAddr, encoded: u32) -> Result<()
         4 => old ^ argument,             // FUTEX_OP_XOR
         _ => return Err(Errno::ENOSYS),
     };
-    context.write_struct(address2.0, &new)
+    context.write_struct(address2.0, &new)?;
+    // The comparison decides whether waiters on address2 wake; there are none, but an
+    // unknown comparison is still ENOSYS, after the store, as on Linux.
+    if compare > 5 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,5 +253,41 @@ mod tests {
             Ok(0)
         );
         assert_eq!(machine.read_u64(other) as u32, 8);
+    }
+
+    #[test]
+    fn pi_locks_and_wake_op_arguments_as_linux() {
+        let mut machine = TestMachine::new();
+        let lock = machine.scratch(8);
+        let tid = machine.call(186, [0; 6]).unwrap(); // gettid
+        let private = FUTEX_PRIVATE_FLAG as u64;
+        let call = |machine: &mut TestMachine, op: i32| {
+            machine.call(202, [lock, op as u64 | private, 0, 0, 0, 0])
+        };
+        assert_eq!(call(&mut machine, FUTEX_UNLOCK_PI), Err(Errno::EPERM));
+        assert_eq!(call(&mut machine, FUTEX_LOCK_PI), Ok(0));
+        assert_eq!(machine.read_u64(lock) & 0xffff_ffff, tid);
+        assert_eq!(call(&mut machine, FUTEX_TRYLOCK_PI), Err(Errno::EDEADLK));
+        assert_eq!(call(&mut machine, FUTEX_UNLOCK_PI), Ok(0));
+        assert_eq!(machine.read_u64(lock) & 0xffff_ffff, 0);
+        machine.write_u64(lock, 12345); // a thread that does not exist
+        assert_eq!(call(&mut machine, FUTEX_LOCK_PI), Err(Errno::ESRCH));
+
+        // FUTEX_OP(SET, -1 as 12 bits, CMP_EQ, 0): the argument is sign-extended.
+        let word2 = machine.scratch(8);
+        let set_minus_one = 0xfff << 12;
+        let wake_op = (FUTEX_WAKE_OP as u64) | private;
+        assert_eq!(
+            machine.call(202, [lock, wake_op, 1, 1, word2, set_minus_one]),
+            Ok(0)
+        );
+        assert_eq!(machine.read_u64(word2) & 0xffff_ffff, 0xffff_ffff);
+        // An unknown comparison (9) is ENOSYS, after the store.
+        let set_three_cmp_nine = (9 << 24) | (3 << 12);
+        assert_eq!(
+            machine.call(202, [lock, wake_op, 1, 1, word2, set_three_cmp_nine]),
+            Err(Errno::ENOSYS)
+        );
+        assert_eq!(machine.read_u64(word2) & 0xffff_ffff, 3);
     }
 }

@@ -112,16 +112,17 @@ fn status(context: &mut Context) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// /proc/self/stat: 52 fields (fs/proc/array.c do_task_stat); times are 0 until there is CPU
-/// accounting.
+/// /proc/self/stat: 52 fields (fs/proc/array.c do_task_stat); utime is the CPU time in clock
+/// ticks, stime 0, as getrusage tells them.
 fn stat(context: &mut Context) -> Vec<u8> {
     let sizes = sizes(context);
     let pid = context.process.pid;
     let mut text = alloc::string::String::new();
     let _ = write!(
         text,
-        "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {}",
+        "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 {} 0 0 0 20 0 1 0 0 {} {}",
         name(context),
+        context.platform.now(crate::platform::MachineClock::CpuTime) / 10_000_000, // USER_HZ
         sizes.total * PAGE_SIZE,
         sizes.resident
     );

@@ -123,7 +123,7 @@ syscall_table! {
     186 gettid() => process::gettid, Supported;
     200 tkill(tid: i32, signal: i32) => signal::tkill, Supported;
     201 time(time: UserAddr) => time::time, Supported;
-    202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("one thread: waits end by timeout, signal or a changed value; wakes find no waiter");
+    202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("one thread: waits end by timeout, signal or a changed value; wakes and requeues find no waiter; PI locks (LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI) are taken and released without waiting; the requeue-PI operations are ENOSYS");
     203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
@@ -150,7 +150,7 @@ syscall_table! {
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
-    435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc and musl then fall back to clone, as on kernels before 5.3");
+    435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc then falls back to clone, as on kernels before 5.3 (musl calls only clone)");
 }
 
 /// The highest syscall number the table can hold.
@@ -258,7 +258,7 @@ fn log_new_task(context: &mut Context, number: u64, clone_flags: u64) {
     let (call, flags) = match number {
         56 => ("clone", clone_flags),
         57 => ("fork", 0),
-        _ => ("vfork", CLONE_VM),
+        _ => ("vfork", CLONE_VM), // what vfork means, though the program passed no flags
     };
     let asked = if flags & CLONE_THREAD != 0 {
         "a new thread: threads are not implemented yet"
@@ -267,10 +267,17 @@ fn log_new_task(context: &mut Context, number: u64, clone_flags: u64) {
     } else {
         "a new process (fork): Pith runs one process"
     };
-    context.platform.log(
-        LogLevel::Warn,
-        format_args!("{call} (flags {flags:#x}) asked for {asked}; it returns ENOSYS"),
-    );
+    if number == 56 {
+        context.platform.log(
+            LogLevel::Warn,
+            format_args!("{call} (flags {flags:#x}) asked for {asked}; it returns ENOSYS"),
+        );
+    } else {
+        context.platform.log(
+            LogLevel::Warn,
+            format_args!("{call} asked for {asked}; it returns ENOSYS"),
+        );
+    }
 }
 
 /// Logs the first ENOSYS of each number: at `level` Warn for what the app may need, Info for

@@ -21,7 +21,7 @@ pub const CLOCK_TAI: i32 = 11;
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Which machine clock a Linux clock id reads. The VM runs one program and never suspends,
-/// so BOOTTIME is MONOTONIC and the CPU-time clocks count from boot.
+/// so BOOTTIME is MONOTONIC; the CPU-time clocks count the time the program ran.
 fn machine_clock(clock: i32, own_pid: i32) -> Result<MachineClock, Errno> {
     if clock < 0 {
         return cpu_clock_of(clock, own_pid).map(|_| MachineClock::CpuTime);
@@ -358,8 +358,10 @@ pub fn clock_nanosleep(
     remaining: UserAddr,
 ) -> Result<(), Errno> {
     let machine = machine_clock(clock, context.process.pid)?;
-    if clock == CLOCK_THREAD_CPUTIME_ID || (clock < 0 && cpu_clock_of(clock, context.process.pid)?)
-    {
+    if clock == CLOCK_THREAD_CPUTIME_ID {
+        return Err(Errno::EOPNOTSUPP); // Linux's clock_thread has no nsleep
+    }
+    if clock < 0 && cpu_clock_of(clock, context.process.pid)? {
         return Err(Errno::EINVAL); // a thread cannot sleep on its own CPU clock
     }
     if !clock_has_timers(clock) {
@@ -740,7 +742,7 @@ mod sleep_tests {
         );
         assert_eq!(
             machine.call(230, [CLOCK_THREAD_CPUTIME_ID as u64, 0, request, 0, 0, 0]),
-            Err(Errno::EINVAL)
+            Err(Errno::EOPNOTSUPP)
         );
     }
 
