@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 static int failures;
 static void check(const char *name, int ok) {
@@ -39,6 +40,14 @@ static int recurse(int depth) {
 }
 
 int main(void) {
+    /* Linux grows the stack up to RLIMIT_STACK, read at each fault: with `ulimit -s
+     * unlimited` the recursion would eat memory instead. Pith's stack is 8 MiB; so is this. */
+    struct rlimit limit;
+    getrlimit(RLIMIT_STACK, &limit);
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > (8 << 20)) {
+        limit.rlim_cur = 8 << 20;
+        setrlimit(RLIMIT_STACK, &limit);
+    }
     stack_t stack = {.ss_sp = alternate, .ss_size = sizeof alternate, .ss_flags = 0};
     check("sigaltstack", sigaltstack(&stack, NULL) == 0);
     struct sigaction action = {0};
