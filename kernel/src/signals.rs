@@ -262,10 +262,11 @@ pub fn alarm_deadline() -> Option<u64> {
 pub fn on_timer_in_program(frame: &mut TrapFrame) {
     crate::process::try_with_process(|process, platform| {
         let now = crate::clock::monotonic_ns();
-        if pith_syscalls::time::expire_timers(process, now) {
+        let cpu_now = crate::clock::program_cpu_ns();
+        if pith_syscalls::time::expire_timers(process, now, cpu_now) {
             deliver_pending(frame, process, platform, false);
         }
-        let next = process.timers.next_deadline();
+        let next = process.timers.next_alarm(now, cpu_now);
         set_alarm_deadline(next);
         match next {
             Some(deadline) => crate::apic::arm(deadline),

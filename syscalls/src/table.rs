@@ -91,9 +91,9 @@ syscall_table! {
     33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;
     34 pause() => signal::pause, Supported;
     35 nanosleep(request: UserAddr, remaining: UserAddr) => time::nanosleep, Supported;
-    36 getitimer(which: i32, value: UserAddr) => time::getitimer, Partial("ITIMER_REAL; the CPU-time timers come with the scheduler (EINVAL)");
+    36 getitimer(which: i32, value: UserAddr) => time::getitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     37 alarm(seconds: u32) => time::alarm, Supported;
-    38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; the CPU-time timers come with the scheduler (EINVAL)");
+    38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
     56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Unimplemented("threads and fork come with the scheduler (issue 3); ENOSYS, logged with what was asked");
     57 fork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");

@@ -184,11 +184,15 @@ pub const ITIMER_REAL: i32 = 0;
 pub const ITIMER_VIRTUAL: i32 = 1;
 pub const ITIMER_PROF: i32 = 2;
 
-/// The process's interval timers: ITIMER_REAL, which sends SIGALRM.
+/// The process's interval timers: ITIMER_REAL, which sends SIGALRM, ITIMER_VIRTUAL
+/// (SIGVTALRM) and ITIMER_PROF (SIGPROF), which count CPU time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timers {
     /// When ITIMER_REAL next expires (monotonic ns), and its interval (0: once).
     pub real: Option<(u64, u64)>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF: when each next expires (CPU-time ns) and its interval.
+    /// User and system time are not told apart (see getrusage), so both count all CPU time.
+    pub cpu: [Option<(u64, u64)>; 2],
     /// timer_create's timers, by id.
     pub posix: alloc::collections::BTreeMap<i32, PosixTimer>,
 }
@@ -219,7 +223,22 @@ impl Timers {
             .filter_map(|timer| timer.armed.map(|(at, _)| at));
         self.real.map(|(at, _)| at).into_iter().chain(posix).min()
     }
+
+    /// When the machine's timer must next fire while the program runs: the monotonic timers,
+    /// and the CPU-time ones at `now` plus the CPU time they still need (which a halt would
+    /// postpone: they are re-armed after each).
+    pub fn next_alarm(&self, now: u64, cpu_now: u64) -> Option<u64> {
+        let cpu = self
+            .cpu
+            .iter()
+            .flatten()
+            .map(|&(at, _)| now.saturating_add(at.saturating_sub(cpu_now)));
+        self.next_deadline().into_iter().chain(cpu).min()
+    }
 }
+
+/// The signal each CPU-time interval timer sends: ITIMER_VIRTUAL's, then ITIMER_PROF's.
+const CPU_TIMER_SIGNALS: [i32; 2] = [26, 27]; // SIGVTALRM, SIGPROF
 
 /// The next expiry of a timer due at `at` with `interval` (0: once), at `now`, and how many
 /// expirations were missed: periodic timers skip the periods they missed, as Linux's hrtimer
@@ -231,10 +250,23 @@ fn forward(at: u64, interval: u64, now: u64) -> (Option<(u64, u64)>, u64) {
     }
 }
 
-/// Raises the signals of the timers that are due at `now` and re-arms the periodic ones.
-/// Returns whether a signal was raised. The kernel calls this from its timer interrupt too.
-pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
+/// Raises the signals of the timers that are due at `now` (monotonic) and `cpu_now` (the
+/// program's CPU time) and re-arms the periodic ones. Returns whether a signal was raised.
+/// The kernel calls this from its timer interrupt too.
+pub fn expire_timers(process: &mut crate::Process, now: u64, cpu_now: u64) -> bool {
     let mut raised = false;
+    for (timer, signal) in process.timers.cpu.iter_mut().zip(CPU_TIMER_SIGNALS) {
+        if let Some((at, interval)) = timer.filter(|&(at, _)| cpu_now >= at) {
+            *timer = forward(at, interval, cpu_now).0;
+            let info = Siginfo {
+                si_signo: signal,
+                si_code: SI_KERNEL,
+                ..Siginfo::default()
+            };
+            process.signals.raise(signal, info);
+            raised = true;
+        }
+    }
     if let Some((at, interval)) = process.timers.real.filter(|&(at, _)| now >= at) {
         process.timers.real = forward(at, interval, now).0;
         // it_real_fn sends SIGALRM as the kernel (SEND_SIG_PRIV): si_code SI_KERNEL.
@@ -273,9 +305,10 @@ pub fn expire_timers(process: &mut crate::Process, now: u64) -> bool {
 /// kernel would keep re-arming a past deadline and spin). Says whether a signal was raised.
 pub fn expire_and_rearm(context: &mut Context) -> bool {
     let now = context.platform.now(MachineClock::Monotonic);
-    let before = context.process.timers.next_deadline();
-    let raised = expire_timers(context.process, now);
-    let after = context.process.timers.next_deadline();
+    let cpu_now = context.platform.now(MachineClock::CpuTime);
+    let before = context.process.timers.next_alarm(now, cpu_now);
+    let raised = expire_timers(context.process, now, cpu_now);
+    let after = context.process.timers.next_alarm(now, cpu_now);
     if raised || before != after {
         context.platform.set_alarm(after);
     }
@@ -450,9 +483,18 @@ fn timeval(nanoseconds: u64) -> Timeval {
     }
 }
 
-fn current_itimer(context: &Context) -> Itimerval {
-    let now = context.platform.now(MachineClock::Monotonic);
-    match context.process.timers.real {
+fn current_itimer(context: &Context, which: i32) -> Itimerval {
+    let (timer, now) = match which {
+        ITIMER_REAL => (
+            context.process.timers.real,
+            context.platform.now(MachineClock::Monotonic),
+        ),
+        _ => (
+            context.process.timers.cpu[(which - ITIMER_VIRTUAL) as usize],
+            context.platform.now(MachineClock::CpuTime),
+        ),
+    };
+    match timer {
         // A timer due now reports 1 µs left rather than 0 ("disarmed"), as Linux does.
         Some((at, interval)) => Itimerval {
             it_interval: timeval(interval),
@@ -462,35 +504,53 @@ fn current_itimer(context: &Context) -> Itimerval {
     }
 }
 
-/// Implements getitimer(2) for ITIMER_REAL.
+/// Implements getitimer(2).
 pub fn getitimer(context: &mut Context, which: i32, value: UserAddr) -> Result<(), Errno> {
     match which {
-        ITIMER_REAL => {
-            let current = current_itimer(context);
+        ITIMER_REAL | ITIMER_VIRTUAL | ITIMER_PROF => {
+            let current = current_itimer(context, which);
             context.write_struct(value.0, &current)
         }
-        // CPU-time timers need per-thread CPU accounting, which comes with the scheduler.
-        ITIMER_VIRTUAL | ITIMER_PROF => Err(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
     }
 }
 
 fn arm_real_timer(context: &mut Context, value: u64, interval: u64) {
-    let now = context.platform.now(MachineClock::Monotonic);
-    context.process.timers.real = (value > 0).then(|| (now.saturating_add(value), interval));
-    context
-        .platform
-        .set_alarm(context.process.timers.next_deadline());
+    arm_itimer(context, ITIMER_REAL, value, interval);
 }
 
-/// Implements setitimer(2) for ITIMER_REAL.
+/// Arms (or with `value` 0 disarms) interval timer `which`, and the machine's timer for it.
+fn arm_itimer(context: &mut Context, which: i32, value: u64, interval: u64) {
+    let now = context.platform.now(MachineClock::Monotonic);
+    let cpu_now = context.platform.now(MachineClock::CpuTime);
+    let timers = &mut context.process.timers;
+    match which {
+        ITIMER_REAL => timers.real = (value > 0).then(|| (now.saturating_add(value), interval)),
+        _ => {
+            timers.cpu[(which - ITIMER_VIRTUAL) as usize] =
+                (value > 0).then(|| (cpu_now.saturating_add(value), interval))
+        }
+    }
+    let next = timers.next_alarm(now, cpu_now);
+    context.platform.set_alarm(next);
+}
+
+/// Arms the machine's timer for the next timer due.
+fn rearm_alarm(context: &mut Context) {
+    let now = context.platform.now(MachineClock::Monotonic);
+    let cpu_now = context.platform.now(MachineClock::CpuTime);
+    let next = context.process.timers.next_alarm(now, cpu_now);
+    context.platform.set_alarm(next);
+}
+
+/// Implements setitimer(2).
 pub fn setitimer(
     context: &mut Context,
     which: i32,
     new_value: UserAddr,
     old_value: UserAddr,
 ) -> Result<(), Errno> {
-    if which != ITIMER_REAL {
+    if !matches!(which, ITIMER_REAL | ITIMER_VIRTUAL | ITIMER_PROF) {
         return Err(Errno::EINVAL);
     }
     let new: Option<Itimerval> = if new_value.is_null() {
@@ -506,10 +566,10 @@ pub fn setitimer(
         None => (0, 0),
     };
     if !old_value.is_null() {
-        let current = current_itimer(context);
+        let current = current_itimer(context, which);
         context.write_struct(old_value.0, &current)?;
     }
-    arm_real_timer(context, value, interval);
+    arm_itimer(context, which, value, interval);
     Ok(())
 }
 
@@ -671,9 +731,7 @@ pub fn timer_settime(
     if let Some(timer) = context.process.timers.posix.get_mut(&id) {
         timer.armed = armed;
     }
-    context
-        .platform
-        .set_alarm(context.process.timers.next_deadline());
+    rearm_alarm(context);
     Ok(())
 }
 
@@ -697,9 +755,7 @@ pub fn timer_delete(context: &mut Context, id: i32) -> Result<(), Errno> {
         .posix
         .remove(&id)
         .ok_or(Errno::EINVAL)?;
-    context
-        .platform
-        .set_alarm(context.process.timers.next_deadline());
+    rearm_alarm(context);
     Ok(())
 }
 
@@ -744,6 +800,38 @@ mod sleep_tests {
             machine.call(230, [CLOCK_THREAD_CPUTIME_ID as u64, 0, request, 0, 0, 0]),
             Err(Errno::EOPNOTSUPP)
         );
+    }
+
+    #[test]
+    fn cpu_time_itimers_count_running_not_sleeping() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(1_000_000, 0);
+        let value = machine.scratch(32);
+        machine.write_u64(value + 24, 50_000); // it_value: 50 ms, once
+        for which in [ITIMER_VIRTUAL, ITIMER_PROF] {
+            assert_eq!(machine.call(38, [which as u64, value, 0, 0, 0, 0]), Ok(0));
+        }
+        // Asleep for a second: no CPU time passes, nothing expires, and the time left stays.
+        let second = timespec_at(&mut machine, 1, 0);
+        assert_eq!(machine.call(35, [second, 0, 0, 0, 0, 0]), Ok(0));
+        let now = machine.platform.now(MachineClock::Monotonic);
+        assert!(!expire_timers(&mut machine.process, now, 1_000_000));
+        let old = machine.scratch(32);
+        assert_eq!(
+            machine.call(36, [ITIMER_PROF as u64, old, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(machine.read_u64(old + 24), 50_000);
+        // The machine's timer is armed for when the program will have run 50 ms more.
+        assert_eq!(
+            machine.process.timers.next_alarm(now, 1_000_000),
+            Some(now + 50_000_000)
+        );
+        // 50 ms of CPU time later both fire: SIGVTALRM and SIGPROF, and disarm.
+        assert!(expire_timers(&mut machine.process, now, 51_000_000));
+        let pending = machine.process.signals.pending;
+        assert_eq!(pending & (3 << 25), 3 << 25);
+        assert_eq!(machine.process.timers.cpu, [None, None]);
     }
 
     #[test]
@@ -869,8 +957,8 @@ mod sleep_tests {
             machine.call(38, [ITIMER_REAL as u64, value, 0, 0, 0, 0]),
             Ok(0)
         );
-        assert!(!expire_timers(&mut machine.process, 999_999_999));
-        assert!(expire_timers(&mut machine.process, 1_600_000_000));
+        assert!(!expire_timers(&mut machine.process, 999_999_999, 0));
+        assert!(expire_timers(&mut machine.process, 1_600_000_000, 0));
         assert_eq!(
             machine.process.timers.real,
             Some((1_750_000_000, 250_000_000)),
@@ -886,10 +974,7 @@ mod sleep_tests {
             (machine.read_u64(old + 8), machine.read_u64(old + 24)),
             (250_000, 50_000)
         );
-        assert_eq!(
-            machine.call(38, [ITIMER_PROF as u64, value, 0, 0, 0, 0]),
-            Err(Errno::EINVAL)
-        );
+        assert_eq!(machine.call(38, [3, value, 0, 0, 0, 0]), Err(Errno::EINVAL));
         machine.write_u64(value + 24, 1_000_000);
         assert_eq!(
             machine.call(38, [ITIMER_REAL as u64, value, 0, 0, 0, 0]),
@@ -947,7 +1032,7 @@ mod sleep_tests {
         machine.write_u64(value + 24, 1_000_000); // in 1 ms, once
         machine.call(223, [0, 0, value, 0, 0, 0]).unwrap();
         assert_eq!(machine.platform.alarm, Some(1_000_000));
-        assert!(expire_timers(&mut machine.process, 1_000_000));
+        assert!(expire_timers(&mut machine.process, 1_000_000, 0));
         let info = machine.process.signals.pending_info[9];
         assert_eq!((info.si_code, info.fields[1]), (SI_TIMER, 42));
         assert_eq!(

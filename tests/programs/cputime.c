@@ -28,8 +28,17 @@ static long long ns(clockid_t clock) {
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static volatile int alarms;
+static volatile int alarms, profs, vtalrms;
 static void on_alarm(int signal) { (void)signal; alarms++; }
+static void on_prof(int signal) { (void)signal; profs++; }
+static void on_vtalrm(int signal) { (void)signal; vtalrms++; }
+
+/* Spins until *counter reaches goal, or 5 s of wall time pass. */
+static void spin_until(volatile int *counter, int goal) {
+    long long start = ns(CLOCK_MONOTONIC);
+    while (*counter < goal && ns(CLOCK_MONOTONIC) - start < 5000000000LL) {
+    }
+}
 
 int main(void) {
     /* The wall clock first, so the CPU time measured lies within the wall time measured. */
@@ -116,5 +125,31 @@ int main(void) {
     check("a CPU-time sleep waits until a signal: EINTR", result == EINTR && alarms >= 1);
     check("after the signal, not a second later", ns(CLOCK_MONOTONIC) - wall < 900000000);
     check("with most of its time left", left.tv_sec == 1 || left.tv_nsec > 900000000);
+    /* The CPU-time interval timers: ITIMER_VIRTUAL does not run while the program sleeps;
+     * ITIMER_PROF repeats while it runs. SA_RESTART, so the sleep is not cut short. */
+    struct sigaction cpu_action = {0};
+    cpu_action.sa_flags = SA_RESTART;
+    cpu_action.sa_handler = on_vtalrm;
+    sigaction(SIGVTALRM, &cpu_action, NULL);
+    cpu_action.sa_handler = on_prof;
+    sigaction(SIGPROF, &cpu_action, NULL);
+    struct itimerval virtual_once = {{0, 0}, {0, 50000}};
+    check("setitimer(ITIMER_VIRTUAL)", setitimer(ITIMER_VIRTUAL, &virtual_once, NULL) == 0);
+    struct timespec fifth = {0, 200000000};
+    nanosleep(&fifth, NULL);
+    struct itimerval left_virtual;
+    getitimer(ITIMER_VIRTUAL, &left_virtual);
+    check("200 ms asleep: ITIMER_VIRTUAL has not fired",
+          vtalrms == 0 && left_virtual.it_value.tv_usec > 0);
+    spin_until(&vtalrms, 1);
+    check("running, it fires once", vtalrms == 1);
+    getitimer(ITIMER_VIRTUAL, &left_virtual);
+    check("and is disarmed", left_virtual.it_value.tv_sec == 0 && left_virtual.it_value.tv_usec == 0);
+
+    struct itimerval every_20ms = {{0, 20000}, {0, 20000}}, stop = {{0, 0}, {0, 0}};
+    check("setitimer(ITIMER_PROF) repeating", setitimer(ITIMER_PROF, &every_20ms, NULL) == 0);
+    spin_until(&profs, 3);
+    setitimer(ITIMER_PROF, &stop, NULL);
+    check("ITIMER_PROF fires again and again while the program runs", profs >= 3);
     return failures;
 }
