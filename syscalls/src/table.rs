@@ -127,7 +127,7 @@ syscall_table! {
     203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
-    222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall and monotonic clocks (the CPU-time ones come with the scheduler); SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID for the program's thread");
+    222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall, monotonic and CPU-time clocks; SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID for the program's thread (no other threads yet)");
     223 timer_settime(id: i32, flags: i32, new_value: UserAddr, old_value: UserAddr) => time::timer_settime, Supported;
     224 timer_gettime(id: i32, value: UserAddr) => time::timer_gettime, Supported;
     225 timer_getoverrun(id: i32) => time::timer_getoverrun, Supported;

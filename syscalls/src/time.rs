@@ -204,10 +204,18 @@ pub struct PosixTimer {
     pub clock: i32,
     /// The signal it sends, and the value it carries; None for SIGEV_NONE.
     pub signal: Option<(i32, u64)>,
-    /// When it next expires (monotonic ns) and its interval, when armed.
+    /// When it next expires and its interval, when armed: in monotonic ns, or for a timer on a
+    /// CPU-time clock, in the program's CPU-time ns.
     pub armed: Option<(u64, u64)>,
     /// Expirations missed before the last signal was raised (timer_getoverrun).
     pub overrun: i32,
+}
+
+impl PosixTimer {
+    /// Whether it counts the program's CPU time rather than monotonic time.
+    pub fn counts_cpu_time(&self) -> bool {
+        is_cpu_clock(self.clock)
+    }
 }
 
 /// How many timers a process may create (Linux's limit is RLIMIT_SIGPENDING; a fixed bound
@@ -220,6 +228,7 @@ impl Timers {
         let posix = self
             .posix
             .values()
+            .filter(|timer| !timer.counts_cpu_time())
             .filter_map(|timer| timer.armed.map(|(at, _)| at));
         self.real.map(|(at, _)| at).into_iter().chain(posix).min()
     }
@@ -228,11 +237,18 @@ impl Timers {
     /// and the CPU-time ones at `now` plus the CPU time they still need (which a halt would
     /// postpone: they are re-armed after each).
     pub fn next_alarm(&self, now: u64, cpu_now: u64) -> Option<u64> {
+        let cpu_posix = self
+            .posix
+            .values()
+            .filter(|timer| timer.counts_cpu_time())
+            .filter_map(|timer| timer.armed);
         let cpu = self
             .cpu
             .iter()
             .flatten()
-            .map(|&(at, _)| now.saturating_add(at.saturating_sub(cpu_now)));
+            .copied()
+            .chain(cpu_posix)
+            .map(|(at, _)| now.saturating_add(at.saturating_sub(cpu_now)));
         self.next_deadline().into_iter().chain(cpu).min()
     }
 }
@@ -279,6 +295,11 @@ pub fn expire_timers(process: &mut crate::Process, now: u64, cpu_now: u64) -> bo
         raised = true;
     }
     for (&id, timer) in process.timers.posix.iter_mut() {
+        let now = if timer.counts_cpu_time() {
+            cpu_now
+        } else {
+            now
+        };
         let Some((at, interval)) = timer.armed.filter(|&(at, _)| now >= at) else {
             continue;
         };
@@ -622,17 +643,14 @@ pub const SIGEV_NONE: i32 = 1;
 pub const SIGEV_THREAD: i32 = 2;
 pub const SIGEV_THREAD_ID: i32 = 4;
 
-/// Implements timer_create(2) on the wall and monotonic clocks, for SIGEV_SIGNAL, SIGEV_NONE
-/// and SIGEV_THREAD_ID naming the program's one thread.
+/// Implements timer_create(2) on the wall, monotonic and CPU-time clocks, for SIGEV_SIGNAL,
+/// SIGEV_NONE and SIGEV_THREAD_ID naming the program's one thread.
 pub fn timer_create(
     context: &mut Context,
     clock: i32,
     event: UserAddr,
     id: UserAddr,
 ) -> Result<(), Errno> {
-    if is_cpu_clock(clock) {
-        return Err(Errno::EINVAL); // timers on CPU time are not implemented yet
-    }
     machine_clock(clock, context.process.pid)?;
     if !clock_has_timers(clock) {
         return Err(Errno::EOPNOTSUPP);
@@ -713,12 +731,14 @@ pub fn timer_settime(
     let new: Itimerspec = context.read_struct(new_value.0)?;
     let value = nanoseconds_of(&new.it_value)?;
     let interval = nanoseconds_of(&new.it_interval)?;
-    let now = context.platform.now(MachineClock::Monotonic);
+    let now = timer_now(context, &timer);
     if !old_value.is_null() {
         context.write_struct(old_value.0, &itimerspec_of(&timer, now))?;
     }
     let armed = if value == 0 {
         None
+    } else if flags & TIMER_ABSTIME != 0 && timer.counts_cpu_time() {
+        Some((value, interval)) // the CPU-time clock is the timer's own base
     } else if flags & TIMER_ABSTIME != 0 {
         // The same instant on the machine's monotonic clock.
         let on_clock = context
@@ -738,8 +758,17 @@ pub fn timer_settime(
 /// Implements timer_gettime(2).
 pub fn timer_gettime(context: &mut Context, id: i32, value: UserAddr) -> Result<(), Errno> {
     let timer = posix_timer(context, id)?;
-    let now = context.platform.now(MachineClock::Monotonic);
+    let now = timer_now(context, &timer);
     context.write_struct(value.0, &itimerspec_of(&timer, now))
+}
+
+/// Now, in the base a timer's deadlines are kept in.
+fn timer_now(context: &Context, timer: &PosixTimer) -> u64 {
+    if timer.counts_cpu_time() {
+        context.platform.now(MachineClock::CpuTime)
+    } else {
+        context.platform.now(MachineClock::Monotonic)
+    }
 }
 
 /// Implements timer_getoverrun(2).
@@ -832,6 +861,32 @@ mod sleep_tests {
         let pending = machine.process.signals.pending;
         assert_eq!(pending & (3 << 25), 3 << 25);
         assert_eq!(machine.process.timers.cpu, [None, None]);
+    }
+
+    #[test]
+    fn a_posix_timer_on_cpu_time_fires_after_running_not_sleeping() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(1_000_000, 0);
+        let id = machine.scratch(8);
+        let clock = CLOCK_PROCESS_CPUTIME_ID as u64;
+        assert_eq!(machine.call(222, [clock, 0, id, 0, 0, 0]), Ok(0));
+        let timer = machine.read_u64(id) as i32 as u64;
+        let spec = machine.scratch(32);
+        machine.write_u64(spec + 24, 30_000_000); // it_value: 30 ms of CPU time
+        assert_eq!(machine.call(223, [timer, 0, spec, 0, 0, 0]), Ok(0));
+        let second = timespec_at(&mut machine, 1, 0);
+        assert_eq!(machine.call(35, [second, 0, 0, 0, 0, 0]), Ok(0));
+        let now = machine.platform.now(MachineClock::Monotonic);
+        assert_eq!(machine.process.timers.next_deadline(), None);
+        assert_eq!(
+            machine.process.timers.next_alarm(now, 1_000_000),
+            Some(now + 30_000_000)
+        );
+        let left = machine.scratch(32);
+        assert_eq!(machine.call(224, [timer, left, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.read_u64(left + 24), 30_000_000);
+        assert!(expire_timers(&mut machine.process, now, 31_000_000));
+        assert_ne!(machine.process.signals.pending & (1 << 13), 0); // SIGALRM, the default
     }
 
     #[test]
@@ -1005,8 +1060,9 @@ mod sleep_tests {
             machine.call(222, [CLOCK_MONOTONIC as u64, event, id, 0, 0, 0]),
             Ok(0)
         );
+        let other_process_clock = ((!7i64) << 3 | 2) as u64;
         assert_eq!(
-            machine.call(222, [CLOCK_PROCESS_CPUTIME_ID as u64, 0, id, 0, 0, 0]),
+            machine.call(222, [other_process_clock, 0, id, 0, 0, 0]),
             Err(Errno::EINVAL)
         );
         assert_eq!(machine.call(226, [777, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));

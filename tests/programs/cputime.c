@@ -32,6 +32,8 @@ static volatile int alarms, profs, vtalrms;
 static void on_alarm(int signal) { (void)signal; alarms++; }
 static void on_prof(int signal) { (void)signal; profs++; }
 static void on_vtalrm(int signal) { (void)signal; vtalrms++; }
+static volatile int usr1s;
+static void on_usr1(int signal) { (void)signal; usr1s++; }
 
 /* Spins until *counter reaches goal, or 5 s of wall time pass. */
 static void spin_until(volatile int *counter, int goal) {
@@ -151,5 +153,25 @@ int main(void) {
     spin_until(&profs, 3);
     setitimer(ITIMER_PROF, &stop, NULL);
     check("ITIMER_PROF fires again and again while the program runs", profs >= 3);
+
+    /* A POSIX timer on the process's CPU-time clock. */
+    cpu_action.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &cpu_action, NULL);
+    struct sigevent event = {0};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = SIGUSR1;
+    timer_t timer;
+    check("timer_create(CLOCK_PROCESS_CPUTIME_ID)",
+          timer_create(CLOCK_PROCESS_CPUTIME_ID, &event, &timer) == 0);
+    struct itimerspec in_30ms = {{0, 0}, {0, 30000000}};
+    check("timer_settime", timer_settime(timer, 0, &in_30ms, NULL) == 0);
+    nanosleep(&fifth, NULL);
+    struct itimerspec timer_left;
+    timer_gettime(timer, &timer_left);
+    check("200 ms asleep: the CPU-time timer has not fired",
+          usr1s == 0 && timer_left.it_value.tv_nsec > 0);
+    spin_until(&usr1s, 1);
+    check("running, it fires", usr1s == 1);
+    timer_delete(timer);
     return failures;
 }
