@@ -19,6 +19,7 @@ pub mod poll;
 pub mod process;
 pub mod procfs;
 pub mod random;
+pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod table;

@@ -30,6 +30,8 @@ pub struct Process {
     pub comm: [u8; 16],
     pub dumpable: bool,
     pub parent_death_signal: i32,
+    /// Niceness and scheduling policy, as set and read back (one thread: they change nothing).
+    pub scheduling: crate::sched::Scheduling,
     /// One bit per syscall number whose ENOSYS was already logged.
     unimplemented_logged: [u64; 8],
 }
@@ -100,6 +102,7 @@ impl Process {
             comm: comm_from_path(&executable_path_for_comm),
             dumpable: true,
             parent_death_signal: 0,
+            scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
         }
     }

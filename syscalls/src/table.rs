@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{fs, futex, mm, poll, process, random, signal, time};
+use crate::{fs, futex, mm, poll, process, random, sched, signal, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +117,14 @@ syscall_table! {
     128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
     130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
+    140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded and read back as Linux would; one thread on one CPU, so they change nothing yet");
+    141 setpriority(which: i32, who: i32, nice: i32) => sched::setpriority, Partial("recorded and read back as Linux would; one thread on one CPU, so they change nothing yet");
+    142 sched_setparam(pid: i32, param: UserAddr) => sched::sched_setparam, Partial("recorded and read back as Linux would; one thread on one CPU, so they change nothing yet");
+    143 sched_getparam(pid: i32, param: UserAddr) => sched::sched_getparam, Partial("recorded and read back as Linux would; one thread on one CPU, so they change nothing yet");
+    144 sched_setscheduler(pid: i32, policy: i32, param: UserAddr) => sched::sched_setscheduler, Partial("SCHED_OTHER, BATCH, IDLE, FIFO, RR recorded and read back; SCHED_DEADLINE needs sched_setattr (EINVAL); one thread on one CPU, so they change nothing yet");
+    145 sched_getscheduler(pid: i32) => sched::sched_getscheduler, Supported;
+    146 sched_get_priority_max(policy: i32) => sched::sched_get_priority_max, Supported;
+    147 sched_get_priority_min(policy: i32) => sched::sched_get_priority_min, Supported;
     157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
     158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
     160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");

@@ -1,11 +1,13 @@
 /* futex(2) in a program with one thread, and the scheduler calls such a program makes:
  * value mismatch (EAGAIN), relative and absolute timeouts (ETIMEDOUT), a timer's signal
  * interrupting a timed wait (EINTR), wakes with nobody waiting, FUTEX_WAKE_OP's store,
- * FUTEX_CMP_REQUEUE's check, bad arguments; getcpu and sched_{get,set}affinity.
+ * FUTEX_CMP_REQUEUE's check, PI locks, bad arguments; getcpu, sched_{get,set}affinity, niceness
+ * and scheduling policy.
  * Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,5 +168,32 @@ int main(void) {
     unsigned cpu = 99, node = 99;
     check("getcpu once pinned: that cpu",
           syscall(SYS_getcpu, &cpu, &node, NULL) == 0 && cpu == (unsigned)first);
+
+    /* Niceness and policy, raised only (what an unprivileged Linux process may do). The
+     * policy calls go straight to the kernel: musl's wrappers answer ENOSYS by design. */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    check("getpriority: nice 0", nice_now == 0 && errno == 0);
+    check("setpriority to nice 5", setpriority(PRIO_PROCESS, 0, 5) == 0);
+    check("read back", getpriority(PRIO_PROCESS, getpid()) == 5);
+    check("raw getpriority is 20 - nice", syscall(SYS_getpriority, PRIO_PROCESS, 0) == 15);
+    check("setpriority past 19 clamps", setpriority(PRIO_PROCESS, 0, 50) == 0 &&
+          getpriority(PRIO_PROCESS, 0) == 19);
+    check("getpriority of no such process: ESRCH",
+          getpriority(PRIO_PROCESS, 999999) == -1 && errno == ESRCH);
+    check("SCHED_OTHER to start with", syscall(SYS_sched_getscheduler, 0) == SCHED_OTHER);
+    check("SCHED_FIFO priorities 1..99",
+          sched_get_priority_min(SCHED_FIFO) == 1 && sched_get_priority_max(SCHED_FIFO) == 99);
+    check("SCHED_OTHER priority 0 only",
+          sched_get_priority_min(SCHED_OTHER) == 0 && sched_get_priority_max(SCHED_OTHER) == 0);
+    struct sched_param param = {0};
+    check("SCHED_BATCH", syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &param) == 0 &&
+          syscall(SYS_sched_getscheduler, 0) == SCHED_BATCH);
+    param.sched_priority = 5;
+    check("SCHED_OTHER with priority 5: EINVAL",
+          syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param) == -1 && errno == EINVAL);
+    param.sched_priority = 0;
+    check("back to SCHED_OTHER", syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param) == 0 &&
+          syscall(SYS_sched_getparam, 0, &param) == 0 && param.sched_priority == 0);
     return failures;
 }
