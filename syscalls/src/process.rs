@@ -146,6 +146,47 @@ pub fn getppid(_context: &mut Context) -> Result<i32, Errno> {
     Ok(0)
 }
 
+/// The program leads its own process group and session: their ids are its pid, as
+/// /proc/self/stat shows. `pid` 0 or the program's own names it; any other is ESRCH.
+fn own_group_or_session(context: &Context, pid: i32) -> Result<i32, Errno> {
+    if pid == 0 || pid == context.process.pid {
+        Ok(context.process.pid)
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
+/// Implements getpgrp(2).
+pub fn getpgrp(context: &mut Context) -> Result<i32, Errno> {
+    Ok(context.process.pid)
+}
+
+/// Implements getpgid(2).
+pub fn getpgid(context: &mut Context, pid: i32) -> Result<i32, Errno> {
+    own_group_or_session(context, pid)
+}
+
+/// Implements getsid(2).
+pub fn getsid(context: &mut Context, pid: i32) -> Result<i32, Errno> {
+    own_group_or_session(context, pid)
+}
+
+/// Implements setsid(2): the program already leads a process group, so, as Linux answers a
+/// group leader, EPERM.
+pub fn setsid(_context: &mut Context) -> Result<i32, Errno> {
+    Err(Errno::EPERM)
+}
+
+/// Implements setpgid(2) with Linux's checks in order: a negative group EINVAL, another
+/// process ESRCH, and then, the program leading its session, EPERM.
+pub fn setpgid(context: &mut Context, pid: i32, pgid: i32) -> Result<(), Errno> {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    own_group_or_session(context, pid)?;
+    Err(Errno::EPERM)
+}
+
 /// Implements getuid(2): the program runs as root, the only user there is.
 pub fn getuid(_context: &mut Context) -> Result<i32, Errno> {
     Ok(0)
@@ -679,6 +720,22 @@ mod tests {
         assert_eq!(machine.call(100, [tms, 0, 0, 0, 0, 0]), Ok(250));
         assert_eq!(machine.read_u64(tms), 250);
         assert_eq!(machine.call(100, [0; 6]), Ok(250));
+    }
+
+    #[test]
+    fn the_program_leads_its_group_and_session() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(111, [0; 6]), Ok(1));
+        assert_eq!(machine.call(121, [0; 6]), Ok(1));
+        assert_eq!(machine.call(124, [1, 0, 0, 0, 0, 0]), Ok(1));
+        assert_eq!(machine.call(124, [5, 0, 0, 0, 0, 0]), Err(Errno::ESRCH));
+        assert_eq!(machine.call(112, [0; 6]), Err(Errno::EPERM));
+        assert_eq!(
+            machine.call(109, [0, (-1i64) as u64, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(machine.call(109, [5, 0, 0, 0, 0, 0]), Err(Errno::ESRCH));
+        assert_eq!(machine.call(109, [0, 0, 0, 0, 0, 0]), Err(Errno::EPERM));
     }
 
     #[test]

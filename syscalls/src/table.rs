@@ -112,7 +112,12 @@ syscall_table! {
     104 getgid() => process::getgid, Supported;
     107 geteuid() => process::geteuid, Supported;
     108 getegid() => process::getegid, Supported;
+    109 setpgid(pid: i32, pgid: i32) => process::setpgid, Supported;
     110 getppid() => process::getppid, Supported;
+    111 getpgrp() => process::getpgrp, Supported;
+    112 setsid() => process::setsid, Supported;
+    121 getpgid(pid: i32) => process::getpgid, Supported;
+    124 getsid(pid: i32) => process::getsid, Supported;
     127 rt_sigpending(set: UserAddr, set_size: usize) => signal::rt_sigpending, Supported;
     128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
     130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;

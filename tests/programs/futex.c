@@ -195,5 +195,12 @@ int main(void) {
     param.sched_priority = 0;
     check("back to SCHED_OTHER", syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param) == 0 &&
           syscall(SYS_sched_getparam, 0, &param) == 0 && param.sched_priority == 0);
+
+    /* Process group and session (under Pith the program leads both: ids equal its pid). */
+    check("getpgrp is getpgid(0) and getpgid(getpid())",
+          getpgrp() > 0 && getpgrp() == getpgid(0) && getpgid(getpid()) == getpgrp());
+    check("getsid(0) is getsid(getpid())", getsid(0) > 0 && getsid(0) == getsid(getpid()));
+    check("getpgid of no such process: ESRCH", getpgid(999999) == -1 && errno == ESRCH);
+    check("setpgid to a negative group: EINVAL", setpgid(0, -1) == -1 && errno == EINVAL);
     return failures;
 }
