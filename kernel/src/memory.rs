@@ -34,6 +34,16 @@ static HEAP_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64
 /// Frames handed out and not yet returned: page tables, the program's pages, the vDSO.
 static FRAMES_IN_USE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Frames the allocator was given at boot.
+static TOTAL_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The frames the allocator manages, and how many of them are free now (sysinfo).
+pub fn ram_pages() -> (u64, u64) {
+    let total = TOTAL_FRAMES.load(core::sync::atomic::Ordering::Relaxed);
+    let used = FRAMES_IN_USE.load(core::sync::atomic::Ordering::Relaxed);
+    (total, total.saturating_sub(used))
+}
+
 /// What the kernel occupies at a moment, in bytes: its image (code, data, bss with the boot
 /// page tables and the stacks), the heap it claimed and the part of it in use, and frames.
 pub struct Footprint {
@@ -174,6 +184,7 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[(u64, u64)]) -> MemoryStats 
         total += (end - start) / PAGE_SIZE;
     });
     HEAP_BYTES.store(heap_size, core::sync::atomic::Ordering::Relaxed);
+    TOTAL_FRAMES.store(total, core::sync::atomic::Ordering::Relaxed);
     MemoryStats {
         total_frames: total,
         heap_size,

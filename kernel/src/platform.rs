@@ -116,6 +116,10 @@ impl Platform for KernelPlatform {
         paging::resident_pages()
     }
 
+    fn ram_pages(&mut self) -> (u64, u64) {
+        crate::memory::ram_pages()
+    }
+
     fn peak_resident_pages(&mut self) -> u64 {
         paging::peak_resident_pages()
     }

@@ -85,6 +85,8 @@ pub trait Platform {
     fn resident_pages(&mut self) -> u64;
     /// The most pages the program has had in memory at once (VmHWM, ru_maxrss).
     fn peak_resident_pages(&mut self) -> u64;
+    /// The RAM pages the allocator manages, and how many of them are free now.
+    fn ram_pages(&mut self) -> (u64, u64);
     /// Whether each page of [start, start + len) is in memory: one byte per page, bit 0.
     fn residency(&mut self, start: u64, out: &mut [u8]);
     /// Drops the memory of [start, start + len); unmapped pages in the range are fine.

@@ -472,6 +472,26 @@ pub fn times(context: &mut Context, buffer: UserAddr) -> Result<i64, Errno> {
     ))
 }
 
+/// Implements sysinfo(2): uptime, RAM as the allocator sees it (total, and free now), one
+/// process; no swap, no high memory, no shared or buffer memory. Load averages are not kept
+/// and read 0.
+pub fn sysinfo(context: &mut Context, info: UserAddr) -> Result<(), Errno> {
+    let now = context
+        .platform
+        .now(crate::platform::MachineClock::Monotonic);
+    let (total, free) = context.platform.ram_pages();
+    let result = Sysinfo {
+        // Linux rounds a started second up (kernel/sys.c do_sysinfo).
+        uptime: now.div_ceil(1_000_000_000) as i64,
+        totalram: total * 4096,
+        freeram: free * 4096,
+        procs: 1,
+        mem_unit: 1,
+        ..Sysinfo::default()
+    };
+    context.write_struct(info.0, &result)
+}
+
 /// Implements sched_setaffinity(2): the mask must allow CPU 0, the only one.
 pub fn sched_setaffinity(
     context: &mut Context,
@@ -720,6 +740,20 @@ mod tests {
         assert_eq!(machine.call(100, [tms, 0, 0, 0, 0, 0]), Ok(250));
         assert_eq!(machine.read_u64(tms), 250);
         assert_eq!(machine.call(100, [0; 6]), Ok(250));
+    }
+
+    #[test]
+    fn sysinfo_reports_uptime_ram_and_one_process() {
+        let mut machine = TestMachine::new();
+        machine.set_clocks(2_500_000_000, 0);
+        let info = machine.scratch(112);
+        assert_eq!(machine.call(99, [info, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.read_u64(info), 3); // 2.5 s, rounded up
+        assert_eq!(machine.read_u64(info + 32), 256 << 20);
+        assert!(machine.read_u64(info + 40) < 256 << 20);
+        assert_eq!(machine.read_u64(info + 80) & 0xffff, 1);
+        assert_eq!(machine.read_u64(info + 104) & 0xffff_ffff, 1);
+        assert_eq!(machine.call(99, [0; 6]), Err(Errno::EFAULT));
     }
 
     #[test]

@@ -107,6 +107,7 @@ syscall_table! {
     96 gettimeofday(time: UserAddr, zone: UserAddr) => time::gettimeofday, Supported;
     97 getrlimit(resource: u32, limit: UserAddr) => process::getrlimit, Supported;
     98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU time all in ru_utime (syscalls are not told apart), ru_maxrss the peak resident set; the other counters read 0");
+    99 sysinfo(info: UserAddr) => process::sysinfo, Partial("uptime, RAM total and free as the allocator sees them, 1 process; load averages are not kept (0); no swap");
     100 times(buffer: UserAddr) => process::times, Partial("CPU time all in tms_utime, as getrusage");
     102 getuid() => process::getuid, Supported;
     104 getgid() => process::getgid, Supported;

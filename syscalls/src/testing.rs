@@ -130,6 +130,9 @@ impl Platform for FakePlatform {
     fn resident_pages(&mut self) -> u64 {
         self.pages.len() as u64
     }
+    fn ram_pages(&mut self) -> (u64, u64) {
+        (65536, 65536 - self.pages.len() as u64) // a 256 MiB machine
+    }
     fn peak_resident_pages(&mut self) -> u64 {
         self.pages.len() as u64 // the fake keeps no history: its peak is now
     }

@@ -180,7 +180,33 @@ pub struct Tms {
     pub tms_cstime: i64,
 }
 
+/// `struct sysinfo` (include/uapi/linux/sysinfo.h) on x86_64: 112 bytes.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Sysinfo {
+    pub uptime: i64,
+    pub loads: [u64; 3],
+    pub totalram: u64,
+    pub freeram: u64,
+    pub sharedram: u64,
+    pub bufferram: u64,
+    pub totalswap: u64,
+    pub freeswap: u64,
+    pub procs: u16,
+    pub pad: u16,
+    pub pad2: u32,
+    pub totalhigh: u64,
+    pub freehigh: u64,
+    pub mem_unit: u32,
+    pub pad3: u32,
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<Sysinfo>() == 112);
+    assert!(core::mem::offset_of!(Sysinfo, procs) == 80);
+    assert!(core::mem::offset_of!(Sysinfo, mem_unit) == 104);
     assert!(core::mem::size_of::<Rusage>() == 144);
     assert!(core::mem::size_of::<Tms>() == 32);
     assert!(core::mem::size_of::<Timespec>() == 16);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <sys/times.h>
 #include <time.h>
@@ -78,6 +79,15 @@ int main(void) {
           getrusage(RUSAGE_CHILDREN, &usage) == 0 && usage.ru_utime.tv_sec == 0 &&
           usage.ru_utime.tv_usec == 0);
     check("a bad who: EINVAL", getrusage(7, &usage) == -1 && errno == EINVAL);
+
+    struct sysinfo info;
+    check("sysinfo", sysinfo(&info) == 0);
+    check("sysinfo: RAM, some of it free",
+          (unsigned long long)info.totalram * info.mem_unit > (1 << 20) &&
+          info.freeram > 0 && info.freeram <= info.totalram);
+    check("sysinfo: up for a second or more, one process or more",
+          info.uptime >= 1 && info.procs >= 1);
+    check("sysconf(_SC_PHYS_PAGES) from it", sysconf(_SC_PHYS_PAGES) > 0);
 
     struct tms ticks;
     clock_t ticks_before = times(&ticks);
