@@ -92,3 +92,37 @@ fn a_stack_overflow_is_caught_on_the_alternate_stack_as_on_linux() {
         None,
     );
 }
+
+/// Debian's busybox `free` reads /proc/meminfo: the guest's RAM as the allocator sees it, most
+/// of it free, no swap.
+#[test]
+fn busybox_free_sees_the_guests_memory() {
+    let outcome = pith_run(
+        &["-m", "64M"],
+        std::path::Path::new("/bin/busybox"),
+        &["free"],
+        &[],
+    );
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    let mem: Vec<u64> = outcome
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Mem:"))
+        .unwrap_or_else(|| panic!("no Mem: line in {:?}", outcome.stdout))
+        .split_whitespace()
+        .map(|field| field.parse().unwrap())
+        .collect();
+    let (total, used, free) = (mem[0], mem[1], mem[2]);
+    assert!(
+        (40_000..65_536).contains(&total),
+        "total {total} KiB of a 64 MiB guest"
+    );
+    assert!(free > total / 2 && used + free == total, "{mem:?}");
+    assert!(
+        outcome
+            .stdout
+            .contains("Swap:             0           0           0"),
+        "{}",
+        outcome.stdout
+    );
+}

@@ -846,17 +846,21 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if let Some(file) = own_proc_file(&name) {
-        if let Some(text) = crate::procfs::generate(context, file) {
-            // The files are r--r--r--, but the program runs as root, which Linux lets open them
-            // for writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
-            let limit = nofile_limit(context);
-            return Ok(context
-                .process
-                .files
-                .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
-                .0);
-        }
+    let generated = match own_proc_file(&name) {
+        Some(file) => crate::procfs::generate(context, file),
+        None => name
+            .strip_prefix(b"/proc/")
+            .and_then(|file| crate::procfs::generate_system(context, file)),
+    };
+    if let Some(text) = generated {
+        // The files are r--r--r--, but the program runs as root, which Linux lets open them
+        // for writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
+        let limit = nofile_limit(context);
+        return Ok(context
+            .process
+            .files
+            .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
+            .0);
     }
     // There is no filesystem yet: no other path exists, and nothing can be created.
     if flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE {
@@ -876,12 +880,12 @@ fn own_proc_file(path: &[u8]) -> Option<&[u8]> {
     .find_map(|prefix| path.strip_prefix(*prefix))
 }
 
-/// Implements open(2): /proc/self files; no other files until the filesystem lands.
+/// Implements open(2): /proc/self files and /proc/meminfo; no other files until the filesystem lands.
 pub fn open(context: &mut Context, path: UserPath, flags: u32, _mode: u32) -> Result<i32, Errno> {
     open_path(context, path, flags)
 }
 
-/// Implements openat(2): /proc/self files; no other files until the filesystem lands.
+/// Implements openat(2): /proc/self files and /proc/meminfo; no other files until the filesystem lands.
 pub fn openat(
     context: &mut Context,
     dir_fd: Fd,

@@ -1,5 +1,6 @@
-//! The /proc/self files Pith has: maps, status, stat, statm, cmdline, environ, in the formats
-//! of fs/proc (array.c, task_mmu.c, base.c). Each is made when it is opened.
+//! The /proc files Pith has: /proc/self's maps, status, stat, statm, cmdline, environ, and
+//! /proc/meminfo, in the formats of fs/proc (array.c, task_mmu.c, base.c, meminfo.c). Each
+//! is made when it is opened.
 
 use crate::mm::{VmaKind, PAGE_SIZE};
 use crate::platform::Context;
@@ -22,6 +23,37 @@ pub fn generate(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
         b"environ" => Some(context.process.environ.clone()),
         _ => None,
     }
+}
+
+/// The text of the system-wide /proc/NAME, if Pith has that file: meminfo.
+pub fn generate_system(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
+    match name {
+        b"meminfo" => Some(meminfo(context)),
+        _ => None,
+    }
+}
+
+/// /proc/meminfo (fs/proc/meminfo.c), the lines `free` and most programs read: RAM as the
+/// allocator sees it, no page cache (there are no files yet), no swap.
+fn meminfo(context: &mut Context) -> Vec<u8> {
+    let (total, free) = context.platform.ram_pages();
+    let kib = |pages: u64| pages * (PAGE_SIZE / 1024);
+    let mut text = alloc::string::String::new();
+    for (name, value) in [
+        ("MemTotal:", kib(total)),
+        ("MemFree:", kib(free)),
+        ("MemAvailable:", kib(free)),
+        ("Buffers:", 0),
+        ("Cached:", 0),
+        ("SwapCached:", 0),
+        ("Shmem:", 0),
+        ("SReclaimable:", 0),
+        ("SwapTotal:", 0),
+        ("SwapFree:", 0),
+    ] {
+        let _ = writeln!(text, "{name:<16}{value:>8} kB");
+    }
+    text.into_bytes()
 }
 
 /// Sizes in pages: the whole address space, the stack, the program's own segments, data.
@@ -149,12 +181,27 @@ mod tests {
     use crate::testing::TestMachine;
 
     fn read_proc(machine: &mut TestMachine, name: &str) -> String {
-        let path = machine.put(format!("/proc/self/{name}\0").as_bytes());
+        read_path(machine, &format!("/proc/self/{name}"))
+    }
+
+    fn read_path(machine: &mut TestMachine, path: &str) -> String {
+        let path = machine.put(format!("{path}\0").as_bytes());
         let fd = machine.call(2, [path, 0, 0, 0, 0, 0]).unwrap();
         let buffer = machine.scratch(8192);
         let count = machine.call(0, [fd, buffer, 8192, 0, 0, 0]).unwrap() as usize;
         machine.call(3, [fd, 0, 0, 0, 0, 0]).unwrap();
         String::from_utf8(machine.memory_at(buffer, count)).unwrap()
+    }
+
+    #[test]
+    fn meminfo_reports_ram_in_linux_layout() {
+        let mut machine = TestMachine::new();
+        let text = read_path(&mut machine, "/proc/meminfo");
+        assert!(
+            text.starts_with("MemTotal:         262144 kB\nMemFree:  "),
+            "{text}"
+        );
+        assert!(text.contains("SwapTotal:             0 kB\n"), "{text}");
     }
 
     #[test]

@@ -67,7 +67,7 @@ use Status::{Partial, Supported, Unimplemented};
 syscall_table! {
     0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console; O_NONBLOCK gives EAGAIN when nothing waits");
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
-    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
+    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
@@ -151,7 +151,7 @@ syscall_table! {
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
-    257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
+    257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on the console; there are no files yet (ENOENT)");
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
     270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
