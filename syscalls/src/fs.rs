@@ -735,20 +735,101 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
             st_blksize: 4096,
             ..Stat::default()
         },
-        // As procfs reports its files: regular, read-only, size 0.
-        FileKind::Generated => Stat {
-            st_dev: 0x17,
-            st_ino: 4,
-            st_nlink: 1,
-            st_mode: S_IFREG | 0o444,
-            st_blksize: 1024,
-            ..Stat::default()
-        },
+        FileKind::Generated => generated_stat(),
     };
     context.write_struct(stat.0, &value)
 }
 
-/// Implements newfstatat(2): with AT_EMPTY_PATH and "" it is fstat; no path names a file yet.
+/// As procfs reports its files: regular, read-only, size 0.
+fn generated_stat() -> Stat {
+    Stat {
+        st_dev: 0x17,
+        st_ino: 4,
+        st_nlink: 1,
+        st_mode: S_IFREG | 0o444,
+        st_blksize: 1024,
+        ..Stat::default()
+    }
+}
+
+/// Checks a path's `dir_fd` as Linux does: a relative path needs AT_FDCWD or an open fd
+/// (EBADF); an absolute one ignores it.
+fn check_dir_fd(context: &Context, dir_fd: Fd, name: &[u8]) -> Result<(), Errno> {
+    if !name.starts_with(b"/") && dir_fd.0 != AT_FDCWD {
+        context.process.files.get(dir_fd)?;
+    }
+    Ok(())
+}
+
+/// Implements stat(2).
+pub fn stat(context: &mut Context, path: UserPath, stat: UserAddr) -> Result<(), Errno> {
+    newfstatat(context, Fd(AT_FDCWD), path, stat, 0)
+}
+
+/// Implements lstat(2): no file is a symbolic link yet, so it is stat.
+pub fn lstat(context: &mut Context, path: UserPath, stat: UserAddr) -> Result<(), Errno> {
+    newfstatat(context, Fd(AT_FDCWD), path, stat, AT_SYMLINK_NOFOLLOW)
+}
+
+/// access(2)'s mode bits (include/uapi/linux/fcntl.h via unistd.h) and faccessat2's flags.
+const F_OK: i32 = 0;
+const X_OK: i32 = 1;
+const W_OK: i32 = 2;
+const R_OK: i32 = 4;
+const AT_EACCESS: i32 = 0x200;
+
+/// Implements faccessat2(2), and through it access and faccessat. The program runs as root:
+/// reading and writing are allowed on any file that exists (CAP_DAC_OVERRIDE), executing only
+/// where an execute bit is set, which none of the /proc files has (EACCES).
+pub fn faccessat2(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    mode: i32,
+    flags: i32,
+) -> Result<(), Errno> {
+    if mode & !(F_OK | X_OK | W_OK | R_OK) != 0
+        || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let exists = if name.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 || dir_fd.0 == AT_FDCWD {
+            return Err(Errno::ENOENT);
+        }
+        context.process.files.get(dir_fd)?;
+        true
+    } else {
+        check_dir_fd(context, dir_fd, &name)?;
+        generated_file(context, &name).is_some()
+    };
+    if !exists {
+        return Err(Errno::ENOENT);
+    }
+    if mode & X_OK != 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(())
+}
+
+/// Implements faccessat(2).
+pub fn faccessat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    mode: i32,
+) -> Result<(), Errno> {
+    faccessat2(context, dir_fd, path, mode, 0)
+}
+
+/// Implements access(2).
+pub fn access(context: &mut Context, path: UserPath, mode: i32) -> Result<(), Errno> {
+    faccessat2(context, Fd(AT_FDCWD), path, mode, 0)
+}
+
+/// Implements newfstatat(2): with AT_EMPTY_PATH and "" it is fstat; the /proc files are the
+/// only paths that name a file yet.
 pub fn newfstatat(
     context: &mut Context,
     dir_fd: Fd,
@@ -769,7 +850,11 @@ pub fn newfstatat(
         }
         return fstat(context, dir_fd, stat);
     }
-    Err(Errno::ENOENT)
+    check_dir_fd(context, dir_fd, &name)?;
+    if generated_file(context, &name).is_none() {
+        return Err(Errno::ENOENT);
+    }
+    context.write_struct(stat.0, &generated_stat())
 }
 
 /// Implements ioctl(2) on the console.
@@ -846,13 +931,7 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let generated = match own_proc_file(&name) {
-        Some(file) => crate::procfs::generate(context, file),
-        None => name
-            .strip_prefix(b"/proc/")
-            .and_then(|file| crate::procfs::generate_system(context, file)),
-    };
-    if let Some(text) = generated {
+    if let Some(text) = generated_file(context, &name) {
         // The files are r--r--r--, but the program runs as root, which Linux lets open them
         // for writing too (CAP_DAC_OVERRIDE); writes then fail, procfs having no write method.
         let limit = nofile_limit(context);
@@ -867,6 +946,16 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
         return Err(Errno::EROFS);
     }
     Err(Errno::ENOENT)
+}
+
+/// The contents of the /proc file at `path`, if Pith has it: the only files there are yet.
+fn generated_file(context: &mut Context, path: &[u8]) -> Option<Vec<u8>> {
+    match own_proc_file(path) {
+        Some(file) => crate::procfs::generate(context, file),
+        None => path
+            .strip_prefix(b"/proc/")
+            .and_then(|file| crate::procfs::generate_system(context, file)),
+    }
 }
 
 /// NAME, when `path` is /proc/self/NAME (or /proc/1/NAME, the program's pid).
@@ -1234,6 +1323,46 @@ mod tests {
             crate::signal::SI_USER
         );
         assert_eq!(machine.platform.signal_changes, 1, "the way out must look");
+    }
+
+    #[test]
+    fn access_and_stat_find_the_proc_files_only() {
+        let mut machine = TestMachine::new();
+        let status = machine.put(b"/proc/self/status\0");
+        let missing = machine.put(b"/etc/passwd\0");
+        let relative = machine.put(b"status\0");
+        assert_eq!(machine.call(21, [status, R_OK as u64, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(21, [status, W_OK as u64, 0, 0, 0, 0]), Ok(0)); // root
+        assert_eq!(
+            machine.call(21, [status, X_OK as u64, 0, 0, 0, 0]),
+            Err(Errno::EACCES)
+        );
+        assert_eq!(
+            machine.call(21, [status, 8, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            machine.call(21, [missing, 0, 0, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
+        assert_eq!(
+            machine.call(269, [99, relative, 0, 0, 0, 0]),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(
+            machine.call(439, [99, status, 0, 0x8000, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        let buffer = machine.scratch(144);
+        assert_eq!(machine.call(4, [status, buffer, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.read_u64(buffer + 24) & 0xffff_ffff,
+            (S_IFREG | 0o444) as u64
+        );
+        assert_eq!(
+            machine.call(6, [missing, buffer, 0, 0, 0, 0]),
+            Err(Errno::ENOENT)
+        );
     }
 
     #[test]

@@ -69,7 +69,9 @@ syscall_table! {
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
     2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
-    5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Partial("the console only");
+    4 stat(path: UserPath, stat: UserAddr) => fs::stat, Partial("the /proc files; no other files until the filesystem lands (ENOENT)");
+    5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Supported;
+    6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Partial("as stat: no symbolic links yet");
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
     9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, backed on first touch (MAP_POPULATE prefaults); MAP_SHARED is private until there is fork");
@@ -82,6 +84,7 @@ syscall_table! {
     16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
     19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console; one read scattered over the buffers");
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
+    21 access(path: UserPath, mode: i32) => fs::access, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
     23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
     24 sched_yield() => process::sched_yield, Supported;
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
@@ -152,8 +155,9 @@ syscall_table! {
     231 exit_group(status: i32) => process::exit_group, Supported;
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
-    262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on the console; there are no files yet (ENOENT)");
+    262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on any fd, and the /proc files; no other files until the filesystem lands (ENOENT)");
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
+    269 faccessat(dir_fd: Fd, path: UserPath, mode: i32) => fs::faccessat, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
     270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
     271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");
@@ -165,6 +169,7 @@ syscall_table! {
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
     435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc then falls back to clone, as on kernels before 5.3 (musl calls only clone)");
+    439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
 }
 
 /// The highest syscall number the table can hold.

@@ -1,11 +1,14 @@
 /* Reads /proc/self/maps and checks what programs look for in it: their code (r-xp, named by
  * the program), the stack, the heap, and mappings as mprotect splits them and munmap removes
- * them. Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
+ * them; access and stat on /proc files. Prints "ok NAME" or "FAIL NAME" and exits with the
+ * number of failures. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,5 +81,20 @@ int main(int argc, char **argv) {
     check("writing it fails", writable >= 0 && write(writable, "x", 1) == -1);
 
     printf("%d failures\n", failures);
+    struct stat info;
+    check("stat /proc/self/status: a regular file, read-only, size 0",
+          stat("/proc/self/status", &info) == 0 && S_ISREG(info.st_mode) &&
+          (info.st_mode & 0777) == 0444 && info.st_size == 0);
+    check("stat /proc/meminfo", stat("/proc/meminfo", &info) == 0 && S_ISREG(info.st_mode));
+    check("stat of a missing file: ENOENT",
+          stat("/proc/self/no-such-file", &info) == -1 && errno == ENOENT);
+    check("access R_OK", access("/proc/self/maps", R_OK) == 0 && access("/proc/meminfo", F_OK) == 0);
+    check("access X_OK: EACCES", access("/proc/self/maps", X_OK) == -1 && errno == EACCES);
+    check("access of a missing file: ENOENT",
+          access("/no/such/file", F_OK) == -1 && errno == ENOENT);
+    check("access with a bad mode: EINVAL", access("/proc/self/maps", 8) == -1 && errno == EINVAL);
+    check("faccessat", faccessat(AT_FDCWD, "/proc/self/status", R_OK, 0) == 0);
+    check("a relative path with a bad dirfd: EBADF",
+          faccessat(99, "x", F_OK, 0) == -1 && errno == EBADF);
     return failures;
 }
