@@ -30,6 +30,8 @@ pub struct Process {
     pub comm: [u8; 16],
     pub dumpable: bool,
     pub parent_death_signal: i32,
+    /// The file mode creation mask (umask(2)); 022 at start, as a shell would give.
+    pub umask: u32,
     /// Niceness and scheduling policy, as set and read back (one thread: they change nothing).
     pub scheduling: crate::sched::Scheduling,
     /// One bit per syscall number whose ENOSYS was already logged.
@@ -102,6 +104,7 @@ impl Process {
             comm: comm_from_path(&executable_path_for_comm),
             dumpable: true,
             parent_death_signal: 0,
+            umask: 0o022,
             scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
         }
@@ -154,6 +157,12 @@ fn own_group_or_session(context: &Context, pid: i32) -> Result<i32, Errno> {
     } else {
         Err(Errno::ESRCH)
     }
+}
+
+/// Implements umask(2): sets the mask (its permission bits) and returns the one before. No
+/// file is created yet, so it only takes effect once the filesystem lands.
+pub fn umask(context: &mut Context, mask: u32) -> Result<i32, Errno> {
+    Ok(core::mem::replace(&mut context.process.umask, mask & 0o777) as i32)
 }
 
 /// Implements getpgrp(2).
@@ -754,6 +763,14 @@ mod tests {
         assert_eq!(machine.read_u64(info + 80) & 0xffff, 1);
         assert_eq!(machine.read_u64(info + 104) & 0xffff_ffff, 1);
         assert_eq!(machine.call(99, [0; 6]), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn umask_returns_the_mask_before() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(95, [0o077, 0, 0, 0, 0, 0]), Ok(0o022));
+        assert_eq!(machine.call(95, [0o7777, 0, 0, 0, 0, 0]), Ok(0o077));
+        assert_eq!(machine.call(95, [0, 0, 0, 0, 0, 0]), Ok(0o777));
     }
 
     #[test]

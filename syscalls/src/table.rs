@@ -73,12 +73,12 @@ syscall_table! {
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Supported;
     6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Partial("as stat: no symbolic links yet");
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
-    8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Partial("the console, which cannot seek");
+    8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
     9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, backed on first touch (MAP_POPULATE prefaults); MAP_SHARED is private until there is fork");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
     11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
     12 brk(address: UserAddr) => mm::brk, Supported;
-    13 rt_sigaction(signal: i32, action: UserAddr, old_action: UserAddr, set_size: usize) => signal::rt_sigaction, Partial("handlers run for faults and for signals a thread sends itself; SA_RESTART has nothing to restart yet (no syscall blocks interruptibly)");
+    13 rt_sigaction(signal: i32, action: UserAddr, old_action: UserAddr, set_size: usize) => signal::rt_sigaction, Partial("handlers run for faults, timers, the host's SIGTERM and signals the program sends itself (one thread); SA_RESTART restarts interrupted waits");
     14 rt_sigprocmask(how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) => signal::rt_sigprocmask, Supported;
     15 rt_sigreturn() => signal::rt_sigreturn, Supported;
     16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
@@ -107,6 +107,7 @@ syscall_table! {
     72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL");
     79 getcwd(buffer: UserAddr, size: usize) => fs::getcwd, Supported;
     89 readlink(path: UserPath, buffer: UserAddr, size: i32) => fs::readlink, Partial("/proc/self/exe only");
+    95 umask(mask: u32) => process::umask, Partial("recorded and shown in /proc/self/status; it takes effect once files can be created");
     96 gettimeofday(time: UserAddr, zone: UserAddr) => time::gettimeofday, Supported;
     97 getrlimit(resource: u32, limit: UserAddr) => process::getrlimit, Supported;
     98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU time all in ru_utime (syscalls are not told apart), ru_maxrss the peak resident set; the other counters read 0");

@@ -81,6 +81,16 @@ int main(int argc, char **argv) {
     check("writing it fails", writable >= 0 && write(writable, "x", 1) == -1);
 
     printf("%d failures\n", failures);
+    mode_t before = umask(077);
+    int status_fd = open("/proc/self/status", O_RDONLY);
+    char status[4096] = {0};
+    if (status_fd >= 0) {
+        if (read(status_fd, status, sizeof status - 1) < 0) status[0] = 0;
+        close(status_fd);
+    }
+    check("umask returns the mask before", umask(before) == 077);
+    check("/proc/self/status shows the umask", strstr(status, "\nUmask:\t0077\n") != NULL);
+
     struct stat info;
     check("stat /proc/self/status: a regular file, read-only, size 0",
           stat("/proc/self/status", &info) == 0 && S_ISREG(info.st_mode) &&
