@@ -65,7 +65,7 @@ macro_rules! syscall_table {
 use Status::{Partial, Supported, Unimplemented};
 
 syscall_table! {
-    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("fds 0-2, the console; O_NONBLOCK gives EAGAIN when nothing waits");
+    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("the console, the /proc files and signalfds; O_NONBLOCK gives EAGAIN when nothing waits");
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
     2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
     3 close(fd: Fd) => fs::close, Supported;
@@ -82,7 +82,7 @@ syscall_table! {
     14 rt_sigprocmask(how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) => signal::rt_sigprocmask, Supported;
     15 rt_sigreturn() => signal::rt_sigreturn, Supported;
     16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
-    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("fds 0-2, the console; one read scattered over the buffers");
+    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("the console (one read scattered over the buffers), the /proc files and signalfds");
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
     21 access(path: UserPath, mode: i32) => fs::access, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
     23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
