@@ -30,6 +30,8 @@ pub struct Process {
     pub comm: [u8; 16],
     pub dumpable: bool,
     pub parent_death_signal: i32,
+    /// The membarrier(2) REGISTER commands the program has issued (their bits).
+    pub membarrier_registrations: i32,
     /// The file mode creation mask (umask(2)); 022 at start, as a shell would give.
     pub umask: u32,
     /// Niceness and scheduling policy, as set and read back (one thread: they change nothing).
@@ -105,6 +107,7 @@ impl Process {
             dumpable: true,
             parent_death_signal: 0,
             umask: 0o022,
+            membarrier_registrations: 0,
             scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
         }

@@ -31,6 +31,52 @@ pub struct Scheduling {
     pub priority: i32,
 }
 
+/// membarrier(2) commands (include/uapi/linux/membarrier.h).
+pub const MEMBARRIER_CMD_QUERY: i32 = 0;
+pub const MEMBARRIER_CMD_GLOBAL: i32 = 1;
+pub const MEMBARRIER_CMD_GLOBAL_EXPEDITED: i32 = 2;
+pub const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: i32 = 4;
+pub const MEMBARRIER_CMD_PRIVATE_EXPEDITED: i32 = 8;
+pub const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: i32 = 16;
+pub const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 32;
+pub const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 64;
+/// The commands Pith has: all but the rseq ones (no rseq) and GET_REGISTRATIONS (Linux 6.3).
+const MEMBARRIER_SUPPORTED: i32 = 127;
+
+/// Implements membarrier(2). One CPU runs the program's one thread, so every barrier it asks
+/// for already holds when the call returns (the syscall itself orders memory); what is
+/// checked is what Linux checks: the flags, and registration before a private expedited
+/// barrier (EPERM).
+pub fn membarrier(
+    context: &mut Context,
+    command: i32,
+    flags: u32,
+    _cpu: i32,
+) -> Result<i32, Errno> {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let registered = &mut context.process.membarrier_registrations;
+    match command {
+        MEMBARRIER_CMD_QUERY => Ok(MEMBARRIER_SUPPORTED),
+        MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_GLOBAL_EXPEDITED => Ok(0),
+        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE => {
+            *registered |= command;
+            Ok(0)
+        }
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE => {
+            // Each needs its REGISTER command (the next bit up) first.
+            if *registered & (command << 1) == 0 {
+                return Err(Errno::EPERM);
+            }
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// Whether `who` of kind `which` names the program (pid, process group and session are all
 /// its pid; the user is root), as Linux's lookup would find it; ESRCH if not, EINVAL for an
 /// unknown `which`.
@@ -187,6 +233,34 @@ mod tests {
             Err(Errno::ESRCH)
         );
         assert_eq!(machine.call(140, [3, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn membarrier_checks_registration_and_flags() {
+        let mut machine = TestMachine::new();
+        assert_eq!(machine.call(324, [0; 6]), Ok(127));
+        assert_eq!(
+            machine.call(324, [MEMBARRIER_CMD_GLOBAL as u64, 0, 0, 0, 0, 0]),
+            Ok(0)
+        );
+        let private = MEMBARRIER_CMD_PRIVATE_EXPEDITED as u64;
+        assert_eq!(
+            machine.call(324, [private, 0, 0, 0, 0, 0]),
+            Err(Errno::EPERM)
+        );
+        let register = MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED as u64;
+        assert_eq!(machine.call(324, [register, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(324, [private, 0, 0, 0, 0, 0]), Ok(0));
+        let sync_core = MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE as u64;
+        assert_eq!(
+            machine.call(324, [sync_core, 0, 0, 0, 0, 0]),
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            machine.call(324, [private, 1, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(machine.call(324, [128, 0, 0, 0, 0, 0]), Err(Errno::EINVAL));
     }
 
     #[test]

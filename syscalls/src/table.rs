@@ -168,6 +168,7 @@ syscall_table! {
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
+    324 membarrier(command: i32, flags: u32, cpu: i32) => sched::membarrier, Partial("one CPU, one thread: every barrier holds at once; registration checked as Linux; the rseq commands are EINVAL (no rseq)");
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
     435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc then falls back to clone, as on kernels before 5.3 (musl calls only clone)");
     439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");

@@ -196,6 +196,15 @@ int main(void) {
     check("back to SCHED_OTHER", syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param) == 0 &&
           syscall(SYS_sched_getparam, 0, &param) == 0 && param.sched_priority == 0);
 
+    /* membarrier: what a runtime registers and asks for (MEMBARRIER_CMD_* values). */
+    long commands = syscall(SYS_membarrier, 0, 0, 0);
+    check("membarrier query: the expedited commands", commands >= 0 && (commands & 0x7e) == 0x7e);
+    check("private expedited before registering: EPERM",
+          syscall(SYS_membarrier, 8, 0, 0) == -1 && errno == EPERM);
+    check("register, then private expedited",
+          syscall(SYS_membarrier, 16, 0, 0) == 0 && syscall(SYS_membarrier, 8, 0, 0) == 0);
+    check("membarrier with flags: EINVAL", syscall(SYS_membarrier, 8, 1, 0) == -1 && errno == EINVAL);
+
     /* Process group and session (under Pith the program leads both: ids equal its pid). */
     check("getpgrp is getpgid(0) and getpgid(getpid())",
           getpgrp() > 0 && getpgrp() == getpgid(0) && getpgid(getpid()) == getpgrp());
