@@ -7,6 +7,7 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 
 /// Reports `status` to the host and stops the machine.
 pub fn exit(status: i32) -> ! {
+    crate::serial::flush();
     crate::hostlink::send_exit(status);
     // SAFETY: writing isa-debug-exit makes QEMU exit; nothing in the guest observes it.
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(0) };

@@ -6,6 +6,10 @@ const COM1: u16 = 0x3f8;
 const LINE_STATUS: u16 = COM1 + 5;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_TRANSMIT_EMPTY: u8 = 1 << 5;
+/// The transmitter is idle: the last byte has left the UART (QEMU has handed it to the host).
+const LSR_TRANSMITTER_IDLE: u8 = 1 << 6;
+/// How long power-off waits for the last bytes to leave, should the host not be reading.
+const FLUSH_TIMEOUT_NS: u64 = 1_000_000_000;
 
 /// Sets 115200 8N1 with FIFOs on; interrupts stay off (we poll).
 pub fn init() {
@@ -45,6 +49,21 @@ pub fn write(bytes: &[u8]) {
             }
             data.write(byte);
         }
+    }
+}
+
+/// Waits (at most a second) until the UART has passed every byte written to the host. QEMU
+/// keeps a byte in the UART while its socket is full, and a VM that powered off then would
+/// lose the end of the program's output.
+pub fn flush() {
+    let deadline = crate::clock::monotonic_ns() + FLUSH_TIMEOUT_NS;
+    let mut status: Port<u8> = Port::new(LINE_STATUS);
+    // SAFETY: reading COM1's LSR has no effect beyond the UART.
+    while unsafe { status.read() } & LSR_TRANSMITTER_IDLE == 0 {
+        if crate::clock::monotonic_ns() >= deadline {
+            return;
+        }
+        back_off();
     }
 }
 
