@@ -151,18 +151,7 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
         let _ = stderr.read_to_end(&mut bytes);
         bytes
     });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{description} still running after {RUN_TIMEOUT:?}: a hang");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_or_kill(&mut child, &description);
     let stdout_bytes = out_reader.join().unwrap_or_default();
     let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
@@ -178,6 +167,22 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
 }
 
 /// `pith run [options] PROGRAM [args]`, with `env` passed as `-e` options.
+/// Waits for `child` to exit; after RUN_TIMEOUT kills it and fails the test as a hang.
+fn wait_or_kill(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {RUN_TIMEOUT:?}: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub fn pith_run(options: &[&str], program: &Path, args: &[&str], env: &[&str]) -> Outcome {
     pith_run_with_input(options, program, args, env, None)
 }
@@ -262,17 +267,7 @@ pub fn pith_run_and_interrupt(
         let _ = stdout.read_to_string(&mut rest);
         rest
     });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for pith") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("pith still running {RUN_TIMEOUT:?} after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_or_kill(&mut child, "pith after Ctrl-C");
     seen.push_str(&out_reader.join().unwrap_or_default());
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let status = status

@@ -3,7 +3,7 @@
 use crate::args::UserAddr;
 use crate::errno::Errno;
 use crate::platform::{Context, MachineClock};
-use crate::uapi::{Siginfo, Timespec, Timeval, Timezone};
+use crate::uapi::{Itimerspec, Itimerval, Sigevent, Siginfo, Timespec, Timeval, Timezone};
 
 /// Clock ids (include/uapi/linux/time.h).
 pub const CLOCK_REALTIME: i32 = 0;
@@ -469,25 +469,6 @@ fn sleep_on_cpu_time(
     }
 }
 
-/// `struct itimerval` (include/uapi/linux/time.h).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::Immutable,
-    zerocopy::KnownLayout,
-)]
-#[repr(C)]
-pub struct Itimerval {
-    pub it_interval: Timeval,
-    pub it_value: Timeval,
-}
-
 fn microseconds_to_ns(time: &Timeval) -> Result<u64, Errno> {
     if time.tv_sec < 0 || !(0..1_000_000).contains(&time.tv_usec) {
         return Err(Errno::EINVAL);
@@ -593,49 +574,6 @@ pub fn setitimer(
     arm_itimer(context, which, value, interval);
     Ok(())
 }
-
-/// `struct itimerspec` (include/uapi/linux/time_types.h).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::Immutable,
-    zerocopy::KnownLayout,
-)]
-#[repr(C)]
-pub struct Itimerspec {
-    pub it_interval: Timespec,
-    pub it_value: Timespec,
-}
-
-/// `struct sigevent`'s head (include/uapi/asm-generic/siginfo.h): 64 bytes in all.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::Immutable,
-    zerocopy::KnownLayout,
-)]
-#[repr(C)]
-pub struct Sigevent {
-    pub sigev_value: u64,
-    pub sigev_signo: i32,
-    pub sigev_notify: i32,
-    /// _sigev_un: for SIGEV_THREAD_ID, the thread id first.
-    pub sigev_tid: i32,
-    pub __pad: [i32; 11],
-}
-const _: () = assert!(core::mem::size_of::<Sigevent>() == 64);
 
 /// sigev_notify values.
 pub const SIGEV_SIGNAL: i32 = 0;

@@ -154,6 +154,41 @@ pub struct Sigaction {
     pub sa_mask: u64,
 }
 
+/// `struct itimerval` (include/uapi/linux/time.h).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Itimerval {
+    pub it_interval: Timeval,
+    pub it_value: Timeval,
+}
+
+/// `struct itimerspec` (include/uapi/linux/time_types.h).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Itimerspec {
+    pub it_interval: Timespec,
+    pub it_value: Timespec,
+}
+
+/// `struct sigevent`'s head (include/uapi/asm-generic/siginfo.h): 64 bytes in all.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Sigevent {
+    pub sigev_value: u64,
+    pub sigev_signo: i32,
+    pub sigev_notify: i32,
+    /// _sigev_un: for SIGEV_THREAD_ID, the thread id first.
+    pub sigev_tid: i32,
+    pub __pad: [i32; 11],
+}
+const _: () = assert!(core::mem::size_of::<Sigevent>() == 64);
+
 /// `struct rusage` (include/uapi/linux/resource.h): two timevals, then fourteen longs.
 #[repr(C)]
 #[derive(
