@@ -144,3 +144,89 @@ pub fn restore(read: Option<impl FnOnce(&mut [u8]) -> bool>) -> bool {
     }
     loaded
 }
+
+/// One thread's FPU/SSE/AVX registers while another thread runs: an XSAVE image of the
+/// components XCR0 enables (FXSAVE where the CPU has no XSAVE), sized from CPUID.
+pub struct FpuContext {
+    area: core::ptr::NonNull<u8>,
+    layout: core::alloc::Layout,
+}
+
+// SAFETY: the area is owned by its FpuContext alone; one CPU touches it at a time.
+unsafe impl Send for FpuContext {}
+
+impl FpuContext {
+    /// A zeroed area (a valid XSAVE header: nothing saved yet), or None without memory.
+    pub fn new() -> Option<FpuContext> {
+        let size = if has_xsave() {
+            xsave_size()
+        } else {
+            FXSAVE_SIZE
+        };
+        let layout = core::alloc::Layout::from_size_align(size, 64).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let area = core::ptr::NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+        Some(FpuContext { area, layout })
+    }
+
+    /// Saves the registers (the app's: the kernel never uses them) into this area.
+    pub fn save(&mut self) {
+        let area = self.area.as_ptr();
+        if !has_xsave() {
+            // SAFETY: the area is 64-byte aligned and 512 bytes; FXSAVE only writes it.
+            unsafe {
+                core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack, preserves_flags))
+            };
+            return;
+        }
+        let mask = xcr0();
+        // SAFETY: the area is 64-byte aligned, sized by CPUID for XCR0's components, and
+        // started zeroed, so its header stays valid for XRSTOR; XSAVE only writes it.
+        unsafe {
+            core::arch::asm!(
+                "xsave64 [{}]",
+                in(reg) area,
+                in("eax") mask as u32,
+                in("edx") (mask >> 32) as u32,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+
+    /// Loads the registers from this area, as `save` left it (or zeroed: the init state).
+    pub fn restore(&self) {
+        let area = self.area.as_ptr();
+        if !has_xsave() {
+            // A zeroed FXSAVE image has MXCSR 0 (all exceptions unmasked): give it the
+            // default before the first load.
+            // SAFETY: bytes 24..28 lie inside the 512-byte area, which only this context owns.
+            unsafe {
+                let mxcsr = area.add(MXCSR_OFFSET) as *mut u32;
+                if mxcsr.read() == 0 {
+                    mxcsr.write(0x1f80);
+                }
+                core::arch::asm!("fxrstor64 [{}]", in(reg) area, options(nostack, readonly, preserves_flags));
+            }
+            return;
+        }
+        let mask = xcr0();
+        // SAFETY: the area holds a standard-format image written by XSAVE (or zeros, which
+        // XRSTOR takes as every component in its init state); it only loads the registers.
+        unsafe {
+            core::arch::asm!(
+                "xrstor64 [{}]",
+                in(reg) area,
+                in("eax") mask as u32,
+                in("edx") (mask >> 32) as u32,
+                options(nostack, readonly, preserves_flags)
+            )
+        };
+    }
+}
+
+impl Drop for FpuContext {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, and freed once.
+        unsafe { alloc::alloc::dealloc(self.area.as_ptr(), self.layout) };
+    }
+}

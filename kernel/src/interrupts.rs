@@ -83,6 +83,10 @@ interrupt_common:
     cld
     mov rdi, rsp
     call exception_entry
+    cmp qword ptr gs:[24], 0
+    jne preempt_from_interrupt
+    .global pith_return_to_frame
+pith_return_to_frame:
     pop r15
     pop r14
     pop r13
@@ -101,6 +105,22 @@ interrupt_common:
     add rsp, 16
     iretq
 
+    /* The interrupt preempts the program (sched::on_interrupt_in_program): move its frame
+     * from the IST stack, which the next interrupt reuses, to the top of this thread's kernel
+     * stack (idle while the program runs), and switch threads from there. */
+preempt_from_interrupt:
+    mov qword ptr gs:[24], 0
+    mov rsi, rsp
+    mov rdi, gs:[0]
+    sub rdi, {frame_size}
+    mov rdx, rdi
+    mov ecx, {frame_words}
+    rep movsq
+    mov rsp, rdx
+    mov rdi, rsp
+    call preempt_switch
+    jmp pith_return_to_frame
+
     .section .rodata
     .balign 8
     .global vector_stub_table
@@ -110,7 +130,9 @@ vector_stub_table:
         vector_stub_address %i
         .set i, i + 1
     .endr
-    "#
+    "#,
+    frame_size = const core::mem::size_of::<TrapFrame>(),
+    frame_words = const core::mem::size_of::<TrapFrame>() / 8,
 );
 
 extern "C" {

@@ -22,6 +22,7 @@ mod power;
 mod process;
 mod pvh;
 mod random;
+mod sched;
 mod serial;
 mod signals;
 mod syscall;

@@ -202,6 +202,20 @@ pub fn allocate_zeroed_frame() -> Option<PhysFrame> {
     Some(PhysFrame::containing_address(PhysAddr::new(phys)))
 }
 
+/// Allocates `count` contiguous frames (a power of two), not zeroed; returns the first's
+/// physical address.
+pub fn allocate_contiguous(count: usize) -> Option<u64> {
+    let number = FRAMES.lock().alloc(count)?;
+    FRAMES_IN_USE.fetch_add(count as u64, core::sync::atomic::Ordering::Relaxed);
+    Some(number as u64 * PAGE_SIZE)
+}
+
+/// Returns frames from `allocate_contiguous`.
+pub fn free_contiguous(phys: u64, count: usize) {
+    FRAMES_IN_USE.fetch_sub(count as u64, core::sync::atomic::Ordering::Relaxed);
+    FRAMES.lock().dealloc((phys / PAGE_SIZE) as usize, count);
+}
+
 /// Returns a frame to the allocator.
 pub fn free_frame(frame: PhysFrame) {
     FRAMES_IN_USE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);

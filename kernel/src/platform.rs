@@ -4,8 +4,8 @@ use crate::cmdline::LaunchParameters;
 use crate::hostlink::{self, RecordKind};
 use crate::paging::{self, MapError};
 use core::fmt;
-use pith_syscalls::platform::{ConsoleStream, LogLevel, MachineClock, Protection};
-use pith_syscalls::{Errno, Platform};
+use pith_syscalls::platform::{ConsoleStream, LogLevel, MachineClock, Protection, WakeOn};
+use pith_syscalls::{Errno, Platform, Process};
 use x86_64::registers::model_specific::FsBase;
 use x86_64::VirtAddr;
 
@@ -146,33 +146,43 @@ impl Platform for KernelPlatform {
             MachineClock::Monotonic => crate::clock::monotonic_ns(),
             MachineClock::Realtime => crate::clock::realtime_ns(),
             MachineClock::CpuTime => crate::clock::program_cpu_ns(),
+            MachineClock::ThreadCpuTime(tid) => crate::sched::thread_cpu_ns(tid),
         }
     }
 
-    fn wait_until(&mut self, deadline: u64) {
-        if crate::clock::monotonic_ns() >= deadline {
-            return;
-        }
-        crate::apic::arm(deadline);
-        let halted_at = crate::clock::monotonic_ns();
-        // SAFETY: interrupts are enabled only for the halt: `sti` takes effect after `hlt`
-        // starts, so no wake-up is lost; the timer (or any interrupt) ends it, its handler
-        // runs on an IST stack, and `cli` puts back the syscall path's interrupts-off state.
-        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
-        crate::clock::add_idle(crate::clock::monotonic_ns().saturating_sub(halted_at));
-        // The program's own timer, if it has one, must fire while it runs.
-        match crate::signals::alarm_deadline() {
-            Some(alarm) => crate::apic::arm(alarm),
-            None => crate::apic::disarm(),
-        }
+    fn wait_until(&mut self, process: &mut Process, deadline: u64, wake_on: WakeOn) {
+        crate::sched::wait_until(process, deadline, wake_on);
+    }
+
+    fn yield_now(&mut self, process: &mut Process) {
+        crate::sched::yield_now(process);
+    }
+
+    fn spawn_thread(
+        &mut self,
+        tid: i32,
+        stack: Option<u64>,
+        tls: Option<u64>,
+    ) -> Result<(), Errno> {
+        crate::syscall::with_clone_frame(|frame| crate::sched::spawn(tid, frame, stack, tls))
+            .unwrap_or(Err(Errno::ENOSYS))
+    }
+
+    fn wake_thread(&mut self, tid: i32) {
+        crate::sched::wake(tid);
+    }
+
+    fn wake_all(&mut self) {
+        crate::sched::wake_all();
+    }
+
+    fn exit_thread(&mut self, process: &mut Process) -> ! {
+        crate::sched::exit_current(process)
     }
 
     fn set_alarm(&mut self, deadline: Option<u64>) {
         crate::signals::set_alarm_deadline(deadline);
-        match deadline {
-            Some(deadline) => crate::apic::arm(deadline),
-            None => crate::apic::disarm(),
-        }
+        crate::sched::arm_timer();
     }
 
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {

@@ -248,6 +248,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let ticks = crate::clock::read_tsc().wrapping_sub(crate::boot::first_instruction_tsc());
     crate::log_info!("boot: {ticks} TSC ticks from the kernel's first instruction to the program's ({path_text}, entry {entry:#x})");
     crate::clock::start_program_clock();
+    crate::sched::init_first_thread(1);
     enter_program(entry, stack.rsp)
 }
 
@@ -302,6 +303,22 @@ pub fn try_with_process<R>(f: impl FnOnce(&mut Process, &mut KernelPlatform) -> 
     let mut guard = PROCESS.try_lock()?;
     let (process, platform) = guard.as_mut()?;
     Some(f(process, platform))
+}
+
+/// Lets go of the process lock for a thread switch (sched::hand_over): the thread that runs
+/// next takes it.
+///
+/// # Safety
+/// The caller holds the lock (a guard it keeps) and must call `reacquire_after_switch` before
+/// it touches the process again, or never run again (an exited thread).
+pub unsafe fn release_for_switch() {
+    // SAFETY: the caller holds the lock, per the contract above.
+    unsafe { PROCESS.force_unlock() };
+}
+
+/// Takes the process lock back after a switch, for the guard the caller still holds.
+pub fn reacquire_after_switch() {
+    core::mem::forget(PROCESS.lock());
 }
 
 /// Runs one syscall for the program.

@@ -258,38 +258,46 @@ pub fn alarm_deadline() -> Option<u64> {
 }
 
 /// The timer interrupted the program: raise the signals of its timers that are due and
-/// deliver them, then arm the timer for what is due next.
+/// deliver them, wake the threads whose wait is over, and preempt the running one if its
+/// slice is over and another can run.
 pub fn on_timer_in_program(frame: &mut TrapFrame) {
     crate::process::try_with_process(|process, platform| {
         let now = crate::clock::monotonic_ns();
         let cpu_now = crate::clock::program_cpu_ns();
         if pith_syscalls::time::expire_timers(process, now, cpu_now) {
             deliver_pending(frame, process, platform, false);
+            // Another thread may be the one that takes the signal.
+            crate::sched::wake_all();
         }
-        let next = process.timers.next_alarm(now, cpu_now);
-        set_alarm_deadline(next);
-        match next {
-            Some(deadline) => crate::apic::arm(deadline),
-            None => crate::apic::disarm(),
-        }
+        set_alarm_deadline(process.timers.next_alarm(now, cpu_now));
+        crate::sched::on_interrupt_in_program(process, false);
     });
 }
 
 /// Input arrived while the program ran: if the host asked for signals (Ctrl-C), raise and
-/// deliver them now.
+/// deliver them now; a thread waiting for input runs next.
 pub fn on_host_signals_in_program(frame: &mut TrapFrame) {
     let signals = crate::console::take_host_signals();
-    if signals == 0 {
-        return;
-    }
     let taken = crate::process::try_with_process(|process, platform| {
-        raise_all(process, signals);
-        deliver_pending(frame, process, platform, false);
+        if signals != 0 {
+            raise_all(process, signals);
+            deliver_pending(frame, process, platform, false);
+            crate::sched::wake_all();
+        }
+        crate::sched::on_interrupt_in_program(process, true);
     });
-    if taken.is_none() {
+    if taken.is_none() && signals != 0 {
         // The process is busy (cannot happen with the program running); keep them for later.
         crate::console::requeue_host_signals(signals);
     }
+}
+
+/// A thread goes back to the program after a switch (preempted, or its first run): deliver the
+/// signals it can take.
+pub fn on_resume_in_program(frame: &mut TrapFrame) {
+    crate::process::with_process(|process, platform| {
+        deliver_pending(frame, process, platform, false);
+    });
 }
 
 fn raise_all(process: &mut Process, mut signals: u64) {

@@ -18,6 +18,9 @@ pub struct PerCpu {
     /// gs:[16]: non-zero when the way out of the syscall has work (a signal to deliver, a
     /// context to restore): the entry then takes its slow path.
     pub exit_work: u64,
+    /// gs:[24]: non-zero when the interrupt being handled preempts the program: its way out
+    /// switches threads (sched::preempt_switch).
+    pub preempt: u64,
 }
 
 const SYSCALL_STACK_SIZE: usize = 64 * 1024;
@@ -34,15 +37,23 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     kernel_stack_top: 0,
     user_rsp: 0,
     exit_work: 0,
+    preempt: 0,
 };
+
+/// The boot CPU's syscall stack, [bottom, top): the first thread's kernel stack.
+pub fn boot_stack() -> (u64, u64) {
+    let bottom = core::ptr::addr_of!(SYSCALL_STACK) as u64;
+    (bottom, bottom + SYSCALL_STACK_SIZE as u64)
+}
 
 /// What the entry saves of the app's registers, lowest address first: the six argument
 /// registers in the syscall ABI's order (so the handler reads them in place as `[u64; 6]`),
 /// the syscall number, and an `iretq` frame.
 ///
 /// The callee-saved registers (rbx, rbp, r12-r15) are not saved here: the Rust code the entry
-/// calls preserves them, as the C ABI requires. Syscalls that need the app's whole register
-/// state (clone, signal delivery) will get an entry path that saves them too.
+/// calls preserves them, as the C ABI requires. clone and clone3, whose child starts from the
+/// parent's whole register state (Go's runtime passes values in r12 and r13), take an entry
+/// path that saves them all (`syscall_clone_entry`).
 #[repr(C)]
 #[derive(Debug)]
 pub struct SyscallFrame {
@@ -69,6 +80,10 @@ global_asm!(
 syscall_entry:
     mov gs:[8], rsp
     mov rsp, gs:[0]
+    cmp rax, 56             /* clone */
+    je syscall_clone_entry
+    cmp rax, 435            /* clone3 */
+    je syscall_clone_entry
     push {data}             /* ss */
     push qword ptr gs:[8]   /* rsp */
     push r11                /* rflags */
@@ -147,6 +162,35 @@ syscall_exit_slow:
     pop rax
     add rsp, 16
     iretq
+
+    /* clone and clone3: the whole register state as an exception frame (the vector is the
+     * syscall number), so the child can start from a copy of it. */
+syscall_clone_entry:
+    push {data}             /* ss */
+    push qword ptr gs:[8]   /* rsp */
+    push r11                /* rflags */
+    push {code}             /* cs */
+    push rcx                /* rip */
+    push 0                  /* error code */
+    push rax                /* "vector": the syscall number */
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    call syscall_clone_dispatch
+    jmp pith_return_to_frame
     "#,
     code = const KERNEL_CODE as u64,
     data = const KERNEL_DATA as u64,
@@ -210,4 +254,47 @@ pub fn set_exit_work(work: bool) {
 #[no_mangle]
 extern "C" fn syscall_exit_work(frame: &mut crate::interrupts::TrapFrame) {
     crate::signals::on_syscall_exit(frame);
+}
+
+/// The clone syscall's whole register state while it runs, for `spawn_thread`.
+static CLONE_FRAME: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[no_mangle]
+extern "C" fn syscall_clone_dispatch(frame: &mut crate::interrupts::TrapFrame) {
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    CLONE_FRAME.store(
+        frame as *mut crate::interrupts::TrapFrame as usize,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    let result = crate::process::run_syscall(frame.vector, &args);
+    CLONE_FRAME.store(0, core::sync::atomic::Ordering::Relaxed);
+    frame.rax = result;
+    if exit_work() {
+        crate::signals::on_syscall_exit(frame);
+    }
+}
+
+/// The register state of the clone syscall being handled, if one is.
+pub fn with_clone_frame<R>(f: impl FnOnce(&crate::interrupts::TrapFrame) -> R) -> Option<R> {
+    let address = CLONE_FRAME.load(core::sync::atomic::Ordering::Relaxed);
+    if address == 0 {
+        return None;
+    }
+    // SAFETY: set by syscall_clone_dispatch to the frame on this thread's kernel stack for the
+    // length of the clone syscall, which is running now (the only caller is its spawn_thread).
+    Some(f(unsafe {
+        &*(address as *const crate::interrupts::TrapFrame)
+    }))
+}
+
+/// Whether the way out of this syscall has work (see PerCpu::exit_work).
+fn exit_work() -> bool {
+    let work: u64;
+    // SAFETY: GS points at this CPU's PerCpu; offset 16 is exit_work.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[16]", out(reg) work, options(nostack, readonly, preserves_flags))
+    };
+    work != 0
 }

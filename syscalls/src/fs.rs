@@ -319,7 +319,8 @@ fn console_read_blocking(
         if status_flags & O_NONBLOCK != 0 {
             return Err(Errno::EAGAIN);
         }
-        crate::signal::wait_step(context, u64::MAX).map_err(|_| Errno::ERESTARTSYS)?;
+        crate::signal::wait_step(context, u64::MAX, crate::platform::WakeOn::AnyEvent)
+            .map_err(|_| Errno::ERESTARTSYS)?;
     }
 }
 
@@ -403,14 +404,10 @@ fn read_signalfd(
     loop {
         let mut written = 0;
         while written + RECORD <= count {
-            let signals = &mut context.process.signals;
-            let ready = signals.pending & mask;
-            if ready == 0 {
+            let Some((signal, info)) = context.process.signals.take(mask) else {
                 break;
-            }
-            let signal = ready.trailing_zeros() as i32 + 1;
-            signals.pending &= !crate::signal::bit(signal);
-            let record = signalfd_record(signal, &signals.pending_info[(signal - 1) as usize]);
+            };
+            let record = signalfd_record(signal, &info);
             context.write_struct(buffer.0 + written as u64, &record)?;
             written += RECORD;
         }
@@ -420,7 +417,8 @@ fn read_signalfd(
         if status_flags & O_NONBLOCK != 0 {
             return Err(Errno::EAGAIN);
         }
-        crate::signal::wait_step(context, u64::MAX).map_err(|_| Errno::ERESTARTSYS)?;
+        crate::signal::wait_step(context, u64::MAX, crate::platform::WakeOn::AnyEvent)
+            .map_err(|_| Errno::ERESTARTSYS)?;
         // wait_step said nothing is deliverable: expire_timers may have raised one of ours.
     }
 }

@@ -1,11 +1,13 @@
-//! futex(2) for a program with one thread: every wait ends by its timeout, a signal, or a value
-//! that differs (EAGAIN), since no other thread exists to wake it; wakes find no waiter. The
-//! queues come with threads.
+//! futex(2): wait queues keyed by the futex word's address, WAIT/WAKE with bitsets and
+//! timeouts on either clock, REQUEUE and CMP_REQUEUE, WAKE_OP, and the PI operations with
+//! their owner-tid protocol (one priority, so no boosting). Pith has one process, so private
+//! and shared futexes both key on the address.
 
 use crate::args::UserAddr;
 use crate::errno::Errno;
-use crate::platform::{Context, MachineClock};
+use crate::platform::{Context, MachineClock, WakeOn};
 use crate::uapi::Timespec;
+use alloc::collections::{BTreeMap, VecDeque};
 
 /// futex operations and flags (include/uapi/linux/futex.h).
 pub const FUTEX_WAIT: i32 = 0;
@@ -22,8 +24,136 @@ pub const FUTEX_LOCK_PI2: i32 = 13;
 pub const FUTEX_PRIVATE_FLAG: i32 = 128;
 pub const FUTEX_CLOCK_REALTIME: i32 = 256;
 const FUTEX_CMD_MASK: i32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+/// FUTEX_BITSET_MATCH_ANY: what FUTEX_WAIT and FUTEX_WAKE use.
+const MATCH_ANY: u32 = u32::MAX;
 
-/// Implements futex(2) for one thread.
+/// One waiting thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Waiter {
+    tid: i32,
+    bitset: u32,
+}
+
+/// The threads waiting on futex words, first come first woken, per address.
+#[derive(Default)]
+pub struct FutexQueues {
+    queues: BTreeMap<u64, VecDeque<Waiter>>,
+    /// Which address each waiting thread is queued on (requeue moves it).
+    waiting_on: BTreeMap<i32, u64>,
+}
+
+impl FutexQueues {
+    pub fn enqueue(&mut self, address: u64, tid: i32, bitset: u32) {
+        self.queues
+            .entry(address)
+            .or_default()
+            .push_back(Waiter { tid, bitset });
+        self.waiting_on.insert(tid, address);
+    }
+
+    /// Whether `tid` still waits: a wake or a PI hand-over takes it off its queue.
+    pub fn is_queued(&self, tid: i32) -> bool {
+        self.waiting_on.contains_key(&tid)
+    }
+
+    /// Takes `tid` off whatever queue it is on (its wait timed out or a signal came).
+    pub fn dequeue(&mut self, tid: i32) {
+        let Some(address) = self.waiting_on.remove(&tid) else {
+            return;
+        };
+        if let Some(queue) = self.queues.get_mut(&address) {
+            queue.retain(|waiter| waiter.tid != tid);
+            if queue.is_empty() {
+                self.queues.remove(&address);
+            }
+        }
+    }
+
+    pub fn waiter_count(&self, address: u64) -> usize {
+        self.queues.get(&address).map_or(0, VecDeque::len)
+    }
+
+    /// Takes up to `count` waiters on `address` whose bitset meets `bitset`, oldest first, and
+    /// hands each to `woken`.
+    pub fn wake(
+        &mut self,
+        address: u64,
+        count: usize,
+        bitset: u32,
+        mut woken: impl FnMut(i32),
+    ) -> usize {
+        let Some(queue) = self.queues.get_mut(&address) else {
+            return 0;
+        };
+        let mut done = 0;
+        let mut index = 0;
+        while done < count && index < queue.len() {
+            if queue[index].bitset & bitset == 0 {
+                index += 1;
+                continue;
+            }
+            if let Some(waiter) = queue.remove(index) {
+                self.waiting_on.remove(&waiter.tid);
+                woken(waiter.tid);
+                done += 1;
+            }
+        }
+        if queue.is_empty() {
+            self.queues.remove(&address);
+        }
+        done
+    }
+
+    /// Moves up to `count` waiters from `from` to the end of `to`'s queue; returns how many.
+    pub fn requeue(&mut self, from: u64, to: u64, count: usize) -> usize {
+        if from == to || count == 0 {
+            return 0;
+        }
+        let Some(queue) = self.queues.get_mut(&from) else {
+            return 0;
+        };
+        let moved: VecDeque<Waiter> = queue.drain(..count.min(queue.len())).collect();
+        if queue.is_empty() {
+            self.queues.remove(&from);
+        }
+        let done = moved.len();
+        for waiter in &moved {
+            self.waiting_on.insert(waiter.tid, to);
+        }
+        self.queues.entry(to).or_default().extend(moved);
+        done
+    }
+}
+
+/// Wakes up to `count` threads waiting on `address` (any bitset); returns how many.
+pub fn wake_address(context: &mut Context, address: u64, count: usize) -> usize {
+    let platform = &mut *context.platform;
+    context
+        .process
+        .futexes
+        .wake(address, count, MATCH_ANY, |tid| platform.wake_thread(tid))
+}
+
+/// Waits, queued on `address`, until a wake takes the thread off the queue (Ok), the deadline
+/// passes (ETIMEDOUT) or a signal must be handled (`interrupted`). The caller queued it.
+fn wait_queued(context: &mut Context, deadline: u64, interrupted: Errno) -> Result<(), Errno> {
+    let tid = context.process.threads.current;
+    loop {
+        if !context.process.futexes.is_queued(tid) {
+            return Ok(());
+        }
+        if context.platform.now(MachineClock::Monotonic) >= deadline {
+            context.process.futexes.dequeue(tid);
+            return Err(Errno::ETIMEDOUT);
+        }
+        if crate::signal::wait_step(context, deadline, WakeOn::Wake).is_err() {
+            context.process.futexes.dequeue(tid);
+            return Err(interrupted);
+        }
+    }
+}
+
+/// Implements futex(2).
 pub fn futex(
     context: &mut Context,
     address: UserAddr,
@@ -43,7 +173,12 @@ pub fn futex(
     }
     match command {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            if command == FUTEX_WAIT_BITSET && value3 == 0 {
+            let bitset = if command == FUTEX_WAIT {
+                MATCH_ANY
+            } else {
+                value3
+            };
+            if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
             // As Linux: the timeout is checked before the word is read.
@@ -52,30 +187,40 @@ pub fn futex(
             if current != value {
                 return Err(Errno::EAGAIN);
             }
-            // Nothing can wake us but a signal or the timeout. As on Linux, an untimed wait
-            // interrupted by a handler restarts under SA_RESTART; a timed one reports EINTR;
-            // a timeout that has expired wins over a pending signal.
+            // The check and the queueing are one step: no other thread runs in between. As on
+            // Linux, an untimed wait interrupted by a handler restarts under SA_RESTART; a
+            // timed one reports EINTR; a timeout that has expired wins over a signal.
+            let tid = context.process.threads.current;
+            context.process.futexes.enqueue(address.0, tid, bitset);
             let interrupted = if timeout.is_null() {
                 Errno::ERESTARTSYS
             } else {
                 Errno::EINTR
             };
-            loop {
-                if context.platform.now(MachineClock::Monotonic) >= deadline {
-                    return Err(Errno::ETIMEDOUT);
-                }
-                crate::signal::wait_step(context, deadline).map_err(|_| interrupted)?;
-            }
+            wait_queued(context, deadline, interrupted).map(|()| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
-            if command == FUTEX_WAKE_BITSET && value3 == 0 {
+            let bitset = if command == FUTEX_WAKE {
+                MATCH_ANY
+            } else {
+                value3
+            };
+            if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
-            Ok(0) // no other thread waits
+            let platform = &mut *context.platform;
+            let woken = context
+                .process
+                .futexes
+                .wake(address.0, value as usize, bitset, |tid| {
+                    platform.wake_thread(tid)
+                });
+            Ok(woken as i64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // val is how many to wake, the timeout argument how many to requeue.
-            if !address2.0.is_multiple_of(4) || (value as i32) < 0 || (timeout.0 as i32) < 0 {
+            let requeue = timeout.0 as i32;
+            if !address2.0.is_multiple_of(4) || (value as i32) < 0 || requeue < 0 {
                 return Err(Errno::EINVAL);
             }
             if command == FUTEX_CMP_REQUEUE {
@@ -84,20 +229,33 @@ pub fn futex(
                     return Err(Errno::EAGAIN);
                 }
             }
-            Ok(0)
+            let woken = wake_address(context, address.0, value as usize);
+            let moved = context
+                .process
+                .futexes
+                .requeue(address.0, address2.0, requeue as usize);
+            Ok((woken + moved) as i64)
         }
         FUTEX_WAKE_OP => {
-            // The operation on *address2 happens; there is nobody to wake on either word.
-            // (The timeout argument is val2 here.)
-            wake_op(context, address2, value3)?;
-            Ok(0)
+            // The timeout argument is val2 here: how many to wake on address2.
+            let wake_second = wake_op(context, address2, value3)?;
+            let mut woken = wake_address(context, address.0, value as usize);
+            if wake_second {
+                woken += wake_address(context, address2.0, timeout.0 as u32 as usize);
+            }
+            Ok(woken as i64)
         }
         FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
             let deadline = if command == FUTEX_TRYLOCK_PI {
-                0
+                None
             } else {
                 // FUTEX_LOCK_PI's timeout is on the wall clock; LOCK_PI2's monotonic unless asked.
-                wait_deadline(context, timeout, true, realtime || command == FUTEX_LOCK_PI)?
+                Some(wait_deadline(
+                    context,
+                    timeout,
+                    true,
+                    realtime || command == FUTEX_LOCK_PI,
+                )?)
             };
             lock_pi(context, address, deadline)
         }
@@ -106,34 +264,69 @@ pub fn futex(
     }
 }
 
-/// The owner's thread id in a PI futex word; the top bits are FUTEX_WAITERS and
-/// FUTEX_OWNER_DIED (include/uapi/linux/futex.h).
+/// The owner's thread id in a PI futex word, and the bits above it (include/uapi/linux/futex.h).
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
 
-/// FUTEX_LOCK_PI(2) and FUTEX_TRYLOCK_PI with one thread: a free word becomes ours; ours
-/// already is EDEADLK; one naming a thread that does not exist is ESRCH, as on Linux.
-fn lock_pi(context: &mut Context, address: UserAddr, _deadline: u64) -> Result<i64, Errno> {
-    let tid = context.process.pid as u32;
+/// FUTEX_LOCK_PI(2) and FUTEX_TRYLOCK_PI: a free word becomes ours (keeping FUTEX_OWNER_DIED);
+/// ours already is EDEADLK; one naming a thread that does not exist is ESRCH, as on Linux.
+/// Held by another thread: TRYLOCK says EAGAIN, LOCK marks FUTEX_WAITERS and waits until
+/// UNLOCK_PI hands the lock over (or the deadline, ETIMEDOUT).
+fn lock_pi(context: &mut Context, address: UserAddr, deadline: Option<u64>) -> Result<i64, Errno> {
+    let tid = context.process.threads.current;
     let word: u32 = context.read_struct(address.0)?;
-    match word & FUTEX_TID_MASK {
+    match (word & FUTEX_TID_MASK) as i32 {
         0 => {
-            // A free word (perhaps with FUTEX_OWNER_DIED) is taken, keeping that bit.
-            context.write_struct(address.0, &((word & !FUTEX_TID_MASK) | tid))?;
+            let waiters = if context.process.futexes.waiter_count(address.0) > 0 {
+                FUTEX_WAITERS
+            } else {
+                0
+            };
+            context.write_struct(
+                address.0,
+                &((word & !FUTEX_TID_MASK) | tid as u32 | waiters),
+            )?;
             Ok(0)
         }
         owner if owner == tid => Err(Errno::EDEADLK),
-        _ => Err(Errno::ESRCH),
+        owner if !context.process.threads.exists(owner) => Err(Errno::ESRCH),
+        _ => {
+            let Some(deadline) = deadline else {
+                return Err(Errno::EAGAIN);
+            };
+            context.write_struct(address.0, &(word | FUTEX_WAITERS))?;
+            context.process.futexes.enqueue(address.0, tid, MATCH_ANY);
+            // UNLOCK_PI wrote our tid into the word before it woke us: the lock is ours.
+            wait_queued(context, deadline, Errno::ERESTARTSYS).map(|()| 0)
+        }
     }
 }
 
-/// FUTEX_UNLOCK_PI with one thread: only the owner may unlock (EPERM otherwise); nobody waits.
+/// FUTEX_UNLOCK_PI: only the owner may unlock (EPERM otherwise). With waiters, the lock goes to
+/// the first of them (its tid in the word, FUTEX_WAITERS kept if more wait), who is woken.
 fn unlock_pi(context: &mut Context, address: UserAddr) -> Result<i64, Errno> {
-    let tid = context.process.pid as u32;
+    let tid = context.process.threads.current as u32;
     let word: u32 = context.read_struct(address.0)?;
     if word & FUTEX_TID_MASK != tid {
         return Err(Errno::EPERM);
     }
-    context.write_struct(address.0, &0u32)?;
+    let mut next_owner = None;
+    context
+        .process
+        .futexes
+        .wake(address.0, 1, MATCH_ANY, |waiter| next_owner = Some(waiter));
+    match next_owner {
+        Some(owner) => {
+            let more = if context.process.futexes.waiter_count(address.0) > 0 {
+                FUTEX_WAITERS
+            } else {
+                0
+            };
+            context.write_struct(address.0, &(owner as u32 | more))?;
+            context.platform.wake_thread(owner);
+        }
+        None => context.write_struct(address.0, &0u32)?,
+    }
     Ok(0)
 }
 
@@ -167,8 +360,9 @@ fn wait_deadline(
     Ok(now.saturating_add(amount.saturating_sub(context.platform.now(clock))))
 }
 
-/// FUTEX_WAKE_OP's operation on *address2 (include/uapi/linux/futex.h FUTEX_OP).
-fn wake_op(context: &mut Context, address2: UserAddr, encoded: u32) -> Result<(), Errno> {
+/// FUTEX_WAKE_OP's operation on *address2 (include/uapi/linux/futex.h FUTEX_OP); returns
+/// whether the comparison with the old value holds (the waiters on address2 wake then).
+fn wake_op(context: &mut Context, address2: UserAddr, encoded: u32) -> Result<bool, Errno> {
     if !address2.0.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
@@ -190,12 +384,18 @@ fn wake_op(context: &mut Context, address2: UserAddr, encoded: u32) -> Result<()
         _ => return Err(Errno::ENOSYS),
     };
     context.write_struct(address2.0, &new)?;
-    // The comparison decides whether waiters on address2 wake; there are none, but an
-    // unknown comparison is still ENOSYS, after the store, as on Linux.
-    if compare > 5 {
-        return Err(Errno::ENOSYS);
+    // An unknown comparison is ENOSYS, after the store, as on Linux.
+    let compare_argument = (((encoded & 0xfff) << 20) as i32 >> 20) as u32;
+    let (old, compare_argument) = (old as i32, compare_argument as i32);
+    match compare {
+        0 => Ok(old == compare_argument), // FUTEX_OP_CMP_EQ
+        1 => Ok(old != compare_argument), // FUTEX_OP_CMP_NE
+        2 => Ok(old < compare_argument),  // FUTEX_OP_CMP_LT
+        3 => Ok(old <= compare_argument), // FUTEX_OP_CMP_LE
+        4 => Ok(old > compare_argument),  // FUTEX_OP_CMP_GT
+        5 => Ok(old >= compare_argument), // FUTEX_OP_CMP_GE
+        _ => Err(Errno::ENOSYS),
     }
-    Ok(())
 }
 
 #[cfg(test)]

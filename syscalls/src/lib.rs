@@ -23,6 +23,7 @@ pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod table;
+pub mod thread;
 pub mod time;
 pub mod trace;
 pub mod uapi;

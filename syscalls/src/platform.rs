@@ -28,8 +28,20 @@ pub enum MachineClock {
     /// Nanoseconds since the Unix epoch.
     Realtime,
     /// Nanoseconds the program has run since it started: time not spent halted waiting for a
-    /// deadline or input. With one thread, its process and thread CPU-time clocks.
+    /// deadline or input (the process's CPU-time clock: one CPU runs all its threads).
     CpuTime,
+    /// Nanoseconds thread `tid` has run (its CPU-time clock).
+    ThreadCpuTime(i32),
+}
+
+/// What, besides its deadline, ends a thread's wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeOn {
+    /// Any interrupt (console input, a timer) or signal: the waiter looks at what it waits
+    /// for (poll, sleeps, sigtimedwait, console reads).
+    AnyEvent,
+    /// Only `wake_thread` or a signal (futex waits).
+    Wake,
 }
 
 /// Severity of a kernel log line.
@@ -95,9 +107,23 @@ pub trait Platform {
     fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno>;
 
     fn now(&self, clock: MachineClock) -> u64;
-    /// Waits until the monotonic time `deadline`, or less: any interrupt may end the wait
-    /// early, and the caller looks again.
-    fn wait_until(&mut self, deadline: u64);
+    /// Waits until the monotonic time `deadline`, or less: the caller looks again at what it
+    /// waits for when this returns. Other threads run meanwhile, and may change `process`:
+    /// the running thread's state in it is swapped out and back in around the wait.
+    fn wait_until(&mut self, process: &mut crate::process::Process, deadline: u64, wake_on: WakeOn);
+    /// Lets another runnable thread run (sched_yield); returns when this one runs again.
+    fn yield_now(&mut self, process: &mut crate::process::Process);
+    /// Starts thread `tid` as a copy of the running thread at this syscall (clone), returning
+    /// 0 there, on `stack` (or the parent's stack pointer), with `tls` as its FS base (or the
+    /// parent's). The syscall layer has made its state; ENOMEM without memory for it.
+    fn spawn_thread(&mut self, tid: i32, stack: Option<u64>, tls: Option<u64>)
+        -> Result<(), Errno>;
+    /// Makes thread `tid`, waiting with `WakeOn::Wake`, runnable (a futex wake).
+    fn wake_thread(&mut self, tid: i32);
+    /// Makes every waiting thread look again (a signal was raised for the process).
+    fn wake_all(&mut self);
+    /// Ends the running thread (not the last: exit_group ends the program) and runs another.
+    fn exit_thread(&mut self, process: &mut crate::process::Process) -> !;
     /// Arms the machine's timer for the process's next timer deadline (monotonic), or
     /// disarms it: no timer interrupt comes when nothing is due.
     fn set_alarm(&mut self, deadline: Option<u64>);

@@ -55,7 +55,7 @@ fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
         }
         FileKind::Generated => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
         FileKind::Signalfd { mask } => {
-            if context.process.signals.pending & mask != 0 {
+            if context.process.signals.all_pending() & mask != 0 {
                 POLLIN | POLLRDNORM
             } else {
                 0
@@ -83,7 +83,7 @@ fn wait_for(context: &mut Context, fds: &mut [Pollfd], deadline: u64) -> Result<
         if context.platform.now(MachineClock::Monotonic) >= deadline {
             return Ok(0);
         }
-        crate::signal::wait_step(context, deadline)?;
+        crate::signal::wait_step(context, deadline, crate::platform::WakeOn::AnyEvent)?;
     }
 }
 

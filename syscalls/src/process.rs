@@ -19,8 +19,12 @@ pub struct Process {
     pub signals: SignalState,
     pub timers: crate::time::Timers,
     pub limits: [Rlimit; RLIM_NLIMITS],
+    /// The running thread's set_tid_address and set_robust_list (the others' are parked in
+    /// `threads`).
     pub clear_child_tid: u64,
     pub robust_list: (u64, usize),
+    pub threads: crate::thread::Threads,
+    pub futexes: crate::futex::FutexQueues,
     /// argv and the environment as /proc/self/cmdline and environ show them (NUL-separated).
     pub cmdline: Vec<u8>,
     pub environ: Vec<u8>,
@@ -100,6 +104,8 @@ impl Process {
             limits: default_limits(),
             clear_child_tid: 0,
             robust_list: (0, 0),
+            threads: crate::thread::Threads::new(1),
+            futexes: crate::futex::FutexQueues::default(),
             cmdline: Vec::new(),
             environ: Vec::new(),
             trace: false,
@@ -122,14 +128,9 @@ impl Process {
         first
     }
 
-    fn tid(&self) -> i32 {
-        self.pid
+    pub fn tid(&self) -> i32 {
+        self.threads.current
     }
-}
-
-/// Implements exit(2). With one thread, the thread's exit is the program's.
-pub fn exit(context: &mut Context, status: i32) -> Result<(), Errno> {
-    exit_group(context, status)
 }
 
 /// Implements exit_group(2): the status a shell sees is the low 8 bits.
@@ -216,8 +217,9 @@ pub fn getegid(_context: &mut Context) -> Result<i32, Errno> {
     Ok(0)
 }
 
-/// Implements sched_yield(2): with one runnable thread there is nothing to yield to.
-pub fn sched_yield(_context: &mut Context) -> Result<(), Errno> {
+/// Implements sched_yield(2): the thread goes behind the other runnable ones.
+pub fn sched_yield(context: &mut Context) -> Result<(), Errno> {
+    context.platform.yield_now(context.process);
     Ok(())
 }
 
@@ -391,6 +393,29 @@ pub fn set_robust_list(context: &mut Context, head: UserAddr, length: usize) -> 
     Ok(())
 }
 
+/// Implements get_robust_list(2): the head set_robust_list registered for thread `tid` (0: the
+/// caller), and its length.
+pub fn get_robust_list(
+    context: &mut Context,
+    tid: i32,
+    head: UserAddr,
+    length: UserAddr,
+) -> Result<(), Errno> {
+    let (address, _) = if tid == 0 || tid == context.process.threads.current {
+        context.process.robust_list
+    } else {
+        context
+            .process
+            .threads
+            .parked_mut(tid)
+            .map(|state| state.robust_list)
+            .ok_or(Errno::ESRCH)?
+    };
+    // As Linux: the length is always the struct's size (the only one set_robust_list takes).
+    context.write_struct(length.0, &(ROBUST_LIST_HEAD_SIZE as u64))?;
+    context.write_struct(head.0, &address)
+}
+
 /// rseq(2) is deliberately unimplemented; the table routes it to ENOSYS before this runs.
 pub fn rseq(
     _context: &mut Context,
@@ -540,24 +565,6 @@ pub fn getcpu(
         context.write_struct(node.0, &0u32)?;
     }
     Ok(())
-}
-
-/// clone(2) is unimplemented (the table answers ENOSYS before this runs); listed for its
-/// arguments in --trace.
-pub fn clone(
-    _context: &mut Context,
-    _flags: u64,
-    _stack: UserAddr,
-    _parent_tid: UserAddr,
-    _child_tid: UserAddr,
-    _tls: u64,
-) -> Result<i32, Errno> {
-    Err(Errno::ENOSYS)
-}
-
-/// clone3(2): unimplemented; C libraries fall back to clone, which logs what was asked.
-pub fn clone3(_context: &mut Context, _args: UserAddr, _size: usize) -> Result<i32, Errno> {
-    Err(Errno::ENOSYS)
 }
 
 /// fork(2) and vfork(2): unimplemented, as clone.
@@ -793,23 +800,19 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_clone_warns_what_it_asked_for() {
+    fn a_refused_fork_warns_what_it_asked_for() {
         let mut machine = TestMachine::new();
-        let pthread_flags = 0x3d0f00; // glibc's pthread_create
-        assert_eq!(
-            machine.call(56, [pthread_flags, 0, 0, 0, 0, 0]),
-            Err(Errno::ENOSYS)
-        );
         assert_eq!(machine.call(57, [0; 6]), Err(Errno::ENOSYS));
+        assert_eq!(machine.call(58, [0; 6]), Err(Errno::ENOSYS));
         let logs = machine.logs();
         assert!(
             logs.iter()
-                .any(|line| line.contains("clone (flags 0x3d0f00) asked for a new thread")),
+                .any(|line| line.contains("fork (flags 0x11) asked for a new process (fork)")),
             "{logs:?}"
         );
         assert!(
-            logs.iter()
-                .any(|line| line.contains("fork asked for a new process")),
+            logs.iter().any(|line| line
+                .contains("vfork (flags 0x4111) asked for a process sharing this memory")),
             "{logs:?}"
         );
     }

@@ -116,7 +116,7 @@ fn status(context: &mut Context) -> Vec<u8> {
          Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n\
          VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
          RssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
-         VmLib:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB\nThreads:\t1\nSigQ:\t0/4096\n\
+         VmLib:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB\nThreads:\t{}\nSigQ:\t0/4096\n\
          SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n\
          Cpus_allowed:\t1\nCpus_allowed_list:\t0\n",
         name(context),
@@ -136,7 +136,8 @@ fn status(context: &mut Context) -> Vec<u8> {
         0,
         0,
         0,
-        0,
+        context.process.threads.count(),
+        signals.thread_pending,
         signals.pending,
         signals.blocked,
         ignored,

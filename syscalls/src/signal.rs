@@ -5,6 +5,7 @@ use crate::args::UserAddr;
 use crate::errno::Errno;
 use crate::platform::Context;
 use crate::uapi::{Sigaction, Siginfo, StackT};
+use alloc::vec::Vec;
 
 /// Signal numbers (arch/x86/include/uapi/asm/signal.h).
 pub const SIGKILL: i32 = 9;
@@ -118,14 +119,20 @@ impl AltStack {
     }
 }
 
-/// Dispositions, mask, pending signals and the alternate stack of the (one) thread.
+/// Dispositions and process-directed pending signals, shared by the threads; and the running
+/// thread's mask, thread-directed pending signals and alternate stack, which the scheduler
+/// swaps at each switch (`crate::thread::ThreadState`).
 pub struct SignalState {
     pub actions: [Sigaction; NSIG as usize],
     pub blocked: u64,
-    /// Signals raised but not yet delivered, one bit each (standard signals do not queue).
+    /// Signals raised for the process but not yet delivered, one bit each (standard signals
+    /// do not queue): any thread that does not block one takes it.
     pub pending: u64,
     /// The siginfo each pending signal will be delivered with.
     pub pending_info: [Siginfo; NSIG as usize],
+    /// Signals raised for the running thread alone (tgkill), and their siginfo.
+    pub thread_pending: u64,
+    pub thread_info: Vec<Siginfo>,
     pub alt_stack: AltStack,
     /// rt_sigreturn ran: the kernel restores the saved context on the way out of the syscall.
     pub sigreturn_requested: bool,
@@ -141,6 +148,8 @@ impl Default for SignalState {
             blocked: 0,
             pending: 0,
             pending_info: [Siginfo::default(); NSIG as usize],
+            thread_pending: 0,
+            thread_info: Vec::new(),
             alt_stack: AltStack::default(),
             sigreturn_requested: false,
             saved_mask: None,
@@ -162,6 +171,45 @@ impl SignalState {
         self.pending |= bit(signal);
     }
 
+    /// Marks `signal` pending for the running thread alone (tgkill, tkill).
+    pub fn raise_for_thread(&mut self, signal: i32, info: Siginfo) {
+        if self.blocked & bit(signal) == 0 && self.is_ignored(signal) {
+            return;
+        }
+        if self.thread_pending & bit(signal) == 0 {
+            self.thread_info.push(info);
+        }
+        self.thread_pending |= bit(signal);
+    }
+
+    /// Pending for the running thread: its own and the process's.
+    pub fn all_pending(&self) -> u64 {
+        self.pending | self.thread_pending
+    }
+
+    /// Takes the lowest-numbered pending signal of `set`, the thread's own before the
+    /// process's (as Linux's dequeue_signal).
+    pub fn take(&mut self, set: u64) -> Option<(i32, Siginfo)> {
+        let own = self.thread_pending & set;
+        if own != 0 {
+            let signal = own.trailing_zeros() as i32 + 1;
+            self.thread_pending &= !bit(signal);
+            let at = self
+                .thread_info
+                .iter()
+                .position(|info| info.si_signo == signal);
+            let info = at.map(|at| self.thread_info.swap_remove(at));
+            return Some((signal, info.unwrap_or_default()));
+        }
+        let shared = self.pending & set;
+        if shared == 0 {
+            return None;
+        }
+        let signal = shared.trailing_zeros() as i32 + 1;
+        self.pending &= !bit(signal);
+        Some((signal, self.pending_info[(signal - 1) as usize]))
+    }
+
     /// Whether delivering `signal` would do nothing: SIG_IGN, or SIG_DFL whose default is to
     /// ignore (or to stop, which Pith ignores).
     pub fn is_ignored(&self, signal: i32) -> bool {
@@ -177,7 +225,7 @@ impl SignalState {
 
     /// Pending signals that are not blocked.
     pub fn deliverable(&self) -> u64 {
-        self.pending & !self.blocked
+        self.all_pending() & !self.blocked
     }
 
     /// Whether the way out of a syscall has work: a signal to deliver or a context to restore.
@@ -188,13 +236,7 @@ impl SignalState {
     /// Takes the lowest-numbered deliverable signal, as Linux does (synchronous ones first is
     /// Linux's refinement; with one thread the faults are delivered directly, not queued).
     pub fn take_deliverable(&mut self) -> Option<(i32, Siginfo)> {
-        let deliverable = self.deliverable();
-        if deliverable == 0 {
-            return None;
-        }
-        let signal = deliverable.trailing_zeros() as i32 + 1;
-        self.pending &= !bit(signal);
-        Some((signal, self.pending_info[(signal - 1) as usize]))
+        self.take(!self.blocked)
     }
 
     pub fn action(&self, signal: i32) -> Sigaction {
@@ -252,13 +294,15 @@ fn check_signal(signal: i32) -> Result<(), Errno> {
     }
 }
 
-fn send_to_self(context: &mut Context, signal: i32, info: Siginfo) -> Result<(), Errno> {
+fn send_to_process(context: &mut Context, signal: i32, info: Siginfo) -> Result<(), Errno> {
     check_signal(signal)?;
     if signal == 0 {
         return Ok(()); // only the existence and permission check
     }
     context.process.signals.raise(signal, info);
     context.platform.signal_state_changed();
+    // A thread that does not block it takes it: they all look.
+    context.platform.wake_all();
     Ok(())
 }
 
@@ -269,20 +313,29 @@ pub fn kill(context: &mut Context, pid: i32, signal: i32) -> Result<(), Errno> {
         check_signal(signal)?;
         return Err(Errno::ESRCH);
     }
-    send_to_self(context, signal, user_siginfo(signal, SI_USER, own))
+    send_to_process(context, signal, user_siginfo(signal, SI_USER, own))
 }
 
-/// Implements tkill(2).
+/// Implements tkill(2): the signal is for thread `tid` alone.
 pub fn tkill(context: &mut Context, tid: i32, signal: i32) -> Result<(), Errno> {
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tid != context.process.pid {
-        check_signal(signal)?;
+    check_signal(signal)?;
+    if !context.process.threads.exists(tid) {
         return Err(Errno::ESRCH);
     }
-    let own = context.process.pid;
-    send_to_self(context, signal, user_siginfo(signal, SI_TKILL, own))
+    if signal == 0 {
+        return Ok(());
+    }
+    let info = user_siginfo(signal, SI_TKILL, context.process.pid);
+    context.process.raise_for_thread(tid, signal, info);
+    if tid == context.process.threads.current {
+        context.platform.signal_state_changed();
+    } else {
+        context.platform.wake_thread(tid);
+    }
+    Ok(())
 }
 
 /// Implements tgkill(2).
@@ -302,7 +355,7 @@ pub fn rt_sigpending(context: &mut Context, set: UserAddr, set_size: usize) -> R
     if set_size > SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    let pending = context.process.signals.pending & context.process.signals.blocked;
+    let pending = context.process.signals.all_pending() & context.process.signals.blocked;
     context
         .platform
         .write_user(set.0, &pending.to_le_bytes()[..set_size])
@@ -380,7 +433,11 @@ pub fn raise_host_signals(context: &mut Context) {
 
 /// One step of a blocking wait: raises what the host sent and what timers owe; EINTR when a
 /// signal can be delivered; otherwise waits for an interrupt, at most until `deadline`.
-pub fn wait_step(context: &mut Context, deadline: u64) -> Result<(), Errno> {
+pub fn wait_step(
+    context: &mut Context,
+    deadline: u64,
+    wake_on: crate::platform::WakeOn,
+) -> Result<(), Errno> {
     raise_host_signals(context);
     crate::time::expire_and_rearm(context);
     let now = context
@@ -395,7 +452,7 @@ pub fn wait_step(context: &mut Context, deadline: u64) -> Result<(), Errno> {
         .next_deadline()
         .map_or(deadline, |timer| timer.min(deadline));
     if now < wake {
-        context.platform.wait_until(wake);
+        context.platform.wait_until(context.process, wake, wake_on);
     }
     Ok(())
 }
@@ -433,12 +490,7 @@ pub fn rt_sigtimedwait(
         let now = context
             .platform
             .now(crate::platform::MachineClock::Monotonic);
-        let signals = &mut context.process.signals;
-        let ready = signals.pending & wanted;
-        if ready != 0 {
-            let signal = ready.trailing_zeros() as i32 + 1;
-            signals.pending &= !bit(signal);
-            let siginfo = signals.pending_info[(signal - 1) as usize];
+        if let Some((signal, siginfo)) = context.process.signals.take(wanted) {
             if !info.is_null() {
                 context.write_struct(info.0, &siginfo)?;
             }
@@ -455,7 +507,9 @@ pub fn rt_sigtimedwait(
             .timers
             .next_deadline()
             .map_or(deadline, |timer| timer.min(deadline));
-        context.platform.wait_until(wake);
+        context
+            .platform
+            .wait_until(context.process, wake, crate::platform::WakeOn::AnyEvent);
     }
 }
 
@@ -466,7 +520,7 @@ pub fn pause(context: &mut Context) -> Result<(), Errno> {
 
 fn wait_for_signal(context: &mut Context) -> Result<(), Errno> {
     loop {
-        wait_step(context, u64::MAX)?;
+        wait_step(context, u64::MAX, crate::platform::WakeOn::AnyEvent)?;
     }
 }
 
@@ -652,7 +706,15 @@ mod tests {
             "signal 0 only checks"
         );
         assert_eq!(machine.call(200, [1, 14, 0, 0, 0, 0]), Ok(0));
-        assert_eq!(machine.process.signals.pending_info[13].si_code, SI_TKILL);
+        assert_eq!(
+            machine.process.signals.thread_pending,
+            bit(14),
+            "for the thread alone"
+        );
+        assert_eq!(
+            machine.process.signals.take(bit(14)).unwrap().1.si_code,
+            SI_TKILL
+        );
         assert_eq!(
             machine.call(234, [1, 2, 14, 0, 0, 0]),
             Err(Errno::ESRCH),

@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{fs, futex, mm, poll, process, random, sched, signal, time};
+use crate::{fs, futex, mm, poll, process, random, sched, signal, thread, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,10 +98,10 @@ syscall_table! {
     37 alarm(seconds: u32) => time::alarm, Supported;
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
-    56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => process::clone, Unimplemented("threads and fork come with the scheduler (issue 3); ENOSYS, logged with what was asked");
+    56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => thread::clone, Partial("threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD, as pthread_create and Go); fork and vfork shapes return ENOSYS, logged with what was asked");
     57 fork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
     58 vfork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
-    60 exit(status: i32) => process::exit, Partial("one thread: ends the program");
+    60 exit(status: i32) => thread::exit, Supported;
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
     72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL");
@@ -144,7 +144,7 @@ syscall_table! {
     202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("one thread: waits end by timeout, signal or a changed value; wakes and requeues find no waiter; PI locks (LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI) are taken and released without waiting; the requeue-PI operations are ENOSYS");
     203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
-    218 set_tid_address(address: UserAddr) => process::set_tid_address, Partial("recorded; the clear-and-wake at thread exit comes with threads");
+    218 set_tid_address(address: UserAddr) => process::set_tid_address, Supported;
     222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall, monotonic and CPU-time clocks; SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID for the program's thread (no other threads yet)");
     223 timer_settime(id: i32, flags: i32, new_value: UserAddr, old_value: UserAddr) => time::timer_settime, Supported;
     224 timer_gettime(id: i32, value: UserAddr) => time::timer_gettime, Supported;
@@ -161,7 +161,8 @@ syscall_table! {
     269 faccessat(dir_fd: Fd, path: UserPath, mode: i32) => fs::faccessat, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
     270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
     271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
-    273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Partial("recorded; walked at thread exit once there are threads");
+    273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Supported;
+    274 get_robust_list(tid: i32, head: UserAddr, length: UserAddr) => process::get_robust_list, Supported;
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
@@ -170,7 +171,7 @@ syscall_table! {
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     324 membarrier(command: i32, flags: u32, cpu: i32) => sched::membarrier, Partial("one CPU, one thread: every barrier holds at once; registration checked as Linux; the rseq commands are EINVAL (no rseq)");
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
-    435 clone3(args: UserAddr, size: usize) => process::clone3, Unimplemented("ENOSYS: glibc then falls back to clone, as on kernels before 5.3 (musl calls only clone)");
+    435 clone3(args: UserAddr, size: usize) => thread::clone3, Partial("threads, as clone; set_tid and CLONE_INTO_CGROUP are EINVAL");
     439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
 }
 
@@ -244,7 +245,7 @@ fn dispatch_slow(
     let value = match entry {
         Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
             if NEW_TASK.contains(&number) {
-                log_new_task(context, number, args[0]);
+                log_new_task(context, number);
             } else {
                 log_unimplemented(context, number, LogLevel::Info);
             }
@@ -265,40 +266,20 @@ fn dispatch_slow(
 /// exit and exit_group.
 const NO_RETURN: [u64; 2] = [60, 231];
 
-/// clone, fork and vfork: unimplemented, but an app that asks for them most likely cannot go
-/// on without, so each refusal is a warning that says what was asked.
-const NEW_TASK: [u64; 3] = [56, 57, 58];
+/// fork and vfork: unimplemented, but an app that asks for them most likely cannot go on
+/// without, so each refusal is a warning that says what was asked.
+const NEW_TASK: [u64; 2] = [57, 58];
 
-/// Warns, once per number, that a new thread or process was refused, naming which.
-fn log_new_task(context: &mut Context, number: u64, clone_flags: u64) {
-    const CLONE_VM: u64 = 0x100;
-    const CLONE_THREAD: u64 = 0x10000;
-    if !context.process.first_unimplemented_call(number) {
-        return;
-    }
+/// Warns, once per number, that fork or vfork was refused.
+fn log_new_task(context: &mut Context, number: u64) {
     let (call, flags) = match number {
-        56 => ("clone", clone_flags),
-        57 => ("fork", 0),
-        _ => ("vfork", CLONE_VM), // what vfork means, though the program passed no flags
+        57 => ("fork", 17), // SIGCHLD
+        _ => (
+            "vfork",
+            crate::thread::CLONE_VM | crate::thread::CLONE_VFORK | 17,
+        ), // what vfork means
     };
-    let asked = if flags & CLONE_THREAD != 0 {
-        "a new thread: threads are not implemented yet"
-    } else if flags & CLONE_VM != 0 {
-        "a process sharing this memory (vfork): Pith runs one process"
-    } else {
-        "a new process (fork): Pith runs one process"
-    };
-    if number == 56 {
-        context.platform.log(
-            LogLevel::Warn,
-            format_args!("{call} (flags {flags:#x}) asked for {asked}; it returns ENOSYS"),
-        );
-    } else {
-        context.platform.log(
-            LogLevel::Warn,
-            format_args!("{call} asked for {asked}; it returns ENOSYS"),
-        );
-    }
+    crate::thread::log_refused(context, number, call, flags);
 }
 
 /// Logs the first ENOSYS of each number: at `level` Warn for what the app may need, Info for

@@ -2,7 +2,9 @@
 
 use crate::errno::Errno;
 use crate::mm::AddressSpace;
-use crate::platform::{ConsoleStream, Context, LogLevel, MachineClock, Platform, Protection};
+use crate::platform::{
+    ConsoleStream, Context, LogLevel, MachineClock, Platform, Protection, WakeOn,
+};
 use crate::process::Process;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +33,11 @@ pub struct FakePlatform {
     random_state: u64,
     logs: Vec<String>,
     traces: Vec<String>,
+    /// Threads started: (tid, stack, tls).
+    pub spawned: Vec<(i32, Option<u64>, Option<u64>)>,
+    /// Threads a futex wake made runnable, in order.
+    pub woken: Vec<i32>,
+    pub wake_alls: u32,
 }
 
 impl FakePlatform {
@@ -158,15 +165,36 @@ impl Platform for FakePlatform {
         match clock {
             MachineClock::Monotonic => self.monotonic,
             MachineClock::Realtime => self.realtime,
-            MachineClock::CpuTime => self.monotonic.saturating_sub(self.idle),
+            MachineClock::CpuTime | MachineClock::ThreadCpuTime(_) => {
+                self.monotonic.saturating_sub(self.idle)
+            }
         }
     }
-    fn wait_until(&mut self, deadline: u64) {
+    fn wait_until(&mut self, _process: &mut Process, deadline: u64, _wake_on: WakeOn) {
         // The fake's time jumps to the deadline: sleeping takes no real time in tests, and
         // no CPU time.
         self.idle += deadline.saturating_sub(self.monotonic);
         self.monotonic = self.monotonic.max(deadline);
         self.realtime = self.realtime.max(self.monotonic);
+    }
+    fn yield_now(&mut self, _process: &mut Process) {}
+    fn spawn_thread(
+        &mut self,
+        tid: i32,
+        stack: Option<u64>,
+        tls: Option<u64>,
+    ) -> Result<(), Errno> {
+        self.spawned.push((tid, stack, tls));
+        Ok(())
+    }
+    fn wake_thread(&mut self, tid: i32) {
+        self.woken.push(tid);
+    }
+    fn wake_all(&mut self) {
+        self.wake_alls += 1;
+    }
+    fn exit_thread(&mut self, process: &mut Process) -> ! {
+        panic!("thread {} exits", process.threads.current)
     }
     fn set_alarm(&mut self, deadline: Option<u64>) {
         self.alarm = deadline;
@@ -267,6 +295,9 @@ impl TestMachine {
     }
     pub fn read_u64(&self, address: u64) -> u64 {
         u64::from_le_bytes(self.memory_at(address, 8).try_into().unwrap())
+    }
+    pub fn write_bytes(&mut self, address: u64, bytes: &[u8]) {
+        self.platform.write_user(address, bytes).unwrap();
     }
     pub fn write_u64(&mut self, address: u64, value: u64) {
         self.platform

@@ -48,10 +48,12 @@ fn cpu_clock_of(clock: i32, own_pid: i32) -> Result<bool, Errno> {
     const CPUCLOCK_PERTHREAD: i32 = 4;
     const CPUCLOCK_MAX: i32 = 3;
     let pid = !(clock >> 3);
-    if clock & 3 >= CPUCLOCK_MAX || (pid != 0 && pid != own_pid) {
+    let thread = clock & CPUCLOCK_PERTHREAD != 0;
+    // A thread's clock names its tid, which clock_gettime checks (reading_clock).
+    if clock & 3 >= CPUCLOCK_MAX || (pid != 0 && pid != own_pid && !thread) {
         return Err(Errno::EINVAL);
     }
-    Ok(clock & CPUCLOCK_PERTHREAD != 0)
+    Ok(thread)
 }
 
 /// Whether `clock` is a CPU-time clock, by its fixed id or one made for a process or thread.
@@ -66,11 +68,28 @@ fn timespec(nanoseconds: u64) -> Timespec {
     }
 }
 
+/// Which machine clock clock_gettime reads for `clock`: a thread's CPU-time clock is its own
+/// (the timers and sleeps on it count the process's, see docs/syscalls.md).
+fn reading_clock(clock: i32, process: &crate::Process) -> Result<MachineClock, Errno> {
+    let machine = machine_clock(clock, process.pid)?;
+    let thread = match clock {
+        CLOCK_THREAD_CPUTIME_ID => Some(process.threads.current),
+        _ if clock < 0 && clock & 4 != 0 => match !(clock >> 3) {
+            0 => Some(process.threads.current),
+            tid => Some(tid),
+        },
+        _ => None,
+    };
+    match thread {
+        Some(tid) if process.threads.exists(tid) => Ok(MachineClock::ThreadCpuTime(tid)),
+        Some(_) => Err(Errno::EINVAL),
+        None => Ok(machine),
+    }
+}
+
 /// Implements clock_gettime(2).
 pub fn clock_gettime(context: &mut Context, clock: i32, time: UserAddr) -> Result<(), Errno> {
-    let now = context
-        .platform
-        .now(machine_clock(clock, context.process.pid)?);
+    let now = context.platform.now(reading_clock(clock, context.process)?);
     context.write_struct(time.0, &timespec(now))
 }
 
@@ -362,7 +381,7 @@ fn sleep_until(context: &mut Context, deadline: u64) -> Result<(), Errno> {
             expire_and_rearm(context);
             return Ok(());
         }
-        crate::signal::wait_step(context, deadline)?;
+        crate::signal::wait_step(context, deadline, crate::platform::WakeOn::AnyEvent)?;
     }
 }
 

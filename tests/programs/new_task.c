@@ -1,6 +1,6 @@
-/* Asks for a new process (argument "fork") or thread ("thread"). Under Pith both are refused
- * for now, with ENOSYS (fork) or an error from pthread_create, and the program goes on; it
- * prints what it got and exits 0. */
+/* Asks for a new process (argument "fork") or thread ("thread"). Under Pith a new process is
+ * refused for now, with ENOSYS, and the program goes on; a thread is made. It prints what it
+ * got and exits 0. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
