@@ -442,6 +442,91 @@ mod tests {
     }
 
     #[test]
+    fn queues_wake_in_order_by_bitset_and_requeue() {
+        let mut queues = FutexQueues::default();
+        queues.enqueue(0x1000, 2, 0b01);
+        queues.enqueue(0x1000, 3, 0b10);
+        queues.enqueue(0x1000, 4, MATCH_ANY);
+        let mut woken = Vec::new();
+        assert_eq!(queues.wake(0x1000, 5, 0b10, |tid| woken.push(tid)), 2);
+        assert_eq!(woken, [3, 4], "only matching bitsets, oldest first");
+        assert!(queues.is_queued(2) && !queues.is_queued(3));
+        queues.enqueue(0x1000, 5, MATCH_ANY);
+        queues.enqueue(0x1000, 6, MATCH_ANY);
+        assert_eq!(queues.requeue(0x1000, 0x2000, 2), 2);
+        assert_eq!(
+            (queues.waiter_count(0x1000), queues.waiter_count(0x2000)),
+            (1, 2)
+        );
+        queues.dequeue(5);
+        assert_eq!(queues.waiter_count(0x2000), 1);
+        woken.clear();
+        assert_eq!(queues.wake(0x2000, 1, MATCH_ANY, |tid| woken.push(tid)), 1);
+        assert_eq!(woken, [2], "the oldest two moved: 2 and 5; 5 left");
+        assert_eq!(
+            queues.wake(0x3000, 1, MATCH_ANY, |_| panic!("nobody waits")),
+            0
+        );
+    }
+
+    #[test]
+    fn wakes_and_requeues_reach_waiting_threads() {
+        let mut machine = TestMachine::new();
+        let (word, other) = (machine.scratch(4), machine.scratch(4));
+        // Threads 2, 3 and 4 wait on `word` (as their FUTEX_WAIT would have queued them).
+        for tid in 2..5 {
+            machine.process.futexes.enqueue(word, tid, MATCH_ANY);
+        }
+        let private = FUTEX_PRIVATE_FLAG as u64;
+        assert_eq!(
+            machine.call(202, [word, FUTEX_WAKE as u64 | private, 1, 0, 0, 0]),
+            Ok(1)
+        );
+        assert_eq!(machine.platform.woken, [2]);
+        // CMP_REQUEUE: the word must still hold 0; wake one, move the other to `other`.
+        assert_eq!(
+            machine.call(
+                202,
+                [word, FUTEX_CMP_REQUEUE as u64 | private, 0, 5, other, 1]
+            ),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(
+            machine.call(
+                202,
+                [word, FUTEX_CMP_REQUEUE as u64 | private, 1, 5, other, 0]
+            ),
+            Ok(2)
+        );
+        assert_eq!(machine.platform.woken, [2, 3]);
+        assert_eq!(machine.process.futexes.waiter_count(other), 1);
+        // WAKE_OP: set *other to 1 (its old value 0 == 0 holds), wake on both words.
+        let op = (1u64 << 12) | (0 << 24); // FUTEX_OP(SET, 1, CMP_EQ, 0)
+        assert_eq!(
+            machine.call(202, [word, FUTEX_WAKE_OP as u64 | private, 1, 1, other, op]),
+            Ok(1)
+        );
+        assert_eq!(machine.platform.woken, [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_pi_unlock_hands_the_lock_to_the_first_waiter() {
+        let mut machine = TestMachine::new();
+        let lock = machine.scratch(4);
+        machine.write_u64(lock, 0x8000_0000 | 1); // ours (tid 1), with waiters
+        machine.process.futexes.enqueue(lock, 7, MATCH_ANY);
+        machine.process.futexes.enqueue(lock, 8, MATCH_ANY);
+        let unlock = (FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG) as u64;
+        assert_eq!(machine.call(202, [lock, unlock, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.read_u64(lock) as u32,
+            0x8000_0000 | 7,
+            "7 owns it; 8 still waits"
+        );
+        assert_eq!(machine.platform.woken, [7]);
+    }
+
+    #[test]
     fn wake_op_does_its_operation() {
         let mut machine = TestMachine::new();
         let (word, other) = (machine.scratch(4), machine.scratch(4));
