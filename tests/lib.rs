@@ -41,6 +41,9 @@ pub enum Toolchain {
     MuslStatic,
     /// plain gcc: dynamically linked against glibc.
     GlibcDynamic,
+    /// Debian's Go (golang-go), CGO_ENABLED=0: a static binary with Go's own runtime. Builds
+    /// tests/programs/NAME.go.
+    Go,
 }
 
 pub const STATIC_TOOLCHAINS: [Toolchain; 3] = [
@@ -56,18 +59,25 @@ impl Toolchain {
             Toolchain::GlibcStaticPie => ("gcc", &["-static-pie", "-fPIE"], "glibc-pie"),
             Toolchain::MuslStatic => ("musl-gcc", &["-static", "-no-pie"], "musl"),
             Toolchain::GlibcDynamic => ("gcc", &[], "dynamic"),
+            Toolchain::Go => ("go", &["build"], "go"),
         }
     }
 }
 
 static COMPILE_LOCK: Mutex<()> = Mutex::new(());
 
-/// Compiles tests/programs/NAME.c with `toolchain` (once per test run) and returns the binary.
+/// Compiles tests/programs/NAME.c (NAME.go for Go) with `toolchain` (once per test run) and
+/// returns the binary.
 pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
     let (compiler, flags, suffix) = toolchain.command();
+    let extension = if toolchain == Toolchain::Go {
+        "go"
+    } else {
+        "c"
+    };
     let source = workspace_root()
         .join("tests/programs")
-        .join(format!("{name}.c"));
+        .join(format!("{name}.{extension}"));
     let out_dir = workspace_root().join("target/test-programs");
     let output = out_dir.join(format!("{name}-{suffix}"));
     let _guard = COMPILE_LOCK
@@ -82,17 +92,22 @@ pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
     }
     std::fs::create_dir_all(&out_dir).expect("create target/test-programs");
     let temporary = output.with_extension("tmp");
-    let result = Command::new(compiler)
-        .args(flags)
-        .args(["-O2", "-Wall", "-o"])
+    let mut command = Command::new(compiler);
+    command.args(flags);
+    if toolchain == Toolchain::Go {
+        command.env("CGO_ENABLED", "0").arg("-o");
+    } else {
+        command.args(["-O2", "-Wall", "-o"]);
+    }
+    let result = command
         .arg(&temporary)
         .arg(&source)
         .output()
         .unwrap_or_else(|error| {
-            let package = if compiler == "musl-gcc" {
-                "musl-tools"
-            } else {
-                "gcc"
+            let package = match compiler {
+                "musl-gcc" => "musl-tools",
+                "go" => "golang-go",
+                _ => "gcc",
             };
             panic!("cannot run {compiler} ({error}): install it with `apt-get install {package}`")
         });

@@ -13,6 +13,13 @@ fn pthreads_behave_as_on_linux() {
     );
 }
 
+/// Go's runtime: its threads, futexes, signal stacks, preemption by tgkill(SIGURG), nil checks
+/// by SIGSEGV and its garbage collector, with output as on Linux.
+#[test]
+fn a_go_program_with_goroutines_runs_as_on_linux() {
+    assert_checks_pass_as_on_linux("goroutines", &[Toolchain::Go], &[], None);
+}
+
 /// exit(3) in a thread is exit_group: the program ends with its status while main waits; a
 /// thread's exit (main's pthread_exit) leaves the others running, and the last one's status
 /// is the program's.
