@@ -501,7 +501,7 @@ mod tests {
         assert_eq!(machine.platform.woken, [2, 3]);
         assert_eq!(machine.process.futexes.waiter_count(other), 1);
         // WAKE_OP: set *other to 1 (its old value 0 == 0 holds), wake on both words.
-        let op = (1u64 << 12) | (0 << 24); // FUTEX_OP(SET, 1, CMP_EQ, 0)
+        let op = 1u64 << 12; // FUTEX_OP(SET, 1, CMP_EQ, 0): both fields 0 but the argument
         assert_eq!(
             machine.call(202, [word, FUTEX_WAKE_OP as u64 | private, 1, 1, other, op]),
             Ok(1)
