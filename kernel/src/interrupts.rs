@@ -339,6 +339,7 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
 fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::apic::TIMER_VECTOR as u64 && crate::apic::timer_in_service() {
         crate::apic::end_of_interrupt();
+        crate::sched::timer_fired();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
             crate::signals::on_timer_in_program(frame);
         }

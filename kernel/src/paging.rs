@@ -139,6 +139,51 @@ fn pages(start: u64, len: u64) -> impl Iterator<Item = u64> {
     (align_down(start)..start.saturating_add(len)).step_by(PAGE_SIZE as usize)
 }
 
+/// The level-1 table that maps `address`, or, where a level above has no table, how much
+/// address space around it (512 GiB, 1 GiB or 2 MiB, aligned) has none.
+fn level1_table(address: VirtAddr) -> Result<&'static mut PageTable, u64> {
+    let levels = [
+        (address.p4_index(), 1u64 << 39),
+        (address.p3_index(), 1 << 30),
+        (address.p2_index(), 1 << 21),
+    ];
+    let mut table = pml4();
+    for (index, span) in levels {
+        let entry = &table[index];
+        if !entry.flags().contains(PageTableFlags::PRESENT)
+            || entry.flags().contains(PageTableFlags::HUGE_PAGE)
+        {
+            return Err(span);
+        }
+        table = table_at(entry.addr());
+    }
+    Ok(table)
+}
+
+/// Calls `f` with each page of [start, start + len) that has a level-1 entry, skipping whole
+/// spans without tables: madvise and munmap of a large, mostly untouched range (a thread's
+/// 8 MiB stack, a 64 GiB reservation) cost what is mapped, not what is reserved.
+fn for_each_entry(start: u64, len: u64, mut f: impl FnMut(u64, &mut PageTableEntry)) {
+    let end = start.saturating_add(len).min(TASK_SIZE);
+    let mut page = align_down(start);
+    while page < end {
+        let Ok(address) = VirtAddr::try_new(page) else {
+            return;
+        };
+        match level1_table(address) {
+            Ok(table) => {
+                let table_end = ((page >> 21) + 1) << 21;
+                while page < end.min(table_end) {
+                    let index = VirtAddr::new_truncate(page).p1_index();
+                    f(page, &mut table[index]);
+                    page += PAGE_SIZE;
+                }
+            }
+            Err(span) => page = (page / span + 1) * span,
+        }
+    }
+}
+
 /// Makes [start, start + len) app memory of `protection`, backed on first touch. Whatever was
 /// there before is dropped.
 pub fn map_anonymous(start: u64, len: u64, protection: Protection) {
@@ -199,17 +244,15 @@ pub fn discard(start: u64, len: u64) {
 }
 
 fn unmap_pages(start: u64, len: u64) {
-    for page in pages(start, len) {
-        if let Ok(Some(entry)) = leaf_entry(page, false) {
-            if owns_frame(entry) {
-                let frame = PhysFrame::containing_address(entry.addr());
-                entry.set_unused();
-                flush(page);
-                free_frame(frame);
-                APP_PAGES.fetch_sub(1, Ordering::Relaxed);
-            }
+    for_each_entry(start, len, |page, entry| {
+        if owns_frame(entry) {
+            let frame = PhysFrame::containing_address(entry.addr());
+            entry.set_unused();
+            flush(page);
+            free_frame(frame);
+            APP_PAGES.fetch_sub(1, Ordering::Relaxed);
         }
-    }
+    });
 }
 
 /// Changes the protection of [start, start + len), keeping the contents: backed pages take
@@ -221,19 +264,16 @@ pub fn protect(start: u64, len: u64, protection: Protection) {
         // The syscall layer checked that the range is fully mapped.
         let _ = backing.protect(start, start.saturating_add(len), protection);
     }
-    for page in pages(start, len) {
-        let Ok(Some(entry)) = leaf_entry(page, false) else {
-            continue;
-        };
+    for_each_entry(start, len, |page, entry| {
         if !owns_frame(entry) {
-            continue;
+            return;
         }
         match leaf_flags(protection) {
             Some(flags) => entry.set_flags(flags),
             None => entry.set_flags(PARKED | PageTableFlags::NO_EXECUTE),
         }
         flush(page);
-    }
+    });
 }
 
 /// Why a page fault could not be resolved.

@@ -75,8 +75,8 @@ impl Platform for KernelPlatform {
     }
 
     fn take_host_signals(&mut self) -> u64 {
-        // Records waiting in the UART may carry signals: decode them first.
-        crate::console::poll();
+        // Records still in the UART are decoded by its interrupt, which a wait's halt lets in
+        // at once: no port reads here, on every step of every wait.
         crate::console::take_host_signals()
     }
 

@@ -21,6 +21,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 use pith_syscalls::platform::WakeOn;
 use pith_syscalls::{Errno, Process};
 use spin::Mutex;
@@ -75,6 +76,15 @@ struct Scheduler {
 }
 
 static SCHEDULER: Mutex<Option<Scheduler>> = Mutex::new(None);
+
+/// The deadline the APIC timer is armed for (u64::MAX: none, or it has fired). It is never
+/// disarmed early: see `Scheduler::arm`.
+static ARMED: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The timer interrupt came: it is armed for nothing now.
+pub fn timer_fired() {
+    ARMED.store(u64::MAX, Ordering::Relaxed);
+}
 
 /// The switch an interrupt decided on, done on the way out of it (`preempt_switch`).
 static PENDING_SWITCH: Mutex<Option<(usize, usize)>> = Mutex::new(None);
@@ -255,10 +265,18 @@ impl Scheduler {
         self.arm(self.next_timer(extra, false));
     }
 
+    /// Programs the APIC timer for `deadline`, unless it is armed for that time or earlier
+    /// already: a timer write is an exit to the hypervisor, and most switches and wakes ask for
+    /// a later deadline than the one armed. An early interrupt costs little: every interrupt
+    /// looks at what is due and arms the timer for what is next.
     fn arm(&self, deadline: Option<u64>) {
-        match deadline {
-            Some(deadline) => crate::apic::arm(deadline),
-            None => crate::apic::disarm(),
+        let wanted = deadline.unwrap_or(u64::MAX);
+        if ARMED.load(Ordering::Relaxed) <= wanted {
+            return;
+        }
+        ARMED.store(wanted, Ordering::Relaxed);
+        if let Some(deadline) = deadline {
+            crate::apic::arm(deadline);
         }
     }
 
@@ -439,7 +457,10 @@ pub fn wait_until(process: &mut Process, deadline: u64, wake_on: WakeOn) {
             process.switch_thread(next_tid);
             hand_over(process, prev, next);
         }
-        None => halt_once(Some(deadline)),
+        None => {
+            halt_once(Some(deadline));
+            rearm_after_halt(process);
+        }
     }
 }
 
@@ -465,9 +486,17 @@ fn hand_over(process: &mut Process, prev: *mut Task, next: *mut Task) {
 
 /// Nothing else can run: halt until an interrupt (at `deadline` at the latest: the caller's
 /// wait and the program's timers on the monotonic clock), then let every waiting thread look
-/// again.
+/// again. The program's CPU-time timers cannot expire while it is halted, so the timer is
+/// armed for `deadline` and the waiting threads' deadlines alone, whatever was armed before.
 fn halt_once(deadline: Option<u64>) {
-    with_scheduler(|scheduler| scheduler.arm(scheduler.next_timer(deadline, true)));
+    with_scheduler(|scheduler| {
+        let wanted = scheduler.next_timer(deadline, true);
+        ARMED.store(wanted.unwrap_or(u64::MAX), Ordering::Relaxed);
+        match wanted {
+            Some(at) => crate::apic::arm(at),
+            None => crate::apic::disarm(),
+        }
+    });
     let halted_at = crate::clock::monotonic_ns();
     // SAFETY: interrupts are enabled only for the halt: `sti` takes effect after `hlt`
     // starts, so no wake-up is lost; the interrupt's handler runs on an IST stack, and `cli`
@@ -478,8 +507,16 @@ fn halt_once(deadline: Option<u64>) {
     with_scheduler(|scheduler| {
         scheduler.wake_due(now);
         scheduler.wake_waiting(true);
-        scheduler.arm_timer(None);
     });
+}
+
+/// After a halt: the program's CPU-time timers are due later by the time it spent halted, so
+/// their deadline on the monotonic clock moves; arm the timer for what is due while it runs.
+fn rearm_after_halt(process: &Process) {
+    let now = crate::clock::monotonic_ns();
+    let cpu_now = crate::clock::program_cpu_ns();
+    crate::signals::set_alarm_deadline(process.timers.next_alarm(now, cpu_now));
+    arm_timer();
 }
 
 /// sched_yield: the running thread goes behind the runnable ones.
@@ -536,6 +573,7 @@ pub fn exit_current(process: &mut Process) -> ! {
         }
         // Every other thread waits: the timers or input may wake one.
         halt_once(process.timers.next_deadline());
+        rearm_after_halt(process);
         // A process timer that fired raises its signal here; the threads looking again take it.
         let now = crate::clock::monotonic_ns();
         let cpu_now = crate::clock::program_cpu_ns();

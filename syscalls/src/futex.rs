@@ -7,7 +7,7 @@ use crate::args::UserAddr;
 use crate::errno::Errno;
 use crate::platform::{Context, MachineClock, WakeOn};
 use crate::uapi::Timespec;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
 /// futex operations and flags (include/uapi/linux/futex.h).
 pub const FUTEX_WAIT: i32 = 0;
@@ -30,47 +30,43 @@ const MATCH_ANY: u32 = u32::MAX;
 /// One waiting thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Waiter {
+    address: u64,
     tid: i32,
     bitset: u32,
 }
 
-/// The threads waiting on futex words, first come first woken, per address.
+/// The threads waiting on futex words, in the order they came: the waiters of one address are
+/// woken first come first served. One list, scanned: a program has few waiters at a time, and
+/// the list keeps its memory, so a wait or a wake allocates nothing.
 #[derive(Default)]
 pub struct FutexQueues {
-    queues: BTreeMap<u64, VecDeque<Waiter>>,
-    /// Which address each waiting thread is queued on (requeue moves it).
-    waiting_on: BTreeMap<i32, u64>,
+    waiters: Vec<Waiter>,
 }
 
 impl FutexQueues {
     pub fn enqueue(&mut self, address: u64, tid: i32, bitset: u32) {
-        self.queues
-            .entry(address)
-            .or_default()
-            .push_back(Waiter { tid, bitset });
-        self.waiting_on.insert(tid, address);
+        self.waiters.push(Waiter {
+            address,
+            tid,
+            bitset,
+        });
     }
 
     /// Whether `tid` still waits: a wake or a PI hand-over takes it off its queue.
     pub fn is_queued(&self, tid: i32) -> bool {
-        self.waiting_on.contains_key(&tid)
+        self.waiters.iter().any(|waiter| waiter.tid == tid)
     }
 
     /// Takes `tid` off whatever queue it is on (its wait timed out or a signal came).
     pub fn dequeue(&mut self, tid: i32) {
-        let Some(address) = self.waiting_on.remove(&tid) else {
-            return;
-        };
-        if let Some(queue) = self.queues.get_mut(&address) {
-            queue.retain(|waiter| waiter.tid != tid);
-            if queue.is_empty() {
-                self.queues.remove(&address);
-            }
-        }
+        self.waiters.retain(|waiter| waiter.tid != tid);
     }
 
     pub fn waiter_count(&self, address: u64) -> usize {
-        self.queues.get(&address).map_or(0, VecDeque::len)
+        self.waiters
+            .iter()
+            .filter(|waiter| waiter.address == address)
+            .count()
     }
 
     /// Takes up to `count` waiters on `address` whose bitset meets `bitset`, oldest first, and
@@ -82,45 +78,40 @@ impl FutexQueues {
         bitset: u32,
         mut woken: impl FnMut(i32),
     ) -> usize {
-        let Some(queue) = self.queues.get_mut(&address) else {
-            return 0;
-        };
         let mut done = 0;
         let mut index = 0;
-        while done < count && index < queue.len() {
-            if queue[index].bitset & bitset == 0 {
+        while done < count && index < self.waiters.len() {
+            let waiter = self.waiters[index];
+            if waiter.address != address || waiter.bitset & bitset == 0 {
                 index += 1;
                 continue;
             }
-            if let Some(waiter) = queue.remove(index) {
-                self.waiting_on.remove(&waiter.tid);
-                woken(waiter.tid);
-                done += 1;
-            }
-        }
-        if queue.is_empty() {
-            self.queues.remove(&address);
+            self.waiters.remove(index);
+            woken(waiter.tid);
+            done += 1;
         }
         done
     }
 
-    /// Moves up to `count` waiters from `from` to the end of `to`'s queue; returns how many.
+    /// Moves up to `count` waiters from `from` to the end of `to`'s queue (oldest first);
+    /// returns how many.
     pub fn requeue(&mut self, from: u64, to: u64, count: usize) -> usize {
         if from == to || count == 0 {
             return 0;
         }
-        let Some(queue) = self.queues.get_mut(&from) else {
-            return 0;
-        };
-        let moved: VecDeque<Waiter> = queue.drain(..count.min(queue.len())).collect();
-        if queue.is_empty() {
-            self.queues.remove(&from);
+        let mut moved = Vec::new();
+        let mut index = 0;
+        while moved.len() < count && index < self.waiters.len() {
+            if self.waiters[index].address == from {
+                let mut waiter = self.waiters.remove(index);
+                waiter.address = to;
+                moved.push(waiter);
+            } else {
+                index += 1;
+            }
         }
         let done = moved.len();
-        for waiter in &moved {
-            self.waiting_on.insert(waiter.tid, to);
-        }
-        self.queues.entry(to).or_default().extend(moved);
+        self.waiters.extend(moved);
         done
     }
 }

@@ -429,6 +429,8 @@ pub fn raise_host_signals(context: &mut Context) {
         }
     }
     context.platform.signal_state_changed();
+    // Another thread may be the one to take them.
+    context.platform.wake_all();
 }
 
 /// One step of a blocking wait: raises what the host sent and what timers owe; EINTR when a

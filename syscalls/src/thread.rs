@@ -76,38 +76,42 @@ pub struct ThreadState {
 pub struct Threads {
     /// The tid of the thread whose state is in the `Process` now.
     pub current: i32,
+    /// Every thread's slot; the running thread's is empty (its state is in the `Process`).
+    /// A switch swaps the state in and out of the slots, so it allocates nothing.
     parked: BTreeMap<i32, ThreadState>,
     last_tid: i32,
 }
 
 impl Threads {
     pub fn new(main_tid: i32) -> Threads {
+        let mut parked = BTreeMap::new();
+        parked.insert(main_tid, ThreadState::default());
         Threads {
             current: main_tid,
-            parked: BTreeMap::new(),
+            parked,
             last_tid: main_tid,
         }
     }
 
     /// How many threads the program has.
     pub fn count(&self) -> usize {
-        self.parked.len() + 1
+        self.parked.len()
     }
 
     pub fn exists(&self, tid: i32) -> bool {
-        tid == self.current || self.parked.contains_key(&tid)
+        self.parked.contains_key(&tid)
     }
 
     /// The thread ids, in order.
     pub fn tids(&self) -> Vec<i32> {
-        let mut tids: Vec<i32> = self.parked.keys().copied().collect();
-        tids.push(self.current);
-        tids.sort_unstable();
-        tids
+        self.parked.keys().copied().collect()
     }
 
     /// The parked state of `tid` (not the running thread), to raise a signal for it.
     pub fn parked_mut(&mut self, tid: i32) -> Option<&mut ThreadState> {
+        if tid == self.current {
+            return None;
+        }
         self.parked.get_mut(&tid)
     }
 
@@ -125,56 +129,54 @@ impl Threads {
 }
 
 impl Process {
-    /// Moves the running thread's own state out of the process, leaving it fresh.
-    fn take_thread_state(&mut self) -> ThreadState {
+    /// Swaps the running thread's own state with what `slot` holds.
+    fn swap_thread_state(&mut self, slot: &mut ThreadState) {
         let signals = &mut self.signals;
-        ThreadState {
-            blocked: signals.blocked,
-            thread_pending: core::mem::take(&mut signals.thread_pending),
-            thread_info: core::mem::take(&mut signals.thread_info),
-            alt_stack: core::mem::take(&mut signals.alt_stack),
-            saved_mask: signals.saved_mask.take(),
-            sigreturn_requested: core::mem::take(&mut signals.sigreturn_requested),
-            clear_child_tid: core::mem::take(&mut self.clear_child_tid),
-            robust_list: core::mem::take(&mut self.robust_list),
-        }
-    }
-
-    fn put_thread_state(&mut self, state: ThreadState) {
-        let signals = &mut self.signals;
-        signals.blocked = state.blocked;
-        signals.thread_pending = state.thread_pending;
-        signals.thread_info = state.thread_info;
-        signals.alt_stack = state.alt_stack;
-        signals.saved_mask = state.saved_mask;
-        signals.sigreturn_requested = state.sigreturn_requested;
-        self.clear_child_tid = state.clear_child_tid;
-        self.robust_list = state.robust_list;
+        core::mem::swap(&mut signals.blocked, &mut slot.blocked);
+        core::mem::swap(&mut signals.thread_pending, &mut slot.thread_pending);
+        core::mem::swap(&mut signals.thread_info, &mut slot.thread_info);
+        core::mem::swap(&mut signals.alt_stack, &mut slot.alt_stack);
+        core::mem::swap(&mut signals.saved_mask, &mut slot.saved_mask);
+        core::mem::swap(
+            &mut signals.sigreturn_requested,
+            &mut slot.sigreturn_requested,
+        );
+        core::mem::swap(&mut self.clear_child_tid, &mut slot.clear_child_tid);
+        core::mem::swap(&mut self.robust_list, &mut slot.robust_list);
     }
 
     /// Parks the running thread's state and brings in `next`'s: the scheduler calls this, with
     /// the process locked, when it switches threads. False if `next` does not exist.
     pub fn switch_thread(&mut self, next: i32) -> bool {
-        if next == self.threads.current {
+        let current = self.threads.current;
+        if next == current {
             return true;
         }
-        let Some(state) = self.threads.parked.remove(&next) else {
+        if !self.threads.parked.contains_key(&next) {
+            return false;
+        }
+        let Some(mut outgoing) = self.threads.parked.get_mut(&current).map(core::mem::take) else {
             return false;
         };
-        let current = self.take_thread_state();
-        self.threads.parked.insert(self.threads.current, current);
-        self.put_thread_state(state);
+        // `outgoing` takes the running thread's state; the Process is left a fresh one.
+        self.swap_thread_state(&mut outgoing);
+        if let Some(slot) = self.threads.parked.get_mut(&current) {
+            *slot = outgoing;
+        }
+        if let Some(mut incoming) = self.threads.parked.get_mut(&next).map(core::mem::take) {
+            self.swap_thread_state(&mut incoming);
+        }
         self.threads.current = next;
         true
     }
 
     /// Drops the running thread (it has exited) and brings in `next`'s state.
     pub fn replace_exited_thread(&mut self, next: i32) -> bool {
-        let Some(state) = self.threads.parked.remove(&next) else {
+        let Some(mut incoming) = self.threads.parked.get_mut(&next).map(core::mem::take) else {
             return false;
         };
-        let _ = self.take_thread_state();
-        self.put_thread_state(state);
+        self.threads.parked.remove(&self.threads.current);
+        self.swap_thread_state(&mut incoming);
         self.threads.current = next;
         true
     }
