@@ -223,6 +223,8 @@ pub struct PosixTimer {
     pub clock: i32,
     /// The signal it sends, and the value it carries; None for SIGEV_NONE.
     pub signal: Option<(i32, u64)>,
+    /// SIGEV_THREAD_ID's thread: the signal is for it alone.
+    pub thread: Option<i32>,
     /// When it next expires and its interval, when armed: in monotonic ns, or for a timer on a
     /// CPU-time clock, in the program's CPU-time ns.
     pub armed: Option<(u64, u64)>,
@@ -313,6 +315,7 @@ pub fn expire_timers(process: &mut crate::Process, now: u64, cpu_now: u64) -> bo
         process.signals.raise(crate::signal::SIGALRM, info);
         raised = true;
     }
+    let mut signals = alloc::vec::Vec::new();
     for (&id, timer) in process.timers.posix.iter_mut() {
         let now = if timer.counts_cpu_time() {
             cpu_now
@@ -334,9 +337,19 @@ pub fn expire_timers(process: &mut crate::Process, now: u64, cpu_now: u64) -> bo
             };
             info.fields[0] = (id as u32 as u64) | ((timer.overrun as u32 as u64) << 32);
             info.fields[1] = value;
-            process.signals.raise(signal, info);
-            raised = true;
+            signals.push((signal, info, timer.thread));
         }
+    }
+    for (signal, info, thread) in signals {
+        // A thread that has exited since: the signal goes to the process, as Linux's
+        // posix_timer_event falls back to the group leader.
+        match thread.filter(|&tid| process.threads.exists(tid)) {
+            Some(tid) => {
+                process.raise_for_thread(tid, signal, info);
+            }
+            None => process.signals.raise(signal, info),
+        }
+        raised = true;
     }
     raised
 }
@@ -354,6 +367,8 @@ pub fn expire_and_rearm(context: &mut Context) -> bool {
     }
     if raised {
         context.platform.signal_state_changed();
+        // Another thread may be the one to take it.
+        context.platform.wake_all();
     }
     raised
 }
@@ -601,7 +616,7 @@ pub const SIGEV_THREAD: i32 = 2;
 pub const SIGEV_THREAD_ID: i32 = 4;
 
 /// Implements timer_create(2) on the wall, monotonic and CPU-time clocks, for SIGEV_SIGNAL,
-/// SIGEV_NONE and SIGEV_THREAD_ID naming the program's one thread.
+/// SIGEV_NONE and SIGEV_THREAD_ID naming one of the program's threads.
 pub fn timer_create(
     context: &mut Context,
     clock: i32,
@@ -619,6 +634,7 @@ pub fn timer_create(
     let new_id = (0..)
         .find(|candidate| !timers.contains_key(candidate))
         .unwrap_or(0);
+    let mut thread = None;
     let signal = if event.is_null() {
         // A NULL sigevent: SIGALRM, with the timer's id as its value (do_timer_create).
         Some((crate::signal::SIGALRM, new_id as u64))
@@ -630,12 +646,18 @@ pub fn timer_create(
                 if !(1..=crate::signal::NSIG).contains(&event.sigev_signo) {
                     return Err(Errno::EINVAL);
                 }
-                if event.sigev_notify == SIGEV_THREAD_ID && event.sigev_tid != context.process.pid {
+                if event.sigev_notify == SIGEV_THREAD_ID
+                    && !context.process.threads.exists(event.sigev_tid)
+                {
                     return Err(Errno::EINVAL);
+                }
+                if event.sigev_notify == SIGEV_THREAD_ID {
+                    thread = Some(event.sigev_tid);
                 }
                 Some((event.sigev_signo, event.sigev_value))
             }
-            // SIGEV_THREAD is the C library's (it makes a thread); it needs threads here.
+            // SIGEV_THREAD is the C library's (glibc makes a thread and asks the kernel for
+            // SIGEV_THREAD_ID); the kernel sees it only from a raw call.
             _ => return Err(Errno::EINVAL),
         }
     };
@@ -645,6 +667,7 @@ pub fn timer_create(
         PosixTimer {
             clock,
             signal,
+            thread,
             armed: None,
             overrun: 0,
         },

@@ -22,6 +22,11 @@
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
 
+/* glibc 2.36 names the SIGEV_THREAD_ID field only by its internal name. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
 #define THREADS 64
 
 static int failures;
@@ -104,7 +109,7 @@ static void *own_tls(void *argument) {
     for (int i = 0; i < 20; i++) sched_yield();
     char expected[32];
     snprintf(expected, sizeof expected, "thread %ld", index);
-    return (void *)(ok && mine == index && strcmp(name, expected) == 0);
+    return (void *)(long)(ok && mine == index && strcmp(name, expected) == 0);
 }
 
 /* --- futex waits --- */
@@ -143,6 +148,21 @@ static void *signal_target(void *unused) {
     target_ready = 1;
     long long until = now_ns() + 5000000000LL;
     while (!handled_by && now_ns() < until) usleep(1000);
+    return NULL;
+}
+
+/* --- a timer's signal for one thread (SIGEV_THREAD_ID) --- */
+static volatile pid_t timer_handled_by;
+static void on_usr2(int signal) {
+    (void)signal;
+    timer_handled_by = thread_id();
+}
+static volatile pid_t timer_target;
+static void *wait_for_timer(void *unused) {
+    (void)unused;
+    timer_target = thread_id();
+    long long until = now_ns() + 5000000000LL;
+    while (!timer_handled_by && now_ns() < until) usleep(1000);
     return NULL;
 }
 
@@ -296,6 +316,28 @@ int main(int argc, char **argv) {
     check("pthread_kill", pthread_kill(target, SIGUSR1) == 0);
     pthread_join(target, NULL);
     check("the signal ran its handler in the thread it was sent to", handled_by == target_tid && target_tid != getpid());
+
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &action, NULL);
+    pthread_t timed;
+    pthread_create(&timed, NULL, wait_for_timer, NULL);
+    while (!timer_target) sched_yield();
+    struct sigevent event;
+    memset(&event, 0, sizeof event);
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = SIGUSR2;
+    event.sigev_notify_thread_id = timer_target;
+    timer_t timer;
+    int created = timer_create(CLOCK_MONOTONIC, &event, &timer) == 0;
+    struct itimerspec soon = {{0, 0}, {0, 10000000}};
+    created = created && timer_settime(timer, 0, &soon, NULL) == 0;
+    pthread_join(timed, NULL);
+    check("a SIGEV_THREAD_ID timer signals the thread it names",
+          created && timer_handled_by == timer_target);
+    event.sigev_notify_thread_id = 999999;
+    check("SIGEV_THREAD_ID naming no thread: EINVAL",
+          timer_create(CLOCK_MONOTONIC, &event, &timer) == -1 && errno == EINVAL);
 
     pthread_t spinner;
     pthread_create(&spinner, NULL, spin_until_told, NULL);
