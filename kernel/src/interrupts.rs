@@ -262,7 +262,21 @@ fn resolve_page_fault(frame: &TrapFrame) -> Result<(), FaultError> {
         write: frame.error_code & PF_WRITE != 0,
         execute: frame.error_code & PF_INSTRUCTION != 0,
     };
-    match crate::paging::handle_page_fault(address, access) {
+    let mut result = crate::paging::handle_page_fault(address, access);
+    if result == Err(FaultError::NotMapped) && frame.rip < crate::boot::DIRECT_MAP_BASE {
+        // Just below a MAP_GROWSDOWN area: it grows, in the process's list and the kernel's
+        // (the process lock is free: the program, not a syscall, faulted).
+        let grown = crate::process::try_with_process(|process, _| {
+            let limit = process.limits[pith_syscalls::uapi::RLIMIT_STACK as usize].rlim_cur;
+            process.memory.grow_down(address, limit)
+        })
+        .flatten();
+        if let Some(area) = grown {
+            crate::paging::add_area(area);
+            result = crate::paging::handle_page_fault(address, access);
+        }
+    }
+    match result {
         Err(FaultError::OutOfMemory) => {
             crate::log_error!("out of memory backing {address:#x}: the program is killed, as Linux's OOM killer would");
             crate::power::exit(128 + 9);

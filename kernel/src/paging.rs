@@ -202,6 +202,17 @@ pub fn map_anonymous(start: u64, len: u64, protection: Protection) {
     backing.merge_around(start, start + len);
 }
 
+/// Adds an area the process's list grew (a MAP_GROWSDOWN area's growth), backed on touch.
+pub fn add_area(area: Vma) {
+    let mut guard = BACKING.lock();
+    if let Some(backing) = guard.as_mut() {
+        if backing.is_free(area.start, area.end) {
+            backing.insert(area);
+            backing.merge_around(area.start, area.end);
+        }
+    }
+}
+
 /// Backs every page of [start, start + len) now (MAP_POPULATE, and the program's segments the
 /// loader copies into).
 pub fn populate(start: u64, len: u64) -> Result<(), MapError> {

@@ -28,6 +28,7 @@ pub const MAP_SHARED_VALIDATE: u32 = 0x03;
 pub const MAP_TYPE: u32 = 0x0f;
 pub const MAP_FIXED: u32 = 0x10;
 pub const MAP_ANONYMOUS: u32 = 0x20;
+pub const MAP_GROWSDOWN: u32 = 0x100;
 pub const MAP_LOCKED: u32 = 0x2000;
 pub const MAP_POPULATE: u32 = 0x8000;
 pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
@@ -54,6 +55,8 @@ pub enum VmaKind {
     Stack,
     /// Anonymous mmap.
     Anonymous,
+    /// Anonymous mmap with MAP_GROWSDOWN: a fault just below it grows it (a stack).
+    GrowsDown,
     /// The vDSO's time page.
     Vvar,
     /// The vDSO.
@@ -172,7 +175,7 @@ impl AddressSpace {
                 VmaKind::Program { file_offset } => (file_offset, executable),
                 VmaKind::Heap => (0, b"[heap]"),
                 VmaKind::Stack => (0, b"[stack]"),
-                VmaKind::Anonymous => (0, b""),
+                VmaKind::Anonymous | VmaKind::GrowsDown => (0, b""),
                 VmaKind::Vvar => (0, b"[vvar]"),
                 VmaKind::Vdso => (0, b"[vdso]"),
             };
@@ -229,6 +232,44 @@ impl AddressSpace {
             }
         }
         true
+    }
+
+    /// Grows the MAP_GROWSDOWN area just above `address` down to its page, as a fault there
+    /// does on Linux (mm/mmap.c expand_downwards): not into the stack guard gap (256 pages)
+    /// above an accessible area below, and not past `limit` bytes in all (RLIMIT_STACK).
+    /// Returns the part added.
+    pub fn grow_down(&mut self, address: u64, limit: u64) -> Option<Vma> {
+        const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+        let page = address & !(PAGE_SIZE - 1);
+        if page < MMAP_MIN_ADDR || self.find(address).is_some() {
+            return None;
+        }
+        let (&above_start, &above) = self.vmas.range(address..).next()?;
+        if above.kind != VmaKind::GrowsDown || above.end - page > limit {
+            return None;
+        }
+        if let Some((_, below)) = self.vmas.range(..address).next_back() {
+            let p = below.protection;
+            let accessible = p.read || p.write || p.execute;
+            if below.kind != VmaKind::GrowsDown && accessible && page - below.end < STACK_GUARD_GAP
+            {
+                return None;
+            }
+        }
+        let added = Vma {
+            start: page,
+            end: above_start,
+            ..above
+        };
+        self.vmas.remove(&above_start);
+        self.vmas.insert(
+            page,
+            Vma {
+                start: page,
+                ..above
+            },
+        );
+        Some(added)
     }
 
     /// Adds an area; the range must be free (callers remove what was there first).
@@ -398,11 +439,16 @@ pub fn mmap(
         let _ = context.platform.populate(start, length);
     }
     let memory = &mut context.process.memory;
+    let kind = if flags & MAP_GROWSDOWN != 0 {
+        VmaKind::GrowsDown
+    } else {
+        VmaKind::Anonymous
+    };
     memory.insert(Vma {
         start,
         end: start + length,
         protection,
-        kind: VmaKind::Anonymous,
+        kind,
     });
     // As Linux's vma_merge: neighbours alike become one area.
     memory.merge_around(start, start + length);
@@ -778,6 +824,52 @@ mod tests {
             Some(first - 0x1000),
             "an occupied hint is ignored"
         );
+    }
+
+    #[test]
+    fn a_growsdown_area_grows_to_a_fault_below_it_within_its_limits() {
+        let mut memory = space();
+        let stack = Vma {
+            start: 0x4000_0000,
+            end: 0x4000_1000,
+            protection: RW,
+            kind: VmaKind::GrowsDown,
+        };
+        memory.insert(stack);
+        // An accessible area 300 pages below: the guard gap is 256 pages.
+        memory.insert(Vma {
+            start: 0x3fe0_0000,
+            end: 0x4000_0000 - 300 * PAGE_SIZE,
+            protection: RO,
+            kind: VmaKind::Anonymous,
+        });
+        let added = memory
+            .grow_down(0x4000_0000 - 10 * PAGE_SIZE + 5, 8 << 20)
+            .unwrap();
+        assert_eq!(
+            (added.start, added.end),
+            (0x4000_0000 - 10 * PAGE_SIZE, 0x4000_0000)
+        );
+        let grown = memory.find(0x4000_0000 - PAGE_SIZE).copied().unwrap();
+        assert_eq!(
+            (grown.start, grown.end),
+            (0x4000_0000 - 10 * PAGE_SIZE, 0x4000_1000)
+        );
+        assert_eq!(
+            memory.grow_down(0x4000_0000 - 100 * PAGE_SIZE, 0x20 * PAGE_SIZE),
+            None,
+            "past RLIMIT_STACK"
+        );
+        assert_eq!(
+            memory.grow_down(0x4000_0000 - 250 * PAGE_SIZE, 8 << 20),
+            None,
+            "into the guard gap above the area below"
+        );
+        assert!(memory
+            .grow_down(0x4000_0000 - 40 * PAGE_SIZE, 8 << 20)
+            .is_some());
+        // Only MAP_GROWSDOWN areas grow.
+        assert_eq!(memory.grow_down(0x3fe0_0000 - PAGE_SIZE, 8 << 20), None);
     }
 
     #[test]

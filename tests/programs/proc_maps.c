@@ -109,5 +109,22 @@ int main(int argc, char **argv) {
     close(closed);
     check("a relative path with a bad dirfd: EBADF",
           faccessat(closed, "x", F_OK, 0) == -1 && errno == EBADF);
+
+    /* MAP_GROWSDOWN: a touch below the area grows it (4 MiB of free space below, well clear
+     * of the stack guard gap). */
+    char *hole = mmap(NULL, 4 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(hole, 4 << 20);
+    char *top = hole + (4 << 20) - 4096;
+    char *grows = mmap(top, 4096, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
+    check("mmap(MAP_GROWSDOWN)", grows == top);
+    grows[-16 * 4096] = 7;
+    load();
+    unsigned long low = 0, high = 0;
+    check("a touch 16 pages below a MAP_GROWSDOWN area grows it down to that page",
+          line_for((unsigned long)grows - 16 * 4096, line, sizeof line) &&
+              sscanf(line, "%lx-%lx", &low, &high) == 2 &&
+              low == (unsigned long)grows - 16 * 4096 && high == (unsigned long)grows + 4096 &&
+              grows[-16 * 4096] == 7);
     return failures;
 }
