@@ -335,7 +335,7 @@ pub fn prlimit64(
     new_limit: UserAddr,
     old_limit: UserAddr,
 ) -> Result<(), Errno> {
-    if pid != 0 && pid != context.process.pid {
+    if pid != 0 && !context.process.threads.exists(pid) {
         return Err(Errno::ESRCH);
     }
     let index = check_resource(resource)?;
@@ -542,7 +542,7 @@ pub fn sched_setaffinity(
     if size > 0 {
         context.platform.read_user(mask.0, &mut first)?;
     }
-    if pid != 0 && pid != context.process.pid {
+    if pid != 0 && !context.process.threads.exists(pid) {
         return Err(Errno::ESRCH);
     }
     if first[0] & 1 == 0 {
@@ -579,7 +579,7 @@ pub fn sched_getaffinity(
     size: usize,
     mask: UserAddr,
 ) -> Result<usize, Errno> {
-    if pid != 0 && pid != context.process.pid {
+    if pid != 0 && !context.process.threads.exists(pid) {
         return Err(Errno::ESRCH);
     }
     const MASK_BYTES: usize = 8; // cpumask_size() for nr_cpu_ids <= 64

@@ -82,7 +82,8 @@ pub fn membarrier(
 /// unknown `which`.
 fn names_the_program(context: &Context, which: i32, who: i32) -> Result<(), Errno> {
     let found = match which {
-        PRIO_PROCESS | PRIO_PGRP => who == 0 || who == context.process.pid,
+        PRIO_PROCESS => who == 0 || context.process.threads.exists(who),
+        PRIO_PGRP => who == 0 || who == context.process.pid,
         PRIO_USER => who == 0, // uid 0: root, the program's user
         _ => return Err(Errno::EINVAL),
     };
@@ -112,7 +113,7 @@ fn find_task(context: &Context, pid: i32) -> Result<(), Errno> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    if pid != 0 && pid != context.process.pid {
+    if pid != 0 && !context.process.threads.exists(pid) {
         return Err(Errno::ESRCH);
     }
     Ok(())
