@@ -27,8 +27,28 @@ static BUFFER: Mutex<XsaveBuffer> = Mutex::new(XsaveBuffer([0; BUFFER_SIZE]));
 /// The size of the legacy FXSAVE image, used where the CPU has no XSAVE.
 const FXSAVE_SIZE: usize = 512;
 
+/// CPUID's answers, asked once: CPUID is an exit to the hypervisor, and every switch between
+/// threads saves and restores the FPU state. 0: not asked yet.
+static XSAVE_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+const NO_XSAVE: usize = usize::MAX;
+
+fn cached_xsave_size() -> usize {
+    use core::sync::atomic::Ordering;
+    let known = XSAVE_SIZE.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let size = if core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0 {
+        (core::arch::x86_64::__cpuid_count(0xd, 0).ebx as usize).min(BUFFER_SIZE - 4)
+    } else {
+        NO_XSAVE
+    };
+    XSAVE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
 fn has_xsave() -> bool {
-    core::arch::x86_64::__cpuid(1).ecx & (1 << 26) != 0
+    cached_xsave_size() != NO_XSAVE
 }
 
 fn xcr0() -> u64 {
@@ -37,7 +57,7 @@ fn xcr0() -> u64 {
 
 /// The size of an XSAVE image for the enabled components (CPUID.(EAX=0DH,ECX=0):EBX).
 fn xsave_size() -> usize {
-    (core::arch::x86_64::__cpuid_count(0xd, 0).ebx as usize).min(BUFFER_SIZE - 4)
+    cached_xsave_size()
 }
 
 /// What a signal frame holds: the XSAVE image and MAGIC2 after it, or a plain FXSAVE image.

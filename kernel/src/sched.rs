@@ -30,8 +30,9 @@ use x86_64::VirtAddr;
 
 /// How long a thread runs before another runnable one gets the CPU.
 pub const TIME_SLICE_NS: u64 = 4_000_000;
-/// Each thread's kernel stack: 32 KiB (a power of two of frames, from the buddy allocator).
-const KERNEL_STACK_FRAMES: usize = 8;
+/// Each thread's kernel stack: 64 KiB, as the first thread's (a power of two of frames, from
+/// the buddy allocator).
+const KERNEL_STACK_FRAMES: usize = 16;
 /// Written at the bottom of each thread's kernel stack and checked at each switch: the
 /// direct map has no guard pages, so an overflow is caught here rather than corrupting.
 const STACK_CANARY: u64 = 0x5049_5448_5354_4b21;
@@ -401,8 +402,10 @@ fn after_switch() {
 /// Both point at live tasks (prev may be an exited one kept in `exited`); interrupts are off;
 /// the process lock is not held and the process's thread state is already next's.
 unsafe fn switch_to(prev: *mut Task, next: *mut Task) {
-    // SAFETY: the caller's contract: both tasks are alive and only this CPU touches them.
-    unsafe {
+    // SAFETY: the caller's contract: both tasks are alive and only this CPU touches them. The
+    // references end before the stacks are switched: while this thread is switched out, other
+    // threads change its Task (its state) through the scheduler.
+    let (save_rsp, next_rsp) = unsafe {
         let prev = &mut *prev;
         let next = &mut *next;
         if (prev.stack_bottom as *const u64).read() != STACK_CANARY && prev.frames.is_some() {
@@ -425,8 +428,11 @@ unsafe fn switch_to(prev: *mut Task, next: *mut Task) {
         write_gs(0, next.stack_top);
         // The next thread may have signals waiting: its way out of a syscall looks.
         write_gs(16, 1);
-        pith_context_switch(&mut prev.saved_rsp, next.saved_rsp);
-    }
+        (core::ptr::addr_of_mut!(prev.saved_rsp), next.saved_rsp)
+    };
+    // SAFETY: save_rsp points into prev's live Task; next_rsp is next's saved stack pointer,
+    // left by its own switch out (or by spawn for a new thread).
+    unsafe { pith_context_switch(save_rsp, next_rsp) };
     after_switch();
 }
 
@@ -470,13 +476,15 @@ fn hand_over(process: &mut Process, prev: *mut Task, next: *mut Task) {
     if prev.is_null() || next.is_null() || prev == next {
         return;
     }
-    // The asm below may read and write the process (another thread changes it while this one
-    // is switched out): pass it through so the compiler assumes so.
+    // Other threads read and write the process while this one is switched out: hand the
+    // pointer to an opaque asm before (so every store to it is done) and after (so nothing
+    // read from it before is assumed still true).
     let process_ptr = process as *mut Process;
     // SAFETY: the caller holds the process lock (through run_syscall's guard) and gives it to
     // the next thread; it is taken back below before `process` is used again, so the guard's
     // drop still unlocks exactly once. Both tasks are alive (see switch_to).
     unsafe {
+        core::arch::asm!("/* {} */", in(reg) process_ptr, options(nostack, preserves_flags));
         crate::process::release_for_switch();
         switch_to(prev, next);
         crate::process::reacquire_after_switch();
@@ -504,9 +512,11 @@ fn halt_once(deadline: Option<u64>) {
     unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
     let now = crate::clock::monotonic_ns();
     crate::clock::add_idle(now.saturating_sub(halted_at));
+    // Threads waiting for any event look again; futex waiters only if their deadline passed
+    // (a signal raised for the process wakes them all, where it is raised).
     with_scheduler(|scheduler| {
         scheduler.wake_due(now);
-        scheduler.wake_waiting(true);
+        scheduler.wake_waiting(false);
     });
 }
 
@@ -574,10 +584,13 @@ pub fn exit_current(process: &mut Process) -> ! {
         // Every other thread waits: the timers or input may wake one.
         halt_once(process.timers.next_deadline());
         rearm_after_halt(process);
-        // A process timer that fired raises its signal here; the threads looking again take it.
+        // A process timer that fired, or Ctrl-C from the host, raises its signal here; every
+        // waiting thread looks again, and one that can takes it.
         let now = crate::clock::monotonic_ns();
         let cpu_now = crate::clock::program_cpu_ns();
-        if pith_syscalls::time::expire_timers(process, now, cpu_now) {
+        let host_signals = crate::console::take_host_signals();
+        crate::signals::raise_all(process, host_signals);
+        if pith_syscalls::time::expire_timers(process, now, cpu_now) || host_signals != 0 {
             wake_all();
         }
     }

@@ -300,7 +300,8 @@ pub fn on_resume_in_program(frame: &mut TrapFrame) {
     });
 }
 
-fn raise_all(process: &mut Process, mut signals: u64) {
+/// Raises each of `signals` (one bit each) for the process, as sent by kill from outside.
+pub fn raise_all(process: &mut Process, mut signals: u64) {
     while signals != 0 {
         let signal = signals.trailing_zeros() as i32 + 1;
         signals &= signals - 1;
@@ -314,8 +315,13 @@ fn raise_all(process: &mut Process, mut signals: u64) {
 /// The slow way out of a syscall (PerCpu::exit_work was set).
 pub fn on_syscall_exit(frame: &mut TrapFrame) {
     crate::process::with_process(|process, platform| {
-        // The host's signals (Ctrl-C) that a read decoded during the syscall.
-        raise_all(process, crate::console::take_host_signals());
+        // The host's signals (Ctrl-C) that a read decoded during the syscall; another thread
+        // may be the one to take them.
+        let host_signals = crate::console::take_host_signals();
+        if host_signals != 0 {
+            raise_all(process, host_signals);
+            crate::sched::wake_all();
+        }
         // After rt_sigreturn the frame is the restored context, not a syscall to restart
         // (Linux sets orig_ax to -1 for this).
         let returned = process.signals.sigreturn_requested;

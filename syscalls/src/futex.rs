@@ -33,6 +33,9 @@ struct Waiter {
     address: u64,
     tid: i32,
     bitset: u32,
+    /// Waits in FUTEX_LOCK_PI: only UNLOCK_PI (or its owner's death) may wake it, handing it
+    /// the lock.
+    pi: bool,
 }
 
 /// The threads waiting on futex words, in the order they came: the waiters of one address are
@@ -49,7 +52,24 @@ impl FutexQueues {
             address,
             tid,
             bitset,
+            pi: false,
         });
+    }
+
+    fn enqueue_pi(&mut self, address: u64, tid: i32) {
+        self.waiters.push(Waiter {
+            address,
+            tid,
+            bitset: MATCH_ANY,
+            pi: true,
+        });
+    }
+
+    /// Whether a FUTEX_LOCK_PI waiter is queued on `address` (a plain wake there is EINVAL).
+    fn has_pi_waiter(&self, address: u64) -> bool {
+        self.waiters
+            .iter()
+            .any(|waiter| waiter.address == address && waiter.pi)
     }
 
     /// Whether `tid` still waits: a wake or a PI hand-over takes it off its queue.
@@ -114,6 +134,40 @@ impl FutexQueues {
         self.waiters.extend(moved);
         done
     }
+}
+
+/// How many a wake's count asks for: Linux wakes one at least (`++ret >= nr_wake`), also for 0
+/// and for a negative count.
+fn wake_count(value: u32) -> usize {
+    (value as i32).max(1) as usize
+}
+
+/// Gives the PI lock at `address` to its first waiter (its tid in the word, with `bits`, and
+/// FUTEX_WAITERS if more wait) and wakes it; with no waiter the word becomes `bits` alone.
+pub fn hand_over_pi(context: &mut Context, address: u64, bits: u32) -> Result<(), Errno> {
+    let queues = &context.process.futexes;
+    let next_owner = queues
+        .waiters
+        .iter()
+        .find(|waiter| waiter.address == address)
+        .map(|waiter| waiter.tid);
+    let word = match next_owner {
+        Some(owner) => {
+            let more = if queues.waiter_count(address) > 1 {
+                FUTEX_WAITERS
+            } else {
+                0
+            };
+            owner as u32 | more | bits
+        }
+        None => bits,
+    };
+    context.write_struct(address, &word)?;
+    if let Some(owner) = next_owner {
+        context.process.futexes.dequeue(owner);
+        context.platform.wake_thread(owner);
+    }
+    Ok(())
 }
 
 /// Wakes up to `count` threads waiting on `address` (any bitset); returns how many.
@@ -199,11 +253,14 @@ pub fn futex(
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
+            if context.process.futexes.has_pi_waiter(address.0) {
+                return Err(Errno::EINVAL); // a PI futex is woken by FUTEX_UNLOCK_PI only
+            }
             let platform = &mut *context.platform;
             let woken = context
                 .process
                 .futexes
-                .wake(address.0, value as usize, bitset, |tid| {
+                .wake(address.0, wake_count(value), bitset, |tid| {
                     platform.wake_thread(tid)
                 });
             Ok(woken as i64)
@@ -230,9 +287,9 @@ pub fn futex(
         FUTEX_WAKE_OP => {
             // The timeout argument is val2 here: how many to wake on address2.
             let wake_second = wake_op(context, address2, value3)?;
-            let mut woken = wake_address(context, address.0, value as usize);
+            let mut woken = wake_address(context, address.0, wake_count(value));
             if wake_second {
-                woken += wake_address(context, address2.0, timeout.0 as u32 as usize);
+                woken += wake_address(context, address2.0, wake_count(timeout.0 as u32));
             }
             Ok(woken as i64)
         }
@@ -286,7 +343,7 @@ fn lock_pi(context: &mut Context, address: UserAddr, deadline: Option<u64>) -> R
                 return Err(Errno::EAGAIN);
             };
             context.write_struct(address.0, &(word | FUTEX_WAITERS))?;
-            context.process.futexes.enqueue(address.0, tid, MATCH_ANY);
+            context.process.futexes.enqueue_pi(address.0, tid);
             // UNLOCK_PI wrote our tid into the word before it woke us: the lock is ours.
             wait_queued(context, deadline, Errno::ERESTARTSYS).map(|()| 0)
         }
@@ -301,23 +358,7 @@ fn unlock_pi(context: &mut Context, address: UserAddr) -> Result<i64, Errno> {
     if word & FUTEX_TID_MASK != tid {
         return Err(Errno::EPERM);
     }
-    let mut next_owner = None;
-    context
-        .process
-        .futexes
-        .wake(address.0, 1, MATCH_ANY, |waiter| next_owner = Some(waiter));
-    match next_owner {
-        Some(owner) => {
-            let more = if context.process.futexes.waiter_count(address.0) > 0 {
-                FUTEX_WAITERS
-            } else {
-                0
-            };
-            context.write_struct(address.0, &(owner as u32 | more))?;
-            context.platform.wake_thread(owner);
-        }
-        None => context.write_struct(address.0, &0u32)?,
-    }
+    hand_over_pi(context, address.0, 0)?;
     Ok(0)
 }
 
@@ -505,8 +546,8 @@ mod tests {
         let mut machine = TestMachine::new();
         let lock = machine.scratch(4);
         machine.write_u64(lock, 0x8000_0000 | 1); // ours (tid 1), with waiters
-        machine.process.futexes.enqueue(lock, 7, MATCH_ANY);
-        machine.process.futexes.enqueue(lock, 8, MATCH_ANY);
+        machine.process.futexes.enqueue_pi(lock, 7);
+        machine.process.futexes.enqueue_pi(lock, 8);
         let unlock = (FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG) as u64;
         assert_eq!(machine.call(202, [lock, unlock, 0, 0, 0, 0]), Ok(0));
         assert_eq!(

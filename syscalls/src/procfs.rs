@@ -1,4 +1,4 @@
-//! The /proc files Pith has: /proc/self's maps, status, stat, statm, cmdline, environ, and
+//! The /proc files Pith has: /proc/self's maps, status, stat, statm, cmdline, environ, comm, and
 //! /proc/meminfo, in the formats of fs/proc (array.c, task_mmu.c, base.c, meminfo.c). Each
 //! is made when it is opened.
 
@@ -21,6 +21,7 @@ pub fn generate(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
         b"statm" => Some(statm(context)),
         b"cmdline" => Some(context.process.cmdline.clone()),
         b"environ" => Some(context.process.environ.clone()),
+        b"comm" => Some(alloc::format!("{}\n", self::name(context)).into_bytes()),
         _ => None,
     }
 }
@@ -90,7 +91,7 @@ fn sizes(context: &mut Context) -> Sizes {
 }
 
 fn name(context: &Context) -> alloc::string::String {
-    let comm = &context.process.comm;
+    let comm = &context.process.main_thread_comm();
     let len = comm
         .iter()
         .position(|&byte| byte == 0)
@@ -154,9 +155,10 @@ fn stat(context: &mut Context) -> Vec<u8> {
     let mut text = alloc::string::String::new();
     let _ = write!(
         text,
-        "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 {} 0 0 0 20 0 1 0 0 {} {}",
+        "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 {} 0 0 0 20 0 {} 0 0 {} {}",
         name(context),
         context.platform.now(crate::platform::MachineClock::CpuTime) / 10_000_000, // USER_HZ
+        context.process.threads.count(),                                           // num_threads
         sizes.total * PAGE_SIZE,
         sizes.resident
     );

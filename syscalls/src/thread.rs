@@ -40,6 +40,8 @@ pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub const CLONE_IO: u64 = 0x8000_0000;
+/// A new time namespace: in CSIGNAL's bits, so clone3 only.
+const CLONE_NEWTIME: u64 = 0x0000_0080;
 /// The namespace flags: Pith has one of each.
 const CLONE_NEW_ANY: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | 0x0400_0000 // NEWUTS
     | 0x0800_0000 // NEWIPC
@@ -70,6 +72,8 @@ pub struct ThreadState {
     pub sigreturn_requested: bool,
     pub clear_child_tid: u64,
     pub robust_list: (u64, usize),
+    /// The thread's name (PR_SET_NAME).
+    pub comm: [u8; 16],
 }
 
 /// The program's threads: which one runs, and the parked state of the others.
@@ -80,6 +84,8 @@ pub struct Threads {
     /// A switch swaps the state in and out of the slots, so it allocates nothing.
     parked: BTreeMap<i32, ThreadState>,
     last_tid: i32,
+    /// The running thread is exiting: no signal is raised for it any more.
+    exiting: bool,
 }
 
 impl Threads {
@@ -90,6 +96,7 @@ impl Threads {
             current: main_tid,
             parked,
             last_tid: main_tid,
+            exiting: false,
         }
     }
 
@@ -99,7 +106,7 @@ impl Threads {
     }
 
     pub fn exists(&self, tid: i32) -> bool {
-        self.parked.contains_key(&tid)
+        self.parked.contains_key(&tid) && !(self.exiting && tid == self.current)
     }
 
     /// The thread ids, in order.
@@ -143,6 +150,19 @@ impl Process {
         );
         core::mem::swap(&mut self.clear_child_tid, &mut slot.clear_child_tid);
         core::mem::swap(&mut self.robust_list, &mut slot.robust_list);
+        core::mem::swap(&mut self.comm, &mut slot.comm);
+    }
+
+    /// The main thread's name: /proc/self/comm and /proc/self/status show the process's,
+    /// whichever thread reads them.
+    pub fn main_thread_comm(&self) -> [u8; 16] {
+        if self.threads.current == self.pid {
+            return self.comm;
+        }
+        self.threads
+            .parked
+            .get(&self.pid)
+            .map_or(self.comm, |state| state.comm)
     }
 
     /// Parks the running thread's state and brings in `next`'s: the scheduler calls this, with
@@ -178,6 +198,7 @@ impl Process {
         self.threads.parked.remove(&self.threads.current);
         self.swap_thread_state(&mut incoming);
         self.threads.current = next;
+        self.threads.exiting = false;
         true
     }
 
@@ -280,14 +301,6 @@ fn spawn(context: &mut Context, request: CloneRequest) -> Result<i32, Errno> {
     }
     let flags = request.flags;
     let tid = context.process.threads.allocate_tid();
-    // CLONE_PARENT_SETTID and CLONE_CHILD_SETTID store the tid in memory both threads
-    // share; a bad address fails the clone, as Linux's put_user in copy_process does.
-    if flags & CLONE_PARENT_SETTID != 0 {
-        context.write_struct(request.parent_tid, &tid)?;
-    }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        context.write_struct(request.child_tid, &tid)?;
-    }
     let tls = (flags & CLONE_SETTLS != 0).then_some(request.tls);
     if let Some(base) = tls {
         if base >= crate::process::TASK_SIZE_MAX {
@@ -295,8 +308,17 @@ fn spawn(context: &mut Context, request: CloneRequest) -> Result<i32, Errno> {
         }
     }
     context.platform.spawn_thread(tid, request.stack, tls)?;
+    // CLONE_PARENT_SETTID and CLONE_CHILD_SETTID store the tid in memory both threads share;
+    // as Linux's put_user in kernel_clone and schedule_tail, a bad address is ignored.
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = context.write_struct(request.parent_tid, &tid);
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let _ = context.write_struct(request.child_tid, &tid);
+    }
     let state = ThreadState {
         blocked: context.process.signals.blocked,
+        comm: context.process.comm,
         clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
             request.child_tid
         } else {
@@ -374,9 +396,10 @@ pub fn clone3(context: &mut Context, args: UserAddr, size: usize) -> Result<i32,
     request.as_mut_bytes()[..length].copy_from_slice(&bytes[..length]);
     let flags = request.flags;
     if flags & !(u32::MAX as u64 | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) != 0
-        || flags & (CLONE_DETACHED | CSIGNAL) != 0
+        || flags & (CLONE_DETACHED | (CSIGNAL & !CLONE_NEWTIME)) != 0
         || request.exit_signal & !CSIGNAL != 0
         || request.exit_signal > crate::signal::NSIG as u64
+        || (flags & (CLONE_THREAD | CLONE_PARENT) != 0 && request.exit_signal != 0)
         || request.set_tid_size > 32
         || (request.set_tid == 0 && request.set_tid_size != 0)
         || (request.stack == 0) != (request.stack_size == 0)
@@ -420,6 +443,8 @@ pub fn exit(context: &mut Context, status: i32) -> Result<(), Errno> {
     if context.process.threads.count() == 1 {
         return crate::process::exit_group(context, status);
     }
+    // Signals for this thread alone die with it; a timer aimed at it now signals the process.
+    context.process.threads.exiting = true;
     context.platform.exit_thread(context.process)
 }
 
@@ -490,6 +515,12 @@ fn owner_died(context: &mut Context, entry: u64, offset: i64, pi: bool, pending_
         return;
     }
     if word & FUTEX_TID_MASK != tid {
+        return;
+    }
+    if pi {
+        // A PI lock passes to its first waiter, marked FUTEX_OWNER_DIED (the waiter's lock
+        // call then reports EOWNERDEAD), as Linux's pi_state hand-over does.
+        let _ = crate::futex::hand_over_pi(context, address, FUTEX_OWNER_DIED);
         return;
     }
     let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,6 +232,14 @@ static int threads_in_status(void) {
     return count;
 }
 
+static void *rename_self(void *unused) {
+    (void)unused;
+    char got[16] = "";
+    prctl(PR_SET_NAME, "worker");
+    prctl(PR_GET_NAME, got);
+    return (void *)(long)(strcmp(got, "worker") == 0);
+}
+
 static void *exit_seven(void *unused) {
     (void)unused;
     usleep(20000);
@@ -393,5 +402,21 @@ int main(int argc, char **argv) {
     pthread_join(idle, NULL);
     check("/proc/self/status counts the threads", counted == 2 && threads_in_status() == 1);
     check("getpid is the same in every thread, gettid is not", thread_id() == getpid());
+
+    char name_before[16] = "", name_after[16] = "", shown[32] = "";
+    prctl(PR_GET_NAME, name_before);
+    pthread_t renamer;
+    void *renamed;
+    pthread_create(&renamer, NULL, rename_self, NULL);
+    pthread_join(renamer, &renamed);
+    prctl(PR_GET_NAME, name_after);
+    FILE *comm = fopen("/proc/self/comm", "r");
+    if (comm) {
+        if (!fgets(shown, sizeof shown, comm)) shown[0] = 0;
+        fclose(comm);
+    }
+    shown[strcspn(shown, "\n")] = 0;
+    check("PR_SET_NAME names its own thread: main's name and /proc/self/comm stay",
+          renamed != NULL && strcmp(name_before, name_after) == 0 && strcmp(shown, name_before) == 0);
     return failures;
 }
