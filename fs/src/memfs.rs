@@ -8,6 +8,24 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 const PAGE: u64 = 4096;
+
+/// A page of file data, page-aligned: the kernel's allocator gives such allocations whole
+/// frames rather than heap (which is small and for bookkeeping).
+#[repr(C, align(4096))]
+struct Page([u8; PAGE as usize]);
+
+impl core::ops::Deref for Page {
+    type Target = [u8; PAGE as usize];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Page {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
 /// TMPFS_MAGIC (include/uapi/linux/magic.h).
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 /// Linux's limit on hard links for tmpfs is the inode's 32-bit count; keep ext4's 65000.
@@ -18,7 +36,7 @@ const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 enum Content {
     /// Pages by index; a missing page reads as zeros.
     Regular {
-        pages: BTreeMap<u64, Box<[u8; PAGE as usize]>>,
+        pages: BTreeMap<u64, Box<Page>>,
         size: u64,
     },
     Directory {
@@ -502,7 +520,7 @@ impl FileSystem for MemFs {
                         break; // ENOSPC, unless part was written
                     }
                     used += 1;
-                    slot.insert(Box::new([0; PAGE as usize]))
+                    slot.insert(Box::new(Page([0; PAGE as usize])))
                 }
             };
             page[within..within + chunk].copy_from_slice(&data[done..done + chunk]);

@@ -17,9 +17,49 @@ const LOW_MEMORY_END: u64 = 1 << 20;
 /// The boot page tables direct-map physical memory below this address.
 pub const DIRECT_MAPPED_END: u64 = 4 << 30;
 
-#[global_allocator]
 static HEAP: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Manual> =
     talc::TalcLock::new(talc::source::Manual);
+
+/// The kernel's allocator: page-sized, page-aligned allocations (tmpfs's file pages) are
+/// whole frames from the buddy allocator, through the direct map; everything else is heap.
+/// The heap is a sixteenth of RAM at most, sized for bookkeeping, not for file data.
+struct KernelAllocator;
+
+#[global_allocator]
+static ALLOCATOR: KernelAllocator = KernelAllocator;
+
+fn is_page(layout: core::alloc::Layout) -> bool {
+    layout.size() == PAGE_SIZE as usize && layout.align() == PAGE_SIZE as usize
+}
+
+// SAFETY: page allocations are distinct frames handed out by the buddy allocator and
+// returned to it once; the rest is talc's, whose GlobalAlloc contract holds.
+unsafe impl core::alloc::GlobalAlloc for KernelAllocator {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        if is_page(layout) {
+            return match FRAMES.lock().alloc(1) {
+                Some(number) => {
+                    FRAMES_IN_USE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                    phys_to_virt(number as u64 * PAGE_SIZE).as_mut_ptr()
+                }
+                None => core::ptr::null_mut(),
+            };
+        }
+        // SAFETY: forwarded with the caller's layout, per GlobalAlloc's contract.
+        unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: core::alloc::Layout) {
+        if is_page(layout) {
+            let phys = pointer as u64 - DIRECT_MAP_BASE;
+            FRAMES_IN_USE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+            FRAMES.lock().dealloc((phys / PAGE_SIZE) as usize, 1);
+            return;
+        }
+        // SAFETY: `pointer` came from HEAP with this layout (alloc above).
+        unsafe { core::alloc::GlobalAlloc::dealloc(&HEAP, pointer, layout) }
+    }
+}
 
 static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
 

@@ -234,7 +234,10 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         };
         memory.insert(Vma { kind, ..vma });
     }
-    let mut process = Process::new(path.to_vec(), memory);
+    // Each tmpfs may take half of RAM, as Linux's default size=50%.
+    let (ram_pages, _) = crate::memory::ram_pages();
+    let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
+    let mut process = Process::new(path.to_vec(), memory, ram_pages * PAGE_SIZE / 2, now);
     for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
         for string in strings.iter() {
             list.extend_from_slice(string);

@@ -1,5 +1,6 @@
-//! File descriptors and the file syscalls. Until the filesystem lands, the only file is the
-//! console (fds 0, 1 and 2).
+//! File descriptors and the file syscalls on what is not a node of the file tree: the console
+//! (fds 0, 1 and 2), signalfds and the /proc files. Nodes of the tree (regular files,
+//! directories, device nodes) are `files.rs`'s.
 
 use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
@@ -55,6 +56,8 @@ pub enum FileKind {
     Generated,
     /// A signalfd: reading takes pending signals of its mask (signalfd(2)).
     Signalfd { mask: u64 },
+    /// A node of the file tree (files.rs); its position is kept in the fd table.
+    Node(pith_fs::vfs::Node),
 }
 
 /// The text of a generated file and the description's position in it.
@@ -86,6 +89,10 @@ pub struct FdTable {
     descriptions: BTreeMap<u32, (OpenFile, usize)>,
     /// The contents of generated files, by description.
     generated: BTreeMap<u32, Generated>,
+    /// The file position of each description of a node.
+    positions: BTreeMap<u32, u64>,
+    /// Nodes whose last description was just closed: the filesystem is told (files.rs).
+    closed: Vec<pith_fs::vfs::Node>,
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
     pub console_termios: Termios,
@@ -115,6 +122,8 @@ impl FdTable {
             entries: BTreeMap::new(),
             descriptions: BTreeMap::new(),
             generated: BTreeMap::new(),
+            positions: BTreeMap::new(),
+            closed: Vec::new(),
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
         };
@@ -157,8 +166,18 @@ impl FdTable {
         if let Some((_, references)) = self.descriptions.get_mut(&description) {
             *references -= 1;
             if *references == 0 {
-                self.descriptions.remove(&description);
+                if let Some((
+                    OpenFile {
+                        kind: FileKind::Node(node),
+                        ..
+                    },
+                    _,
+                )) = self.descriptions.remove(&description)
+                {
+                    self.closed.push(node);
+                }
                 self.generated.remove(&description);
+                self.positions.remove(&description);
             }
         }
     }
@@ -220,8 +239,30 @@ impl FdTable {
         Ok(())
     }
 
+    /// The nodes whose last open description closed since the last call.
+    pub fn take_closed(&mut self) -> Vec<pith_fs::vfs::Node> {
+        core::mem::take(&mut self.closed)
+    }
+
+    /// How many fds are open (a counter for names that must differ).
+    pub fn open_count(&self) -> usize {
+        self.entries.len() + self.next_description as usize
+    }
+
+    /// The file position of `fd`'s description.
+    pub fn position(&self, fd: Fd) -> Result<u64, Errno> {
+        let entry = self.entry(fd)?;
+        Ok(self.positions.get(&entry.description).copied().unwrap_or(0))
+    }
+
+    pub fn set_position(&mut self, fd: Fd, position: u64) -> Result<(), Errno> {
+        let entry = self.entry(fd)?;
+        self.positions.insert(entry.description, position);
+        Ok(())
+    }
+
     /// Opens `file` at the lowest free fd.
-    fn open(&mut self, file: OpenFile, close_on_exec: bool, limit: u32) -> Result<Fd, Errno> {
+    pub fn open(&mut self, file: OpenFile, close_on_exec: bool, limit: u32) -> Result<Fd, Errno> {
         let free = (0..limit)
             .find(|fd| !self.entries.contains_key(fd))
             .ok_or(Errno::EMFILE)?;
@@ -265,7 +306,7 @@ impl FdTable {
     }
 }
 
-fn nofile_limit(context: &Context) -> u32 {
+pub fn nofile_limit(context: &Context) -> u32 {
     context.process.limits[RLIMIT_NOFILE as usize]
         .rlim_cur
         .min(NR_OPEN) as u32
@@ -288,6 +329,9 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         }
         FileKind::Signalfd { mask } => {
             read_signalfd(context, mask, buffer, count, file.status_flags)
+        }
+        FileKind::Node(node) => {
+            crate::files::read_node(context, fd, file, node, buffer, count, None)
         }
         FileKind::Generated => {
             if file.status_flags & O_ACCMODE == O_WRONLY {
@@ -505,6 +549,9 @@ pub fn write(
             Ok(done)
         }
         FileKind::Signalfd { .. } => Err(Errno::EINVAL),
+        FileKind::Node(node) => {
+            crate::files::write_node(context, fd, file, node, buffer, count, None)
+        }
         // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
         FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
         FileKind::Generated => Err(Errno::EINVAL),
@@ -565,7 +612,7 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
     }
     match file.kind {
         // Files read whole records or text: fill the buffers in turn.
-        FileKind::Generated | FileKind::Signalfd { .. } => {
+        FileKind::Generated | FileKind::Signalfd { .. } | FileKind::Node(_) => {
             let mut total = 0;
             for iovec in iovecs {
                 let got = read(
@@ -603,7 +650,9 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
 
 /// Implements close(2).
 pub fn close(context: &mut Context, fd: Fd) -> Result<(), Errno> {
-    context.process.files.close(fd)
+    context.process.files.close(fd)?;
+    crate::files::settle_closes(context);
+    Ok(())
 }
 
 /// Implements dup(2).
@@ -635,6 +684,7 @@ pub fn dup3(context: &mut Context, old_fd: Fd, new_fd: Fd, flags: i32) -> Result
         .process
         .files
         .duplicate_to(old_fd, target, flags & O_CLOEXEC as i32 != 0)?;
+    crate::files::settle_closes(context);
     Ok(new_fd.0)
 }
 
@@ -683,6 +733,7 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
     }
     match file.kind {
         FileKind::Console(_) | FileKind::Signalfd { .. } => Err(Errno::ESPIPE),
+        FileKind::Node(node) => crate::files::seek_node(context, fd, node, offset, whence),
         FileKind::Generated => {
             let generated = context.process.files.generated_mut(fd)?;
             let base = match whence {
@@ -734,6 +785,10 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
             ..Stat::default()
         },
         FileKind::Generated => generated_stat(),
+        FileKind::Node(node) => {
+            let metadata = context.process.vfs.metadata(node)?;
+            crate::files::stat_of(node, &metadata)
+        }
     };
     context.write_struct(stat.0, &value)
 }
@@ -759,12 +814,17 @@ fn check_dir_fd(context: &Context, dir_fd: Fd, name: &[u8]) -> Result<(), Errno>
     Ok(())
 }
 
+/// Whether `name` is resolved by the /proc files rather than the tree: an absolute /proc path.
+fn is_proc_path(name: &[u8]) -> bool {
+    name.starts_with(b"/proc/")
+}
+
 /// Implements stat(2).
 pub fn stat(context: &mut Context, path: UserPath, stat: UserAddr) -> Result<(), Errno> {
     newfstatat(context, Fd(AT_FDCWD), path, stat, 0)
 }
 
-/// Implements lstat(2): no file is a symbolic link yet, so it is stat.
+/// Implements lstat(2).
 pub fn lstat(context: &mut Context, path: UserPath, stat: UserAddr) -> Result<(), Errno> {
     newfstatat(context, Fd(AT_FDCWD), path, stat, AT_SYMLINK_NOFOLLOW)
 }
@@ -798,9 +858,20 @@ pub fn faccessat2(
         }
         context.process.files.get(dir_fd)?;
         true
-    } else {
+    } else if is_proc_path(&name) {
         check_dir_fd(context, dir_fd, &name)?;
         generated_file(context, &name).is_some()
+    } else {
+        let metadata =
+            crate::files::exists(context, dir_fd, &name, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        // Root may execute what has an execute bit, and search any directory.
+        if mode & X_OK != 0
+            && metadata.kind != pith_fs::FileType::Directory
+            && metadata.permissions & 0o111 == 0
+        {
+            return Err(Errno::EACCES);
+        }
+        return Ok(());
     };
     if !exists {
         return Err(Errno::ENOENT);
@@ -844,20 +915,36 @@ pub fn newfstatat(
             return Err(Errno::ENOENT);
         }
         if dir_fd.0 == AT_FDCWD {
-            return Err(Errno::ENOENT); // the cwd is a directory we cannot describe yet
+            let cwd = context.process.cwd;
+            let metadata = context.process.vfs.metadata(cwd)?;
+            return context.write_struct(stat.0, &crate::files::stat_of(cwd, &metadata));
         }
         return fstat(context, dir_fd, stat);
     }
-    check_dir_fd(context, dir_fd, &name)?;
-    if generated_file(context, &name).is_none() {
-        return Err(Errno::ENOENT);
+    if is_proc_path(&name) {
+        check_dir_fd(context, dir_fd, &name)?;
+        if generated_file(context, &name).is_some() {
+            return context.write_struct(stat.0, &generated_stat());
+        }
     }
-    context.write_struct(stat.0, &generated_stat())
+    let value = crate::files::stat_at(context, dir_fd, &name, flags)?;
+    context.write_struct(stat.0, &value)
 }
 
 /// Implements ioctl(2) on the console.
 pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
+    if let FileKind::Node(node) = file.kind {
+        // FIONREAD on a regular file: the bytes past the position.
+        let metadata = context.process.vfs.metadata(node)?;
+        if request == FIONREAD && metadata.kind == pith_fs::FileType::Regular {
+            let position = context.process.files.position(fd)?;
+            let left = metadata.size.saturating_sub(position).min(i32::MAX as u64) as i32;
+            context.write_struct(argument, &left)?;
+            return Ok(0);
+        }
+        return Err(Errno::ENOTTY);
+    }
     if !matches!(file.kind, FileKind::Console(_)) {
         return Err(Errno::ENOTTY);
     }
@@ -912,7 +999,7 @@ fn readlink_path(
         return Err(Errno::EINVAL);
     }
     if name != b"/proc/self/exe" {
-        return Err(Errno::ENOENT);
+        return crate::files::readlink_at(context, Fd(AT_FDCWD), name, buffer, size);
     }
     let target = context.process.executable_path.clone();
     let len = target.len().min(size as usize);
@@ -924,10 +1011,38 @@ fn readlink_path(
 pub const O_CREAT: u32 = 0o100;
 pub const O_TMPFILE: u32 = 0o20200000;
 
-fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, Errno> {
+fn open_path(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    flags: u32,
+    mode: u32,
+) -> Result<i32, Errno> {
     let name = context.read_c_string(path.0, PATH_MAX)?;
     if name.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    if let Some(fd) = name
+        .strip_prefix(b"/proc/self/fd/")
+        .and_then(|number| core::str::from_utf8(number).ok()?.parse::<i32>().ok())
+    {
+        // Reopening an open fd through /proc: a new fd for the same open file.
+        let limit = nofile_limit(context);
+        return Ok(context
+            .process
+            .files
+            .duplicate(Fd(fd), 0, flags & O_CLOEXEC != 0, limit)
+            .map_err(|errno| {
+                if errno == Errno::EBADF {
+                    Errno::ENOENT
+                } else {
+                    errno
+                }
+            })?
+            .0);
+    }
+    if !is_proc_path(&name) {
+        return crate::files::open_at(context, dir_fd, &name, flags, mode);
     }
     if let Some(text) = generated_file(context, &name) {
         // The files are r--r--r--, but the program runs as root, which Linux lets open them
@@ -939,9 +1054,9 @@ fn open_path(context: &mut Context, path: UserPath, flags: u32) -> Result<i32, E
             .open_generated(text, flags & O_ACCMODE, flags & O_CLOEXEC != 0, limit)?
             .0);
     }
-    // There is no filesystem yet: no other path exists, and nothing can be created.
+    // /proc has only the files above; nothing can be made there.
     if flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EROFS);
+        return Err(Errno::EACCES);
     }
     Err(Errno::ENOENT)
 }
@@ -967,23 +1082,20 @@ fn own_proc_file(path: &[u8]) -> Option<&[u8]> {
     .find_map(|prefix| path.strip_prefix(*prefix))
 }
 
-/// Implements open(2): /proc/self files and /proc/meminfo; no other files until the filesystem lands.
-pub fn open(context: &mut Context, path: UserPath, flags: u32, _mode: u32) -> Result<i32, Errno> {
-    open_path(context, path, flags)
+/// Implements open(2).
+pub fn open(context: &mut Context, path: UserPath, flags: u32, mode: u32) -> Result<i32, Errno> {
+    open_path(context, Fd(AT_FDCWD), path, flags, mode)
 }
 
-/// Implements openat(2): /proc/self files and /proc/meminfo; no other files until the filesystem lands.
+/// Implements openat(2).
 pub fn openat(
     context: &mut Context,
     dir_fd: Fd,
     path: UserPath,
     flags: u32,
-    _mode: u32,
+    mode: u32,
 ) -> Result<i32, Errno> {
-    if dir_fd.0 != AT_FDCWD {
-        context.process.files.get(dir_fd)?;
-    }
-    open_path(context, path, flags)
+    open_path(context, dir_fd, path, flags, mode)
 }
 
 /// Implements readlink(2).
@@ -1006,26 +1118,82 @@ pub fn readlinkat(
     size: i32,
 ) -> Result<usize, Errno> {
     let name = context.read_c_string(path.0, PATH_MAX)?;
-    if !name.starts_with(b"/") && dir_fd.0 != AT_FDCWD {
-        context.process.files.get(dir_fd)?;
-        return Err(Errno::ENOTDIR);
+    if size <= 0 {
+        return Err(Errno::EINVAL);
     }
-    readlink_path(context, &name, buffer, size)
+    if name == b"/proc/self/exe" {
+        return readlink_path(context, &name, buffer, size);
+    }
+    crate::files::readlink_at(context, dir_fd, &name, buffer, size)
 }
 
 /// Implements getcwd(2): the raw syscall returns the length including the NUL.
 pub fn getcwd(context: &mut Context, buffer: UserAddr, size: usize) -> Result<usize, Errno> {
-    let cwd = b"/\0";
+    let mut cwd = crate::files::cwd_path(context);
+    cwd.push(0);
     if size < cwd.len() {
         return Err(Errno::ERANGE);
     }
-    context.platform.write_user(buffer.0, cwd)?;
+    context.platform.write_user(buffer.0, &cwd)?;
     Ok(cwd.len())
+}
+
+/// Implements pread64(2).
+pub fn pread64(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    count: usize,
+    offset: i64,
+) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match file.kind {
+        FileKind::Node(node) => crate::files::read_node(
+            context,
+            fd,
+            file,
+            node,
+            buffer,
+            count.min(MAX_RW_COUNT),
+            Some(offset as u64),
+        ),
+        _ => Err(Errno::ESPIPE),
+    }
+}
+
+/// Implements pwrite64(2).
+pub fn pwrite64(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    count: usize,
+    offset: i64,
+) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match file.kind {
+        FileKind::Node(node) => crate::files::write_node(
+            context,
+            fd,
+            file,
+            node,
+            buffer,
+            count.min(MAX_RW_COUNT),
+            Some(offset as u64),
+        ),
+        _ => Err(Errno::ESPIPE),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::O_EXCL;
     use crate::testing::TestMachine;
 
     #[test]
@@ -1167,35 +1335,75 @@ mod tests {
     }
 
     #[test]
-    fn open_finds_no_files_and_creates_none() {
+    fn open_creates_reads_and_lists_files_in_the_tree() {
         let mut machine = TestMachine::new();
-        let path = machine.put(b"/etc/passwd\0");
-        assert_eq!(machine.call(2, [path, 0, 0, 0, 0, 0]), Err(Errno::ENOENT));
+        let missing = machine.put(b"/etc/passwd\0");
         assert_eq!(
-            machine.call(257, [AT_FDCWD as u32 as u64, path, 0, 0, 0, 0]),
+            machine.call(2, [missing, 0, 0, 0, 0, 0]),
             Err(Errno::ENOENT)
         );
         assert_eq!(
-            machine.call(
-                257,
-                [
-                    AT_FDCWD as u32 as u64,
-                    path,
-                    (O_CREAT | 1) as u64,
-                    0o644,
-                    0,
-                    0
-                ]
-            ),
-            Err(Errno::EROFS)
-        );
-        assert_eq!(machine.call(257, [77, path, 0, 0, 0, 0]), Err(Errno::EBADF));
-        assert_eq!(
-            machine.call(2, [path, 1, 0, 0, 0, 0]),
+            machine.call(2, [missing, 1, 0, 0, 0, 0]),
             Err(Errno::ENOENT),
-            "O_WRONLY without O_CREAT"
+            "no O_CREAT"
+        );
+        assert_eq!(
+            machine.call(2, [missing, (O_CREAT | 1) as u64, 0o644, 0, 0, 0]),
+            Err(Errno::ENOENT),
+            "no /etc"
+        );
+        let relative = machine.put(b"x\0");
+        assert_eq!(
+            machine.call(257, [77, relative, 0, 0, 0, 0]),
+            Err(Errno::EBADF)
         );
         assert_eq!(machine.call(2, [0, 0, 0, 0, 0, 0]), Err(Errno::EFAULT));
+
+        let path = machine.put(b"/tmp/notes\0");
+        let fd = machine
+            .call(2, [path, (O_CREAT | O_RDWR) as u64, 0o640, 0, 0, 0])
+            .unwrap();
+        let text = machine.put(b"hello, file");
+        assert_eq!(machine.call(1, [fd, text, 11, 0, 0, 0]), Ok(11));
+        assert_eq!(machine.call(8, [fd, 0, SEEK_SET as u64, 0, 0, 0]), Ok(0));
+        let buffer = machine.scratch(32);
+        assert_eq!(machine.call(0, [fd, buffer, 32, 0, 0, 0]), Ok(11));
+        assert_eq!(machine.memory_at(buffer, 11), b"hello, file");
+        assert_eq!(machine.call(17, [fd, buffer, 4, 7, 0, 0]), Ok(4), "pread");
+        assert_eq!(machine.memory_at(buffer, 4), b"file");
+        let stat = machine.scratch(144);
+        assert_eq!(machine.call(4, [path, stat, 0, 0, 0, 0]), Ok(0));
+        let mode = u32::from_le_bytes(machine.memory_at(stat + 24, 4).try_into().unwrap());
+        assert_eq!(mode, 0o100640 & !0o022, "regular, less the umask");
+        assert_eq!(machine.read_u64(stat + 48), 11, "st_size");
+        assert_eq!(
+            machine.call(2, [path, (O_CREAT | O_EXCL | 1) as u64, 0o644, 0, 0, 0]),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(machine.call(3, [fd, 0, 0, 0, 0, 0]), Ok(0));
+
+        let tmp = machine.put(b"/tmp\0");
+        let dir = machine.call(2, [tmp, 0o200000, 0, 0, 0, 0]).unwrap(); // O_DIRECTORY
+        let entries = machine.scratch(512);
+        let got = machine.call(217, [dir, entries, 512, 0, 0, 0]).unwrap() as usize;
+        let bytes = machine.memory_at(entries, got);
+        let names: Vec<Vec<u8>> = {
+            let mut names = Vec::new();
+            let mut at = 0;
+            while at < bytes.len() {
+                let length = u16::from_le_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+                let name = &bytes[at + 19..at + length];
+                names.push(name[..name.iter().position(|&b| b == 0).unwrap()].to_vec());
+                at += length;
+            }
+            names
+        };
+        assert_eq!(names, [&b"."[..], b"..", b"notes"]);
+        assert_eq!(
+            machine.call(217, [dir, entries, 512, 0, 0, 0]),
+            Ok(0),
+            "at the end"
+        );
     }
 
     #[test]

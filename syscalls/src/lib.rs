@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod args;
 pub mod errno;
+pub mod files;
 pub mod fs;
 pub mod futex;
 pub mod mm;

@@ -53,7 +53,8 @@ fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
             }
             ready
         }
-        FileKind::Generated => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
+        // Regular files and directories are always ready, as on Linux.
+        FileKind::Generated | FileKind::Node(_) => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
         FileKind::Signalfd { mask } => {
             if context.process.signals.all_pending() & mask != 0 {
                 POLLIN | POLLRDNORM

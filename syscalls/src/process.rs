@@ -24,6 +24,9 @@ pub struct Process {
     pub clear_child_tid: u64,
     pub robust_list: (u64, usize),
     pub threads: crate::thread::Threads,
+    /// The file tree and the working directory.
+    pub vfs: pith_fs::vfs::Vfs,
+    pub cwd: pith_fs::vfs::Node,
     pub futexes: crate::futex::FutexQueues,
     /// argv and the environment as /proc/self/cmdline and environ show them (NUL-separated).
     pub cmdline: Vec<u8>,
@@ -92,8 +95,17 @@ const fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 }
 
 impl Process {
-    pub fn new(executable_path: Vec<u8>, memory: AddressSpace) -> Process {
+    /// A process whose file tree is the standard one (files.rs `standard_tree`), its tmpfs
+    /// holding at most `tmpfs_bytes` each, with timestamps from `now`.
+    pub fn new(
+        executable_path: Vec<u8>,
+        memory: AddressSpace,
+        tmpfs_bytes: u64,
+        now: pith_fs::Timestamp,
+    ) -> Process {
         let executable_path_for_comm = executable_path.clone();
+        let vfs = crate::files::standard_tree(tmpfs_bytes, now, &executable_path);
+        let cwd = vfs.root();
         Process {
             pid: 1,
             executable_path,
@@ -105,6 +117,8 @@ impl Process {
             clear_child_tid: 0,
             robust_list: (0, 0),
             threads: crate::thread::Threads::new(1),
+            vfs,
+            cwd,
             futexes: crate::futex::FutexQueues::default(),
             cmdline: Vec::new(),
             environ: Vec::new(),

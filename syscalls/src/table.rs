@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{fs, futex, mm, poll, process, random, sched, signal, thread, time};
+use crate::{files, fs, futex, mm, poll, process, random, sched, signal, thread, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,13 +65,13 @@ macro_rules! syscall_table {
 use Status::{Partial, Supported, Unimplemented};
 
 syscall_table! {
-    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("the console, the /proc files and signalfds; O_NONBLOCK gives EAGAIN when nothing waits");
-    1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("fds 0-2, the console only");
-    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
+    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("files and device nodes of the file tree, the console, the /proc files and signalfds; O_NONBLOCK gives EAGAIN on the console when nothing waits");
+    1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("files and device nodes of the file tree and the console; the /proc files and signalfds refuse writes as Linux");
+    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("the file tree (tmpfs at /, /tmp and /dev/shm; /dev nodes) with O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE; /proc/self/{maps,status,stat,statm,cmdline,environ,comm}, /proc/self/fd/N and /proc/meminfo");
     3 close(fd: Fd) => fs::close, Supported;
-    4 stat(path: UserPath, stat: UserAddr) => fs::stat, Partial("the /proc files; no other files until the filesystem lands (ENOENT)");
+    4 stat(path: UserPath, stat: UserAddr) => fs::stat, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Supported;
-    6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Partial("as stat: no symbolic links yet");
+    6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Supported;
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
     9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory only, backed on first touch (MAP_POPULATE prefaults); MAP_SHARED is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
@@ -81,10 +81,12 @@ syscall_table! {
     13 rt_sigaction(signal: i32, action: UserAddr, old_action: UserAddr, set_size: usize) => signal::rt_sigaction, Partial("handlers run for faults, timers, the host's SIGTERM and signals the program sends itself or one of its threads; SA_RESTART restarts interrupted waits");
     14 rt_sigprocmask(how: i32, set: UserAddr, old_set: UserAddr, set_size: usize) => signal::rt_sigprocmask, Supported;
     15 rt_sigreturn() => signal::rt_sigreturn, Supported;
-    16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host)");
-    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Partial("the console (one read scattered over the buffers), the /proc files and signalfds");
-    20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Partial("fds 0-2, the console only");
-    21 access(path: UserPath, mode: i32) => fs::access, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
+    16 ioctl(fd: Fd, request: u32, argument: u64) => fs::ioctl, Partial("console: TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD; TCSETS* record the settings for TCGETS but the host terminal keeps its own mode (line editing and echo happen on the host); FIONREAD on regular files");
+    17 pread64(fd: Fd, buffer: UserAddr, count: usize, offset: i64) => fs::pread64, Supported;
+    18 pwrite64(fd: Fd, buffer: UserAddr, count: usize, offset: i64) => fs::pwrite64, Supported;
+    19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Supported;
+    20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Supported;
+    21 access(path: UserPath, mode: i32) => fs::access, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
     23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
     24 sched_yield() => process::sched_yield, Supported;
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
@@ -105,9 +107,24 @@ syscall_table! {
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
     72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL");
+    74 fsync(fd: Fd) => files::fsync, Partial("tmpfs: nothing to make durable; durable files come with disk images");
+    75 fdatasync(fd: Fd) => files::fdatasync, Partial("as fsync");
+    76 truncate(path: UserPath, length: i64) => files::truncate, Supported;
+    77 ftruncate(fd: Fd, length: i64) => files::ftruncate, Supported;
     79 getcwd(buffer: UserAddr, size: usize) => fs::getcwd, Supported;
-    89 readlink(path: UserPath, buffer: UserAddr, size: i32) => fs::readlink, Partial("/proc/self/exe only");
-    95 umask(mask: u32) => process::umask, Partial("recorded and shown in /proc/self/status; it takes effect once files can be created");
+    80 chdir(path: UserPath) => files::chdir, Supported;
+    81 fchdir(fd: Fd) => files::fchdir, Supported;
+    82 rename(old_path: UserPath, new_path: UserPath) => files::rename, Supported;
+    83 mkdir(path: UserPath, mode: u32) => files::mkdir, Supported;
+    84 rmdir(path: UserPath) => files::rmdir, Supported;
+    85 creat(path: UserPath, mode: u32) => files::creat, Supported;
+    86 link(old_path: UserPath, new_path: UserPath) => files::link, Supported;
+    87 unlink(path: UserPath) => files::unlink, Supported;
+    88 symlink(target: UserPath, path: UserPath) => files::symlink, Supported;
+    89 readlink(path: UserPath, buffer: UserAddr, size: i32) => fs::readlink, Supported;
+    90 chmod(path: UserPath, mode: u32) => files::chmod, Supported;
+    91 fchmod(fd: Fd, mode: u32) => files::fchmod, Supported;
+    95 umask(mask: u32) => process::umask, Supported;
     96 gettimeofday(time: UserAddr, zone: UserAddr) => time::gettimeofday, Supported;
     97 getrlimit(resource: u32, limit: UserAddr) => process::getrlimit, Supported;
     98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU time all in ru_utime (syscalls are not told apart), RUSAGE_THREAD the process's, ru_maxrss the peak resident set; the other counters read 0");
@@ -138,12 +155,14 @@ syscall_table! {
     157 prctl(option: i32, argument: u64, argument3: u64, argument4: u64, argument5: u64) => process::prctl, Partial("PR_SET_NAME, PR_GET_NAME, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG; other options EINVAL");
     158 arch_prctl(code: i32, address: UserAddr) => process::arch_prctl, Partial("ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_CPUID; GS belongs to the kernel (EPERM)");
     160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
+    162 sync() => files::sync, Supported;
     186 gettid() => process::gettid, Supported;
     200 tkill(tid: i32, signal: i32) => signal::tkill, Supported;
     201 time(time: UserAddr) => time::time, Supported;
     202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET pair, LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI (one priority: no boosting); private and shared keyed alike by address (one process); the requeue-PI operations are ENOSYS");
     203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
+    217 getdents64(fd: Fd, buffer: UserAddr, count: usize) => files::getdents64, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Supported;
     222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall, monotonic and CPU-time clocks (a thread's CPU-time clock counts the process's); SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID");
     223 timer_settime(id: i32, flags: i32, new_value: UserAddr, old_value: UserAddr) => time::timer_settime, Supported;
@@ -155,10 +174,16 @@ syscall_table! {
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
-    257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("/proc/self/{maps,status,stat,statm,cmdline,environ}, /proc/meminfo; no other files until the filesystem lands: ENOENT, or EROFS with O_CREAT");
-    262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Partial("AT_EMPTY_PATH on any fd, and the /proc files; no other files until the filesystem lands (ENOENT)");
-    267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Partial("/proc/self/exe only");
-    269 faccessat(dir_fd: Fd, path: UserPath, mode: i32) => fs::faccessat, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
+    257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("as open");
+    258 mkdirat(dir_fd: Fd, path: UserPath, mode: u32) => files::mkdirat, Supported;
+    262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Supported;
+    263 unlinkat(dir_fd: Fd, path: UserPath, flags: i32) => files::unlinkat, Supported;
+    264 renameat(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath) => files::renameat, Supported;
+    265 linkat(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: i32) => files::linkat, Supported;
+    266 symlinkat(target: UserPath, dir_fd: Fd, path: UserPath) => files::symlinkat, Supported;
+    267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Supported;
+    268 fchmodat(dir_fd: Fd, path: UserPath, mode: u32) => files::fchmodat, Supported;
+    269 faccessat(dir_fd: Fd, path: UserPath, mode: i32) => fs::faccessat, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
     270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
     271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Supported;
@@ -168,11 +193,12 @@ syscall_table! {
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
+    316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     324 membarrier(command: i32, flags: u32, cpu: i32) => sched::membarrier, Partial("one CPU: a switch between threads orders their memory, so every barrier holds at once; registration checked as Linux; the rseq commands are EINVAL (no rseq)");
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
     435 clone3(args: UserAddr, size: usize) => thread::clone3, Partial("threads, as clone; set_tid and CLONE_INTO_CGROUP are EINVAL");
-    439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("the /proc files, as root: read and write allowed, execute EACCES; no other files until the filesystem lands (ENOENT)");
+    439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
 }
 
 /// The highest syscall number the table can hold.

@@ -244,7 +244,12 @@ impl TestMachine {
         let memory = AddressSpace::new(0x7000_0000_0000, 0x60_0000);
         TestMachine {
             platform: FakePlatform::default(),
-            process: Process::new(b"/hello".to_vec(), memory),
+            process: Process::new(
+                b"/hello".to_vec(),
+                memory,
+                64 << 20,
+                pith_fs::Timestamp::default(),
+            ),
             next_scratch: SCRATCH_BASE,
         }
     }

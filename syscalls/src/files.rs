@@ -1,0 +1,953 @@
+//! Files, directories and paths on the VFS (`pith_fs`): the file tree a program starts with
+//! (tmpfs at `/` and `/tmp`, device nodes in `/dev`), and the syscalls that name paths or use
+//! open files of the tree. `fs.rs` keeps the fd table and the console; it hands open files of
+//! the tree here.
+
+use crate::args::{Fd, UserAddr, UserPath};
+use crate::errno::Errno;
+use crate::fs::{FileKind, OpenFile, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND};
+use crate::fs::{O_CLOEXEC, O_CREAT, O_LARGEFILE, O_TMPFILE, O_WRONLY};
+use crate::platform::{Context, MachineClock, PATH_MAX};
+use crate::uapi::Stat;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use pith_fs::memfs::MemFs;
+use pith_fs::vfs::{Node, Vfs};
+use pith_fs::{Changes, Creation, Error, FileType, Metadata, NewNode, RenameMode, Timestamp};
+
+/// open(2) flags handled here (include/uapi/asm-generic/fcntl.h).
+pub const O_EXCL: u32 = 0o200;
+pub const O_NOCTTY: u32 = 0o400;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_PATH: u32 = 0o10000000;
+/// unlinkat's flag, and renameat2's.
+pub const AT_REMOVEDIR: i32 = 0x200;
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+pub const RENAME_WHITEOUT: u32 = 4;
+
+/// Device numbers (Documentation/admin-guide/devices.txt), as new_encode_dev packs them.
+const fn device(major: u64, minor: u64) -> u64 {
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+pub const DEV_NULL: u64 = device(1, 3);
+pub const DEV_ZERO: u64 = device(1, 5);
+pub const DEV_FULL: u64 = device(1, 7);
+pub const DEV_RANDOM: u64 = device(1, 8);
+pub const DEV_URANDOM: u64 = device(1, 9);
+pub const DEV_TTY: u64 = device(5, 0);
+pub const DEV_CONSOLE: u64 = device(5, 1);
+
+/// st_dev of each mounted filesystem: anonymous devices as Linux numbers tmpfs's (0:N).
+fn st_dev(node: Node) -> u64 {
+    0x20 + node.mount as u64
+}
+
+pub fn errno(error: Error) -> Errno {
+    match error {
+        Error::NotFound => Errno::ENOENT,
+        Error::Exists => Errno::EEXIST,
+        Error::NotDirectory => Errno::ENOTDIR,
+        Error::IsDirectory => Errno::EISDIR,
+        Error::NotEmpty => Errno::ENOTEMPTY,
+        Error::NameTooLong => Errno::ENAMETOOLONG,
+        Error::Loop => Errno::ELOOP,
+        Error::NoSpace => Errno::ENOSPC,
+        Error::Invalid => Errno::EINVAL,
+        Error::CrossDevice => Errno::EXDEV,
+        Error::Busy => Errno::EBUSY,
+        Error::Access => Errno::EACCES,
+        Error::NotPermitted => Errno::EPERM,
+        Error::ReadOnly => Errno::EROFS,
+        Error::TooManyLinks => Errno::EMLINK,
+        Error::TooBig => Errno::EFBIG,
+        Error::Io => Errno::EIO,
+    }
+}
+
+impl From<Error> for Errno {
+    fn from(error: Error) -> Errno {
+        errno(error)
+    }
+}
+
+/// The tree a program starts with: tmpfs at `/` holding `/tmp`, `/dev` and `/proc` and the
+/// directories of the program's own path; tmpfs (mode 1777) at `/tmp`; the device nodes in
+/// `/dev`. Each tmpfs may hold `tmpfs_bytes` of file data (Linux's default is half of RAM).
+pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> Vfs {
+    let mut vfs = Vfs::new(Box::new(MemFs::new(0o755, tmpfs_bytes, now)), "tmpfs");
+    let creation = |permissions| Creation {
+        permissions,
+        uid: 0,
+        gid: 0,
+        now,
+    };
+    let root = vfs.root();
+    if let Ok(fs) = vfs.fs_mut(root.mount) {
+        for name in [&b"tmp"[..], b"dev", b"proc", b"sys"] {
+            let _ = fs.create(root.ino, name, NewNode::Directory, creation(0o755));
+        }
+        if let Ok(dev) = fs.lookup(root.ino, b"dev") {
+            for (name, number) in [
+                (&b"null"[..], DEV_NULL),
+                (b"zero", DEV_ZERO),
+                (b"full", DEV_FULL),
+                (b"random", DEV_RANDOM),
+                (b"urandom", DEV_URANDOM),
+                (b"tty", DEV_TTY),
+                (b"console", DEV_CONSOLE),
+            ] {
+                let node = NewNode::Special(FileType::CharDevice, number);
+                let _ = fs.create(dev, name, node, creation(0o666));
+            }
+            for (name, target) in [
+                (&b"stdin"[..], &b"/proc/self/fd/0"[..]),
+                (b"stdout", b"/proc/self/fd/1"),
+                (b"stderr", b"/proc/self/fd/2"),
+                (b"fd", b"/proc/self/fd"),
+            ] {
+                let node = NewNode::Symlink(target.to_vec());
+                let _ = fs.create(dev, name, node, creation(0o777));
+            }
+            let _ = fs.create(dev, b"shm", NewNode::Directory, creation(0o1777));
+        }
+        // The program's directories, so that its path and getcwd in them resolve.
+        let mut dir = root.ino;
+        let directories = program_path
+            .split(|&byte| byte == b'/')
+            .filter(|c| !c.is_empty());
+        let count = directories.clone().count();
+        for name in directories.take(count.saturating_sub(1)) {
+            dir = match fs.lookup(dir, name) {
+                Ok(existing) => existing,
+                Err(_) => match fs.create(dir, name, NewNode::Directory, creation(0o755)) {
+                    Ok(made) => made,
+                    Err(_) => break,
+                },
+            };
+        }
+    }
+    let _ = vfs.mount(
+        b"/tmp",
+        Box::new(MemFs::new(0o1777, tmpfs_bytes, now)),
+        "tmpfs",
+    );
+    let _ = vfs.mount(
+        b"/dev/shm",
+        Box::new(MemFs::new(0o1777, tmpfs_bytes, now)),
+        "tmpfs",
+    );
+    vfs
+}
+
+/// The wall-clock time, for timestamps.
+pub fn now(context: &Context) -> Timestamp {
+    Timestamp::from_nanoseconds(context.platform.now(MachineClock::Realtime))
+}
+
+/// Where a relative path starts: the working directory (AT_FDCWD) or a directory fd
+/// (ENOTDIR for another kind of file, EBADF for no fd).
+fn start_node(context: &Context, dir_fd: Fd, path: &[u8]) -> Result<Node, Errno> {
+    if path.starts_with(b"/") || dir_fd.0 == AT_FDCWD {
+        return Ok(context.process.cwd);
+    }
+    match context.process.files.get(dir_fd)?.kind {
+        FileKind::Node(node) => {
+            if context.process.vfs.metadata(node)?.kind != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            Ok(node)
+        }
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// Resolves `path` from `dir_fd`, following a last symlink if `follow`.
+pub fn resolve_at(context: &Context, dir_fd: Fd, path: &[u8], follow: bool) -> Result<Node, Errno> {
+    let start = start_node(context, dir_fd, path)?;
+    Ok(context.process.vfs.resolve(start, path, follow)?)
+}
+
+fn read_path(context: &Context, path: UserPath) -> Result<Vec<u8>, Errno> {
+    context.read_c_string(path.0, PATH_MAX - 1)
+}
+
+/// Opens `path` (relative to `dir_fd`) with open(2)'s `flags`, creating it with `mode` (less
+/// the umask) under O_CREAT.
+pub fn open_at(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<i32, Errno> {
+    let access = flags & O_ACCMODE;
+    if access == O_ACCMODE {
+        return Err(Errno::EINVAL);
+    }
+    let writing = access != 0;
+    let start = start_node(context, dir_fd, path)?;
+    let now = now(context);
+    let node = if flags & O_TMPFILE == O_TMPFILE {
+        if !writing {
+            return Err(Errno::EINVAL);
+        }
+        let dir = context.process.vfs.resolve(start, path, true)?;
+        if context.process.vfs.metadata(dir)?.kind != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        // An unnamed file in `dir`: made under a name and unlinked once open.
+        let name = alloc::format!(".pith-tmpfile-{}", context.process.files.open_count());
+        let creation = creation(context, mode, now);
+        let fs = context.process.vfs.fs_mut(dir.mount)?;
+        let ino = fs.create(dir.ino, name.as_bytes(), NewNode::Regular, creation)?;
+        fs.open(ino);
+        fs.unlink(dir.ino, name.as_bytes(), now)?;
+        let node = Node {
+            mount: dir.mount,
+            ino,
+        };
+        return install(context, node, flags, true);
+    } else if flags & O_CREAT != 0 {
+        let parent = context.process.vfs.resolve_parent(start, path)?;
+        if parent.name.is_empty() || parent.name == b"." || parent.name == b".." {
+            return Err(Errno::EISDIR);
+        }
+        let existing = context
+            .process
+            .vfs
+            .resolve(start, path, flags & O_NOFOLLOW == 0)
+            .map_err(errno);
+        match existing {
+            Ok(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST),
+            Ok(node) => node,
+            Err(Errno::ENOENT) if !parent.trailing_slash => {
+                // A dangling symlink as the last component: O_CREAT makes its target, unless
+                // O_EXCL (EEXIST) or O_NOFOLLOW.
+                let link = context.process.vfs.resolve(start, path, false).ok();
+                if link.is_some() {
+                    if flags & (O_EXCL | O_NOFOLLOW) != 0 {
+                        return Err(if flags & O_EXCL != 0 {
+                            Errno::EEXIST
+                        } else {
+                            Errno::ELOOP
+                        });
+                    }
+                    return Err(Errno::ENOENT);
+                }
+                let creation = creation(context, mode, now);
+                let fs = context.process.vfs.fs_mut(parent.dir.mount)?;
+                let ino = fs.create(parent.dir.ino, &parent.name, NewNode::Regular, creation)?;
+                Node {
+                    mount: parent.dir.mount,
+                    ino,
+                }
+            }
+            Err(Errno::ENOENT) => return Err(Errno::EISDIR),
+            Err(errno) => return Err(errno),
+        }
+    } else {
+        context
+            .process
+            .vfs
+            .resolve(start, path, flags & O_NOFOLLOW == 0)?
+    };
+    let metadata = context.process.vfs.metadata(node)?;
+    if flags & O_PATH == 0 {
+        match metadata.kind {
+            FileType::Symlink => return Err(Errno::ELOOP), // O_NOFOLLOW met a link
+            FileType::Directory if writing || flags & O_CREAT != 0 => return Err(Errno::EISDIR),
+            kind if kind != FileType::Directory && flags & O_DIRECTORY != 0 => {
+                return Err(Errno::ENOTDIR)
+            }
+            _ => {}
+        }
+    } else if flags & O_DIRECTORY != 0 && metadata.kind != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    if flags & O_TRUNC != 0 && writing && metadata.kind == FileType::Regular {
+        context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .truncate(node.ino, 0, now)?;
+    }
+    context.process.vfs.fs_mut(node.mount)?.open(node.ino);
+    install(context, node, flags, false)
+}
+
+fn creation(context: &Context, mode: u32, now: Timestamp) -> Creation {
+    Creation {
+        permissions: mode & 0o7777 & !context.process.umask,
+        uid: 0,
+        gid: 0,
+        now,
+    }
+}
+
+/// Puts an opened node at the lowest free fd (the node is already counted open).
+fn install(context: &mut Context, node: Node, flags: u32, _tmpfile: bool) -> Result<i32, Errno> {
+    let limit = crate::fs::nofile_limit(context);
+    let file = OpenFile {
+        kind: FileKind::Node(node),
+        status_flags: O_LARGEFILE
+            | (flags & (O_ACCMODE | O_APPEND | crate::fs::O_NONBLOCK | O_PATH)),
+    };
+    match context
+        .process
+        .files
+        .open(file, flags & O_CLOEXEC != 0, limit)
+    {
+        Ok(fd) => Ok(fd.0),
+        Err(errno) => {
+            let _ = context
+                .process
+                .vfs
+                .fs_mut(node.mount)
+                .map(|fs| fs.close(node.ino));
+            Err(errno)
+        }
+    }
+}
+
+/// Tells the filesystems about the open files that were just closed for the last time.
+pub fn settle_closes(context: &mut Context) {
+    for node in context.process.files.take_closed() {
+        if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
+            fs.close(node.ino);
+        }
+    }
+}
+
+/// struct stat of a node.
+pub fn stat_of(node: Node, metadata: &Metadata) -> Stat {
+    Stat {
+        st_dev: st_dev(node),
+        st_ino: metadata.ino,
+        st_nlink: metadata.links as u64,
+        st_mode: metadata.mode(),
+        st_uid: metadata.uid,
+        st_gid: metadata.gid,
+        st_rdev: metadata.device,
+        st_size: metadata.size as i64,
+        st_blksize: 4096,
+        st_blocks: metadata.blocks as i64,
+        st_atime: metadata.accessed.seconds,
+        st_atime_nsec: metadata.accessed.nanoseconds as i64,
+        st_mtime: metadata.modified.seconds,
+        st_mtime_nsec: metadata.modified.nanoseconds as i64,
+        st_ctime: metadata.changed.seconds,
+        st_ctime_nsec: metadata.changed.nanoseconds as i64,
+        ..Stat::default()
+    }
+}
+
+/// stat of the node at `path`.
+pub fn stat_at(context: &Context, dir_fd: Fd, path: &[u8], flags: i32) -> Result<Stat, Errno> {
+    let node = resolve_at(context, dir_fd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    let metadata = context.process.vfs.metadata(node)?;
+    Ok(stat_of(node, &metadata))
+}
+
+/// Where an open node's description stands (its file position).
+fn position(context: &Context, fd: Fd) -> Result<u64, Errno> {
+    context.process.files.position(fd)
+}
+
+/// Reads an open node at its position (or at `at`, pread), moving the position if not.
+pub fn read_node(
+    context: &mut Context,
+    fd: Fd,
+    file: OpenFile,
+    node: Node,
+    buffer: UserAddr,
+    count: usize,
+    at: Option<u64>,
+) -> Result<usize, Errno> {
+    if file.status_flags & O_ACCMODE == O_WRONLY || file.status_flags & O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    let metadata = context.process.vfs.metadata(node)?;
+    match metadata.kind {
+        FileType::Directory => return Err(Errno::EISDIR),
+        FileType::CharDevice => return read_device(context, metadata.device, buffer, count),
+        FileType::Regular => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let offset = match at {
+        Some(offset) => offset,
+        None => position(context, fd)?,
+    };
+    let mut chunk = alloc::vec![0u8; count.min(1 << 20)];
+    let got = context
+        .process
+        .vfs
+        .fs_mut(node.mount)?
+        .read(node.ino, offset, &mut chunk)?;
+    context.platform.write_user(buffer.0, &chunk[..got])?;
+    if at.is_none() {
+        context
+            .process
+            .files
+            .set_position(fd, offset + got as u64)?;
+    }
+    Ok(got)
+}
+
+fn read_device(
+    context: &mut Context,
+    number: u64,
+    buffer: UserAddr,
+    count: usize,
+) -> Result<usize, Errno> {
+    match number {
+        DEV_NULL => Ok(0),
+        DEV_ZERO | DEV_FULL | DEV_RANDOM | DEV_URANDOM => {
+            let mut chunk = alloc::vec![0u8; count.min(1 << 20)];
+            if matches!(number, DEV_RANDOM | DEV_URANDOM) {
+                context.platform.fill_random(&mut chunk)?;
+            }
+            context.platform.write_user(buffer.0, &chunk)?;
+            Ok(chunk.len())
+        }
+        DEV_TTY | DEV_CONSOLE => crate::fs::read(context, Fd(0), buffer, count),
+        _ => Err(Errno::ENXIO),
+    }
+}
+
+/// Writes an open node at its position (the end under O_APPEND; `at` for pwrite).
+pub fn write_node(
+    context: &mut Context,
+    fd: Fd,
+    file: OpenFile,
+    node: Node,
+    buffer: UserAddr,
+    count: usize,
+    at: Option<u64>,
+) -> Result<usize, Errno> {
+    if file.status_flags & O_ACCMODE == 0 || file.status_flags & O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    let metadata = context.process.vfs.metadata(node)?;
+    match metadata.kind {
+        FileType::Regular => {}
+        FileType::CharDevice => {
+            return match metadata.device {
+                DEV_FULL => Err(Errno::ENOSPC),
+                DEV_TTY | DEV_CONSOLE => crate::fs::write(context, Fd(1), buffer, count),
+                DEV_NULL | DEV_ZERO | DEV_RANDOM | DEV_URANDOM => Ok(count),
+                _ => Err(Errno::ENXIO),
+            }
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    let data = context.read_bytes(buffer.0, count.min(1 << 20))?;
+    // O_APPEND: every write goes to the end, even pwrite's (Linux's documented bug).
+    let offset = if file.status_flags & O_APPEND != 0 {
+        metadata.size
+    } else {
+        match at {
+            Some(offset) => offset,
+            None => position(context, fd)?,
+        }
+    };
+    let now = now(context);
+    let written = context
+        .process
+        .vfs
+        .fs_mut(node.mount)?
+        .write(node.ino, offset, &data, now)?;
+    if at.is_none() {
+        context
+            .process
+            .files
+            .set_position(fd, offset + written as u64)?;
+    }
+    Ok(written)
+}
+
+/// lseek on an open node, with SEEK_DATA and SEEK_HOLE.
+pub fn seek_node(
+    context: &mut Context,
+    fd: Fd,
+    node: Node,
+    offset: i64,
+    whence: i32,
+) -> Result<i64, Errno> {
+    let metadata = context.process.vfs.metadata(node)?;
+    let current = position(context, fd)? as i64;
+    let target = match whence {
+        crate::fs::SEEK_SET => offset,
+        crate::fs::SEEK_CUR => current.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+        crate::fs::SEEK_END => (metadata.size as i64)
+            .checked_add(offset)
+            .ok_or(Errno::EOVERFLOW)?,
+        3 | 4 => {
+            if offset < 0 {
+                return Err(Errno::ENXIO);
+            }
+            let found = context.process.vfs.fs(node.mount)?.seek_data(
+                node.ino,
+                offset as u64,
+                whence == 4,
+            )?;
+            found.ok_or(Errno::ENXIO)? as i64
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if target < 0 {
+        return Err(Errno::EINVAL);
+    }
+    context.process.files.set_position(fd, target as u64)?;
+    Ok(target)
+}
+
+/// struct linux_dirent64's fixed part: d_ino, d_off, d_reclen, d_type.
+const DIRENT_HEADER: usize = 19;
+
+/// Implements getdents64(2).
+pub fn getdents64(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    count: usize,
+) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    let FileKind::Node(node) = file.kind else {
+        return Err(Errno::ENOTDIR);
+    };
+    if context.process.vfs.metadata(node)?.kind != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let mut position = position(context, fd)?;
+    let mut out = Vec::new();
+    while let Some((entry, next)) = context
+        .process
+        .vfs
+        .fs(node.mount)?
+        .read_dir(node.ino, position)?
+    {
+        let length = (DIRENT_HEADER + entry.name.len() + 1).next_multiple_of(8);
+        if out.len() + length > count {
+            if out.is_empty() {
+                return Err(Errno::EINVAL); // the buffer holds not even one entry
+            }
+            break;
+        }
+        let start = out.len();
+        out.extend_from_slice(&entry.ino.to_le_bytes());
+        out.extend_from_slice(&(next as i64).to_le_bytes());
+        out.extend_from_slice(&(length as u16).to_le_bytes());
+        out.push(entry.kind.dirent_type());
+        out.extend_from_slice(&entry.name);
+        out.resize(start + length, 0);
+        position = next;
+    }
+    context.platform.write_user(buffer.0, &out)?;
+    context.process.files.set_position(fd, position)?;
+    Ok(out.len())
+}
+
+/// Implements mkdirat(2).
+pub fn mkdirat(context: &mut Context, dir_fd: Fd, path: UserPath, mode: u32) -> Result<(), Errno> {
+    let path = read_path(context, path)?;
+    let start = start_node(context, dir_fd, &path)?;
+    let parent = context.process.vfs.resolve_parent(start, &path)?;
+    if parent.name.is_empty() || parent.name == b"." || parent.name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    let now = now(context);
+    let creation = creation(context, mode, now);
+    let fs = context.process.vfs.fs_mut(parent.dir.mount)?;
+    fs.create(parent.dir.ino, &parent.name, NewNode::Directory, creation)?;
+    Ok(())
+}
+
+/// Implements mkdir(2).
+pub fn mkdir(context: &mut Context, path: UserPath, mode: u32) -> Result<(), Errno> {
+    mkdirat(context, Fd(AT_FDCWD), path, mode)
+}
+
+/// Implements unlinkat(2) (AT_REMOVEDIR: rmdir).
+pub fn unlinkat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    flags: i32,
+) -> Result<(), Errno> {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = read_path(context, path)?;
+    let start = start_node(context, dir_fd, &path)?;
+    let parent = context.process.vfs.resolve_parent(start, &path)?;
+    let now = now(context);
+    if flags & AT_REMOVEDIR != 0 {
+        match parent.name.as_slice() {
+            b"" => return Err(Errno::EBUSY),
+            b"." => return Err(Errno::EINVAL),
+            b".." => return Err(Errno::ENOTEMPTY),
+            _ => {}
+        }
+        let target = context.process.vfs.resolve(start, &path, false)?;
+        if target.mount != parent.dir.mount {
+            return Err(Errno::EBUSY); // a mount point
+        }
+        if context.process.vfs.metadata(target)?.kind != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        context
+            .process
+            .vfs
+            .fs_mut(parent.dir.mount)?
+            .rmdir(parent.dir.ino, &parent.name, now)?;
+    } else {
+        if parent.name.is_empty() || parent.trailing_slash {
+            let node = context.process.vfs.resolve(start, &path, false)?;
+            return Err(
+                if context.process.vfs.metadata(node)?.kind == FileType::Directory {
+                    Errno::EISDIR
+                } else {
+                    Errno::ENOTDIR
+                },
+            );
+        }
+        context
+            .process
+            .vfs
+            .fs_mut(parent.dir.mount)?
+            .unlink(parent.dir.ino, &parent.name, now)?;
+    }
+    Ok(())
+}
+
+/// Implements unlink(2).
+pub fn unlink(context: &mut Context, path: UserPath) -> Result<(), Errno> {
+    unlinkat(context, Fd(AT_FDCWD), path, 0)
+}
+
+/// Implements rmdir(2).
+pub fn rmdir(context: &mut Context, path: UserPath) -> Result<(), Errno> {
+    unlinkat(context, Fd(AT_FDCWD), path, AT_REMOVEDIR)
+}
+
+/// Implements renameat2(2).
+pub fn renameat2(
+    context: &mut Context,
+    old_dir_fd: Fd,
+    old_path: UserPath,
+    new_dir_fd: Fd,
+    new_path: UserPath,
+    flags: u32,
+) -> Result<(), Errno> {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || (flags & RENAME_EXCHANGE != 0 && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & RENAME_WHITEOUT != 0 {
+        return Err(Errno::EINVAL); // tmpfs has no whiteouts for a program that is not overlayfs
+    }
+    let old_path = read_path(context, old_path)?;
+    let new_path = read_path(context, new_path)?;
+    let old_start = start_node(context, old_dir_fd, &old_path)?;
+    let new_start = start_node(context, new_dir_fd, &new_path)?;
+    let from = context.process.vfs.resolve_parent(old_start, &old_path)?;
+    let to = context.process.vfs.resolve_parent(new_start, &new_path)?;
+    for name in [&from.name, &to.name] {
+        if name.is_empty() || name.as_slice() == b"." || name.as_slice() == b".." {
+            return Err(Errno::EBUSY);
+        }
+    }
+    if from.dir.mount != to.dir.mount {
+        return Err(Errno::EXDEV);
+    }
+    let mode = if flags & RENAME_EXCHANGE != 0 {
+        RenameMode::Exchange
+    } else if flags & RENAME_NOREPLACE != 0 {
+        RenameMode::NoReplace
+    } else {
+        RenameMode::Replace
+    };
+    let now = now(context);
+    context.process.vfs.fs_mut(from.dir.mount)?.rename(
+        from.dir.ino,
+        &from.name,
+        to.dir.ino,
+        &to.name,
+        mode,
+        now,
+    )?;
+    Ok(())
+}
+
+/// Implements renameat(2).
+pub fn renameat(
+    context: &mut Context,
+    old_dir_fd: Fd,
+    old_path: UserPath,
+    new_dir_fd: Fd,
+    new_path: UserPath,
+) -> Result<(), Errno> {
+    renameat2(context, old_dir_fd, old_path, new_dir_fd, new_path, 0)
+}
+
+/// Implements rename(2).
+pub fn rename(context: &mut Context, old_path: UserPath, new_path: UserPath) -> Result<(), Errno> {
+    renameat2(context, Fd(AT_FDCWD), old_path, Fd(AT_FDCWD), new_path, 0)
+}
+
+/// AT_SYMLINK_FOLLOW: linkat follows a symlink it is given.
+const AT_SYMLINK_FOLLOW: i32 = 0x400;
+
+/// Implements linkat(2).
+pub fn linkat(
+    context: &mut Context,
+    old_dir_fd: Fd,
+    old_path: UserPath,
+    new_dir_fd: Fd,
+    new_path: UserPath,
+    flags: i32,
+) -> Result<(), Errno> {
+    if flags & !(AT_SYMLINK_FOLLOW | crate::fs::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_path = read_path(context, old_path)?;
+    let new_path = read_path(context, new_path)?;
+    let target = resolve_at(
+        context,
+        old_dir_fd,
+        &old_path,
+        flags & AT_SYMLINK_FOLLOW != 0,
+    )?;
+    if context.process.vfs.metadata(target)?.kind == FileType::Directory {
+        return Err(Errno::EPERM);
+    }
+    let new_start = start_node(context, new_dir_fd, &new_path)?;
+    let parent = context.process.vfs.resolve_parent(new_start, &new_path)?;
+    if parent.name.is_empty() || parent.trailing_slash {
+        return Err(Errno::EEXIST);
+    }
+    if parent.dir.mount != target.mount {
+        return Err(Errno::EXDEV);
+    }
+    let now = now(context);
+    context.process.vfs.fs_mut(target.mount)?.link(
+        parent.dir.ino,
+        &parent.name,
+        target.ino,
+        now,
+    )?;
+    Ok(())
+}
+
+/// Implements link(2).
+pub fn link(context: &mut Context, old_path: UserPath, new_path: UserPath) -> Result<(), Errno> {
+    linkat(context, Fd(AT_FDCWD), old_path, Fd(AT_FDCWD), new_path, 0)
+}
+
+/// Implements symlinkat(2).
+pub fn symlinkat(
+    context: &mut Context,
+    target: UserPath,
+    dir_fd: Fd,
+    path: UserPath,
+) -> Result<(), Errno> {
+    let target = read_path(context, target)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = read_path(context, path)?;
+    let start = start_node(context, dir_fd, &path)?;
+    let parent = context.process.vfs.resolve_parent(start, &path)?;
+    if parent.name.is_empty()
+        || parent.trailing_slash
+        || parent.name == b"."
+        || parent.name == b".."
+    {
+        return Err(Errno::EEXIST);
+    }
+    let now = now(context);
+    let creation = creation(context, 0o777, now);
+    context.process.vfs.fs_mut(parent.dir.mount)?.create(
+        parent.dir.ino,
+        &parent.name,
+        NewNode::Symlink(target),
+        creation,
+    )?;
+    Ok(())
+}
+
+/// Implements symlink(2).
+pub fn symlink(context: &mut Context, target: UserPath, path: UserPath) -> Result<(), Errno> {
+    symlinkat(context, target, Fd(AT_FDCWD), path)
+}
+
+/// readlink of a node of the tree: EINVAL if it is not a symlink.
+pub fn readlink_at(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: &[u8],
+    buffer: UserAddr,
+    size: i32,
+) -> Result<usize, Errno> {
+    let node = resolve_at(context, dir_fd, path, false)?;
+    if context.process.vfs.metadata(node)?.kind != FileType::Symlink {
+        return Err(Errno::EINVAL);
+    }
+    let target = context.process.vfs.fs(node.mount)?.read_link(node.ino)?;
+    let length = target.len().min(size as usize);
+    context.platform.write_user(buffer.0, &target[..length])?;
+    Ok(length)
+}
+
+/// Implements chdir(2).
+pub fn chdir(context: &mut Context, path: UserPath) -> Result<(), Errno> {
+    let path = read_path(context, path)?;
+    let node = resolve_at(context, Fd(AT_FDCWD), &path, true)?;
+    if context.process.vfs.metadata(node)?.kind != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    context.process.cwd = node;
+    Ok(())
+}
+
+/// Implements fchdir(2).
+pub fn fchdir(context: &mut Context, fd: Fd) -> Result<(), Errno> {
+    match context.process.files.get(fd)?.kind {
+        FileKind::Node(node) if context.process.vfs.metadata(node)?.kind == FileType::Directory => {
+            context.process.cwd = node;
+            Ok(())
+        }
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// The working directory's path (getcwd): "(unreachable)" once it was removed, as Linux.
+pub fn cwd_path(context: &Context) -> Vec<u8> {
+    context
+        .process
+        .vfs
+        .path_of(context.process.cwd)
+        .unwrap_or_else(|_| b"(unreachable)/".to_vec())
+}
+
+/// Implements truncate(2).
+pub fn truncate(context: &mut Context, path: UserPath, length: i64) -> Result<(), Errno> {
+    let path = read_path(context, path)?;
+    let node = resolve_at(context, Fd(AT_FDCWD), &path, true)?;
+    truncate_node(context, node, length)
+}
+
+fn truncate_node(context: &mut Context, node: Node, length: i64) -> Result<(), Errno> {
+    if length < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match context.process.vfs.metadata(node)?.kind {
+        FileType::Directory => return Err(Errno::EISDIR),
+        FileType::Regular => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let now = now(context);
+    context
+        .process
+        .vfs
+        .fs_mut(node.mount)?
+        .truncate(node.ino, length as u64, now)?;
+    Ok(())
+}
+
+/// Implements ftruncate(2).
+pub fn ftruncate(context: &mut Context, fd: Fd, length: i64) -> Result<(), Errno> {
+    let file = context.process.files.get(fd)?;
+    match file.kind {
+        FileKind::Node(node)
+            if file.status_flags & O_ACCMODE != 0 && file.status_flags & O_PATH == 0 =>
+        {
+            truncate_node(context, node, length)
+        }
+        FileKind::Node(_) => Err(Errno::EBADF),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements fsync(2) and fdatasync(2): the filesystem makes the file durable.
+pub fn fsync(context: &mut Context, fd: Fd) -> Result<(), Errno> {
+    match context.process.files.get(fd)?.kind {
+        FileKind::Node(node) => Ok(context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .sync(Some(node.ino))?),
+        _ => Err(Errno::EINVAL), // the console and signalfds cannot be synced
+    }
+}
+
+/// Implements fdatasync(2).
+pub fn fdatasync(context: &mut Context, fd: Fd) -> Result<(), Errno> {
+    fsync(context, fd)
+}
+
+/// Implements fchmodat(2).
+pub fn fchmodat(context: &mut Context, dir_fd: Fd, path: UserPath, mode: u32) -> Result<(), Errno> {
+    let path = read_path(context, path)?;
+    let node = resolve_at(context, dir_fd, &path, true)?;
+    set_mode(context, node, mode)
+}
+
+fn set_mode(context: &mut Context, node: Node, mode: u32) -> Result<(), Errno> {
+    let now = now(context);
+    let changes = Changes {
+        permissions: Some(mode & 0o7777),
+        ..Changes::default()
+    };
+    context
+        .process
+        .vfs
+        .fs_mut(node.mount)?
+        .set_attributes(node.ino, changes, now)?;
+    Ok(())
+}
+
+/// Implements chmod(2).
+pub fn chmod(context: &mut Context, path: UserPath, mode: u32) -> Result<(), Errno> {
+    fchmodat(context, Fd(AT_FDCWD), path, mode)
+}
+
+/// Implements fchmod(2).
+pub fn fchmod(context: &mut Context, fd: Fd, mode: u32) -> Result<(), Errno> {
+    match context.process.files.get(fd)?.kind {
+        FileKind::Node(node) => set_mode(context, node, mode),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements creat(2).
+pub fn creat(context: &mut Context, path: UserPath, mode: u32) -> Result<i32, Errno> {
+    let path = read_path(context, path)?;
+    open_at(
+        context,
+        Fd(AT_FDCWD),
+        &path,
+        O_CREAT | O_WRONLY | O_TRUNC,
+        mode,
+    )
+}
+
+/// Implements sync(2) and syncfs(2).
+pub fn sync(context: &mut Context) -> Result<(), Errno> {
+    let mut mount = 0;
+    while let Ok(fs) = context.process.vfs.fs_mut(mount) {
+        fs.sync(None)?;
+        mount += 1;
+    }
+    Ok(())
+}
+
+/// Whether a path names something in the tree (for access(2)).
+pub fn exists(context: &Context, dir_fd: Fd, path: &[u8], follow: bool) -> Result<Metadata, Errno> {
+    let node = resolve_at(context, dir_fd, path, follow)?;
+    Ok(context.process.vfs.metadata(node)?)
+}
