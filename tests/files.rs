@@ -12,3 +12,13 @@ fn files_directories_and_links_behave_as_on_linux() {
         None,
     );
 }
+
+#[test]
+fn pipes_behave_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "pipes",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}

@@ -58,6 +58,8 @@ pub enum FileKind {
     Signalfd { mask: u64 },
     /// A node of the file tree (files.rs); its position is kept in the fd table.
     Node(pith_fs::vfs::Node),
+    /// An end of a pipe (pipe.rs).
+    Pipe { id: u32, write_end: bool },
 }
 
 /// The text of a generated file and the description's position in it.
@@ -93,6 +95,9 @@ pub struct FdTable {
     positions: BTreeMap<u32, u64>,
     /// Nodes whose last description was just closed: the filesystem is told (files.rs).
     closed: Vec<pith_fs::vfs::Node>,
+    /// Pipes by id, and the next id.
+    pipes: BTreeMap<u32, crate::pipe::Pipe>,
+    next_pipe: u32,
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
     pub console_termios: Termios,
@@ -124,6 +129,8 @@ impl FdTable {
             generated: BTreeMap::new(),
             positions: BTreeMap::new(),
             closed: Vec::new(),
+            pipes: BTreeMap::new(),
+            next_pipe: 0,
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
         };
@@ -140,6 +147,15 @@ impl FdTable {
     }
 
     fn new_description(&mut self, file: OpenFile) -> u32 {
+        if let FileKind::Pipe { id, write_end } = file.kind {
+            if let Some(pipe) = self.pipes.get_mut(&id) {
+                if write_end {
+                    pipe.writers += 1;
+                } else {
+                    pipe.readers += 1;
+                }
+            }
+        }
         let id = self.next_description;
         self.next_description += 1;
         self.descriptions.insert(id, (file, 0));
@@ -166,15 +182,33 @@ impl FdTable {
         if let Some((_, references)) = self.descriptions.get_mut(&description) {
             *references -= 1;
             if *references == 0 {
-                if let Some((
-                    OpenFile {
-                        kind: FileKind::Node(node),
-                        ..
-                    },
-                    _,
-                )) = self.descriptions.remove(&description)
-                {
-                    self.closed.push(node);
+                match self.descriptions.remove(&description) {
+                    Some((
+                        OpenFile {
+                            kind: FileKind::Node(node),
+                            ..
+                        },
+                        _,
+                    )) => self.closed.push(node),
+                    Some((
+                        OpenFile {
+                            kind: FileKind::Pipe { id, write_end },
+                            ..
+                        },
+                        _,
+                    )) => {
+                        if let Some(pipe) = self.pipes.get_mut(&id) {
+                            if write_end {
+                                pipe.writers -= 1;
+                            } else {
+                                pipe.readers -= 1;
+                            }
+                            if pipe.readers == 0 && pipe.writers == 0 {
+                                self.pipes.remove(&id);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 self.generated.remove(&description);
                 self.positions.remove(&description);
@@ -237,6 +271,24 @@ impl FdTable {
         let entry = self.entry(fd)?;
         self.attach(new_fd, entry.description, close_on_exec);
         Ok(())
+    }
+
+    /// A new, empty pipe with no ends open yet.
+    pub fn new_pipe(&mut self) -> u32 {
+        let id = self.next_pipe;
+        self.next_pipe = self.next_pipe.wrapping_add(1);
+        self.pipes.insert(
+            id,
+            crate::pipe::Pipe {
+                capacity: crate::pipe::PIPE_SIZE,
+                ..crate::pipe::Pipe::default()
+            },
+        );
+        id
+    }
+
+    pub fn pipe_mut(&mut self, id: u32) -> Result<&mut crate::pipe::Pipe, Errno> {
+        self.pipes.get_mut(&id).ok_or(Errno::EBADF)
     }
 
     /// The nodes whose last open description closed since the last call.
@@ -333,6 +385,7 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         FileKind::Node(node) => {
             crate::files::read_node(context, fd, file, node, buffer, count, None)
         }
+        FileKind::Pipe { id, .. } => crate::pipe::read(context, file, id, buffer, count),
         FileKind::Generated => {
             if file.status_flags & O_ACCMODE == O_WRONLY {
                 return Err(Errno::EBADF);
@@ -552,6 +605,7 @@ pub fn write(
         FileKind::Node(node) => {
             crate::files::write_node(context, fd, file, node, buffer, count, None)
         }
+        FileKind::Pipe { id, .. } => crate::pipe::write(context, file, id, buffer, count),
         // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
         FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
         FileKind::Generated => Err(Errno::EINVAL),
@@ -627,6 +681,28 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
                 }
             }
             Ok(total)
+        }
+        FileKind::Pipe { id, .. } => {
+            // Fill the buffers in turn with what is there, waiting only for the first byte.
+            let mut done = 0;
+            for iovec in iovecs {
+                let got = read(
+                    context,
+                    fd,
+                    UserAddr(iovec.iov_base),
+                    iovec.iov_len as usize,
+                )?;
+                done += got;
+                let empty = context
+                    .process
+                    .files
+                    .pipe_mut(id)
+                    .map_or(true, |pipe| pipe.buffer.is_empty());
+                if got < iovec.iov_len as usize || empty {
+                    break;
+                }
+            }
+            Ok(done)
         }
         FileKind::Console(_) => {
             let mut bytes = [0u8; 4096];
@@ -718,6 +794,9 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
             file.status_flags = (file.status_flags & !changeable) | (argument as u32 & changeable);
             Ok(0)
         }
+        crate::pipe::F_GETPIPE_SZ | crate::pipe::F_SETPIPE_SZ => {
+            crate::pipe::size_command(context, fd, command, argument)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -732,7 +811,9 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
         return Err(Errno::EINVAL);
     }
     match file.kind {
-        FileKind::Console(_) | FileKind::Signalfd { .. } => Err(Errno::ESPIPE),
+        FileKind::Console(_) | FileKind::Signalfd { .. } | FileKind::Pipe { .. } => {
+            Err(Errno::ESPIPE)
+        }
         FileKind::Node(node) => crate::files::seek_node(context, fd, node, offset, whence),
         FileKind::Generated => {
             let generated = context.process.files.generated_mut(fd)?;
@@ -789,6 +870,15 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
             let metadata = context.process.vfs.metadata(node)?;
             crate::files::stat_of(node, &metadata)
         }
+        // pipefs: a fifo, mode 0600, owned by the program's user.
+        FileKind::Pipe { id, .. } => Stat {
+            st_dev: 0xd,
+            st_ino: 0x1000 + id as u64,
+            st_nlink: 1,
+            st_mode: S_IFIFO | 0o600,
+            st_blksize: 4096,
+            ..Stat::default()
+        },
     };
     context.write_struct(stat.0, &value)
 }
@@ -934,6 +1024,14 @@ pub fn newfstatat(
 /// Implements ioctl(2) on the console.
 pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
+    if let FileKind::Pipe { id, .. } = file.kind {
+        if request != FIONREAD {
+            return Err(Errno::ENOTTY);
+        }
+        let waiting = crate::pipe::available(context, id)?.min(i32::MAX as usize) as i32;
+        context.write_struct(argument, &waiting)?;
+        return Ok(0);
+    }
     if let FileKind::Node(node) = file.kind {
         // FIONREAD on a regular file: the bytes past the position.
         let metadata = context.process.vfs.metadata(node)?;

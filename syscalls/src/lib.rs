@@ -15,6 +15,7 @@ pub mod fs;
 pub mod futex;
 pub mod mm;
 pub mod names;
+pub mod pipe;
 pub mod platform;
 pub mod poll;
 pub mod process;

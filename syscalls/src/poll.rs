@@ -55,6 +55,7 @@ fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
         }
         // Regular files and directories are always ready, as on Linux.
         FileKind::Generated | FileKind::Node(_) => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
+        FileKind::Pipe { id, write_end } => crate::pipe::readiness(context, id, write_end),
         FileKind::Signalfd { mask } => {
             if context.process.signals.all_pending() & mask != 0 {
                 POLLIN | POLLRDNORM

@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{files, fs, futex, mm, poll, process, random, sched, signal, thread, time};
+use crate::{files, fs, futex, mm, pipe, poll, process, random, sched, signal, thread, time};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,7 @@ syscall_table! {
     19 readv(fd: Fd, vector: UserAddr, count: i32) => fs::readv, Supported;
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Supported;
     21 access(path: UserPath, mode: i32) => fs::access, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
+    22 pipe(fds: UserAddr) => pipe::pipe, Supported;
     23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
     24 sched_yield() => process::sched_yield, Supported;
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
@@ -191,6 +192,7 @@ syscall_table! {
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
+    293 pipe2(fds: UserAddr, flags: u32) => pipe::pipe2, Partial("O_CLOEXEC and O_NONBLOCK; packet mode (O_DIRECT) is EINVAL");
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
