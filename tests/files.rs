@@ -22,3 +22,39 @@ fn pipes_behave_as_on_linux() {
         None,
     );
 }
+
+/// `pith run --dir HOST:GUEST --file HOST:GUEST -w DIR`: host files reach the VM's tree, with
+/// their modes and symlinks, and the program starts in DIR; the program is at its own path.
+#[test]
+fn host_files_and_directories_reach_the_vm() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let host = std::env::temp_dir().join(format!("pith-tree-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&host);
+    std::fs::create_dir_all(host.join("app/sub")).unwrap();
+    std::fs::write(host.join("app/app.conf"), "port = 80\n").unwrap();
+    std::fs::write(host.join("app/sub/nested.txt"), "nested\n").unwrap();
+    std::fs::write(host.join("app/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        host.join("app/run.sh"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("app.conf", host.join("app/link")).unwrap();
+    std::fs::write(host.join("one.txt"), "one line\n").unwrap();
+    let program = compile("image_tree", Toolchain::MuslStatic);
+    let dir = format!("{}:/etc/app", host.join("app").display());
+    let file = format!("{}:/data/one.txt", host.join("one.txt").display());
+    let outcome = pith_run(
+        &["--dir", &dir, "--file", &file, "-w", "/etc/app"],
+        &program,
+        &[],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(&host);
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(
+        outcome.stdout,
+        "/etc/app/app.conf: port = 80\nsub/nested.txt: nested\n/data/one.txt: one line\n\
+         link -> app.conf\ncwd: /etc/app\nown path readable: yes\nmode kept: yes\n"
+    );
+}

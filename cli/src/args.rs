@@ -31,6 +31,20 @@ pub struct RunArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VAL", value_parser = parse_env_var)]
     pub env: Vec<EnvVar>,
 
+    /// Put a host file into the VM's file tree: HOST:GUEST (GUEST an absolute path), or HOST
+    /// alone for the same absolute path inside (repeatable).
+    #[arg(long = "file", value_name = "HOST[:GUEST]", value_parser = parse_mapping)]
+    pub files: Vec<PathMapping>,
+
+    /// Put a host directory, with everything under it, into the VM's file tree: HOST:GUEST, or
+    /// HOST alone for the same absolute path inside (repeatable).
+    #[arg(long = "dir", value_name = "HOST[:GUEST]", value_parser = parse_mapping)]
+    pub dirs: Vec<PathMapping>,
+
+    /// The program's working directory inside the VM (made if it is not there). Default: /.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
     /// Which QEMU accelerator to use. auto picks kvm only when /dev/kvm opens read-write and the
     /// CPU has the vmx or svm flag, else tcg.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
@@ -134,6 +148,38 @@ pub fn parse_env_var(text: &str) -> Result<EnvVar, String> {
     Ok(EnvVar {
         key: key.to_owned(),
         value: value.to_owned(),
+    })
+}
+
+/// `--file` and `--dir`: a host path and where it goes in the VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMapping {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// Parses HOST:GUEST, or HOST alone (the guest path is then the host path made absolute).
+pub fn parse_mapping(text: &str) -> Result<PathMapping, String> {
+    let (host, guest) = match text.rsplit_once(':') {
+        Some((host, guest)) if !host.is_empty() => (host, Some(guest)),
+        _ => (text, None),
+    };
+    let host_path = PathBuf::from(host);
+    let guest = match guest {
+        Some(guest) => guest.to_owned(),
+        None => std::path::absolute(&host_path)
+            .map_err(|error| format!("`{host}`: {error}"))?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    if !guest.starts_with('/') {
+        return Err(format!(
+            "`{text}`: the path inside the VM, `{guest}`, must be absolute (start with /)"
+        ));
+    }
+    Ok(PathMapping {
+        host: host_path,
+        guest,
     })
 }
 

@@ -4,9 +4,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use pith_loader::image::ImageBuilder;
+use pith_loader::image::{Entry, ImageBuilder};
 
-use crate::args::EnvVar;
+use crate::args::{EnvVar, PathMapping};
 use crate::program::Program;
 
 /// The image's file name inside the run's temporary directory.
@@ -22,6 +22,115 @@ pub struct ImageContents<'a> {
     pub args: &'a [OsString],
     /// The program's whole environment.
     pub env: &'a [EnvVar],
+    /// Host files and directories to put in the VM's tree.
+    pub files: &'a [PathMapping],
+    pub dirs: &'a [PathMapping],
+    /// The working directory inside the VM.
+    pub workdir: Option<&'a str>,
+}
+
+/// A file, directory or symlink read from the host, for the image.
+#[derive(Debug)]
+pub enum TreeEntry {
+    File {
+        guest: Vec<u8>,
+        mode: u32,
+        content: Vec<u8>,
+    },
+    Directory {
+        guest: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        guest: Vec<u8>,
+        target: Vec<u8>,
+    },
+}
+
+/// Reads the host side of `--file` and `--dir` (recursively, symlinks kept as symlinks).
+pub fn collect_tree(files: &[PathMapping], dirs: &[PathMapping]) -> anyhow::Result<Vec<TreeEntry>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut entries = Vec::new();
+    for mapping in files {
+        let metadata = std::fs::metadata(&mapping.host)
+            .with_context(|| format!("--file {}: cannot read it", mapping.host.display()))?;
+        if !metadata.is_file() {
+            anyhow::bail!(
+                "--file {}: not a regular file (use --dir for a directory)",
+                mapping.host.display()
+            );
+        }
+        let content = std::fs::read(&mapping.host)
+            .with_context(|| format!("--file {}: cannot read it", mapping.host.display()))?;
+        entries.push(TreeEntry::File {
+            guest: mapping.guest.as_bytes().to_vec(),
+            mode: metadata.permissions().mode() & 0o7777,
+            content,
+        });
+    }
+    for mapping in dirs {
+        let metadata = std::fs::metadata(&mapping.host)
+            .with_context(|| format!("--dir {}: cannot read it", mapping.host.display()))?;
+        if !metadata.is_dir() {
+            anyhow::bail!(
+                "--dir {}: not a directory (use --file for a file)",
+                mapping.host.display()
+            );
+        }
+        walk(
+            &mapping.host,
+            mapping.guest.trim_end_matches('/').as_bytes(),
+            &mut entries,
+        )?;
+    }
+    Ok(entries)
+}
+
+fn walk(host: &Path, guest: &[u8], entries: &mut Vec<TreeEntry>) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::symlink_metadata(host)
+        .with_context(|| format!("--dir: cannot read {}", host.display()))?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    let guest_path = if guest.is_empty() {
+        b"/".to_vec()
+    } else {
+        guest.to_vec()
+    };
+    if metadata.file_type().is_symlink() {
+        let target = std::fs::read_link(host)
+            .with_context(|| format!("--dir: cannot read the link {}", host.display()))?;
+        entries.push(TreeEntry::Symlink {
+            guest: guest_path,
+            target: target.as_os_str().as_bytes().to_vec(),
+        });
+    } else if metadata.is_dir() {
+        entries.push(TreeEntry::Directory {
+            guest: guest_path,
+            mode,
+        });
+        let mut children: Vec<_> = std::fs::read_dir(host)
+            .with_context(|| format!("--dir: cannot list {}", host.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--dir: cannot list {}", host.display()))?;
+        children.sort_by_key(|child| child.file_name());
+        for child in children {
+            let mut child_guest = guest.to_vec();
+            child_guest.push(b'/');
+            child_guest.extend_from_slice(child.file_name().as_bytes());
+            walk(&child.path(), &child_guest, entries)?;
+        }
+    } else if metadata.is_file() {
+        let content = std::fs::read(host)
+            .with_context(|| format!("--dir: cannot read {}", host.display()))?;
+        entries.push(TreeEntry::File {
+            guest: guest_path,
+            mode,
+            content,
+        });
+    }
+    // Sockets, fifos and devices are left out: the VM has its own.
+    Ok(())
 }
 
 /// The program's path inside the VM: `/` and its file name.
@@ -35,17 +144,44 @@ pub fn path_in_vm(file_name: &OsStr) -> Vec<u8> {
 pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let program_path = path_in_vm(&contents.program.file_name);
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
-    ImageBuilder::new(&contents.program.bytes, &program_path)
+    let tree = collect_tree(contents.files, contents.dirs)?;
+    let mut builder = ImageBuilder::new(&contents.program.bytes, &program_path)
         .arg(contents.argv0.as_encoded_bytes())
         .args(contents.args.iter().map(|arg| arg.as_encoded_bytes()))
-        .envs(env.iter().map(String::as_bytes))
-        .build()
-        .with_context(|| {
-            format!(
-                "packing {} into an image",
-                Path::new(contents.argv0).display()
-            )
-        })
+        .envs(env.iter().map(String::as_bytes));
+    for entry in &tree {
+        builder = builder.entry(match entry {
+            TreeEntry::File {
+                guest,
+                mode,
+                content,
+            } => Entry::File {
+                path: guest,
+                mode: *mode,
+                content,
+            },
+            TreeEntry::Directory { guest, mode } => Entry::Directory {
+                path: guest,
+                mode: *mode,
+            },
+            TreeEntry::Symlink { guest, target } => Entry::Symlink {
+                path: guest,
+                target,
+            },
+        });
+    }
+    if let Some(workdir) = contents.workdir {
+        if !workdir.starts_with('/') {
+            anyhow::bail!("--workdir {workdir}: it must be an absolute path inside the VM");
+        }
+        builder = builder.workdir(workdir.as_bytes());
+    }
+    builder.build().with_context(|| {
+        format!(
+            "packing {} into an image",
+            Path::new(contents.argv0).display()
+        )
+    })
 }
 
 /// Writes the image into `directory` and returns its path.
@@ -85,6 +221,9 @@ mod tests {
                     value: String::new(),
                 },
             ],
+            files: &[],
+            dirs: &[],
+            workdir: None,
         })
         .expect("builds");
         let image = Image::parse(&image).expect("parses");

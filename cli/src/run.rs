@@ -87,6 +87,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         argv0: args.program(),
         args: args.program_args(),
         env: &args.env,
+        files: &args.files,
+        dirs: &args.dirs,
+        workdir: args.workdir.as_deref(),
     })?;
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()

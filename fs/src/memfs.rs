@@ -34,10 +34,12 @@ const LINK_MAX: u32 = 65_000;
 const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 enum Content {
-    /// Pages by index; a missing page reads as zeros.
+    /// Pages by index; a missing page reads from `base` (content borrowed from the image,
+    /// copied into a page when that page is written), and past it as zeros.
     Regular {
         pages: BTreeMap<u64, Box<Page>>,
         size: u64,
+        base: &'static [u8],
     },
     Directory {
         entries: BTreeMap<Vec<u8>, Ino>,
@@ -188,6 +190,15 @@ fn new_metadata(
     }
 }
 
+/// Copies what `base` holds at [offset, offset + out.len()) into `out`, zeros past its end.
+fn fill_from_base(base: &[u8], offset: u64, out: &mut [u8]) {
+    let start = (offset as usize).min(base.len());
+    let end = (offset as usize).saturating_add(out.len()).min(base.len());
+    let copied = end - start;
+    out[..copied].copy_from_slice(&base[start..end]);
+    out[copied..].fill(0);
+}
+
 fn check_name(name: &[u8]) -> Result<(), Error> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
         return Err(Error::Invalid);
@@ -207,9 +218,10 @@ impl FileSystem for MemFs {
         let node = self.node(ino)?;
         let mut metadata = node.metadata;
         match &node.content {
-            Content::Regular { pages, size } => {
+            Content::Regular { pages, size, base } => {
                 metadata.size = *size;
-                metadata.blocks = pages.len() as u64 * (PAGE / 512);
+                let borrowed = (base.len() as u64).div_ceil(PAGE);
+                metadata.blocks = (pages.len() as u64).max(borrowed) * (PAGE / 512);
             }
             Content::Directory { entries, .. } => {
                 // tmpfs reports a directory's size as 20 bytes per entry plus two.
@@ -252,6 +264,7 @@ impl FileSystem for MemFs {
                 Content::Regular {
                     pages: BTreeMap::new(),
                     size: 0,
+                    base: &[],
                 },
                 0,
             ),
@@ -296,6 +309,25 @@ impl FileSystem for MemFs {
         );
         self.entries_mut(dir)?.insert(name.to_vec(), ino);
         self.touch_dir(dir, creation.now);
+        Ok(ino)
+    }
+
+    fn create_with_content(
+        &mut self,
+        dir: Ino,
+        name: &[u8],
+        content: &'static [u8],
+        creation: Creation,
+    ) -> Result<Ino, Error> {
+        let ino = self.create(dir, name, NewNode::Regular, creation)?;
+        if let Ok(Node {
+            content: Content::Regular { size, base, .. },
+            ..
+        }) = self.node_mut(ino)
+        {
+            *size = content.len() as u64;
+            *base = content;
+        }
         Ok(ino)
     }
 
@@ -463,7 +495,7 @@ impl FileSystem for MemFs {
 
     fn read(&mut self, ino: Ino, offset: u64, buffer: &mut [u8]) -> Result<usize, Error> {
         let node = self.node(ino)?;
-        let Content::Regular { pages, size } = &node.content else {
+        let Content::Regular { pages, size, base } = &node.content else {
             return Err(match node.metadata.kind {
                 FileType::Directory => Error::IsDirectory,
                 _ => Error::Invalid,
@@ -482,7 +514,7 @@ impl FileSystem for MemFs {
                 Some(page) => {
                     buffer[done..done + chunk].copy_from_slice(&page[within..within + chunk])
                 }
-                None => buffer[done..done + chunk].fill(0),
+                None => fill_from_base(base, at, &mut buffer[done..done + chunk]),
             }
             done += chunk;
         }
@@ -502,7 +534,7 @@ impl FileSystem for MemFs {
             .ok_or(Error::TooBig)?;
         let (limit, mut used) = (self.page_limit, self.pages_used);
         let node = self.node_mut(ino)?;
-        let Content::Regular { pages, size } = &mut node.content else {
+        let Content::Regular { pages, size, base } = &mut node.content else {
             return Err(match node.metadata.kind {
                 FileType::Directory => Error::IsDirectory,
                 _ => Error::Invalid,
@@ -520,7 +552,9 @@ impl FileSystem for MemFs {
                         break; // ENOSPC, unless part was written
                     }
                     used += 1;
-                    slot.insert(Box::new(Page([0; PAGE as usize])))
+                    let mut page = Box::new(Page([0; PAGE as usize]));
+                    fill_from_base(base, index * PAGE, &mut page.0);
+                    slot.insert(page)
                 }
             };
             page[within..within + chunk].copy_from_slice(&data[done..done + chunk]);
@@ -546,12 +580,14 @@ impl FileSystem for MemFs {
             return Err(Error::TooBig);
         }
         let node = self.node_mut(ino)?;
-        let Content::Regular { pages, size } = &mut node.content else {
+        let Content::Regular { pages, size, base } = &mut node.content else {
             return Err(match node.metadata.kind {
                 FileType::Directory => Error::IsDirectory,
                 _ => Error::Invalid,
             });
         };
+        // What is cut off the borrowed content must not come back if the file grows again.
+        *base = &base[..base.len().min(new_size as usize)];
         let before = pages.len();
         // Pages wholly past the end go; the one the end falls in is cleared past it.
         let first_gone = new_size.div_ceil(PAGE);
@@ -643,7 +679,7 @@ impl FileSystem for MemFs {
     }
 
     fn seek_data(&self, ino: Ino, offset: u64, hole: bool) -> Result<Option<u64>, Error> {
-        let Content::Regular { pages, size } = &self.node(ino)?.content else {
+        let Content::Regular { pages, size, base } = &self.node(ino)?.content else {
             return Err(Error::Invalid);
         };
         if offset >= *size {
@@ -656,7 +692,8 @@ impl FileSystem for MemFs {
                 // Past the last page: the end of the file is a hole, and no data follows.
                 return Ok(if hole { Some(*size) } else { None });
             }
-            if pages.contains_key(&index) != hole {
+            let data = pages.contains_key(&index) || index * PAGE < base.len() as u64;
+            if data != hole {
                 return Ok(Some(at));
             }
             index += 1;
@@ -715,6 +752,28 @@ mod tests {
         fs.truncate(file, 10_005, NOW).unwrap();
         assert_eq!(fs.read(file, 10_000, &mut buffer), Ok(5));
         assert_eq!(&buffer[..5], b"he\0\0\0", "truncation clears what it cut");
+    }
+
+    #[test]
+    fn borrowed_content_reads_and_copies_on_write() {
+        static CONTENT: [u8; 5000] = [7; 5000];
+        let mut fs = MemFs::new(0o755, 1 << 20, NOW);
+        let root = fs.root();
+        let file = fs
+            .create_with_content(root, b"image", &CONTENT, CREATE)
+            .unwrap();
+        assert_eq!(fs.metadata(file).unwrap().size, 5000);
+        let mut buffer = [0u8; 8];
+        assert_eq!(fs.read(file, 4096, &mut buffer), Ok(8));
+        assert_eq!(buffer, [7; 8]);
+        fs.write(file, 4100, b"xy", NOW).unwrap();
+        assert_eq!(fs.read(file, 4096, &mut buffer), Ok(8));
+        assert_eq!(&buffer, b"\x07\x07\x07\x07xy\x07\x07");
+        assert_eq!(CONTENT[4100], 7, "the borrowed bytes are never written");
+        fs.truncate(file, 10, NOW).unwrap();
+        fs.truncate(file, 20, NOW).unwrap();
+        assert_eq!(fs.read(file, 8, &mut buffer), Ok(8));
+        assert_eq!(&buffer, b"\x07\x07\0\0\0\0\0\0");
     }
 
     #[test]

@@ -197,6 +197,19 @@ pub trait FileSystem {
         node: NewNode,
         creation: Creation,
     ) -> Result<Ino, Error>;
+    /// A regular file holding `content`, which the filesystem may keep referring to rather
+    /// than copy (an image's files, in memory for the VM's life) until it is written.
+    fn create_with_content(
+        &mut self,
+        dir: Ino,
+        name: &[u8],
+        content: &'static [u8],
+        creation: Creation,
+    ) -> Result<Ino, Error> {
+        let ino = self.create(dir, name, NewNode::Regular, creation)?;
+        self.write(ino, 0, content, creation.now)?;
+        Ok(ino)
+    }
     /// A new name for `target` (not a directory) in `dir`.
     fn link(&mut self, dir: Ino, name: &[u8], target: Ino, now: Timestamp) -> Result<(), Error>;
     /// Removes the name of a non-directory.

@@ -238,6 +238,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let (ram_pages, _) = crate::memory::ram_pages();
     let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
     let mut process = Process::new(path.to_vec(), memory, ram_pages * PAGE_SIZE / 2, now);
+    populate_tree(&mut process, &image, now);
     for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
         for string in strings.iter() {
             list.extend_from_slice(string);
@@ -253,6 +254,48 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     crate::clock::start_program_clock();
     crate::sched::init_first_thread(1);
     enter_program(entry, stack.rsp)
+}
+
+/// Puts the program at its path in the file tree, and the image's files, directories and
+/// symlinks; their bytes stay in the image, which stays in memory (a file is copied page by
+/// page only when written). Starts the program in the image's working directory.
+fn populate_tree(process: &mut Process, image: &Image<'static>, now: pith_fs::Timestamp) {
+    use pith_loader::image::Entry;
+    use pith_syscalls::files::{add_from_image, ImageNode};
+    let vfs = &mut process.vfs;
+    let report = |path: &[u8], result: Result<(), pith_fs::Error>| {
+        if let Err(error) = result {
+            let path = core::str::from_utf8(path).unwrap_or("(a path that is not UTF-8)");
+            crate::log_warn!("the image's {path} could not be put in the file tree: {error:?}");
+        }
+    };
+    let program = image.program_path();
+    report(
+        program,
+        add_from_image(vfs, program, ImageNode::File(image.program()), 0o755, now),
+    );
+    for entry in image.entries() {
+        let result = match entry {
+            Entry::File {
+                path,
+                mode,
+                content,
+            } => add_from_image(vfs, path, ImageNode::File(content), mode, now),
+            Entry::Directory { path, mode } => {
+                add_from_image(vfs, path, ImageNode::Directory, mode, now)
+            }
+            Entry::Symlink { path, target } => {
+                add_from_image(vfs, path, ImageNode::Symlink(target), 0o777, now)
+            }
+        };
+        report(entry.path(), result);
+    }
+    if let Some(workdir) = image.workdir() {
+        match pith_syscalls::files::make_directories(vfs, workdir, now) {
+            Ok(node) => process.cwd = node,
+            Err(error) => crate::log_warn!("the working directory could not be made: {error:?}"),
+        }
+    }
 }
 
 /// Jumps to the program's entry point with the registers the x86_64 ABI specifies for

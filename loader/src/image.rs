@@ -28,6 +28,15 @@ pub enum SectionTag {
     Arg = 3,
     /// One `KEY=VALUE` environment string, no NUL; in order.
     Env = 4,
+    /// A file of the VM's tree: mode (u32 LE), path length (u32 LE), the absolute path, the
+    /// contents.
+    File = 5,
+    /// A directory: mode (u32 LE), the absolute path.
+    Directory = 6,
+    /// A symbolic link: path length (u32 LE), the absolute path, the target.
+    Symlink = 7,
+    /// The program's working directory (absolute path); `/` without one.
+    Workdir = 8,
 }
 
 impl SectionTag {
@@ -39,6 +48,10 @@ impl SectionTag {
             2 => Some(Self::ProgramPath),
             3 => Some(Self::Arg),
             4 => Some(Self::Env),
+            5 => Some(Self::File),
+            6 => Some(Self::Directory),
+            7 => Some(Self::Symlink),
+            8 => Some(Self::Workdir),
             _ => None,
         }
     }
@@ -51,6 +64,10 @@ impl SectionTag {
             Self::ProgramPath => "ProgramPath",
             Self::Arg => "Arg",
             Self::Env => "Env",
+            Self::File => "File",
+            Self::Directory => "Directory",
+            Self::Symlink => "Symlink",
+            Self::Workdir => "Workdir",
         }
     }
 }
@@ -127,6 +144,15 @@ pub enum ImageError {
         /// Byte offset of the NUL in the payload.
         position: usize,
     },
+    /// A File, Directory or Symlink section is malformed.
+    BadEntry {
+        /// Which kind of section.
+        tag: SectionTag,
+        /// Where the section starts (0 when building).
+        offset: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// A payload is too long for the u32 length field (when building).
     SectionTooLarge {
         /// Which kind of section.
@@ -185,6 +211,9 @@ impl fmt::Display for ImageError {
                 f,
                 "image {tag} section at offset {offset:#x} contains a NUL byte at payload offset {position}"
             ),
+            Self::BadEntry { tag, offset, why } => {
+                write!(f, "image {tag} section at offset {offset:#x}: {why}")
+            }
             Self::SectionTooLarge { tag, len } => write!(
                 f,
                 "{tag} section payload is {len} bytes, over the u32 length limit ({} bytes)",
@@ -253,7 +282,16 @@ impl<'a> Image<'a> {
                     check_no_nul(tag, offset, section.payload)?;
                     set_once(&mut program_path, tag, offset, section.payload)?;
                 }
-                SectionTag::Arg | SectionTag::Env => check_no_nul(tag, offset, section.payload)?,
+                SectionTag::Arg | SectionTag::Env | SectionTag::Workdir => {
+                    check_no_nul(tag, offset, section.payload)?
+                }
+                SectionTag::File | SectionTag::Directory | SectionTag::Symlink => {
+                    decode_entry(tag, section.payload).map_err(|why| ImageError::BadEntry {
+                        tag,
+                        offset,
+                        why,
+                    })?;
+                }
             }
             offset = section.next;
         }
@@ -285,6 +323,114 @@ impl<'a> Image<'a> {
             offset: 0,
             tag: SectionTag::Env,
         }
+    }
+}
+
+impl<'a> Image<'a> {
+    /// The files, directories and symlinks to put in the VM's tree, in order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'a>> + 'a {
+        let sections = self.sections;
+        [SectionTag::File, SectionTag::Directory, SectionTag::Symlink]
+            .into_iter()
+            .flat_map(move |tag| {
+                Payloads {
+                    sections,
+                    offset: 0,
+                    tag,
+                }
+                .filter_map(move |payload| decode_entry(tag, payload).ok())
+            })
+    }
+
+    /// The working directory the program starts in, if the image names one.
+    pub fn workdir(&self) -> Option<&'a [u8]> {
+        Payloads {
+            sections: self.sections,
+            offset: 0,
+            tag: SectionTag::Workdir,
+        }
+        .last()
+    }
+}
+
+/// A file, directory or symlink of the VM's tree, as the image carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    File {
+        path: &'a [u8],
+        mode: u32,
+        content: &'a [u8],
+    },
+    Directory {
+        path: &'a [u8],
+        mode: u32,
+    },
+    Symlink {
+        path: &'a [u8],
+        target: &'a [u8],
+    },
+}
+
+impl<'a> Entry<'a> {
+    pub fn path(&self) -> &'a [u8] {
+        match self {
+            Entry::File { path, .. }
+            | Entry::Directory { path, .. }
+            | Entry::Symlink { path, .. } => path,
+        }
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let field = bytes.get(at..at + 4)?;
+    Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
+}
+
+fn check_entry_path(path: &[u8]) -> Result<(), &'static str> {
+    if !path.starts_with(b"/") {
+        return Err("the path is not absolute");
+    }
+    if path.contains(&0) {
+        return Err("the path contains a NUL byte");
+    }
+    Ok(())
+}
+
+/// Reads a File, Directory or Symlink payload.
+fn decode_entry(tag: SectionTag, payload: &[u8]) -> Result<Entry<'_>, &'static str> {
+    match tag {
+        SectionTag::File => {
+            let mode = u32_at(payload, 0).ok_or("shorter than its header")?;
+            let length = u32_at(payload, 4).ok_or("shorter than its header")? as usize;
+            let path = payload
+                .get(8..8usize.saturating_add(length))
+                .ok_or("its path runs past the section")?;
+            check_entry_path(path)?;
+            Ok(Entry::File {
+                path,
+                mode,
+                content: &payload[8 + length..],
+            })
+        }
+        SectionTag::Directory => {
+            let mode = u32_at(payload, 0).ok_or("shorter than its header")?;
+            let path = &payload[4..];
+            check_entry_path(path)?;
+            Ok(Entry::Directory { path, mode })
+        }
+        SectionTag::Symlink => {
+            let length = u32_at(payload, 0).ok_or("shorter than its header")? as usize;
+            let path = payload
+                .get(4..4usize.saturating_add(length))
+                .ok_or("its path runs past the section")?;
+            check_entry_path(path)?;
+            let target = &payload[4 + length..];
+            if target.is_empty() || target.contains(&0) {
+                return Err("the target is empty or contains a NUL byte");
+            }
+            Ok(Entry::Symlink { path, target })
+        }
+        _ => Err("not a tree entry"),
     }
 }
 
@@ -401,6 +547,8 @@ pub struct ImageBuilder<'a> {
     program_path: &'a [u8],
     args: Vec<&'a [u8]>,
     env: Vec<&'a [u8]>,
+    entries: Vec<Entry<'a>>,
+    workdir: Option<&'a [u8]>,
 }
 
 impl<'a> ImageBuilder<'a> {
@@ -411,7 +559,21 @@ impl<'a> ImageBuilder<'a> {
             program_path,
             args: Vec::new(),
             env: Vec::new(),
+            entries: Vec::new(),
+            workdir: None,
         }
+    }
+
+    /// Adds a file, directory or symlink to the VM's tree.
+    pub fn entry(mut self, entry: Entry<'a>) -> Self {
+        self.entries.push(entry);
+        self
+    }
+
+    /// Sets the program's working directory.
+    pub fn workdir(mut self, path: &'a [u8]) -> Self {
+        self.workdir = Some(path);
+        self
     }
 
     /// Appends one argv string (`argv[0]` first).
@@ -438,22 +600,40 @@ impl<'a> ImageBuilder<'a> {
         self
     }
 
-    /// Writes the image: Program, ProgramPath, the Args, the Envs, End.
+    /// Writes the image: Program, ProgramPath, the Args, the Envs, the tree's entries, the
+    /// Workdir, End.
     pub fn build(&self) -> Result<Vec<u8>, ImageError> {
+        let mut encoded: Vec<(SectionTag, Vec<u8>)> = Vec::new();
+        for entry in &self.entries {
+            let (tag, payload) = encode_entry(entry)?;
+            encoded.push((tag, payload));
+        }
         let sections = core::iter::once((SectionTag::Program, self.program))
             .chain(core::iter::once((
                 SectionTag::ProgramPath,
                 self.program_path,
             )))
             .chain(self.args.iter().map(|&arg| (SectionTag::Arg, arg)))
-            .chain(self.env.iter().map(|&variable| (SectionTag::Env, variable)));
+            .chain(self.env.iter().map(|&variable| (SectionTag::Env, variable)))
+            .chain(
+                encoded
+                    .iter()
+                    .map(|(tag, payload)| (*tag, payload.as_slice())),
+            )
+            .chain(self.workdir.map(|path| (SectionTag::Workdir, path)));
         let mut total = IMAGE_MAGIC.len() + SECTION_HEADER_SIZE;
         for (tag, payload) in sections.clone() {
             let len = u32::try_from(payload.len()).map_err(|_| ImageError::SectionTooLarge {
                 tag,
                 len: payload.len(),
             })?;
-            if tag != SectionTag::Program {
+            if !matches!(
+                tag,
+                SectionTag::Program
+                    | SectionTag::File
+                    | SectionTag::Directory
+                    | SectionTag::Symlink
+            ) {
                 check_no_nul(tag, 0, payload)?;
             }
             total = total.saturating_add(SECTION_HEADER_SIZE + padded_len(u64::from(len)) as usize);
@@ -780,5 +960,87 @@ mod tests {
             error.to_string(),
             "Program (tag 1) section payload is 4294967296 bytes, over the u32 length limit (4294967295 bytes)"
         );
+    }
+}
+
+/// A tree entry's section payload.
+fn encode_entry(entry: &Entry<'_>) -> Result<(SectionTag, Vec<u8>), ImageError> {
+    let bad = |tag, why| ImageError::BadEntry {
+        tag,
+        offset: 0,
+        why,
+    };
+    let mut payload = Vec::new();
+    let tag = match *entry {
+        Entry::File {
+            path,
+            mode,
+            content,
+        } => {
+            payload.extend_from_slice(&mode.to_le_bytes());
+            let length =
+                u32::try_from(path.len()).map_err(|_| bad(SectionTag::File, "path too long"))?;
+            payload.extend_from_slice(&length.to_le_bytes());
+            payload.extend_from_slice(path);
+            payload.extend_from_slice(content);
+            SectionTag::File
+        }
+        Entry::Directory { path, mode } => {
+            payload.extend_from_slice(&mode.to_le_bytes());
+            payload.extend_from_slice(path);
+            SectionTag::Directory
+        }
+        Entry::Symlink { path, target } => {
+            let length =
+                u32::try_from(path.len()).map_err(|_| bad(SectionTag::Symlink, "path too long"))?;
+            payload.extend_from_slice(&length.to_le_bytes());
+            payload.extend_from_slice(path);
+            payload.extend_from_slice(target);
+            SectionTag::Symlink
+        }
+    };
+    decode_entry(tag, &payload).map_err(|why| bad(tag, why))?;
+    Ok((tag, payload))
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    #[test]
+    fn tree_entries_and_the_workdir_round_trip() {
+        let image = ImageBuilder::new(b"\x7fELF", b"/app/prog")
+            .entry(Entry::Directory {
+                path: b"/etc",
+                mode: 0o755,
+            })
+            .entry(Entry::File {
+                path: b"/etc/app.conf",
+                mode: 0o644,
+                content: b"port = 80\n",
+            })
+            .entry(Entry::Symlink {
+                path: b"/etc/link",
+                target: b"app.conf",
+            })
+            .workdir(b"/app")
+            .build()
+            .unwrap();
+        let parsed = Image::parse(&image).unwrap();
+        let entries: Vec<Entry> = parsed.entries().collect();
+        assert_eq!(entries.len(), 3);
+        assert!(entries.contains(&Entry::File {
+            path: b"/etc/app.conf",
+            mode: 0o644,
+            content: b"port = 80\n"
+        }));
+        assert_eq!(parsed.workdir(), Some(&b"/app"[..]));
+        let relative = ImageBuilder::new(b"\x7fELF", b"/prog")
+            .entry(Entry::Directory {
+                path: b"etc",
+                mode: 0o755,
+            })
+            .build();
+        assert!(matches!(relative, Err(ImageError::BadEntry { .. })));
     }
 }

@@ -142,6 +142,89 @@ pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> V
     vfs
 }
 
+/// Makes the directory `path` (absolute) and those above it, as `mkdir -p`; returns it.
+pub fn make_directories(vfs: &mut Vfs, path: &[u8], now: Timestamp) -> Result<Node, Error> {
+    let mut dir = vfs.root();
+    for name in path.split(|&byte| byte == b'/').filter(|c| !c.is_empty()) {
+        dir = match vfs.resolve(dir, name, true) {
+            Ok(node) => node,
+            Err(Error::NotFound) => {
+                let creation = Creation {
+                    permissions: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    now,
+                };
+                let ino =
+                    vfs.fs_mut(dir.mount)?
+                        .create(dir.ino, name, NewNode::Directory, creation)?;
+                Node {
+                    mount: dir.mount,
+                    ino,
+                }
+            }
+            Err(error) => return Err(error),
+        };
+    }
+    Ok(dir)
+}
+
+/// What the image puts in the tree.
+pub enum ImageNode {
+    /// A file whose bytes stay in the image (in memory for the VM's life) until written.
+    File(&'static [u8]),
+    Directory,
+    Symlink(&'static [u8]),
+}
+
+/// Adds a file, directory or symlink from the image at `path` (absolute), making the
+/// directories above it; a directory that is there already takes `mode`.
+pub fn add_from_image(
+    vfs: &mut Vfs,
+    path: &[u8],
+    node: ImageNode,
+    mode: u32,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let (parent_path, name) = match path.iter().rposition(|&byte| byte == b'/') {
+        Some(at) => (&path[..at], &path[at + 1..]),
+        None => (&b""[..], path),
+    };
+    let dir = make_directories(vfs, parent_path, now)?;
+    let creation = Creation {
+        permissions: mode & 0o7777,
+        uid: 0,
+        gid: 0,
+        now,
+    };
+    if name.is_empty() {
+        return Ok(()); // "/" itself
+    }
+    let fs = vfs.fs_mut(dir.mount)?;
+    match node {
+        ImageNode::File(content) => {
+            fs.create_with_content(dir.ino, name, content, creation)?;
+        }
+        ImageNode::Directory => match fs.create(dir.ino, name, NewNode::Directory, creation) {
+            Err(Error::Exists) => {
+                let ino = fs.lookup(dir.ino, name)?;
+                let changes = Changes {
+                    permissions: Some(mode & 0o7777),
+                    ..Changes::default()
+                };
+                fs.set_attributes(ino, changes, now)?;
+            }
+            other => {
+                other?;
+            }
+        },
+        ImageNode::Symlink(target) => {
+            fs.create(dir.ino, name, NewNode::Symlink(target.to_vec()), creation)?;
+        }
+    }
+    Ok(())
+}
+
 /// The wall-clock time, for timestamps.
 pub fn now(context: &Context) -> Timestamp {
     Timestamp::from_nanoseconds(context.platform.now(MachineClock::Realtime))
