@@ -657,6 +657,46 @@ fn push_section(image: &mut Vec<u8>, tag: SectionTag, payload: &[u8]) {
     image.extend(core::iter::repeat_n(0u8, padding));
 }
 
+/// A tree entry's section payload.
+fn encode_entry(entry: &Entry<'_>) -> Result<(SectionTag, Vec<u8>), ImageError> {
+    let bad = |tag, why| ImageError::BadEntry {
+        tag,
+        offset: 0,
+        why,
+    };
+    let mut payload = Vec::new();
+    let tag = match *entry {
+        Entry::File {
+            path,
+            mode,
+            content,
+        } => {
+            payload.extend_from_slice(&mode.to_le_bytes());
+            let length =
+                u32::try_from(path.len()).map_err(|_| bad(SectionTag::File, "path too long"))?;
+            payload.extend_from_slice(&length.to_le_bytes());
+            payload.extend_from_slice(path);
+            payload.extend_from_slice(content);
+            SectionTag::File
+        }
+        Entry::Directory { path, mode } => {
+            payload.extend_from_slice(&mode.to_le_bytes());
+            payload.extend_from_slice(path);
+            SectionTag::Directory
+        }
+        Entry::Symlink { path, target } => {
+            let length =
+                u32::try_from(path.len()).map_err(|_| bad(SectionTag::Symlink, "path too long"))?;
+            payload.extend_from_slice(&length.to_le_bytes());
+            payload.extend_from_slice(path);
+            payload.extend_from_slice(target);
+            SectionTag::Symlink
+        }
+    };
+    decode_entry(tag, &payload).map_err(|why| bad(tag, why))?;
+    Ok((tag, payload))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,46 +1001,6 @@ mod tests {
             "Program (tag 1) section payload is 4294967296 bytes, over the u32 length limit (4294967295 bytes)"
         );
     }
-}
-
-/// A tree entry's section payload.
-fn encode_entry(entry: &Entry<'_>) -> Result<(SectionTag, Vec<u8>), ImageError> {
-    let bad = |tag, why| ImageError::BadEntry {
-        tag,
-        offset: 0,
-        why,
-    };
-    let mut payload = Vec::new();
-    let tag = match *entry {
-        Entry::File {
-            path,
-            mode,
-            content,
-        } => {
-            payload.extend_from_slice(&mode.to_le_bytes());
-            let length =
-                u32::try_from(path.len()).map_err(|_| bad(SectionTag::File, "path too long"))?;
-            payload.extend_from_slice(&length.to_le_bytes());
-            payload.extend_from_slice(path);
-            payload.extend_from_slice(content);
-            SectionTag::File
-        }
-        Entry::Directory { path, mode } => {
-            payload.extend_from_slice(&mode.to_le_bytes());
-            payload.extend_from_slice(path);
-            SectionTag::Directory
-        }
-        Entry::Symlink { path, target } => {
-            let length =
-                u32::try_from(path.len()).map_err(|_| bad(SectionTag::Symlink, "path too long"))?;
-            payload.extend_from_slice(&length.to_le_bytes());
-            payload.extend_from_slice(path);
-            payload.extend_from_slice(target);
-            SectionTag::Symlink
-        }
-    };
-    decode_entry(tag, &payload).map_err(|why| bad(tag, why))?;
-    Ok((tag, payload))
 }
 
 #[cfg(test)]

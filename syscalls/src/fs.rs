@@ -97,6 +97,8 @@ pub struct FdTable {
     closed: Vec<pith_fs::vfs::Node>,
     /// Pipes by id, and the next id.
     pipes: BTreeMap<u32, crate::pipe::Pipe>,
+    /// flock(2) locks: per node, the descriptions holding it and whether exclusively.
+    flocks: BTreeMap<pith_fs::vfs::Node, (bool, Vec<u32>)>,
     next_pipe: u32,
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
@@ -130,6 +132,7 @@ impl FdTable {
             positions: BTreeMap::new(),
             closed: Vec::new(),
             pipes: BTreeMap::new(),
+            flocks: BTreeMap::new(),
             next_pipe: 0,
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
@@ -189,7 +192,10 @@ impl FdTable {
                             ..
                         },
                         _,
-                    )) => self.closed.push(node),
+                    )) => {
+                        self.closed.push(node);
+                        self.drop_flock(description, node);
+                    }
                     Some((
                         OpenFile {
                             kind: FileKind::Pipe { id, write_end },
@@ -271,6 +277,63 @@ impl FdTable {
         let entry = self.entry(fd)?;
         self.attach(new_fd, entry.description, close_on_exec);
         Ok(())
+    }
+
+    fn drop_flock(&mut self, description: u32, node: pith_fs::vfs::Node) {
+        if let Some((_, holders)) = self.flocks.get_mut(&node) {
+            holders.retain(|&holder| holder != description);
+            if holders.is_empty() {
+                self.flocks.remove(&node);
+            }
+        }
+    }
+
+    /// Takes (or converts) `fd`'s description's flock on `node`: false if another
+    /// description's lock conflicts.
+    pub fn try_lock(
+        &mut self,
+        fd: Fd,
+        node: pith_fs::vfs::Node,
+        exclusive: bool,
+    ) -> Result<bool, Errno> {
+        let description = self.entry(fd)?.description;
+        let (held_exclusively, holders) = self.flocks.entry(node).or_insert((false, Vec::new()));
+        let others = holders.iter().any(|&holder| holder != description);
+        if others && (exclusive || *held_exclusively) {
+            if holders.is_empty() {
+                self.flocks.remove(&node);
+            }
+            return Ok(false);
+        }
+        if !holders.contains(&description) {
+            holders.push(description);
+        }
+        *held_exclusively = exclusive;
+        Ok(true)
+    }
+
+    pub fn unlock(&mut self, fd: Fd, node: pith_fs::vfs::Node) -> Result<(), Errno> {
+        let description = self.entry(fd)?.description;
+        self.drop_flock(description, node);
+        Ok(())
+    }
+
+    /// Closes every fd in [first, last]; with `cloexec`, marks them close-on-exec instead.
+    pub fn close_range(&mut self, first: u32, last: u32, cloexec: bool) {
+        let fds: Vec<u32> = self
+            .entries
+            .range(first..=last)
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in fds {
+            if cloexec {
+                if let Some(entry) = self.entries.get_mut(&fd) {
+                    entry.close_on_exec = true;
+                }
+            } else if let Some(entry) = self.entries.remove(&fd) {
+                self.release(entry.description);
+            }
+        }
     }
 
     /// A new, empty pipe with no ends open yet.
@@ -797,6 +860,12 @@ pub fn fcntl(context: &mut Context, fd: Fd, command: i32, argument: u64) -> Resu
         crate::pipe::F_GETPIPE_SZ | crate::pipe::F_SETPIPE_SZ => {
             crate::pipe::size_command(context, fd, command, argument)
         }
+        crate::files::F_GETLK
+        | crate::files::F_SETLK
+        | crate::files::F_SETLKW
+        | crate::files::F_OFD_GETLK
+        | crate::files::F_OFD_SETLK
+        | crate::files::F_OFD_SETLKW => crate::files::record_lock(context, fd, command, argument),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -853,6 +922,12 @@ fn console_stat(context: &Context) -> Stat {
 
 /// Implements fstat(2).
 pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno> {
+    let value = stat_of_fd(context, fd)?;
+    context.write_struct(stat.0, &value)
+}
+
+/// What fstat says of `fd`.
+pub fn stat_of_fd(context: &mut Context, fd: Fd) -> Result<Stat, Errno> {
     let file = context.process.files.get(fd)?;
     let value = match file.kind {
         FileKind::Console(_) => console_stat(context),
@@ -880,7 +955,31 @@ pub fn fstat(context: &mut Context, fd: Fd, stat: UserAddr) -> Result<(), Errno>
             ..Stat::default()
         },
     };
-    context.write_struct(stat.0, &value)
+    Ok(value)
+}
+
+/// The stat of a /proc file, if Pith has it.
+pub fn proc_stat(context: &mut Context, path: &[u8]) -> Option<Stat> {
+    generated_file(context, path).map(|_| generated_stat())
+}
+
+/// Writes bytes the kernel holds to `fd`, as write(2) would (sendfile's writer).
+pub fn write_kernel_bytes(context: &mut Context, fd: Fd, data: &[u8]) -> Result<usize, Errno> {
+    let file = context.process.files.get(fd)?;
+    match file.kind {
+        FileKind::Console(stream) => {
+            context.platform.console_write(stream, data);
+            Ok(data.len())
+        }
+        FileKind::Node(node) => {
+            if file.status_flags & O_ACCMODE == 0 {
+                return Err(Errno::EBADF);
+            }
+            crate::files::write_node_data(context, fd, file, node, data, None)
+        }
+        FileKind::Pipe { id, .. } => crate::pipe::write_data(context, file, id, data),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 /// As procfs reports its files: regular, read-only, size 0.
@@ -1286,6 +1385,75 @@ pub fn pwrite64(
         ),
         _ => Err(Errno::ESPIPE),
     }
+}
+
+/// close_range's flags (include/uapi/linux/close_range.h).
+const CLOSE_RANGE_UNSHARE: u32 = 2;
+const CLOSE_RANGE_CLOEXEC: u32 = 4;
+
+/// Implements close_range(2).
+pub fn close_range(context: &mut Context, first: u32, last: u32, flags: u32) -> Result<(), Errno> {
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    context
+        .process
+        .files
+        .close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    crate::files::settle_closes(context);
+    Ok(())
+}
+
+/// Reads `count` iovecs' worth at `offset` (preadv), buffer after buffer.
+pub fn preadv(
+    context: &mut Context,
+    fd: Fd,
+    vector: UserAddr,
+    count: i32,
+    offset: i64,
+) -> Result<usize, Errno> {
+    let iovecs = read_iovecs(context, vector, count)?;
+    let mut total = 0;
+    for iovec in iovecs {
+        let got = pread64(
+            context,
+            fd,
+            UserAddr(iovec.iov_base),
+            iovec.iov_len as usize,
+            offset.saturating_add(total as i64),
+        )?;
+        total += got;
+        if got < iovec.iov_len as usize {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Writes `count` iovecs at `offset` (pwritev), buffer after buffer.
+pub fn pwritev(
+    context: &mut Context,
+    fd: Fd,
+    vector: UserAddr,
+    count: i32,
+    offset: i64,
+) -> Result<usize, Errno> {
+    let iovecs = read_iovecs(context, vector, count)?;
+    let mut total = 0;
+    for iovec in iovecs {
+        let wrote = pwrite64(
+            context,
+            fd,
+            UserAddr(iovec.iov_base),
+            iovec.iov_len as usize,
+            offset.saturating_add(total as i64),
+        )?;
+        total += wrote;
+        if wrote < iovec.iov_len as usize {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

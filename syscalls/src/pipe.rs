@@ -124,6 +124,19 @@ pub fn write(
         return Err(Errno::EBADF);
     }
     let data = context.read_bytes(buffer.0, count.min(1 << 20))?;
+    write_data(context, file, id, &data)
+}
+
+/// Writes `data` into the pipe (write's second half; sendfile's writer).
+pub fn write_data(
+    context: &mut Context,
+    file: OpenFile,
+    id: u32,
+    data: &[u8],
+) -> Result<usize, Errno> {
+    if file.status_flags & (O_WRONLY | O_RDWR) == 0 {
+        return Err(Errno::EBADF);
+    }
     let mut done = 0;
     loop {
         let pipe = context.process.files.pipe_mut(id)?;

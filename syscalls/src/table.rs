@@ -101,13 +101,15 @@ syscall_table! {
     37 alarm(seconds: u32) => time::alarm, Supported;
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
+    40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console or a pipe (sockets come with networking)");
     56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => thread::clone, Partial("threads (CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND and CLONE_THREAD together, as pthread_create and Go ask); fork and vfork shapes return ENOSYS, logged with what was asked");
     57 fork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
     58 vfork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
     60 exit(status: i32) => thread::exit, Supported;
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
-    72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL");
+    72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ; record locks: the process's own never conflict (F_GETLK finds none), OFD locks kept the same way");
+    73 flock(fd: Fd, operation: i32) => files::flock, Partial("files of the tree; pipes and the console: EINVAL");
     74 fsync(fd: Fd) => files::fsync, Partial("tmpfs: nothing to make durable; durable files come with disk images");
     75 fdatasync(fd: Fd) => files::fdatasync, Partial("as fsync");
     76 truncate(path: UserPath, length: i64) => files::truncate, Supported;
@@ -125,6 +127,9 @@ syscall_table! {
     89 readlink(path: UserPath, buffer: UserAddr, size: i32) => fs::readlink, Supported;
     90 chmod(path: UserPath, mode: u32) => files::chmod, Supported;
     91 fchmod(fd: Fd, mode: u32) => files::fchmod, Supported;
+    92 chown(path: UserPath, uid: u32, gid: u32) => files::chown, Supported;
+    93 fchown(fd: Fd, uid: u32, gid: u32) => files::fchown, Supported;
+    94 lchown(path: UserPath, uid: u32, gid: u32) => files::lchown, Supported;
     95 umask(mask: u32) => process::umask, Supported;
     96 gettimeofday(time: UserAddr, zone: UserAddr) => time::gettimeofday, Supported;
     97 getrlimit(resource: u32, limit: UserAddr) => process::getrlimit, Supported;
@@ -145,6 +150,8 @@ syscall_table! {
     128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
     130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
+    137 statfs(path: UserPath, buffer: UserAddr) => files::statfs, Supported;
+    138 fstatfs(fd: Fd, buffer: UserAddr) => files::fstatfs, Partial("files of the tree; pipes and the console: ENOSYS");
     140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded and read back as Linux would; once for the whole process; the scheduler is round-robin with one priority, so they change nothing yet");
     141 setpriority(which: i32, who: i32, nice: i32) => sched::setpriority, Partial("recorded and read back as Linux would; once for the whole process; the scheduler is round-robin with one priority, so they change nothing yet");
     142 sched_setparam(pid: i32, param: UserAddr) => sched::sched_setparam, Partial("recorded and read back as Linux would; once for the whole process; the scheduler is round-robin with one priority, so they change nothing yet");
@@ -177,6 +184,7 @@ syscall_table! {
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("as open");
     258 mkdirat(dir_fd: Fd, path: UserPath, mode: u32) => files::mkdirat, Supported;
+    260 fchownat(dir_fd: Fd, path: UserPath, uid: u32, gid: u32, flags: i32) => files::fchownat, Supported;
     262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Supported;
     263 unlinkat(dir_fd: Fd, path: UserPath, flags: i32) => files::unlinkat, Supported;
     264 renameat(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath) => files::renameat, Supported;
@@ -189,17 +197,25 @@ syscall_table! {
     271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Supported;
     274 get_robust_list(tid: i32, head: UserAddr, length: UserAddr) => process::get_robust_list, Supported;
+    280 utimensat(dir_fd: Fd, path: UserAddr, times: UserAddr, flags: i32) => files::utimensat, Supported;
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
+    285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE; the other modes are EOPNOTSUPP");
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     293 pipe2(fds: UserAddr, flags: u32) => pipe::pipe2, Partial("O_CLOEXEC and O_NONBLOCK; packet mode (O_DIRECT) is EINVAL");
+    295 preadv(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::preadv, Supported;
+    296 pwritev(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::pwritev, Supported;
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
+    319 memfd_create(name: UserPath, flags: u32) => files::memfd_create, Partial("an unnamed tmpfs file; MFD_ALLOW_SEALING accepted, the F_ADD_SEALS commands are not there");
     324 membarrier(command: i32, flags: u32, cpu: i32) => sched::membarrier, Partial("one CPU: a switch between threads orders their memory, so every barrier holds at once; registration checked as Linux; the rseq commands are EINVAL (no rseq)");
+    326 copy_file_range(fd_in: Fd, offset_in: UserAddr, fd_out: Fd, offset_out: UserAddr, length: usize, flags: u32) => files::copy_file_range, Supported;
+    332 statx(dir_fd: Fd, path: UserPath, flags: i32, mask: u32, buffer: UserAddr) => files::statx, Supported;
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
     435 clone3(args: UserAddr, size: usize) => thread::clone3, Partial("threads, as clone; set_tid and CLONE_INTO_CGROUP are EINVAL");
+    436 close_range(first: u32, last: u32, flags: u32) => fs::close_range, Supported;
     439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
 }
 

@@ -10,9 +10,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* struct statx (include/uapi/linux/stat.h), here because musl's headers do not have it. */
+struct statx_time {
+    long long tv_sec;
+    unsigned tv_nsec;
+    int reserved;
+};
+struct statx_result {
+    unsigned stx_mask, stx_blksize;
+    unsigned long long stx_attributes;
+    unsigned stx_nlink, stx_uid, stx_gid;
+    unsigned short stx_mode, spare0;
+    unsigned long long stx_ino, stx_size, stx_blocks, stx_attributes_mask;
+    struct statx_time stx_atime, stx_btime, stx_ctime, stx_mtime;
+    unsigned char rest[256 - 0x80];
+};
 
 static int failures;
 static void check(const char *name, int ok) {
@@ -200,6 +221,69 @@ int main(void) {
     close(random);
     check("/dev/null is a character device 1:3",
           stat("/dev/null", &info) == 0 && S_ISCHR(info.st_mode) && info.st_rdev == 0x103);
+
+    /* Times, owners, statx, statfs. */
+    struct timespec times[2] = {{1000000000, 5}, {1200000000, 7}};
+    check("utimensat sets both times", utimensat(AT_FDCWD, "sparse", times, 0) == 0 &&
+                                           stat("sparse", &info) == 0 &&
+                                           info.st_atime == 1000000000 &&
+                                           info.st_mtime == 1200000000 &&
+                                           info.st_mtim.tv_nsec == 7);
+    check("chown", chown("sparse", 1234, 5678) == 0 && stat("sparse", &info) == 0 &&
+                       info.st_uid == 1234 && info.st_gid == 5678);
+    struct statx_result extended;
+    check("statx", syscall(SYS_statx, AT_FDCWD, "sparse", 0, 0x7ff, &extended) == 0 &&
+                       (extended.stx_mask & 0x7ff) == 0x7ff && extended.stx_uid == 1234 &&
+                       extended.stx_mtime.tv_sec == 1200000000 &&
+                       S_ISREG(extended.stx_mode));
+    struct statfs volume;
+    check("statfs", statfs(".", &volume) == 0 && volume.f_namelen == 255 && volume.f_bsize > 0);
+
+    /* flock between two open files of one file; record locks of one process never conflict. */
+    int one = open("sparse", O_RDWR), two = open("sparse", O_RDWR);
+    check("flock(LOCK_EX)", flock(one, LOCK_EX) == 0);
+    check("another open file's LOCK_EX|LOCK_NB: EWOULDBLOCK",
+          flock(two, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK);
+    check("after LOCK_UN it is free", flock(one, LOCK_UN) == 0 && flock(two, LOCK_SH | LOCK_NB) == 0 &&
+                                          flock(one, LOCK_SH | LOCK_NB) == 0);
+    struct flock record = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    check("fcntl(F_SETLK)", fcntl(one, F_SETLK, &record) == 0);
+    record.l_type = F_WRLCK;
+    check("F_GETLK: our own lock does not conflict", fcntl(two, F_GETLK, &record) == 0 &&
+                                                         record.l_type == F_UNLCK);
+    close(one);
+    close(two);
+
+    /* Copies between files, memfd, fallocate, vectored I/O at an offset, close_range. */
+    int source = open("source", O_CREAT | O_RDWR, 0644);
+    write(source, "0123456789", 10);
+    int target = open("target", O_CREAT | O_RDWR, 0644);
+    loff_t from = 2;
+    check("copy_file_range", syscall(SYS_copy_file_range, source, &from, target, NULL, 5, 0) == 5 &&
+                                 from == 7 && pread(target, buffer, 5, 0) == 5 &&
+                                 memcmp(buffer, "23456", 5) == 0);
+    off_t at = 5;
+    check("sendfile to a file", sendfile(target, source, &at, 100) == 5 && at == 10 &&
+                                    pread(target, buffer, 10, 0) == 10 &&
+                                    memcmp(buffer, "2345656789", 10) == 0);
+    check("fallocate extends", fallocate(target, 0, 0, 8192) == 0 && fstat(target, &info) == 0 &&
+                                   info.st_size == 8192);
+    struct iovec parts[2] = {{buffer, 3}, {buffer + 3, 3}};
+    check("preadv", preadv(source, parts, 2, 4) == 6 && memcmp(buffer, "456789", 6) == 0);
+    check("pwritev", pwritev(target, parts, 2, 100) == 6 && pread(target, buffer + 10, 6, 100) == 6 &&
+                         memcmp(buffer + 10, "456789", 6) == 0);
+    int memory = syscall(SYS_memfd_create, "scratch", 1);
+    check("memfd_create: a file to write and read",
+          memory >= 0 && write(memory, "in memory", 9) == 9 && pread(memory, buffer, 9, 0) == 9 &&
+              memcmp(buffer, "in memory", 9) == 0 && fcntl(memory, F_GETFD) == FD_CLOEXEC);
+    close(memory);
+    int spare = dup(source), spare2 = dup(source);
+    check("close_range", syscall(SYS_close_range, spare, spare2, 0) == 0 &&
+                             fcntl(spare, F_GETFD) == -1 && fcntl(spare2, F_GETFD) == -1);
+    close(source);
+    close(target);
+    unlink("source");
+    unlink("target");
 
     check("clean up", unlink("sub/again") == 0 && rmdir("sub") == 0 && unlink("sparse") == 0 &&
                           unlink("shortcut") == 0 && unlink("loop") == 0);
