@@ -58,3 +58,18 @@ fn host_files_and_directories_reach_the_vm() {
          link -> app.conf\ncwd: /etc/app\nown path readable: yes\nmode kept: yes\n"
     );
 }
+
+/// What programs read of /proc and /sys about the machine describes the VM: one processor,
+/// its mounts, its hostname, and where open files point.
+#[test]
+fn proc_and_sys_describe_the_vm() {
+    let program = compile("proc_files", Toolchain::GlibcStatic);
+    let outcome = pith_run(&[], &program, &[], &[]);
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(
+        outcome.stdout,
+        "processors: 1, sse2 among the flags: yes\nmount: / tmpfs\nmount: /tmp tmpfs\n\
+         mount: /dev/shm tmpfs\nhostname: pith\nonline: 0\nstat starts with cpu: yes\n\
+         uptime: yes\nfd link: /tmp/marker\ncwd link: /tmp\npipe link starts with pipe:[ yes\n"
+    );
+}

@@ -44,6 +44,7 @@ pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
             1_000_000
         }
     };
+    TSC_KHZ.store(khz, Ordering::Relaxed);
     MULT.store(
         ((1_000_000u128 << 32) / khz as u128) as u64,
         Ordering::Relaxed,
@@ -52,6 +53,13 @@ pub fn init(boot_tsc: u64, tsc_khz: Option<u64>, realtime_ns: Option<u64>) {
         Some(ns) => REALTIME_AT_BOOT_NS.store(ns, Ordering::Relaxed),
         None => crate::log_warn!("no pith.realtime_ns: the wall clock starts at the epoch"),
     }
+}
+
+/// The TSC's frequency, in kHz.
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+
+pub fn tsc_khz() -> u64 {
+    TSC_KHZ.load(Ordering::Relaxed)
 }
 
 /// Nanoseconds since the kernel's first instruction.

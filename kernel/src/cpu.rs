@@ -45,3 +45,126 @@ pub fn min_signal_stack_size() -> u64 {
     };
     (xsave_size + 1024).max(2048)
 }
+
+/// Linux's names for the CPUID feature bits /proc/cpuinfo lists (arch/x86/include/asm/
+/// cpufeatures.h): leaf 1 EDX, leaf 1 ECX, leaf 7 EBX.
+const LEAF1_EDX: [(u32, &str); 20] = [
+    (0, "fpu"),
+    (1, "vme"),
+    (2, "de"),
+    (3, "pse"),
+    (4, "tsc"),
+    (5, "msr"),
+    (6, "pae"),
+    (7, "mce"),
+    (8, "cx8"),
+    (9, "apic"),
+    (11, "sep"),
+    (12, "mtrr"),
+    (13, "pge"),
+    (14, "mca"),
+    (15, "cmov"),
+    (16, "pat"),
+    (19, "clflush"),
+    (23, "mmx"),
+    (24, "fxsr"),
+    (25, "sse"),
+];
+const LEAF1_EDX_MORE: [(u32, &str); 1] = [(26, "sse2")];
+const LEAF1_ECX: [(u32, &str); 14] = [
+    (0, "pni"),
+    (1, "pclmulqdq"),
+    (9, "ssse3"),
+    (12, "fma"),
+    (13, "cx16"),
+    (19, "sse4_1"),
+    (20, "sse4_2"),
+    (22, "movbe"),
+    (23, "popcnt"),
+    (25, "aes"),
+    (26, "xsave"),
+    (28, "avx"),
+    (29, "f16c"),
+    (30, "rdrand"),
+];
+const LEAF7_EBX: [(u32, &str); 9] = [
+    (0, "fsgsbase"),
+    (3, "bmi1"),
+    (5, "avx2"),
+    (8, "bmi2"),
+    (9, "erms"),
+    (16, "avx512f"),
+    (18, "rdseed"),
+    (19, "adx"),
+    (29, "sha_ni"),
+];
+
+/// What /proc/cpuinfo says of this CPU.
+pub fn identity(tsc_khz: u64) -> pith_syscalls::platform::CpuIdentity {
+    use alloc::string::String;
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    let leaf0 = __cpuid(0);
+    let mut vendor = String::new();
+    for register in [leaf0.ebx, leaf0.edx, leaf0.ecx] {
+        vendor.extend(register.to_le_bytes().iter().map(|&byte| byte as char));
+    }
+    let mut brand = String::new();
+    if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+        for leaf in 0x8000_0002..=0x8000_0004u32 {
+            let part = __cpuid(leaf);
+            for register in [part.eax, part.ebx, part.ecx, part.edx] {
+                brand.extend(
+                    register
+                        .to_le_bytes()
+                        .iter()
+                        .filter(|&&byte| byte != 0)
+                        .map(|&byte| byte as char),
+                );
+            }
+        }
+    }
+    let leaf1 = __cpuid(1);
+    let base_family = (leaf1.eax >> 8) & 0xf;
+    let family = if base_family == 0xf {
+        base_family + ((leaf1.eax >> 20) & 0xff)
+    } else {
+        base_family
+    };
+    let model = if base_family == 0x6 || base_family == 0xf {
+        ((leaf1.eax >> 4) & 0xf) | (((leaf1.eax >> 16) & 0xf) << 4)
+    } else {
+        (leaf1.eax >> 4) & 0xf
+    };
+    let leaf7 = if leaf0.eax >= 7 {
+        __cpuid_count(7, 0).ebx
+    } else {
+        0
+    };
+    let mut flags = String::new();
+    let lists: [(&[(u32, &str)], u32); 4] = [
+        (&LEAF1_EDX, leaf1.edx),
+        (&LEAF1_EDX_MORE, leaf1.edx),
+        (&LEAF1_ECX, leaf1.ecx),
+        (&LEAF7_EBX, leaf7),
+    ];
+    for (names, register) in lists {
+        for &(bit, name) in names {
+            if register & (1 << bit) != 0 {
+                if !flags.is_empty() {
+                    flags.push(' ');
+                }
+                flags.push_str(name);
+            }
+        }
+    }
+    pith_syscalls::platform::CpuIdentity {
+        vendor,
+        brand: String::from(brand.trim()),
+        family,
+        model,
+        stepping: leaf1.eax & 0xf,
+        max_leaf: leaf0.eax,
+        khz: tsc_khz,
+        flags,
+    }
+}

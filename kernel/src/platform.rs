@@ -185,6 +185,10 @@ impl Platform for KernelPlatform {
         crate::sched::arm_timer();
     }
 
+    fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {
+        crate::cpu::identity(crate::clock::tsc_khz())
+    }
+
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno> {
         if crate::random::fill(buffer) {
             Ok(())

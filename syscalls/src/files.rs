@@ -358,7 +358,25 @@ pub fn open_at(
             .truncate(node.ino, 0, now)?;
     }
     context.process.vfs.fs_mut(node.mount)?.open(node.ino);
-    install(context, node, flags, false)
+    let fd = install(context, node, flags, false)?;
+    // For /proc/self/fd: the path made absolute from where it started (the parent's path
+    // plus the name when the name is known).
+    let absolute = if path.starts_with(b"/") {
+        path.to_vec()
+    } else {
+        let mut base = context
+            .process
+            .vfs
+            .path_of(start)
+            .unwrap_or_else(|_| b"/".to_vec());
+        if !base.ends_with(b"/") {
+            base.push(b'/');
+        }
+        base.extend_from_slice(path);
+        base
+    };
+    context.process.files.set_path(Fd(fd), absolute);
+    Ok(fd)
 }
 
 fn creation(context: &Context, mode: u32, now: Timestamp) -> Creation {

@@ -97,6 +97,8 @@ pub struct FdTable {
     closed: Vec<pith_fs::vfs::Node>,
     /// Pipes by id, and the next id.
     pipes: BTreeMap<u32, crate::pipe::Pipe>,
+    /// The path each description of a node was opened by (for /proc/self/fd).
+    paths: BTreeMap<u32, Vec<u8>>,
     /// flock(2) locks: per node, the descriptions holding it and whether exclusively.
     flocks: BTreeMap<pith_fs::vfs::Node, (bool, Vec<u32>)>,
     next_pipe: u32,
@@ -133,6 +135,7 @@ impl FdTable {
             closed: Vec::new(),
             pipes: BTreeMap::new(),
             flocks: BTreeMap::new(),
+            paths: BTreeMap::new(),
             next_pipe: 0,
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
@@ -218,6 +221,7 @@ impl FdTable {
                 }
                 self.generated.remove(&description);
                 self.positions.remove(&description);
+                self.paths.remove(&description);
             }
         }
     }
@@ -362,6 +366,18 @@ impl FdTable {
     /// How many fds are open (a counter for names that must differ).
     pub fn open_count(&self) -> usize {
         self.entries.len() + self.next_description as usize
+    }
+
+    /// Records the absolute path `fd`'s description was opened by.
+    pub fn set_path(&mut self, fd: Fd, path: Vec<u8>) {
+        if let Ok(entry) = self.entry(fd) {
+            self.paths.insert(entry.description, path);
+        }
+    }
+
+    pub fn path(&self, fd: Fd) -> Option<Vec<u8>> {
+        let entry = self.entry(fd).ok()?;
+        self.paths.get(&entry.description).cloned()
     }
 
     /// The file position of `fd`'s description.
@@ -1003,9 +1019,13 @@ fn check_dir_fd(context: &Context, dir_fd: Fd, name: &[u8]) -> Result<(), Errno>
     Ok(())
 }
 
-/// Whether `name` is resolved by the /proc files rather than the tree: an absolute /proc path.
+/// Whether `name` is resolved by the /proc (and /sys) files rather than the tree: an absolute
+/// /proc path, or one of the /sys files there are.
 fn is_proc_path(name: &[u8]) -> bool {
     name.starts_with(b"/proc/")
+        || name
+            .strip_prefix(b"/sys/")
+            .is_some_and(|file| crate::procfs::generate_sys(file).is_some())
 }
 
 /// Implements stat(2).
@@ -1195,13 +1215,38 @@ fn readlink_path(
     if size <= 0 {
         return Err(Errno::EINVAL);
     }
-    if name != b"/proc/self/exe" {
+    let target = if name == b"/proc/self/exe" {
+        context.process.executable_path.clone()
+    } else if name == b"/proc/self/cwd" {
+        crate::files::cwd_path(context)
+    } else if let Some(fd) = name
+        .strip_prefix(b"/proc/self/fd/")
+        .and_then(|number| core::str::from_utf8(number).ok()?.parse::<i32>().ok())
+    {
+        fd_link(context, Fd(fd)).map_err(|_| Errno::ENOENT)?
+    } else {
         return crate::files::readlink_at(context, Fd(AT_FDCWD), name, buffer, size);
-    }
-    let target = context.process.executable_path.clone();
+    };
     let len = target.len().min(size as usize);
     context.platform.write_user(buffer.0, &target[..len])?;
     Ok(len)
+}
+
+/// What /proc/self/fd/N links to, as Linux shows it: a file's path, "pipe:[N]",
+/// "anon_inode:[signalfd]", the console's terminal.
+fn fd_link(context: &mut Context, fd: Fd) -> Result<Vec<u8>, Errno> {
+    let file = context.process.files.get(fd)?;
+    Ok(match file.kind {
+        FileKind::Node(node) => match context.process.files.path(fd) {
+            Some(path) => path,
+            None => context.process.vfs.path_of(node).unwrap_or_default(),
+        },
+        FileKind::Pipe { id, .. } => alloc::format!("pipe:[{}]", 0x1000 + id).into_bytes(),
+        FileKind::Signalfd { .. } => b"anon_inode:[signalfd]".to_vec(),
+        FileKind::Generated => b"/proc/self".to_vec(),
+        FileKind::Console(_) if context.platform.console_is_terminal() => b"/dev/pts/0".to_vec(),
+        FileKind::Console(_) => b"pipe:[1]".to_vec(),
+    })
 }
 
 /// Access-mode and creation flags of open(2) (include/uapi/asm-generic/fcntl.h).
@@ -1260,6 +1305,9 @@ fn open_path(
 
 /// The contents of the /proc file at `path`, if Pith has it: the only files there are yet.
 fn generated_file(context: &mut Context, path: &[u8]) -> Option<Vec<u8>> {
+    if let Some(file) = path.strip_prefix(b"/sys/") {
+        return crate::procfs::generate_sys(file);
+    }
     match own_proc_file(path) {
         Some(file) => crate::procfs::generate(context, file),
         None => path
@@ -1593,7 +1641,7 @@ mod tests {
             machine.call(89, [path, out, 0, 0, 0, 0]),
             Err(Errno::EINVAL)
         );
-        let other = machine.put(b"/proc/self/cwd\0");
+        let other = machine.put(b"/proc/self/no-such-link\0");
         assert_eq!(
             machine.call(89, [other, out, 64, 0, 0, 0]),
             Err(Errno::ENOENT)
@@ -1890,7 +1938,7 @@ mod tests {
             Err(Errno::EBADF)
         );
         assert_eq!(machine.call(3, [fd, 0, 0, 0, 0, 0]), Ok(0));
-        let other = machine.put(b"/proc/self/mounts\0");
+        let other = machine.put(b"/proc/self/no-such-file\0");
         assert_eq!(machine.call(2, [other, 0, 0, 0, 0, 0]), Err(Errno::ENOENT));
     }
 }

@@ -44,6 +44,21 @@ pub enum WakeOn {
     Wake,
 }
 
+/// What /proc/cpuinfo says of the CPU (from CPUID).
+#[derive(Clone, Debug, Default)]
+pub struct CpuIdentity {
+    pub vendor: alloc::string::String,
+    pub brand: alloc::string::String,
+    pub family: u32,
+    pub model: u32,
+    pub stepping: u32,
+    pub max_leaf: u32,
+    /// The TSC's frequency in kHz (cpu MHz).
+    pub khz: u64,
+    /// Linux's names of the feature flags, space-separated.
+    pub flags: alloc::string::String,
+}
+
 /// Severity of a kernel log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -127,6 +142,10 @@ pub trait Platform {
     /// Arms the machine's timer for the process's next timer deadline (monotonic), or
     /// disarms it: no timer interrupt comes when nothing is due.
     fn set_alarm(&mut self, deadline: Option<u64>);
+    /// The CPU's identity, for /proc/cpuinfo.
+    fn cpu_identity(&self) -> CpuIdentity {
+        CpuIdentity::default()
+    }
     /// Fills `buffer` from the CPU's random number generator.
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno>;
 

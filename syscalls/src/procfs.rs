@@ -22,16 +22,114 @@ pub fn generate(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
         b"cmdline" => Some(context.process.cmdline.clone()),
         b"environ" => Some(context.process.environ.clone()),
         b"comm" => Some(alloc::format!("{}\n", self::name(context)).into_bytes()),
+        b"mounts" => Some(context.process.vfs.mounts_text()),
         _ => None,
     }
 }
 
-/// The text of the system-wide /proc/NAME, if Pith has that file: meminfo.
+/// The text of the system-wide /proc/NAME, if Pith has that file.
 pub fn generate_system(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
     match name {
         b"meminfo" => Some(meminfo(context)),
+        b"mounts" => Some(context.process.vfs.mounts_text()),
+        b"cpuinfo" => Some(cpuinfo(context)),
+        b"stat" => Some(system_stat(context)),
+        b"uptime" => Some(uptime(context)),
+        b"sys/kernel/hostname" => Some(b"pith\n".to_vec()),
+        b"sys/kernel/osrelease" => {
+            Some(alloc::format!("{}\n", crate::process::UTS_RELEASE).into_bytes())
+        }
+        b"sys/kernel/ostype" => Some(b"Linux\n".to_vec()),
+        b"sys/kernel/pid_max" => Some(b"4194304\n".to_vec()),
+        b"sys/vm/overcommit_memory" => Some(b"0\n".to_vec()),
         _ => None,
     }
+}
+
+/// /sys files programs read to count CPUs: one CPU, number 0.
+pub fn generate_sys(name: &[u8]) -> Option<Vec<u8>> {
+    match name {
+        b"devices/system/cpu/online"
+        | b"devices/system/cpu/possible"
+        | b"devices/system/cpu/present" => Some(b"0\n".to_vec()),
+        _ => None,
+    }
+}
+
+/// /proc/cpuinfo: one processor, as the machine describes itself (CPUID).
+fn cpuinfo(context: &mut Context) -> Vec<u8> {
+    let cpu = context.platform.cpu_identity();
+    let mut text = alloc::string::String::new();
+    let _ = write!(
+        text,
+        "processor\t: 0\nvendor_id\t: {}\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: {}\n\
+         stepping\t: {}\ncpu MHz\t\t: {}.{:03}\ncache size\t: 512 KB\nphysical id\t: 0\nsiblings\t: 1\n\
+         core id\t\t: 0\ncpu cores\t: 1\napicid\t\t: 0\ninitial apicid\t: 0\nfpu\t\t: yes\n\
+         fpu_exception\t: yes\ncpuid level\t: {}\nwp\t\t: yes\nflags\t\t: {}\nbogomips\t: {}.{:02}\n\
+         clflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 48 bits physical, 48 bits virtual\n\
+         power management:\n\n",
+        cpu.vendor,
+        cpu.family,
+        cpu.model,
+        cpu.brand,
+        cpu.stepping,
+        cpu.khz / 1000,
+        cpu.khz % 1000,
+        cpu.max_leaf,
+        cpu.flags,
+        cpu.khz * 2 / 1000,
+        (cpu.khz * 2 / 10) % 100,
+    );
+    text.into_bytes()
+}
+
+/// /proc/stat: the CPU time lines (in USER_HZ ticks: the program's run time as user time,
+/// the halted time as idle), boot time, and one process.
+fn system_stat(context: &mut Context) -> Vec<u8> {
+    let ticks = |nanoseconds: u64| nanoseconds / 10_000_000;
+    let busy = ticks(context.platform.now(crate::platform::MachineClock::CpuTime));
+    let up = ticks(
+        context
+            .platform
+            .now(crate::platform::MachineClock::Monotonic),
+    );
+    let idle = up.saturating_sub(busy);
+    let realtime = context
+        .platform
+        .now(crate::platform::MachineClock::Realtime);
+    let monotonic = context
+        .platform
+        .now(crate::platform::MachineClock::Monotonic);
+    let boot = realtime.saturating_sub(monotonic) / 1_000_000_000;
+    let threads = context.process.threads.count();
+    let mut text = alloc::string::String::new();
+    for cpu in ["cpu ", "cpu0"] {
+        let _ = writeln!(text, "{cpu} {busy} 0 0 {idle} 0 0 0 0 0 0");
+    }
+    let _ = write!(
+        text,
+        "intr 0\nctxt 0\nbtime {boot}\nprocesses 1\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n"
+    );
+    let _ = threads;
+    text.into_bytes()
+}
+
+/// /proc/uptime: seconds up and seconds idle, to the hundredth.
+fn uptime(context: &mut Context) -> Vec<u8> {
+    let up = context
+        .platform
+        .now(crate::platform::MachineClock::Monotonic)
+        / 10_000_000;
+    let busy = context.platform.now(crate::platform::MachineClock::CpuTime) / 10_000_000;
+    let idle = up.saturating_sub(busy);
+    alloc::format!(
+        "{}.{:02} {}.{:02}\n",
+        up / 100,
+        up % 100,
+        idle / 100,
+        idle % 100
+    )
+    .into_bytes()
 }
 
 /// /proc/meminfo (fs/proc/meminfo.c), the lines `free` and most programs read: RAM as the
