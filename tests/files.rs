@@ -73,3 +73,30 @@ fn proc_and_sys_describe_the_vm() {
          uptime: yes\nfd link: /tmp/marker\ncwd link: /tmp\npipe link starts with pipe:[ yes\n"
     );
 }
+
+/// `pith run --disk FILE`: the program sees a virtio-blk disk as /dev/vda; what it writes and
+/// fsyncs is in the host file and there again at the next boot.
+#[test]
+fn a_disk_keeps_what_was_written_across_boots() {
+    let disk = std::env::temp_dir().join(format!("pith-disk-{}.img", std::process::id()));
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let program = compile("disk", Toolchain::GlibcStatic);
+    let disk_option = disk.to_str().unwrap();
+    let first = pith_run(&["--disk", disk_option], &program, &["write"], &[]);
+    let second = pith_run(&["--disk", disk_option], &program, &[], &[]);
+    let host = std::fs::read(&disk).unwrap();
+    let _ = std::fs::remove_file(&disk);
+    assert_eq!(
+        first.stdout, "block device: yes, size 1048576, SEEK_END 1048576\npwrite: 29, fsync: 0\n",
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        second.stdout,
+        "block device: yes, size 1048576, SEEK_END 1048576\n\
+         pread: 29: a record that outlives the VM\npast the end: 0\n",
+        "{}",
+        second.stderr
+    );
+    assert_eq!(&host[5000..5029], b"a record that outlives the VM");
+}

@@ -41,6 +41,11 @@ pub struct RunArgs {
     #[arg(long = "dir", value_name = "HOST[:GUEST]", value_parser = parse_mapping)]
     pub dirs: Vec<PathMapping>,
 
+    /// A raw disk image file to attach (virtio-blk): the program sees it as /dev/vda, and what
+    /// it writes there stays in the file.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
+
     /// The program's working directory inside the VM (made if it is not there). Default: /.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,

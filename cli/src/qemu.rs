@@ -94,6 +94,8 @@ pub struct QemuConfig<'a> {
     pub hostlink_socket: &'a Path,
     /// `-icount shift=0` (TCG only; the accelerator choice has checked that).
     pub icount: bool,
+    /// A raw disk image, attached as a virtio-blk device (the kernel's /dev/vda).
+    pub disk: Option<&'a Path>,
 }
 
 /// QEMU's arguments (without the program name), as docs/design/boot-protocol.md shows them.
@@ -155,6 +157,14 @@ pub fn qemu_args(config: &QemuConfig<'_>) -> Vec<OsString> {
             "isa-debug-exit,iobase=0xf4,iosize=4",
         ],
     );
+    if let Some(disk) = config.disk {
+        // Writes reach the host file as they are made; a guest FLUSH makes them durable.
+        let mut drive = OsString::from("file=");
+        drive.push(escape_option_value(disk.as_os_str()));
+        drive.push(",format=raw,if=none,id=disk0,cache=writeback");
+        args.extend(["-drive".into(), drive]);
+        extend(&mut args, &["-device", "virtio-blk-device,drive=disk0"]);
+    }
     args
 }
 
@@ -198,6 +208,7 @@ mod tests {
             kernel: Path::new("/k/pith-kernel"),
             image: Path::new("/tmp/pith-x/image.pith"),
             kernel_command_line: "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
+            disk: None,
             console_socket: Path::new("/tmp/pith-x/console.sock"),
             hostlink_socket: Path::new("/tmp/pith-x/hostlink.sock"),
             icount,

@@ -31,14 +31,30 @@ impl QemuProcess {
     /// QEMU does not touch our stdin or stdout (the guest console goes through console.sock): it
     /// gets /dev/null for both, so it can neither read nor change the terminal. Its stderr is
     /// captured.
+    ///
+    /// If `pith` itself dies (SIGKILL, a test harness's timeout), the kernel kills QEMU too
+    /// (PR_SET_PDEATHSIG), so no VM is left running without its CLI.
+    #[allow(
+        unsafe_code,
+        reason = "Command::pre_exec is how std lets the child set PR_SET_PDEATHSIG before exec"
+    )]
     pub fn spawn(qemu: &Path, args: &[OsString]) -> std::io::Result<Self> {
-        let mut child = Command::new(qemu)
+        let mut command = Command::new(qemu);
+        command
             .args(args)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the child between fork and exec and makes one prctl
+        // call, which is async-signal-safe; it touches no memory shared with the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command.spawn()?;
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::Builder::new()
                 .name("qemu-stderr".into())

@@ -60,6 +60,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // The TSC is timed against the clock while the rest of the set-up runs.
     let tsc_stopwatch = TscStopwatch::start();
     let program = read_program(args.program())?;
+    if let Some(disk) = &args.disk {
+        if !disk.is_file() {
+            anyhow::bail!(
+                "--disk {}: no such file (make an empty one with `truncate -s 64M {}`)",
+                disk.display(),
+                disk.display()
+            );
+        }
+    }
     let current_exe = std::env::current_exe().ok();
     let kernel = find_kernel(
         args.kernel.as_deref(),
@@ -131,6 +140,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         console_socket: &console_path,
         hostlink_socket: &hostlink_path,
         icount: args.icount,
+        disk: args.disk.as_deref(),
     });
     if args.verbose {
         eprintln!("pith: {}", shell_words(qemu.as_os_str(), &qemu_argv));

@@ -27,6 +27,7 @@ mod serial;
 mod signals;
 mod syscall;
 mod vdso;
+mod virtio_blk;
 
 /// Called by the PVH entry code in long mode, on the boot stack, with the physical address of
 /// the hvm_start_info.
@@ -62,6 +63,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         parameters.realtime_ns,
     );
     random::init();
+    virtio_blk::init();
     syscall::init();
     apic::init();
     ioapic::route_serial(apic::id());

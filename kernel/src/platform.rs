@@ -185,6 +185,22 @@ impl Platform for KernelPlatform {
         crate::sched::arm_timer();
     }
 
+    fn disk_size(&self) -> Option<u64> {
+        crate::virtio_blk::capacity()
+    }
+
+    fn disk_read(&mut self, sector: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+        crate::virtio_blk::read_sectors(sector, buffer).map_err(|()| Errno::EIO)
+    }
+
+    fn disk_write(&mut self, sector: u64, data: &[u8]) -> Result<(), Errno> {
+        crate::virtio_blk::write_sectors(sector, data).map_err(|()| Errno::EIO)
+    }
+
+    fn disk_flush(&mut self) -> Result<(), Errno> {
+        crate::virtio_blk::flush().map_err(|()| Errno::EIO)
+    }
+
     fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {
         crate::cpu::identity(crate::clock::tsc_khz())
     }

@@ -239,6 +239,11 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
     let mut process = Process::new(path.to_vec(), memory, ram_pages * PAGE_SIZE / 2, now);
     populate_tree(&mut process, &image, now);
+    if crate::virtio_blk::capacity().is_some() {
+        if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
+            crate::log_warn!("/dev/vda could not be made: {error:?}");
+        }
+    }
     for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
         for string in strings.iter() {
             list.extend_from_slice(string);

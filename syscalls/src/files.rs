@@ -39,6 +39,9 @@ pub const DEV_RANDOM: u64 = device(1, 8);
 pub const DEV_URANDOM: u64 = device(1, 9);
 pub const DEV_TTY: u64 = device(5, 0);
 pub const DEV_CONSOLE: u64 = device(5, 1);
+/// The disk, as Linux's virtio-blk numbers its first one.
+pub const DEV_VDA: u64 = device(254, 0);
+const SECTOR: u64 = 512;
 
 /// st_dev of each mounted filesystem: anonymous devices as Linux numbers tmpfs's (0:N).
 fn st_dev(node: Node) -> u64 {
@@ -167,6 +170,56 @@ pub fn make_directories(vfs: &mut Vfs, path: &[u8], now: Timestamp) -> Result<No
         };
     }
     Ok(dir)
+}
+
+/// Adds the device node /dev/vda for the VM's disk.
+pub fn add_disk_node(vfs: &mut Vfs, now: Timestamp) -> Result<(), Error> {
+    let dev = vfs.resolve(vfs.root(), b"/dev", true)?;
+    let creation = Creation {
+        permissions: 0o660,
+        uid: 0,
+        gid: 6, // disk
+        now,
+    };
+    let node = NewNode::Special(FileType::BlockDevice, DEV_VDA);
+    vfs.fs_mut(dev.mount)?
+        .create(dev.ino, b"vda", node, creation)?;
+    Ok(())
+}
+
+/// Reads the disk at a byte offset (whole sectors underneath); short at its end.
+fn disk_read(context: &mut Context, offset: u64, buffer: &mut [u8]) -> Result<usize, Errno> {
+    let size = context.platform.disk_size().ok_or(Errno::ENXIO)?;
+    if offset >= size {
+        return Ok(0);
+    }
+    let count = (buffer.len() as u64).min(size - offset) as usize;
+    let first = offset / SECTOR;
+    let last = (offset + count as u64).div_ceil(SECTOR);
+    let mut sectors = alloc::vec![0u8; ((last - first) * SECTOR) as usize];
+    context.platform.disk_read(first, &mut sectors)?;
+    let skip = (offset - first * SECTOR) as usize;
+    buffer[..count].copy_from_slice(&sectors[skip..skip + count]);
+    Ok(count)
+}
+
+/// Writes the disk at a byte offset: partial sectors are read, changed and written back.
+fn disk_write(context: &mut Context, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+    let size = context.platform.disk_size().ok_or(Errno::ENXIO)?;
+    if offset >= size {
+        return Err(Errno::ENOSPC);
+    }
+    let count = (data.len() as u64).min(size - offset) as usize;
+    let first = offset / SECTOR;
+    let last = (offset + count as u64).div_ceil(SECTOR);
+    let mut sectors = alloc::vec![0u8; ((last - first) * SECTOR) as usize];
+    let skip = (offset - first * SECTOR) as usize;
+    if skip != 0 || !count.is_multiple_of(SECTOR as usize) {
+        context.platform.disk_read(first, &mut sectors)?;
+    }
+    sectors[skip..skip + count].copy_from_slice(&data[..count]);
+    context.platform.disk_write(first, &sectors)?;
+    Ok(count)
 }
 
 /// What the image puts in the tree.
@@ -474,7 +527,7 @@ pub fn read_node(
     match metadata.kind {
         FileType::Directory => return Err(Errno::EISDIR),
         FileType::CharDevice => return read_device(context, metadata.device, buffer, count),
-        FileType::Regular => {}
+        FileType::Regular | FileType::BlockDevice => {}
         _ => return Err(Errno::EINVAL),
     }
     let offset = match at {
@@ -482,11 +535,15 @@ pub fn read_node(
         None => position(context, fd)?,
     };
     let mut chunk = alloc::vec![0u8; count.min(1 << 20)];
-    let got = context
-        .process
-        .vfs
-        .fs_mut(node.mount)?
-        .read(node.ino, offset, &mut chunk)?;
+    let got = if metadata.kind == FileType::BlockDevice {
+        disk_read(context, offset, &mut chunk)?
+    } else {
+        context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .read(node.ino, offset, &mut chunk)?
+    };
     context.platform.write_user(buffer.0, &chunk[..got])?;
     if at.is_none() {
         context
@@ -533,7 +590,7 @@ pub fn write_node(
     }
     let metadata = context.process.vfs.metadata(node)?;
     match metadata.kind {
-        FileType::Regular => {}
+        FileType::Regular | FileType::BlockDevice => {}
         FileType::CharDevice => {
             return match metadata.device {
                 DEV_FULL => Err(Errno::ENOSPC),
@@ -581,11 +638,15 @@ pub fn write_node_data(
         }
     };
     let now = now(context);
-    let written = context
-        .process
-        .vfs
-        .fs_mut(node.mount)?
-        .write(node.ino, offset, data, now)?;
+    let written = if metadata.kind == FileType::BlockDevice {
+        disk_write(context, offset, data)?
+    } else {
+        context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .write(node.ino, offset, data, now)?
+    };
     if at.is_none() {
         context
             .process
@@ -608,9 +669,14 @@ pub fn seek_node(
     let target = match whence {
         crate::fs::SEEK_SET => offset,
         crate::fs::SEEK_CUR => current.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
-        crate::fs::SEEK_END => (metadata.size as i64)
-            .checked_add(offset)
-            .ok_or(Errno::EOVERFLOW)?,
+        crate::fs::SEEK_END => {
+            let size = if metadata.kind == FileType::BlockDevice {
+                context.platform.disk_size().unwrap_or(0)
+            } else {
+                metadata.size
+            };
+            (size as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?
+        }
         3 | 4 => {
             if offset < 0 {
                 return Err(Errno::ENXIO);
@@ -1003,11 +1069,17 @@ pub fn ftruncate(context: &mut Context, fd: Fd, length: i64) -> Result<(), Errno
 /// Implements fsync(2) and fdatasync(2): the filesystem makes the file durable.
 pub fn fsync(context: &mut Context, fd: Fd) -> Result<(), Errno> {
     match context.process.files.get(fd)?.kind {
-        FileKind::Node(node) => Ok(context
-            .process
-            .vfs
-            .fs_mut(node.mount)?
-            .sync(Some(node.ino))?),
+        FileKind::Node(node) => {
+            let metadata = context.process.vfs.metadata(node)?;
+            if metadata.kind == FileType::BlockDevice {
+                return context.platform.disk_flush();
+            }
+            Ok(context
+                .process
+                .vfs
+                .fs_mut(node.mount)?
+                .sync(Some(node.ino))?)
+        }
         _ => Err(Errno::EINVAL), // the console and signalfds cannot be synced
     }
 }

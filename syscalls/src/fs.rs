@@ -1154,6 +1154,22 @@ pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Resu
     if let FileKind::Node(node) = file.kind {
         // FIONREAD on a regular file: the bytes past the position.
         let metadata = context.process.vfs.metadata(node)?;
+        if metadata.kind == pith_fs::FileType::BlockDevice {
+            const BLKSSZGET: u32 = 0x1268;
+            const BLKGETSIZE64: u32 = 0x8008_1272;
+            return match request {
+                BLKGETSIZE64 => {
+                    let size = context.platform.disk_size().unwrap_or(0);
+                    context.write_struct(argument, &size)?;
+                    Ok(0)
+                }
+                BLKSSZGET => {
+                    context.write_struct(argument, &512i32)?;
+                    Ok(0)
+                }
+                _ => Err(Errno::ENOTTY),
+            };
+        }
         if request == FIONREAD && metadata.kind == pith_fs::FileType::Regular {
             let position = context.process.files.position(fd)?;
             let left = metadata.size.saturating_sub(position).min(i32::MAX as u64) as i32;

@@ -142,6 +142,22 @@ pub trait Platform {
     /// Arms the machine's timer for the process's next timer deadline (monotonic), or
     /// disarms it: no timer interrupt comes when nothing is due.
     fn set_alarm(&mut self, deadline: Option<u64>);
+    /// The disk's size in bytes (/dev/vda), or None without a disk.
+    fn disk_size(&self) -> Option<u64> {
+        None
+    }
+    /// Reads whole 512-byte sectors from `sector` into `buffer`: EIO if the device fails.
+    fn disk_read(&mut self, _sector: u64, _buffer: &mut [u8]) -> Result<(), Errno> {
+        Err(Errno::ENXIO)
+    }
+    /// Writes whole 512-byte sectors at `sector`.
+    fn disk_write(&mut self, _sector: u64, _data: &[u8]) -> Result<(), Errno> {
+        Err(Errno::ENXIO)
+    }
+    /// Makes the disk's earlier writes durable (a FLUSH).
+    fn disk_flush(&mut self) -> Result<(), Errno> {
+        Err(Errno::ENXIO)
+    }
     /// The CPU's identity, for /proc/cpuinfo.
     fn cpu_identity(&self) -> CpuIdentity {
         CpuIdentity::default()

@@ -1,0 +1,137 @@
+//! The disk: a virtio-blk device on QEMU microvm's virtio-mmio transports, through the
+//! virtio-drivers crate. Requests are polled to completion (one CPU; the kernel is not
+//! preemptible); FLUSH makes earlier writes durable on the host.
+
+use crate::memory::{phys_to_virt, PAGE_SIZE};
+use core::ptr::NonNull;
+use spin::Mutex;
+use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::{BufferDirection, Hal, PhysAddr};
+
+/// Where microvm puts its virtio-mmio transports (hw/i386/microvm.c VIRTIO_MMIO_BASE), 512
+/// bytes each; up to 24 with the second I/O APIC.
+const VIRTIO_MMIO_BASE: u64 = 0xfeb0_0000;
+const VIRTIO_MMIO_SIZE: usize = 512;
+const VIRTIO_MMIO_SLOTS: u64 = 24;
+/// "virt", the magic at the start of a transport.
+const VIRTIO_MAGIC: u32 = 0x7472_6976;
+
+/// The kernel's side of virtio-drivers: DMA memory from the frame allocator, through the
+/// direct map (physical and virtual addresses differ by DIRECT_MAP_BASE).
+struct PithHal;
+
+// SAFETY: dma_alloc returns zeroed, contiguous, direct-mapped frames owned by the caller until
+// dma_dealloc; share gives the physical address of kernel memory (the image, or the direct
+// map that covers the heap, the frames and the threads' stacks); nothing needs unsharing
+// without an IOMMU.
+unsafe impl Hal for PithHal {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let count = pages.next_power_of_two();
+        let Some(phys) = crate::memory::allocate_contiguous(count) else {
+            return (0, NonNull::dangling());
+        };
+        let virt = phys_to_virt(phys).as_mut_ptr::<u8>();
+        // SAFETY: `count` frames at `phys` were just handed out and are direct-mapped.
+        unsafe { core::ptr::write_bytes(virt, 0, count * PAGE_SIZE as usize) };
+        (phys, NonNull::new(virt).unwrap_or(NonNull::dangling()))
+    }
+
+    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
+        crate::memory::free_contiguous(paddr, pages.next_power_of_two());
+        0
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        NonNull::new(phys_to_virt(paddr).as_mut_ptr()).unwrap_or(NonNull::dangling())
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+        // The driver's own request headers live on the kernel stack (in the kernel image,
+        // loaded at physical = virtual - KERNEL_VMA); buffers are heap or frames (the direct
+        // map). Both are physically contiguous.
+        let address = buffer.as_ptr() as *mut u8 as u64;
+        if address >= crate::boot::KERNEL_VMA {
+            address - crate::boot::KERNEL_VMA
+        } else {
+            address - crate::boot::DIRECT_MAP_BASE
+        }
+    }
+
+    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
+}
+
+type Disk = VirtIOBlk<PithHal, MmioTransport<'static>>;
+
+static DISK: Mutex<Option<Disk>> = Mutex::new(None);
+
+/// Finds the first virtio-blk transport and brings the device up; logs what it found.
+pub fn init() {
+    for slot in 0..VIRTIO_MMIO_SLOTS {
+        let phys = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_SIZE as u64;
+        let virt = phys_to_virt(phys).as_mut_ptr::<u32>();
+        // SAFETY: the direct map covers the microvm MMIO window below 4 GiB; reading a
+        // transport's magic and device id has no side effect, and an empty slot reads 0.
+        let (magic, device) = unsafe { (virt.read_volatile(), virt.add(2).read_volatile()) };
+        if magic != VIRTIO_MAGIC || device != DeviceType::Block as u32 {
+            continue;
+        }
+        let Some(header) = NonNull::new(virt as *mut VirtIOHeader) else {
+            continue;
+        };
+        // SAFETY: `header` is a virtio-mmio transport (magic checked) of VIRTIO_MMIO_SIZE
+        // bytes, mapped for the kernel's life, and only this driver uses it.
+        let transport = match unsafe { MmioTransport::new(header, VIRTIO_MMIO_SIZE) } {
+            Ok(transport) => transport,
+            Err(error) => {
+                crate::log_warn!("virtio-mmio slot {slot}: {error:?}");
+                continue;
+            }
+        };
+        if transport.device_type() != DeviceType::Block {
+            continue;
+        }
+        match VirtIOBlk::<PithHal, _>::new(transport) {
+            Ok(disk) => {
+                crate::log_info!(
+                    "disk: virtio-blk at {phys:#x}, {} sectors ({} MiB){}",
+                    disk.capacity(),
+                    (disk.capacity() * SECTOR_SIZE as u64) >> 20,
+                    if disk.readonly() { ", read-only" } else { "" }
+                );
+                *DISK.lock() = Some(disk);
+                return;
+            }
+            Err(error) => crate::log_warn!("virtio-blk at {phys:#x}: {error:?}"),
+        }
+    }
+}
+
+/// The disk's size in bytes, if there is a disk.
+pub fn capacity() -> Option<u64> {
+    DISK.lock()
+        .as_ref()
+        .map(|disk| disk.capacity() * SECTOR_SIZE as u64)
+}
+
+/// Reads whole sectors from `sector` into `buffer` (a multiple of 512 bytes).
+pub fn read_sectors(sector: u64, buffer: &mut [u8]) -> Result<(), ()> {
+    let mut guard = DISK.lock();
+    let disk = guard.as_mut().ok_or(())?;
+    disk.read_blocks(sector as usize, buffer).map_err(|_| ())
+}
+
+/// Writes whole sectors at `sector` from `data` (a multiple of 512 bytes).
+pub fn write_sectors(sector: u64, data: &[u8]) -> Result<(), ()> {
+    let mut guard = DISK.lock();
+    let disk = guard.as_mut().ok_or(())?;
+    disk.write_blocks(sector as usize, data).map_err(|_| ())
+}
+
+/// Makes the writes so far durable (VIRTIO_BLK_T_FLUSH).
+pub fn flush() -> Result<(), ()> {
+    let mut guard = DISK.lock();
+    let disk = guard.as_mut().ok_or(())?;
+    disk.flush().map_err(|_| ())
+}
