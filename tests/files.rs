@@ -2,6 +2,7 @@
 //! `/dev/shm`; the `/dev` nodes) and the file syscalls on it, against native Linux.
 
 use pith_tests::*;
+use std::process::Command;
 
 #[test]
 fn files_directories_and_links_behave_as_on_linux() {
@@ -99,4 +100,63 @@ fn a_disk_keeps_what_was_written_across_boots() {
         second.stderr
     );
     assert_eq!(&host[5000..5029], b"a record that outlives the VM");
+}
+
+/// `pith run --volume FILE:/data`: a volume the CLI makes and formats (ext4), which the
+/// program's files survive in across boots, which e2fsck finds clean after the VM stops, and
+/// which, damaged, is refused before the program runs.
+#[test]
+fn a_volume_keeps_files_across_boots_and_stays_clean() {
+    let image = std::env::temp_dir().join(format!("pith-volume-{}.img", std::process::id()));
+    let _ = std::fs::remove_file(&image);
+    let volume = format!("{}:/data", image.display());
+    let program = compile("volume", Toolchain::GlibcStatic);
+    let first = pith_run(
+        &["--volume", &volume, "--volume-size", "64M"],
+        &program,
+        &["write"],
+        &[],
+    );
+    assert_eq!(
+        first.stdout, "ext4: yes\nwrite: 18\nfsync: 0\nsymlink: 0\nlink: 0\n",
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("an ext4 volume of 64 MiB"),
+        "{}",
+        first.stderr
+    );
+    let second = pith_run(&["--volume", &volume], &program, &[], &[]);
+    assert_eq!(
+        second.stdout,
+        "ext4: yes\nread: 18: REDIS0011 payload\nmode 640, links 2\ndirectory mode 750\n",
+        "{}",
+        second.stderr
+    );
+    let fsck = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&image)
+        .output()
+        .expect("e2fsck (e2fsprogs)");
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    // A damaged superblock: refused at mount, with a message, and the program never runs.
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[1024..2048].fill(0xa5);
+    std::fs::write(&image, &bytes).unwrap();
+    let damaged = pith_run(&["--volume", &volume], &program, &[], &[]);
+    let _ = std::fs::remove_file(&image);
+    assert_eq!((damaged.status, damaged.stdout.as_str()), (126, ""));
+    assert!(
+        damaged
+            .stderr
+            .contains("the volume for /data cannot be mounted"),
+        "{}",
+        damaged.stderr
+    );
 }

@@ -46,6 +46,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
 
+    /// A persistent ext4 volume: FILE (made and formatted if it does not exist) mounted at PATH
+    /// inside the VM. What the program writes there stays in FILE, which e2fsck and debugfs
+    /// read, and Linux loop-mounts.
+    #[arg(long, value_name = "FILE:PATH", value_parser = parse_volume, conflicts_with = "disk")]
+    pub volume: Option<PathMapping>,
+
+    /// The size of a volume `--volume` makes, e.g. 256M or 2G.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory_size)]
+    pub volume_size: MemorySize,
+
     /// The program's working directory inside the VM (made if it is not there). Default: /.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
@@ -186,6 +196,21 @@ pub fn parse_mapping(text: &str) -> Result<PathMapping, String> {
         host: host_path,
         guest,
     })
+}
+
+/// `--volume FILE:PATH`: both parts required, PATH absolute.
+pub fn parse_volume(text: &str) -> Result<PathMapping, String> {
+    match text.rsplit_once(':') {
+        Some((file, path)) if !file.is_empty() && path.starts_with('/') && path.len() > 1 => {
+            Ok(PathMapping {
+                host: PathBuf::from(file),
+                guest: path.trim_end_matches('/').to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "`{text}`: write it as FILE:PATH, PATH an absolute directory other than / (e.g. data.img:/data)"
+        )),
+    }
 }
 
 /// `-m`: the guest's memory, a whole number of MiB.

@@ -15,3 +15,4 @@ pub mod run;
 pub mod signals;
 pub mod terminal;
 pub mod tsc;
+pub mod volume;

@@ -56,6 +56,8 @@ pub struct KernelCommandLine {
     /// The program's console is a host terminal of (rows, columns): `pith.tty=1`,
     /// `pith.winsize=RxC`, so isatty() and TIOCGWINSZ answer as they would on the host.
     pub terminal: Option<(u16, u16)>,
+    /// Where the disk's ext4 volume is mounted: `pith.volume=PATH`.
+    pub volume: Option<String>,
 }
 
 impl KernelCommandLine {
@@ -75,6 +77,9 @@ impl KernelCommandLine {
         }
         if let Some((rows, columns)) = self.terminal {
             text.push_str(&format!(" pith.tty=1 pith.winsize={rows}x{columns}"));
+        }
+        if let Some(path) = &self.volume {
+            text.push_str(&format!(" pith.volume={path}"));
         }
         text
     }
@@ -293,6 +298,7 @@ mod tests {
     #[test]
     fn kernel_command_lines() {
         let mut line = KernelCommandLine {
+            volume: None,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

@@ -60,6 +60,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // The TSC is timed against the clock while the rest of the set-up runs.
     let tsc_stopwatch = TscStopwatch::start();
     let program = read_program(args.program())?;
+    if let Some(volume) = &args.volume {
+        crate::volume::ensure_volume(&volume.host, args.volume_size.mebibytes() << 20)?;
+    }
     if let Some(disk) = &args.disk {
         if !disk.is_file() {
             anyhow::bail!(
@@ -129,6 +132,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             KernelLogLevel::Warn
         },
         trace: args.trace,
+        volume: args.volume.as_ref().map(|volume| volume.guest.clone()),
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {
@@ -140,7 +144,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         console_socket: &console_path,
         hostlink_socket: &hostlink_path,
         icount: args.icount,
-        disk: args.disk.as_deref(),
+        disk: args
+            .disk
+            .as_deref()
+            .or(args.volume.as_ref().map(|volume| volume.host.as_path())),
     });
     if args.verbose {
         eprintln!("pith: {}", shell_words(qemu.as_os_str(), &qemu_argv));

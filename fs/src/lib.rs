@@ -8,6 +8,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod ext4;
 pub mod memfs;
 pub mod node;
 pub mod vfs;

@@ -237,6 +237,11 @@ pub trait FileSystem {
     fn set_attributes(&mut self, ino: Ino, changes: Changes, now: Timestamp) -> Result<(), Error>;
     /// Makes what was written to `ino` (or everything) durable.
     fn sync(&mut self, ino: Option<Ino>) -> Result<(), Error>;
+    /// The VM is stopping: make everything durable and leave the format clean (ext4: unmount,
+    /// so the next mount has no journal to replay).
+    fn shutdown(&mut self) -> Result<(), Error> {
+        self.sync(None)
+    }
     fn stats(&self) -> FsStats;
     /// The first byte at or after `offset` that holds data (SEEK_DATA) or is a hole
     /// (SEEK_HOLE); None past the end.

@@ -14,9 +14,11 @@ pub struct LaunchParameters {
     pub window_size: (u16, u16),
     /// Console input arrives as records (`pith.console=framed`).
     pub framed_console: bool,
+    /// Where the disk's ext4 volume is mounted (`pith.volume=/data`), if it is one.
+    pub volume: Option<&'static str>,
 }
 
-pub fn parse(line: &str) -> LaunchParameters {
+pub fn parse(line: &'static str) -> LaunchParameters {
     let mut parameters = LaunchParameters {
         tsc_khz: None,
         realtime_ns: None,
@@ -25,6 +27,7 @@ pub fn parse(line: &str) -> LaunchParameters {
         terminal: false,
         window_size: (24, 80),
         framed_console: false,
+        volume: None,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -36,6 +39,7 @@ pub fn parse(line: &str) -> LaunchParameters {
             "pith.trace" => parameters.trace = value == "1",
             "pith.tty" => parameters.terminal = value == "1",
             "pith.console" => parameters.framed_console = value == "framed",
+            "pith.volume" if value.starts_with('/') => parameters.volume = Some(value),
             "pith.winsize" => {
                 if let Some((rows, columns)) = value.split_once('x') {
                     if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {

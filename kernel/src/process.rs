@@ -243,6 +243,13 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
             crate::log_warn!("/dev/vda could not be made: {error:?}");
         }
+        if let Some(path) = parameters.volume {
+            mount_volume(&mut process, path, now);
+        }
+    } else if let Some(path) = parameters.volume {
+        fail(format_args!(
+            "the volume for {path} has no disk: QEMU attached no virtio-blk device"
+        ));
     }
     for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
         for string in strings.iter() {
@@ -259,6 +266,38 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     crate::clock::start_program_clock();
     crate::sched::init_first_thread(1);
     enter_program(entry, stack.rsp)
+}
+
+/// The wall clock, for the volume's inode times.
+fn wall_clock() -> pith_fs::Timestamp {
+    pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns())
+}
+
+/// Mounts the disk's ext4 volume at `path` (made if need be); a disk that is not a usable
+/// ext4 volume stops the VM with rsext4's reason, before the program runs.
+fn mount_volume(process: &mut Process, path: &str, now: pith_fs::Timestamp) {
+    let volume = match pith_fs::ext4::Ext4Fs::mount(crate::virtio_blk::VirtioDisk, wall_clock) {
+        Ok(volume) => volume,
+        Err((_, reason)) => fail(format_args!(
+            "the volume for {path} cannot be mounted: {reason} (check the image with `e2fsck -fn`)"
+        )),
+    };
+    if let Err(error) =
+        pith_syscalls::files::make_directories(&mut process.vfs, path.as_bytes(), now)
+    {
+        fail(format_args!(
+            "the mount point {path} cannot be made: {error:?}"
+        ));
+    }
+    match process
+        .vfs
+        .mount(path.as_bytes(), alloc::boxed::Box::new(volume), "ext4")
+    {
+        Ok(_) => crate::log_info!("volume: ext4 mounted at {path}"),
+        Err(error) => fail(format_args!(
+            "the volume cannot be mounted at {path}: {error:?}"
+        )),
+    }
 }
 
 /// Puts the program at its path in the file tree, and the image's files, directories and

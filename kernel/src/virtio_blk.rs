@@ -135,3 +135,30 @@ pub fn flush() -> Result<(), ()> {
     let disk = guard.as_mut().ok_or(())?;
     disk.flush().map_err(|_| ())
 }
+
+/// The disk for the filesystem layer (pith_fs::ext4): bytes at offsets, in whole sectors.
+pub struct VirtioDisk;
+
+impl pith_fs::ext4::Disk for VirtioDisk {
+    fn size(&self) -> u64 {
+        capacity().unwrap_or(0)
+    }
+
+    fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), pith_fs::Error> {
+        if !offset.is_multiple_of(SECTOR_SIZE as u64) || !buffer.len().is_multiple_of(SECTOR_SIZE) {
+            return Err(pith_fs::Error::Invalid);
+        }
+        read_sectors(offset / SECTOR_SIZE as u64, buffer).map_err(|()| pith_fs::Error::Io)
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), pith_fs::Error> {
+        if !offset.is_multiple_of(SECTOR_SIZE as u64) || !data.len().is_multiple_of(SECTOR_SIZE) {
+            return Err(pith_fs::Error::Invalid);
+        }
+        write_sectors(offset / SECTOR_SIZE as u64, data).map_err(|()| pith_fs::Error::Io)
+    }
+
+    fn flush(&mut self) -> Result<(), pith_fs::Error> {
+        flush().map_err(|()| pith_fs::Error::Io)
+    }
+}

@@ -1135,6 +1135,20 @@ pub fn creat(context: &mut Context, path: UserPath, mode: u32) -> Result<i32, Er
     )
 }
 
+/// The VM is stopping: every filesystem makes its data durable and leaves its format clean.
+pub fn shutdown(context: &mut Context) {
+    let mut mount = 0;
+    while let Ok(fs) = context.process.vfs.fs_mut(mount) {
+        if let Err(error) = fs.shutdown() {
+            context.platform.log(
+                crate::platform::LogLevel::Warn,
+                format_args!("a filesystem could not be shut down cleanly: {error:?}"),
+            );
+        }
+        mount += 1;
+    }
+}
+
 /// Implements sync(2) and syncfs(2).
 pub fn sync(context: &mut Context) -> Result<(), Errno> {
     let mut mount = 0;

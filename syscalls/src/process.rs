@@ -147,8 +147,10 @@ impl Process {
     }
 }
 
-/// Implements exit_group(2): the status a shell sees is the low 8 bits.
+/// Implements exit_group(2): the status a shell sees is the low 8 bits. The VM stops with the
+/// program, so its volumes are unmounted first, as a clean shutdown would.
 pub fn exit_group(context: &mut Context, status: i32) -> Result<(), Errno> {
+    crate::files::shutdown(context);
     context.platform.exit(status & 0xff)
 }
 

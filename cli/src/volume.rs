@@ -1,0 +1,82 @@
+//! `pith run --volume FILE:PATH`: a persistent ext4 volume. A FILE that does not exist is made
+//! (sparse) and formatted with the same fs crate the kernel mounts it with.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use pith_fs::ext4::Disk;
+
+/// An image file as a disk.
+struct FileDisk {
+    file: File,
+    size: u64,
+}
+
+impl Disk for FileDisk {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), pith_fs::Error> {
+        self.file
+            .read_exact_at(buffer, offset)
+            .map_err(|_| pith_fs::Error::Io)
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), pith_fs::Error> {
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|_| pith_fs::Error::Io)
+    }
+    fn flush(&mut self) -> Result<(), pith_fs::Error> {
+        self.file.sync_data().map_err(|_| pith_fs::Error::Io)
+    }
+}
+
+fn now() -> pith_fs::Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    pith_fs::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanoseconds: since.subsec_nanos(),
+    }
+}
+
+/// Makes `path` an empty ext4 volume of `bytes` unless it exists; says so when it makes one.
+pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
+    if path.exists() {
+        if !path.is_file() {
+            anyhow::bail!("--volume {}: not a regular file", path.display());
+        }
+        return Ok(());
+    }
+    const MINIMUM: u64 = 16 << 20;
+    if bytes < MINIMUM {
+        anyhow::bail!("--volume-size: a volume needs 16M or more");
+    }
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("--volume {}: cannot create it", path.display()))?;
+    file.set_len(bytes)
+        .with_context(|| format!("--volume {}: cannot size it", path.display()))?;
+    let disk = FileDisk { file, size: bytes };
+    match pith_fs::ext4::format(disk, now) {
+        Ok(mut disk) => {
+            let _ = disk.flush();
+            eprintln!(
+                "pith: made {} an ext4 volume of {} MiB",
+                path.display(),
+                bytes >> 20
+            );
+            Ok(())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            anyhow::bail!("--volume {}: formatting failed: {error:?}", path.display())
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! ext4 on a disk, through the `rsext4` crate (=0.9.2; fs/DESIGN.md says why and how it was
+//! proved): the `FileSystem` of a volume, and mkfs for the CLI. rsext4 journals every
+//! metadata change (JBD2, readable by Linux and e2fsck) and works on inode numbers, which is
+//! what `FileSystem` asks; this file adapts names, errors and times, counts open files so an
+//! unlinked inode is reaped at its last close, and gives rsext4 a 4 KiB-block device.
+
+use crate::node::*;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use rsext4::{
+    BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, Ext4, Ext4Error, Ext4ErrorKind,
+    Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo, InodeMetadataUpdate,
+    InodeNumber, MkfsOptions, MountOptions, MountServices, MountedServices, MutationContext,
+    NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
+};
+
+/// EXT4_SUPER_MAGIC (include/uapi/linux/magic.h).
+pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
+/// The block size rsext4 formats with, and the unit of its device I/O here.
+const BLOCK: u64 = 4096;
+
+/// A disk: bytes at offsets, as the kernel's virtio-blk or the CLI's image file give them.
+pub trait Disk: Send + 'static {
+    /// Its size in bytes.
+    fn size(&self) -> u64;
+    fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), Error>;
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Error>;
+    /// Makes what was written durable.
+    fn flush(&mut self) -> Result<(), Error>;
+}
+
+/// The wall clock rsext4 stamps inodes with.
+pub type ClockFn = fn() -> Timestamp;
+
+struct Device<D: Disk>(D);
+
+fn io_error(_: Error) -> Ext4Error {
+    Ext4Error::io()
+}
+
+impl<D: Disk> BlockIo for Device<D> {
+    fn write(&mut self, buffer: &[u8], sector: SectorId, count: u32) -> Ext4Result<()> {
+        let length = count as usize * BLOCK as usize;
+        let data = buffer.get(..length).ok_or_else(Ext4Error::io)?;
+        self.0.write(sector.raw() * BLOCK, data).map_err(io_error)
+    }
+
+    fn read(&mut self, buffer: &mut [u8], sector: SectorId, count: u32) -> Ext4Result<()> {
+        let length = count as usize * BLOCK as usize;
+        let data = buffer.get_mut(..length).ok_or_else(Ext4Error::io)?;
+        self.0.read(sector.raw() * BLOCK, data).map_err(io_error)
+    }
+
+    fn geometry(&self) -> DeviceGeometry {
+        DeviceGeometry::new(BLOCK as u32, self.0.size() / BLOCK)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        DeviceCapabilities {
+            flush: true,
+            ..DeviceCapabilities::default()
+        }
+    }
+
+    fn flush(&mut self) -> Ext4Result<()> {
+        self.0.flush().map_err(io_error)
+    }
+}
+
+struct Clock(ClockFn);
+
+impl rsext4::Clock for Clock {
+    fn now(&self) -> Ext4Result<Ext4Timestamp> {
+        let now = (self.0)();
+        Ok(Ext4Timestamp::new(now.seconds, now.nanoseconds))
+    }
+}
+
+fn error(error: Ext4Error) -> Error {
+    match error.kind() {
+        Ext4ErrorKind::NotFound => Error::NotFound,
+        Ext4ErrorKind::AlreadyExists => Error::Exists,
+        Ext4ErrorKind::NotDirectory => Error::NotDirectory,
+        Ext4ErrorKind::IsDirectory => Error::IsDirectory,
+        Ext4ErrorKind::NotEmpty => Error::NotEmpty,
+        Ext4ErrorKind::NoSpace | Ext4ErrorKind::QuotaExceeded => Error::NoSpace,
+        Ext4ErrorKind::ReadOnly => Error::ReadOnly,
+        Ext4ErrorKind::TooManyLinks => Error::TooManyLinks,
+        Ext4ErrorKind::Busy => Error::Busy,
+        Ext4ErrorKind::PermissionDenied => Error::NotPermitted,
+        Ext4ErrorKind::InvalidInput | Ext4ErrorKind::Overflow => Error::Invalid,
+        Ext4ErrorKind::FileTooLarge => Error::TooBig,
+        _ => Error::Io, // corruption, checksums, an aborted journal, the device
+    }
+}
+
+/// Formats `disk` as ext4 (4 KiB blocks, extents, 64bit, metadata_csum, a journal).
+pub fn format<D: Disk>(disk: D, clock: ClockFn) -> Result<D, Error> {
+    rsext4::format(Device(disk), Clock(clock), MkfsOptions::default())
+        .map(|device| device.0)
+        .map_err(error)
+}
+
+type Mounted<D> = Ext4<Device<D>, MountedServices<(), NoopObserver, ()>>;
+
+/// A mounted ext4 volume.
+pub struct Ext4Fs<D: Disk> {
+    fs: RefCell<Mounted<D>>,
+    /// Open files per inode, and unlinked inodes to reap at their last close.
+    open: BTreeMap<Ino, u32>,
+    orphans: BTreeSet<Ino>,
+}
+
+impl<D: Disk> Ext4Fs<D> {
+    /// Mounts `disk`, replaying its journal; a disk that holds no ext4, or a damaged one, is
+    /// refused with rsext4's reason (its Display text is in the error's kind).
+    pub fn mount(disk: D, clock: ClockFn) -> Result<Ext4Fs<D>, (Error, Ext4ErrorKind)> {
+        let services = MountServices::new(Clock(clock), (), NoopObserver);
+        match Ext4::mount(Device(disk), services, MountOptions::read_write()) {
+            Ok(fs) => Ok(Ext4Fs {
+                fs: RefCell::new(fs),
+                open: BTreeMap::new(),
+                orphans: BTreeSet::new(),
+            }),
+            Err(failure) => Err((error(failure), failure.kind())),
+        }
+    }
+
+    /// Commits the journal and leaves the volume clean (no replay at the next mount).
+    pub fn unmount(&mut self) -> Result<(), Error> {
+        self.fs.get_mut().unmount().map_err(error)
+    }
+
+    fn inode(&self, ino: Ino) -> Result<InodeInfo, Error> {
+        self.fs.borrow_mut().inode(number(ino)?).map_err(error)
+    }
+
+    /// Reaps `outcome`'s inode now if it has no links left and is not open.
+    fn settle_unlink(&mut self, outcome: UnlinkOutcome) -> Result<(), Error> {
+        if !outcome.requires_reap() {
+            return Ok(());
+        }
+        let ino = outcome.inode.raw() as Ino;
+        if self.open.get(&ino).copied().unwrap_or(0) > 0 {
+            self.orphans.insert(ino);
+            return Ok(());
+        }
+        self.fs
+            .get_mut()
+            .reap_unlinked_inode(outcome.inode)
+            .map_err(error)
+    }
+}
+
+fn number(ino: Ino) -> Result<InodeNumber, Error> {
+    InodeNumber::from_u64(ino).map_err(|_| Error::NotFound)
+}
+
+fn name(bytes: &[u8]) -> Result<FileName<'_>, Error> {
+    if bytes.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    FileName::new(bytes).map_err(|_| Error::Invalid)
+}
+
+fn kind_of(mode: u16) -> FileType {
+    match u32::from(mode) & 0o170000 {
+        0o040000 => FileType::Directory,
+        0o120000 => FileType::Symlink,
+        0o020000 => FileType::CharDevice,
+        0o060000 => FileType::BlockDevice,
+        0o010000 => FileType::Fifo,
+        0o140000 => FileType::Socket,
+        _ => FileType::Regular,
+    }
+}
+
+fn metadata_of(info: &InodeInfo) -> Metadata {
+    let time = |seconds: u32| Timestamp {
+        seconds: i64::from(seconds),
+        nanoseconds: 0,
+    };
+    Metadata {
+        ino: info.number.raw() as Ino,
+        kind: kind_of(info.mode),
+        permissions: u32::from(info.mode) & 0o7777,
+        links: u32::from(info.links),
+        uid: info.uid,
+        gid: info.gid,
+        size: info.size,
+        blocks: info.blocks,
+        accessed: time(info.atime),
+        modified: time(info.mtime),
+        changed: time(info.ctime),
+        device: 0,
+    }
+}
+
+fn context(creation: &Creation) -> MutationContext {
+    // The caller has applied the umask already.
+    MutationContext::new(creation.uid, creation.gid, 0, 0)
+}
+
+fn permissions(bits: u32) -> Result<FilePermissions, Error> {
+    FilePermissions::new((bits & 0o7777) as u16).map_err(|_| Error::Invalid)
+}
+
+impl<D: Disk> FileSystem for Ext4Fs<D> {
+    fn root(&self) -> Ino {
+        self.fs.borrow().root_inode().raw() as Ino
+    }
+
+    fn metadata(&self, ino: Ino) -> Result<Metadata, Error> {
+        Ok(metadata_of(&self.inode(ino)?))
+    }
+
+    fn lookup(&self, dir: Ino, child: &[u8]) -> Result<Ino, Error> {
+        if child == b"." {
+            return Ok(dir);
+        }
+        let found = self
+            .fs
+            .borrow_mut()
+            .lookup_child(number(dir)?, name(child)?)
+            .map_err(error)?;
+        found
+            .map(|info| info.number.raw() as Ino)
+            .ok_or(Error::NotFound)
+    }
+
+    fn create(
+        &mut self,
+        dir: Ino,
+        child: &[u8],
+        node: NewNode,
+        creation: Creation,
+    ) -> Result<Ino, Error> {
+        let (parent, child) = (number(dir)?, name(child)?);
+        let fs = self.fs.get_mut();
+        let info = match node {
+            NewNode::Regular => fs.create_regular_file(
+                context(&creation),
+                parent,
+                child,
+                permissions(creation.permissions)?,
+            ),
+            NewNode::Directory => fs.create_directory(
+                context(&creation),
+                parent,
+                child,
+                permissions(creation.permissions)?,
+            ),
+            NewNode::Symlink(target) => {
+                fs.create_symlink(context(&creation), parent, child, &target)
+            }
+            NewNode::Special(..) => return Err(Error::NotPermitted),
+        }
+        .map_err(error)?;
+        Ok(info.number.raw() as Ino)
+    }
+
+    fn link(&mut self, dir: Ino, child: &[u8], target: Ino, _now: Timestamp) -> Result<(), Error> {
+        self.fs
+            .get_mut()
+            .hard_link(number(target)?, number(dir)?, name(child)?)
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    fn unlink(&mut self, dir: Ino, child: &[u8], _now: Timestamp) -> Result<(), Error> {
+        if self.metadata(self.lookup(dir, child)?)?.kind == FileType::Directory {
+            return Err(Error::IsDirectory);
+        }
+        let outcome = self
+            .fs
+            .get_mut()
+            .unlink(number(dir)?, name(child)?)
+            .map_err(error)?;
+        self.settle_unlink(outcome)
+    }
+
+    fn rmdir(&mut self, dir: Ino, child: &[u8], _now: Timestamp) -> Result<(), Error> {
+        match child {
+            b"." => return Err(Error::Invalid),
+            b".." => return Err(Error::NotEmpty),
+            _ => {}
+        }
+        if self.metadata(self.lookup(dir, child)?)?.kind != FileType::Directory {
+            return Err(Error::NotDirectory);
+        }
+        let outcome = self
+            .fs
+            .get_mut()
+            .remove_empty_directory(number(dir)?, name(child)?)
+            .map_err(error)?;
+        self.settle_unlink(outcome)
+    }
+
+    fn rename(
+        &mut self,
+        from_dir: Ino,
+        from_name: &[u8],
+        to_dir: Ino,
+        to_name: &[u8],
+        mode: RenameMode,
+        _now: Timestamp,
+    ) -> Result<(), Error> {
+        let options = match mode {
+            RenameMode::Replace => RenameOptions::REPLACE,
+            RenameMode::NoReplace => RenameOptions::NO_REPLACE,
+            RenameMode::Exchange => RenameOptions::EXCHANGE,
+        };
+        let outcome = self
+            .fs
+            .get_mut()
+            .rename(
+                number(from_dir)?,
+                name(from_name)?,
+                number(to_dir)?,
+                name(to_name)?,
+                options,
+            )
+            .map_err(error)?;
+        match outcome.replaced {
+            Some(replaced) => self.settle_unlink(replaced),
+            None => Ok(()),
+        }
+    }
+
+    fn read(&mut self, ino: Ino, offset: u64, buffer: &mut [u8]) -> Result<usize, Error> {
+        let info = self.inode(ino)?;
+        match kind_of(info.mode) {
+            FileType::Regular => {}
+            FileType::Directory => return Err(Error::IsDirectory),
+            _ => return Err(Error::Invalid),
+        }
+        if offset >= info.size {
+            return Ok(0);
+        }
+        let want = (buffer.len() as u64).min(info.size - offset) as usize;
+        let mut done = 0;
+        while done < want {
+            let got = self
+                .fs
+                .get_mut()
+                .read_inode(info.number, offset + done as u64, &mut buffer[done..want])
+                .map_err(error)?;
+            if got == 0 {
+                break;
+            }
+            done += got;
+        }
+        Ok(done)
+    }
+
+    fn write(
+        &mut self,
+        ino: Ino,
+        offset: u64,
+        data: &[u8],
+        _now: Timestamp,
+    ) -> Result<usize, Error> {
+        let info = self.inode(ino)?;
+        match kind_of(info.mode) {
+            FileType::Regular => {}
+            FileType::Directory => return Err(Error::IsDirectory),
+            _ => return Err(Error::Invalid),
+        }
+        self.fs
+            .get_mut()
+            .write_inode(info.number, offset, data)
+            .map_err(error)?;
+        Ok(data.len())
+    }
+
+    fn truncate(&mut self, ino: Ino, size: u64, _now: Timestamp) -> Result<(), Error> {
+        self.fs
+            .get_mut()
+            .truncate_inode(number(ino)?, size)
+            .map_err(error)
+    }
+
+    fn read_link(&self, ino: Ino) -> Result<Vec<u8>, Error> {
+        let info = self.inode(ino)?;
+        if kind_of(info.mode) != FileType::Symlink {
+            return Err(Error::Invalid);
+        }
+        let mut target = alloc::vec![0u8; info.size.min(4096) as usize];
+        let got = self
+            .fs
+            .borrow_mut()
+            .read_inode(info.number, 0, &mut target)
+            .map_err(error)?;
+        target.truncate(got);
+        Ok(target)
+    }
+
+    fn read_dir(&self, dir: Ino, position: u64) -> Result<Option<(DirEntry, u64)>, Error> {
+        // The entries from the start, then the one at `position`: directories here are small,
+        // and positions stay plain numbers for getdents64's d_off.
+        let mut fs = self.fs.borrow_mut();
+        let mut cursor = DirectoryCursor::Start;
+        let mut index = 0u64;
+        loop {
+            let batch = fs.read_directory(number(dir)?, cursor, 64).map_err(error)?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            for entry in &batch {
+                if index == position {
+                    let ino = entry.inode.raw() as Ino;
+                    let kind = match entry.name.as_slice() {
+                        b"." | b".." => FileType::Directory,
+                        _ => fs
+                            .inode(entry.inode)
+                            .map(|info| kind_of(info.mode))
+                            .map_err(error)?,
+                    };
+                    return Ok(Some((
+                        DirEntry {
+                            ino,
+                            kind,
+                            name: entry.name.clone(),
+                        },
+                        position + 1,
+                    )));
+                }
+                index += 1;
+            }
+            cursor = batch
+                .last()
+                .map_or(DirectoryCursor::End, |entry| entry.next_cursor);
+            if cursor == DirectoryCursor::End {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn set_attributes(&mut self, ino: Ino, changes: Changes, _now: Timestamp) -> Result<(), Error> {
+        let info = self.inode(ino)?;
+        let time = |time: Timestamp| Ext4Timestamp::new(time.seconds, time.nanoseconds);
+        let owner = match (changes.uid, changes.gid) {
+            (None, None) => None,
+            (uid, gid) => Some((uid.unwrap_or(info.uid), gid.unwrap_or(info.gid))),
+        };
+        let update = InodeMetadataUpdate {
+            permissions: changes.permissions.map(permissions).transpose()?,
+            owner,
+            atime: changes.accessed.map(time),
+            mtime: changes.modified.map(time),
+            ..InodeMetadataUpdate::default()
+        };
+        self.fs
+            .get_mut()
+            .update_inode_metadata(info.number, update)
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    fn sync(&mut self, _ino: Option<Ino>) -> Result<(), Error> {
+        // rsext4 has no per-file fsync: a commit of the whole journal and a device flush.
+        self.fs.get_mut().sync().map_err(error)
+    }
+
+    fn shutdown(&mut self) -> Result<(), Error> {
+        // Unlinked files still open die with the program: reap them, then unmount cleanly.
+        for ino in core::mem::take(&mut self.orphans) {
+            if let Ok(inode) = number(ino) {
+                let _ = self.fs.get_mut().reap_unlinked_inode(inode);
+            }
+        }
+        self.open.clear();
+        self.fs.get_mut().unmount().map_err(error)
+    }
+
+    fn stats(&self) -> FsStats {
+        let stats = self.fs.borrow().statfs();
+        FsStats {
+            magic: EXT4_SUPER_MAGIC,
+            block_size: stats.block_size,
+            blocks: stats.total_blocks,
+            free_blocks: stats.free_blocks,
+            files: u64::from(stats.total_inodes),
+            free_files: u64::from(stats.free_inodes),
+            name_max: NAME_MAX as u64,
+        }
+    }
+
+    fn seek_data(&self, ino: Ino, offset: u64, hole: bool) -> Result<Option<u64>, Error> {
+        // Without an extent query here: data everywhere up to the size, a hole at its end.
+        let size = self.inode(ino)?.size;
+        if offset >= size {
+            return Ok(None);
+        }
+        Ok(Some(if hole { size } else { offset }))
+    }
+
+    fn open(&mut self, ino: Ino) {
+        *self.open.entry(ino).or_insert(0) += 1;
+    }
+
+    fn close(&mut self, ino: Ino) {
+        let left = match self.open.get_mut(&ino) {
+            Some(count) => {
+                *count = count.saturating_sub(1);
+                *count
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.open.remove(&ino);
+            if self.orphans.remove(&ino) {
+                if let Ok(inode) = number(ino) {
+                    let _ = self.fs.get_mut().reap_unlinked_inode(inode);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::sync::Arc;
+    use std::sync::Mutex;
+
+    #[derive(Clone)]
+    struct MemoryDisk(Arc<Mutex<Vec<u8>>>);
+
+    impl Disk for MemoryDisk {
+        fn size(&self) -> u64 {
+            self.0.lock().unwrap().len() as u64
+        }
+        fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), Error> {
+            let data = self.0.lock().unwrap();
+            let range = offset as usize..offset as usize + buffer.len();
+            buffer.copy_from_slice(data.get(range).ok_or(Error::Io)?);
+            Ok(())
+        }
+        fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+            let mut data = self.0.lock().unwrap();
+            let range = offset as usize..offset as usize + bytes.len();
+            data.get_mut(range).ok_or(Error::Io)?.copy_from_slice(bytes);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn clock() -> Timestamp {
+        Timestamp {
+            seconds: 1_700_000_000,
+            nanoseconds: 0,
+        }
+    }
+
+    const CREATE: Creation = Creation {
+        permissions: 0o640,
+        uid: 7,
+        gid: 8,
+        now: Timestamp {
+            seconds: 0,
+            nanoseconds: 0,
+        },
+    };
+
+    #[test]
+    fn a_formatted_volume_keeps_files_across_mounts() {
+        let disk = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let disk = format(disk, clock).unwrap();
+        {
+            let mut fs = Ext4Fs::mount(disk.clone(), clock).map_err(|e| e.0).unwrap();
+            let root = fs.root();
+            let dir = fs
+                .create(root, b"data", NewNode::Directory, CREATE)
+                .unwrap();
+            let file = fs
+                .create(dir, b"dump.rdb", NewNode::Regular, CREATE)
+                .unwrap();
+            assert_eq!(fs.write(file, 0, b"REDIS0011", CREATE.now), Ok(9));
+            assert_eq!(fs.write(file, 100_000, b"end", CREATE.now), Ok(3));
+            fs.create(
+                root,
+                b"link",
+                NewNode::Symlink(b"data/dump.rdb".to_vec()),
+                CREATE,
+            )
+            .unwrap();
+            let doomed = fs.create(dir, b"tmp", NewNode::Regular, CREATE).unwrap();
+            fs.open(doomed);
+            fs.unlink(dir, b"tmp", CREATE.now).unwrap();
+            assert_eq!(
+                fs.metadata(doomed).unwrap().links,
+                0,
+                "open, so not reaped yet"
+            );
+            fs.close(doomed);
+            fs.sync(None).unwrap();
+            fs.unmount().unwrap();
+        }
+        let fs = Ext4Fs::mount(disk, clock).map_err(|e| e.0).unwrap();
+        let root = fs.root();
+        let dir = fs.lookup(root, b"data").unwrap();
+        let file = fs.lookup(dir, b"dump.rdb").unwrap();
+        let metadata = fs.metadata(file).unwrap();
+        assert_eq!(
+            (
+                metadata.kind,
+                metadata.permissions,
+                metadata.uid,
+                metadata.gid,
+                metadata.size
+            ),
+            (FileType::Regular, 0o640, 7, 8, 100_003)
+        );
+        let mut fs = fs;
+        let mut buffer = [0u8; 9];
+        assert_eq!(fs.read(file, 0, &mut buffer), Ok(9));
+        assert_eq!(&buffer, b"REDIS0011");
+        assert_eq!(fs.read(file, 50_000, &mut buffer), Ok(9));
+        assert_eq!(buffer, [0; 9], "the hole reads as zeros");
+        assert_eq!(
+            fs.read_link(fs.lookup(root, b"link").unwrap()).unwrap(),
+            b"data/dump.rdb"
+        );
+        assert_eq!(fs.lookup(dir, b"tmp"), Err(Error::NotFound));
+        let names: Vec<Vec<u8>> = (0..)
+            .map_while(|position| fs.read_dir(dir, position).unwrap())
+            .map(|(entry, _)| entry.name)
+            .collect();
+        assert!(names.contains(&b"dump.rdb".to_vec()) && names.contains(&b"..".to_vec()));
+        assert_eq!(fs.lookup(dir, b".."), Ok(root));
+        assert_eq!(fs.rmdir(root, b"data", CREATE.now), Err(Error::NotEmpty));
+        assert_eq!(fs.stats().magic, EXT4_SUPER_MAGIC);
+    }
+
+    #[test]
+    fn a_disk_without_ext4_is_refused() {
+        let disk = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 8 << 20])));
+        assert!(Ext4Fs::mount(disk, clock).is_err());
+    }
+}
