@@ -146,10 +146,18 @@ impl<D: Disk> Ext4Fs<D> {
             self.orphans.insert(ino);
             return Ok(());
         }
-        self.fs
-            .get_mut()
-            .reap_unlinked_inode(outcome.inode)
-            .map_err(error)
+        self.reap(outcome.inode)
+    }
+
+    /// Frees an unlinked inode's blocks, and commits at once. rsext4 0.9.2 hands blocks freed
+    /// in the running transaction to the next allocation; a crash before that transaction
+    /// commits would bring the deleted file back holding another file's data (found by the
+    /// cut test below). Committing the free first closes that window, at the cost of a commit
+    /// per file deletion.
+    fn reap(&mut self, inode: InodeNumber) -> Result<(), Error> {
+        let fs = self.fs.get_mut();
+        fs.reap_unlinked_inode(inode).map_err(error)?;
+        fs.sync().map_err(error)
     }
 }
 
@@ -375,10 +383,14 @@ impl<D: Disk> FileSystem for Ext4Fs<D> {
     }
 
     fn truncate(&mut self, ino: Ino, size: u64, _now: Timestamp) -> Result<(), Error> {
-        self.fs
-            .get_mut()
-            .truncate_inode(number(ino)?, size)
-            .map_err(error)
+        let shrinking = size < self.inode(ino)?.size;
+        let fs = self.fs.get_mut();
+        fs.truncate_inode(number(ino)?, size).map_err(error)?;
+        if shrinking {
+            // Freed blocks: committed before anything can reuse them (see `reap`).
+            fs.sync().map_err(error)?;
+        }
+        Ok(())
     }
 
     fn read_link(&self, ino: Ino) -> Result<Vec<u8>, Error> {
@@ -464,14 +476,18 @@ impl<D: Disk> FileSystem for Ext4Fs<D> {
     }
 
     fn shutdown(&mut self) -> Result<(), Error> {
-        // Unlinked files still open die with the program: reap them, then unmount cleanly.
+        // Unlinked files still open die with the program: reap them, then commit. Not an
+        // unmount: a power cut while rsext4 0.9.2 unmounts (its checkpoint writes home
+        // blocks whose checksums hang together only once all are written) can leave a volume
+        // it will not mount again (found by the cut test below), while a committed journal
+        // always replays. The next mount replays it, as after any stop.
         for ino in core::mem::take(&mut self.orphans) {
             if let Ok(inode) = number(ino) {
                 let _ = self.fs.get_mut().reap_unlinked_inode(inode);
             }
         }
         self.open.clear();
-        self.fs.get_mut().unmount().map_err(error)
+        self.fs.get_mut().sync().map_err(error)
     }
 
     fn stats(&self) -> FsStats {
@@ -512,7 +528,7 @@ impl<D: Disk> FileSystem for Ext4Fs<D> {
             self.open.remove(&ino);
             if self.orphans.remove(&ino) {
                 if let Ok(inode) = number(ino) {
-                    let _ = self.fs.get_mut().reap_unlinked_inode(inode);
+                    let _ = self.reap(inode);
                 }
             }
         }
@@ -634,6 +650,195 @@ mod tests {
         assert_eq!(fs.lookup(dir, b".."), Ok(root));
         assert_eq!(fs.rmdir(root, b"data", CREATE.now), Err(Error::NotEmpty));
         assert_eq!(fs.stats().magic, EXT4_SUPER_MAGIC);
+    }
+
+    /// A disk that records every write and flush, for cutting the stream at any point.
+    #[derive(Clone)]
+    struct RecordingDisk(Arc<Mutex<Recording>>);
+
+    struct Recording {
+        data: Vec<u8>,
+        log: Vec<Option<(u64, Vec<u8>)>>, // None: a flush
+    }
+
+    impl Disk for RecordingDisk {
+        fn size(&self) -> u64 {
+            self.0.lock().unwrap().data.len() as u64
+        }
+        fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), Error> {
+            let state = self.0.lock().unwrap();
+            let range = offset as usize..offset as usize + buffer.len();
+            buffer.copy_from_slice(state.data.get(range).ok_or(Error::Io)?);
+            Ok(())
+        }
+        fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+            let mut state = self.0.lock().unwrap();
+            let range = offset as usize..offset as usize + bytes.len();
+            state
+                .data
+                .get_mut(range)
+                .ok_or(Error::Io)?
+                .copy_from_slice(bytes);
+            state.log.push(Some((offset, bytes.to_vec())));
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), Error> {
+            self.0.lock().unwrap().log.push(None);
+            Ok(())
+        }
+    }
+
+    fn content(number: u64) -> Vec<u8> {
+        let length = (number * 7919) % 70_000 + 1;
+        (0..length).map(|at| (at ^ number) as u8).collect()
+    }
+
+    /// The power cut: a workload of creates, writes, renames and unlinks with a sync now and
+    /// then, its block writes recorded; the volume cut after N of them, for many N. Each cut
+    /// mounts (the journal replays), holds every file synced and not touched since with its
+    /// exact content, unmounts cleanly, and (where e2fsprogs is installed) passes e2fsck.
+    #[test]
+    fn every_synced_file_survives_a_cut_anywhere_in_the_write_stream() {
+        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
+        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
+            data: base.clone(),
+            log: Vec::new(),
+        })));
+        // After each sync: the files that must be there from then on (until touched again),
+        // by the index of the last write before that sync.
+        type Files = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut checkpoints: Vec<(usize, Files)> = Vec::new();
+        {
+            let mut fs = Ext4Fs::mount(disk.clone(), clock).map_err(|e| e.0).unwrap();
+            let root = fs.root();
+            let dir = fs.create(root, b"d", NewNode::Directory, CREATE).unwrap();
+            let mut live: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            for step in 0..60u64 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                match seed % 5 {
+                    0 if !live.is_empty() => {
+                        let victim = live
+                            .keys()
+                            .nth((seed as usize / 5) % live.len())
+                            .unwrap()
+                            .clone();
+                        fs.unlink(dir, &victim, CREATE.now).unwrap();
+                        live.remove(&victim);
+                    }
+                    1 if !live.is_empty() => {
+                        let from = live
+                            .keys()
+                            .nth((seed as usize / 5) % live.len())
+                            .unwrap()
+                            .clone();
+                        let to = alloc::format!("r{step}").into_bytes();
+                        fs.rename(dir, &from, dir, &to, RenameMode::Replace, CREATE.now)
+                            .unwrap();
+                        let bytes = live.remove(&from).unwrap();
+                        live.insert(to, bytes);
+                    }
+                    _ => {
+                        let name = alloc::format!("f{step}").into_bytes();
+                        let ino = fs.create(dir, &name, NewNode::Regular, CREATE).unwrap();
+                        let bytes = content(step);
+                        fs.write(ino, 0, &bytes, CREATE.now).unwrap();
+                        live.insert(name, bytes);
+                    }
+                }
+                if step % 4 == 3 {
+                    fs.sync(None).unwrap();
+                    let written = disk.0.lock().unwrap().log.len();
+                    checkpoints.push((written, live.clone().into_iter().collect()));
+                }
+            }
+            // The VM's end: a commit, not an unmount (see `shutdown`).
+            fs.shutdown().unwrap();
+        }
+        let log = disk.0.lock().unwrap().log.clone();
+        let writes: Vec<usize> = (0..log.len()).filter(|&at| log[at].is_some()).collect();
+        assert!(
+            writes.len() > 200,
+            "the workload wrote {} blocks",
+            writes.len()
+        );
+        let e2fsck = std::process::Command::new("e2fsck")
+            .arg("-V")
+            .output()
+            .is_ok();
+        // Every cut mounts; every fortieth is checked in full.
+        let mut failures = Vec::new();
+        let full_check_every = (log.len() / 40).max(1);
+        for cut in 0..=log.len() {
+            if cut % full_check_every != 0 {
+                let mut data = base.clone();
+                for (offset, bytes) in log[..cut].iter().flatten() {
+                    data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
+                }
+                if Ext4Fs::mount(MemoryDisk(Arc::new(Mutex::new(data))), clock).is_err() {
+                    failures.push(cut);
+                }
+                continue;
+            }
+            let mut data = base.clone();
+            for (offset, bytes) in log[..cut].iter().flatten() {
+                data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            let image = MemoryDisk(Arc::new(Mutex::new(data)));
+            let mut fs = Ext4Fs::mount(image.clone(), clock)
+                .unwrap_or_else(|e| panic!("cut at {cut}: mount failed: {:?}", e.1));
+            // The last sync that completed before the cut.
+            let must_have = checkpoints
+                .iter()
+                .rfind(|(written, _)| *written <= cut)
+                .map(|(_, files)| files.clone())
+                .unwrap_or_default();
+            let root = fs.root();
+            for (name, bytes) in &must_have {
+                let later = checkpoints.iter().any(|(written, files)| {
+                    *written > cut && !files.iter().any(|(other, _)| other == name)
+                });
+                let Ok(dir) = fs.lookup(root, b"d") else {
+                    panic!("cut at {cut}: the directory is gone");
+                };
+                match fs.lookup(dir, name) {
+                    Ok(ino) => {
+                        let mut read = alloc::vec![0u8; bytes.len()];
+                        assert_eq!(fs.read(ino, 0, &mut read), Ok(bytes.len()), "cut at {cut}");
+                        assert!(read == *bytes, "cut at {cut}: {:?} has other bytes (removed by a later unsynced op: {later})", name);
+                    }
+                    // Removed or renamed by an operation after its sync: allowed.
+                    Err(Error::NotFound) if later => {}
+                    Err(error) => panic!("cut at {cut}: {:?} lost: {error:?}", name),
+                }
+            }
+            fs.unmount()
+                .unwrap_or_else(|e| panic!("cut at {cut}: unmount: {e:?}"));
+            if e2fsck {
+                let path = std::env::temp_dir()
+                    .join(alloc::format!("pith-cut-{}-{cut}.img", std::process::id()));
+                std::fs::write(&path, &*image.0.lock().unwrap()).unwrap();
+                let check = std::process::Command::new("e2fsck")
+                    .arg("-fn")
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                let _ = std::fs::remove_file(&path);
+                assert!(
+                    check.status.success(),
+                    "cut at {cut}: e2fsck: {}",
+                    alloc::string::String::from_utf8_lossy(&check.stdout)
+                );
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "cuts that do not mount: {failures:?} of {}",
+            log.len()
+        );
     }
 
     #[test]
