@@ -145,6 +145,37 @@ fn a_volume_keeps_files_across_boots_and_stays_clean() {
         String::from_utf8_lossy(&fsck.stdout),
         String::from_utf8_lossy(&fsck.stderr)
     );
+    // The host reads the same volume with `pith image`, without writing it.
+    let before = std::fs::read(&image).unwrap();
+    let inspect = |arguments: &[&str]| {
+        let output = Command::new(pith_binary())
+            .arg("image")
+            .args(arguments)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let image_text = image.to_str().unwrap();
+    let (status, listing) = inspect(&["ls", image_text, "/app"]);
+    assert_eq!(status, Some(0), "{listing}");
+    assert!(
+        listing.contains("-rw-r-----   2     0     0         18 dump.rdb"),
+        "{listing}"
+    );
+    assert_eq!(
+        inspect(&["cat", image_text, "/latest"]),
+        (Some(0), "REDIS0011 payload\n".to_owned())
+    );
+    let (status, report) = inspect(&["fsck", image_text]);
+    assert_eq!(status, Some(0), "{report}");
+    assert!(report.contains("0 problems"), "{report}");
+    assert!(
+        std::fs::read(&image).unwrap() == before,
+        "pith image wrote to the image"
+    );
     // A damaged superblock: refused at mount, with a message, and the program never runs.
     let mut bytes = std::fs::read(&image).unwrap();
     bytes[1024..2048].fill(0xa5);

@@ -21,6 +21,9 @@ pub enum Command {
     /// Everything after PROGRAM is passed to it unchanged, including words that start with '-'.
     /// A single `--` right after PROGRAM is dropped, so `pith run prog -- -x` passes just `-x`.
     Run(RunArgs),
+    /// Look inside a volume image (ext4), read-only.
+    #[command(subcommand)]
+    Image(crate::inspect::ImageCommand),
 }
 
 /// The options of `pith run`.

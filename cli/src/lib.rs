@@ -7,6 +7,7 @@ pub mod chardev_socket;
 pub mod console;
 pub mod hostlink;
 pub mod image;
+pub mod inspect;
 pub mod kernel_path;
 pub mod program;
 pub mod qemu;

@@ -16,5 +16,12 @@ fn main() -> ExitCode {
                 ExitCode::from(PITH_FAILED)
             }
         },
+        Command::Image(command) => match pith_cli::inspect::run(&command) {
+            Ok(status) => ExitCode::from(status),
+            Err(error) => {
+                eprintln!("pith: error: {error:#}");
+                ExitCode::from(PITH_FAILED)
+            }
+        },
     }
 }

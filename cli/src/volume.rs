@@ -8,10 +8,31 @@ use std::path::Path;
 use anyhow::Context as _;
 use pith_fs::ext4::Disk;
 
-/// An image file as a disk.
-struct FileDisk {
+/// An image file as a disk. Opened read-only, its writes (a journal replay) stay in memory.
+pub struct FileDisk {
     file: File,
     size: u64,
+    overlay: Option<std::collections::BTreeMap<u64, Vec<u8>>>,
+}
+
+/// The overlay's unit: rsext4 reads and writes whole 4 KiB blocks.
+const BLOCK: u64 = 4096;
+
+impl FileDisk {
+    /// Opens an existing image for reading (`pith image`).
+    pub fn open_read_only(path: &Path) -> anyhow::Result<FileDisk> {
+        let file =
+            File::open(path).with_context(|| format!("{}: cannot open it", path.display()))?;
+        let size = file
+            .metadata()
+            .with_context(|| format!("{}: cannot read its size", path.display()))?
+            .len();
+        Ok(FileDisk {
+            file,
+            size,
+            overlay: Some(std::collections::BTreeMap::new()),
+        })
+    }
 }
 
 impl Disk for FileDisk {
@@ -21,19 +42,39 @@ impl Disk for FileDisk {
     fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), pith_fs::Error> {
         self.file
             .read_exact_at(buffer, offset)
-            .map_err(|_| pith_fs::Error::Io)
+            .map_err(|_| pith_fs::Error::Io)?;
+        if let Some(overlay) = &self.overlay {
+            for (index, chunk) in buffer.chunks_mut(BLOCK as usize).enumerate() {
+                if let Some(block) = overlay.get(&(offset + index as u64 * BLOCK)) {
+                    chunk.copy_from_slice(&block[..chunk.len()]);
+                }
+            }
+        }
+        Ok(())
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), pith_fs::Error> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|_| pith_fs::Error::Io)
+        match &mut self.overlay {
+            Some(overlay) => {
+                for (index, chunk) in data.chunks(BLOCK as usize).enumerate() {
+                    overlay.insert(offset + index as u64 * BLOCK, chunk.to_vec());
+                }
+                Ok(())
+            }
+            None => self
+                .file
+                .write_all_at(data, offset)
+                .map_err(|_| pith_fs::Error::Io),
+        }
     }
     fn flush(&mut self) -> Result<(), pith_fs::Error> {
+        if self.overlay.is_some() {
+            return Ok(());
+        }
         self.file.sync_data().map_err(|_| pith_fs::Error::Io)
     }
 }
 
-fn now() -> pith_fs::Timestamp {
+pub fn now() -> pith_fs::Timestamp {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -63,7 +104,11 @@ pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
         .with_context(|| format!("--volume {}: cannot create it", path.display()))?;
     file.set_len(bytes)
         .with_context(|| format!("--volume {}: cannot size it", path.display()))?;
-    let disk = FileDisk { file, size: bytes };
+    let disk = FileDisk {
+        file,
+        size: bytes,
+        overlay: None,
+    };
     match pith_fs::ext4::format(disk, now) {
         Ok(mut disk) => {
             let _ = disk.flush();

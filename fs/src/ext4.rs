@@ -127,6 +127,24 @@ impl<D: Disk> Ext4Fs<D> {
         }
     }
 
+    /// Mounts `disk` read-only, replaying a pending journal in memory only: for inspection.
+    pub fn mount_read_only(disk: D, clock: ClockFn) -> Result<Ext4Fs<D>, (Error, Ext4ErrorKind)> {
+        let services = MountServices::new(Clock(clock), (), NoopObserver);
+        let options = MountOptions {
+            readonly: true,
+            replay_journal: true,
+            block_validity: true,
+        };
+        match Ext4::mount(Device(disk), services, options) {
+            Ok(fs) => Ok(Ext4Fs {
+                fs: RefCell::new(fs),
+                open: BTreeMap::new(),
+                orphans: BTreeSet::new(),
+            }),
+            Err(failure) => Err((error(failure), failure.kind())),
+        }
+    }
+
     /// Commits the journal and leaves the volume clean (no replay at the next mount).
     pub fn unmount(&mut self) -> Result<(), Error> {
         self.fs.get_mut().unmount().map_err(error)
