@@ -275,8 +275,9 @@ mod tests {
     fn parse(words: &[&str]) -> Result<RunArgs, clap::Error> {
         let mut argv = vec!["pith", "run"];
         argv.extend_from_slice(words);
-        Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Run(run) => run,
+        Cli::try_parse_from(argv).and_then(|cli| match cli.command {
+            Command::Run(run) => Ok(run),
+            Command::Image(_) => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
         })
     }
 
