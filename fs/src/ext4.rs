@@ -553,6 +553,110 @@ impl<D: Disk> FileSystem for Ext4Fs<D> {
     }
 }
 
+/// A block a `CachedDisk` keeps: page-aligned, so the kernel's allocator gives it a frame.
+#[repr(C, align(4096))]
+struct CachedBlock([u8; BLOCK as usize]);
+
+/// A read cache in front of a disk: 4 KiB blocks, at most `capacity` of them, the oldest
+/// dropped first. Writes go through to the disk at once (and update what is cached), so the
+/// order of writes and flushes the journal relies on is the disk's own.
+pub struct CachedDisk<D: Disk> {
+    inner: D,
+    blocks: BTreeMap<u64, alloc::boxed::Box<CachedBlock>>,
+    order: alloc::collections::VecDeque<u64>,
+    capacity: usize,
+}
+
+impl<D: Disk> CachedDisk<D> {
+    pub fn new(inner: D, capacity_bytes: u64) -> CachedDisk<D> {
+        CachedDisk {
+            inner,
+            blocks: BTreeMap::new(),
+            order: alloc::collections::VecDeque::new(),
+            capacity: ((capacity_bytes / BLOCK) as usize).max(16),
+        }
+    }
+
+    fn remember(&mut self, index: u64, bytes: &[u8]) {
+        if let Some(block) = self.blocks.get_mut(&index) {
+            block.0.copy_from_slice(bytes);
+            return;
+        }
+        if self.blocks.len() >= self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.blocks.remove(&oldest);
+            }
+        }
+        let mut block = alloc::boxed::Box::new(CachedBlock([0; BLOCK as usize]));
+        block.0.copy_from_slice(bytes);
+        self.blocks.insert(index, block);
+        self.order.push_back(index);
+    }
+}
+
+impl<D: Disk> Disk for CachedDisk<D> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), Error> {
+        if !offset.is_multiple_of(BLOCK) || !(buffer.len() as u64).is_multiple_of(BLOCK) {
+            return self.inner.read(offset, buffer);
+        }
+        let first = offset / BLOCK;
+        let count = buffer.len() / BLOCK as usize;
+        let mut at = 0;
+        while at < count {
+            if let Some(block) = self.blocks.get(&(first + at as u64)) {
+                buffer[at * BLOCK as usize..(at + 1) * BLOCK as usize].copy_from_slice(&block.0);
+                at += 1;
+                continue;
+            }
+            // A run of misses: one read from the disk.
+            let mut end = at + 1;
+            while end < count && !self.blocks.contains_key(&(first + end as u64)) {
+                end += 1;
+            }
+            let run = &mut buffer[at * BLOCK as usize..end * BLOCK as usize];
+            self.inner.read((first + at as u64) * BLOCK, run)?;
+            for index in at..end {
+                let bytes = &buffer[index * BLOCK as usize..(index + 1) * BLOCK as usize];
+                let copy: [u8; BLOCK as usize] = match bytes.try_into() {
+                    Ok(copy) => copy,
+                    Err(_) => continue,
+                };
+                self.remember(first + index as u64, &copy);
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        self.inner.write(offset, data)?;
+        if offset.is_multiple_of(BLOCK) && (data.len() as u64).is_multiple_of(BLOCK) {
+            // What was just written is what will be read next, often (a file read back, the
+            // journal's blocks checkpointed): keep it.
+            for (index, bytes) in data.chunks(BLOCK as usize).enumerate() {
+                self.remember(offset / BLOCK + index as u64, bytes);
+            }
+        } else {
+            // An unaligned write: drop what it touches rather than patch it.
+            let first = offset / BLOCK;
+            let last = (offset + data.len() as u64).div_ceil(BLOCK);
+            for block in first..last {
+                self.blocks.remove(&block);
+            }
+            self.order.retain(|block| self.blocks.contains_key(block));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -890,109 +994,5 @@ mod tests {
     fn a_disk_without_ext4_is_refused() {
         let disk = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 8 << 20])));
         assert!(Ext4Fs::mount(disk, clock).is_err());
-    }
-}
-
-/// A block a `CachedDisk` keeps: page-aligned, so the kernel's allocator gives it a frame.
-#[repr(C, align(4096))]
-struct CachedBlock([u8; BLOCK as usize]);
-
-/// A read cache in front of a disk: 4 KiB blocks, at most `capacity` of them, the oldest
-/// dropped first. Writes go through to the disk at once (and update what is cached), so the
-/// order of writes and flushes the journal relies on is the disk's own.
-pub struct CachedDisk<D: Disk> {
-    inner: D,
-    blocks: BTreeMap<u64, alloc::boxed::Box<CachedBlock>>,
-    order: alloc::collections::VecDeque<u64>,
-    capacity: usize,
-}
-
-impl<D: Disk> CachedDisk<D> {
-    pub fn new(inner: D, capacity_bytes: u64) -> CachedDisk<D> {
-        CachedDisk {
-            inner,
-            blocks: BTreeMap::new(),
-            order: alloc::collections::VecDeque::new(),
-            capacity: ((capacity_bytes / BLOCK) as usize).max(16),
-        }
-    }
-
-    fn remember(&mut self, index: u64, bytes: &[u8]) {
-        if let Some(block) = self.blocks.get_mut(&index) {
-            block.0.copy_from_slice(bytes);
-            return;
-        }
-        if self.blocks.len() >= self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.blocks.remove(&oldest);
-            }
-        }
-        let mut block = alloc::boxed::Box::new(CachedBlock([0; BLOCK as usize]));
-        block.0.copy_from_slice(bytes);
-        self.blocks.insert(index, block);
-        self.order.push_back(index);
-    }
-}
-
-impl<D: Disk> Disk for CachedDisk<D> {
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-
-    fn read(&mut self, offset: u64, buffer: &mut [u8]) -> Result<(), Error> {
-        if !offset.is_multiple_of(BLOCK) || !(buffer.len() as u64).is_multiple_of(BLOCK) {
-            return self.inner.read(offset, buffer);
-        }
-        let first = offset / BLOCK;
-        let count = buffer.len() / BLOCK as usize;
-        let mut at = 0;
-        while at < count {
-            if let Some(block) = self.blocks.get(&(first + at as u64)) {
-                buffer[at * BLOCK as usize..(at + 1) * BLOCK as usize].copy_from_slice(&block.0);
-                at += 1;
-                continue;
-            }
-            // A run of misses: one read from the disk.
-            let mut end = at + 1;
-            while end < count && !self.blocks.contains_key(&(first + end as u64)) {
-                end += 1;
-            }
-            let run = &mut buffer[at * BLOCK as usize..end * BLOCK as usize];
-            self.inner.read((first + at as u64) * BLOCK, run)?;
-            for index in at..end {
-                let bytes = &buffer[index * BLOCK as usize..(index + 1) * BLOCK as usize];
-                let copy: [u8; BLOCK as usize] = match bytes.try_into() {
-                    Ok(copy) => copy,
-                    Err(_) => continue,
-                };
-                self.remember(first + index as u64, &copy);
-            }
-            at = end;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        self.inner.write(offset, data)?;
-        if offset.is_multiple_of(BLOCK) && (data.len() as u64).is_multiple_of(BLOCK) {
-            // What was just written is what will be read next, often (a file read back, the
-            // journal's blocks checkpointed): keep it.
-            for (index, bytes) in data.chunks(BLOCK as usize).enumerate() {
-                self.remember(offset / BLOCK + index as u64, bytes);
-            }
-        } else {
-            // An unaligned write: drop what it touches rather than patch it.
-            let first = offset / BLOCK;
-            let last = (offset + data.len() as u64).div_ceil(BLOCK);
-            for block in first..last {
-                self.blocks.remove(&block);
-            }
-            self.order.retain(|block| self.blocks.contains_key(block));
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        self.inner.flush()
     }
 }
