@@ -57,6 +57,13 @@ pub enum VmaKind {
     Anonymous,
     /// Anonymous mmap with MAP_GROWSDOWN: a fault just below it grows it (a stack).
     GrowsDown,
+    /// A file's pages from `file_offset` on (`AddressSpace::files` names the file), copied in
+    /// at mmap; `shared` ones are written back at msync and munmap.
+    File {
+        file_offset: u64,
+        file: u32,
+        shared: bool,
+    },
     /// The vDSO's time page.
     Vvar,
     /// The vDSO.
@@ -80,6 +87,15 @@ impl Vma {
             VmaKind::Program { file_offset } => VmaKind::Program {
                 file_offset: file_offset + (start - self.start),
             },
+            VmaKind::File {
+                file_offset,
+                file,
+                shared,
+            } => VmaKind::File {
+                file_offset: file_offset + (start - self.start),
+                file,
+                shared,
+            },
             other => other,
         };
         Vma {
@@ -99,6 +115,22 @@ impl Vma {
                         file_offset: next_offset,
                     },
                 ) => next_offset == file_offset + (self.end - self.start),
+                (
+                    VmaKind::File {
+                        file_offset,
+                        file,
+                        shared,
+                    },
+                    VmaKind::File {
+                        file_offset: next_offset,
+                        file: next_file,
+                        shared: next_shared,
+                    },
+                ) => {
+                    file == next_file
+                        && shared == next_shared
+                        && next_offset == file_offset + (self.end - self.start)
+                }
                 (kind, next_kind) => kind == next_kind,
             }
     }
@@ -115,6 +147,18 @@ pub struct AddressSpace {
     /// The most areas there may be (vm.max_map_count): Linux's default, or less where the
     /// kernel's memory for keeping them is smaller.
     pub max_map_count: usize,
+    /// The files mapped (VmaKind::File's `file`): their path for /proc/self/maps, and the node.
+    pub files: BTreeMap<u32, MappedFile>,
+}
+
+/// A file some area maps.
+#[derive(Clone, Debug)]
+pub struct MappedFile {
+    pub path: Vec<u8>,
+    pub node: pith_fs::vfs::Node,
+    /// st_dev and st_ino, as /proc/self/maps shows them.
+    pub device: u64,
+    pub ino: u64,
 }
 
 pub const fn page_align_up(value: u64) -> Option<u64> {
@@ -158,6 +202,7 @@ impl AddressSpace {
             brk_start,
             brk: brk_start,
             max_map_count: MAX_MAP_COUNT,
+            files: BTreeMap::new(),
         }
     }
 
@@ -171,8 +216,24 @@ impl AddressSpace {
         use core::fmt::Write;
         let mut text = alloc::string::String::new();
         for vma in self.vmas.values() {
+            let mut device_inode = (0u64, 0u64);
+            let mut shared = false;
             let (offset, name): (u64, &[u8]) = match vma.kind {
                 VmaKind::Program { file_offset } => (file_offset, executable),
+                VmaKind::File {
+                    file_offset,
+                    file,
+                    shared: is_shared,
+                } => {
+                    shared = is_shared;
+                    match self.files.get(&file) {
+                        Some(mapped) => {
+                            device_inode = (mapped.device, mapped.ino);
+                            (file_offset, &mapped.path)
+                        }
+                        None => (file_offset, b""),
+                    }
+                }
                 VmaKind::Heap => (0, b"[heap]"),
                 VmaKind::Stack => (0, b"[stack]"),
                 VmaKind::Anonymous | VmaKind::GrowsDown => (0, b""),
@@ -183,13 +244,17 @@ impl AddressSpace {
             let p = vma.protection;
             let _ = write!(
                 text,
-                "{:08x}-{:08x} {}{}{}p {:08x} 00:00 0 ",
+                "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
                 vma.start,
                 vma.end,
                 if p.read { 'r' } else { '-' },
                 if p.write { 'w' } else { '-' },
                 if p.execute { 'x' } else { '-' },
-                offset
+                if shared { 's' } else { 'p' },
+                offset,
+                device_inode.0 >> 8,
+                device_inode.0 & 0xff,
+                device_inode.1
             );
             if !name.is_empty() {
                 while text.len() - line_start < 73 {
@@ -399,11 +464,11 @@ pub fn mmap(
     let length = page_align_up(length)
         .filter(|&len| len <= TASK_SIZE)
         .ok_or(Errno::ENOMEM)?;
-    if flags & MAP_ANONYMOUS == 0 {
-        // The only files are the console fds, which a tty or pipe cannot back.
-        context.process.files.get(fd)?;
-        return Err(Errno::ENODEV);
-    }
+    let file_source = if flags & MAP_ANONYMOUS == 0 {
+        Some(mapped_file(context, fd, flags, &protection)?)
+    } else {
+        None
+    };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let memory = &mut context.process.memory;
     if memory.vmas.len() >= memory.max_map_count {
@@ -433,17 +498,44 @@ pub fn mmap(
         let hint = address.0 & !(PAGE_SIZE - 1);
         memory.find_free(length, hint).ok_or(Errno::ENOMEM)?
     };
-    context.platform.map_anonymous(start, length, protection)?;
+    if let Some((node, _)) = &file_source {
+        // A file's pages: mapped writable, filled from the file, then given their protection.
+        let writable = Protection {
+            read: true,
+            write: true,
+            execute: false,
+        };
+        context.platform.map_anonymous(start, length, writable)?;
+        fill_from_file(context, *node, offset, start, length)?;
+        context.platform.protect(start, length, protection)?;
+    } else {
+        context.platform.map_anonymous(start, length, protection)?;
+    }
     if flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
         // As on Linux, failing to prefault does not fail the mmap: the pages fault in later.
         let _ = context.platform.populate(start, length);
     }
     let memory = &mut context.process.memory;
-    let kind = if flags & MAP_GROWSDOWN != 0 {
+    let kind = if let Some((node, mapped)) = file_source {
+        let file = memory.files.len() as u32;
+        memory.files.insert(file, mapped);
+        context
+            .process
+            .vfs
+            .fs_mut(node.mount)
+            .map(|fs| fs.open(node.ino))
+            .ok();
+        VmaKind::File {
+            file_offset: offset,
+            file,
+            shared: flags & MAP_TYPE != MAP_PRIVATE,
+        }
+    } else if flags & MAP_GROWSDOWN != 0 {
         VmaKind::GrowsDown
     } else {
         VmaKind::Anonymous
     };
+    let memory = &mut context.process.memory;
     memory.insert(Vma {
         start,
         end: start + length,
@@ -472,6 +564,7 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
     if start == end {
         return Err(Errno::EINVAL);
     }
+    write_back(context, start, end);
     context.process.memory.remove(start, end);
     context.platform.unmap(start, end - start);
     Ok(())
@@ -784,6 +877,161 @@ pub fn brk(context: &mut Context, address: UserAddr) -> Result<u64, Errno> {
     }
     context.process.memory.brk = requested;
     Ok(requested)
+}
+
+/// The file an mmap names: a regular file of the tree, open for reading (and for writing, if a
+/// shared mapping may write). ENODEV for what cannot be mapped (the console, pipes).
+fn mapped_file(
+    context: &mut Context,
+    fd: Fd,
+    flags: u32,
+    protection: &Protection,
+) -> Result<(pith_fs::vfs::Node, MappedFile), Errno> {
+    let open = context.process.files.get(fd)?;
+    let crate::fs::FileKind::Node(node) = open.kind else {
+        return Err(Errno::ENODEV);
+    };
+    let metadata = context.process.vfs.metadata(node)?;
+    if metadata.kind != pith_fs::FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    let access = open.status_flags & crate::fs::O_ACCMODE;
+    if access == crate::fs::O_WRONLY {
+        return Err(Errno::EACCES);
+    }
+    if flags & MAP_TYPE != MAP_PRIVATE && protection.write && access != crate::fs::O_RDWR {
+        return Err(Errno::EACCES);
+    }
+    let path = context.process.files.path(fd).unwrap_or_default();
+    let stat = crate::files::stat_of(node, &metadata);
+    Ok((
+        node,
+        MappedFile {
+            path,
+            node,
+            device: stat.st_dev,
+            ino: stat.st_ino,
+        },
+    ))
+}
+
+/// Copies the file's bytes from `offset` into [start, start + length); past its end the pages
+/// stay zero.
+fn fill_from_file(
+    context: &mut Context,
+    node: pith_fs::vfs::Node,
+    offset: u64,
+    start: u64,
+    length: u64,
+) -> Result<(), Errno> {
+    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < length {
+        let want = ((length - done) as usize).min(chunk.len());
+        let got = context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .read(node.ino, offset + done, &mut chunk[..want])
+            .map_err(crate::files::errno)?;
+        if got == 0 {
+            break;
+        }
+        context.platform.write_user(start + done, &chunk[..got])?;
+        done += got as u64;
+    }
+    Ok(())
+}
+
+/// Writes the pages of shared file mappings in [start, end) back to their files (msync,
+/// munmap), not past each file's end.
+fn write_back(context: &mut Context, start: u64, end: u64) {
+    let areas: Vec<Vma> = context
+        .process
+        .memory
+        .vmas
+        .values()
+        .filter(|vma| vma.start < end && vma.end > start)
+        .copied()
+        .collect();
+    for vma in areas {
+        let VmaKind::File {
+            file_offset,
+            file,
+            shared: true,
+        } = vma.kind
+        else {
+            continue;
+        };
+        if !vma.protection.read {
+            continue;
+        }
+        let Some(node) = context
+            .process
+            .memory
+            .files
+            .get(&file)
+            .map(|mapped| mapped.node)
+        else {
+            continue;
+        };
+        let Ok(size) = context
+            .process
+            .vfs
+            .metadata(node)
+            .map(|metadata| metadata.size)
+        else {
+            continue;
+        };
+        let (from, to) = (vma.start.max(start), vma.end.min(end));
+        let file_start = file_offset + (from - vma.start);
+        if file_start >= size {
+            continue;
+        }
+        let length = (to - from).min(size - file_start) as usize;
+        let Ok(bytes) = context.read_bytes(from, length) else {
+            continue;
+        };
+        let now = crate::files::now(context);
+        if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
+            let _ = fs.write(node.ino, file_start, &bytes, now);
+        }
+    }
+}
+
+/// msync's flags (include/uapi/asm-generic/mman-common.h).
+const MS_ASYNC: i32 = 1;
+const MS_INVALIDATE: i32 = 2;
+const MS_SYNC: i32 = 4;
+
+/// Implements msync(2): shared file mappings in the range are written back to their files
+/// (MS_SYNC: and made durable).
+pub fn msync(
+    context: &mut Context,
+    address: UserAddr,
+    length: u64,
+    flags: i32,
+) -> Result<(), Errno> {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let start = address.0;
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let end = page_align_up(length)
+        .and_then(|length| start.checked_add(length))
+        .ok_or(Errno::ENOMEM)?;
+    if !context.process.memory.is_fully_mapped(start, end) {
+        return Err(Errno::ENOMEM);
+    }
+    write_back(context, start, end);
+    if flags & MS_SYNC != 0 {
+        crate::files::sync(context)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

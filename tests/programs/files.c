@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -284,6 +285,49 @@ int main(void) {
     close(target);
     unlink("source");
     unlink("target");
+
+    /* File mappings: private ones read the file and keep their changes to themselves; shared
+     * ones reach the file at msync and munmap. */
+    int mapped = open("mapped", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    char page[8192];
+    for (int i = 0; i < 8192; i++) page[i] = (char)('a' + i % 26);
+    write(mapped, page, sizeof page);
+    char *private_map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, mapped, 0);
+    check("mmap(MAP_PRIVATE) of a file reads it", private_map != MAP_FAILED &&
+                                                     memcmp(private_map, page, 8192) == 0);
+    private_map[0] = '#';
+    check("a private mapping's change stays in it",
+          pread(mapped, buffer, 1, 0) == 1 && buffer[0] == 'a');
+    char *offset_map = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, mapped, 4096);
+    check("mmap at an offset", offset_map != MAP_FAILED && offset_map[0] == page[4096]);
+    char *shared_map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mapped, 0);
+    memcpy(shared_map + 100, "SHARED", 6);
+    check("msync writes a shared mapping back", msync(shared_map, 8192, MS_SYNC) == 0 &&
+                                                    pread(mapped, buffer, 6, 100) == 6 &&
+                                                    memcmp(buffer, "SHARED", 6) == 0);
+    memcpy(shared_map + 200, "UNMAP", 5);
+    check("and so does munmap", munmap(shared_map, 8192) == 0 &&
+                                    pread(mapped, buffer, 5, 200) == 5 &&
+                                    memcmp(buffer, "UNMAP", 5) == 0);
+    munmap(private_map, 8192);
+    munmap(offset_map, 4096);
+    int write_only = open("mapped", O_WRONLY);
+    check("mmap of a write-only fd: EACCES",
+          mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, write_only, 0) == MAP_FAILED && errno == EACCES);
+    int read_only = open("mapped", O_RDONLY);
+    check("a shared writable mapping of a read-only fd: EACCES",
+          mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, read_only, 0) == MAP_FAILED &&
+              errno == EACCES);
+    int ends[2];
+    pipe(ends);
+    check("mmap of a pipe: ENODEV",
+          mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, ends[0], 0) == MAP_FAILED && errno == ENODEV);
+    close(ends[0]);
+    close(ends[1]);
+    close(write_only);
+    close(read_only);
+    close(mapped);
+    unlink("mapped");
 
     check("clean up", unlink("sub/again") == 0 && rmdir("sub") == 0 && unlink("sparse") == 0 &&
                           unlink("shortcut") == 0 && unlink("loop") == 0);
