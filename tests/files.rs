@@ -69,8 +69,9 @@ fn proc_and_sys_describe_the_vm() {
     assert_eq!(outcome.status, 0, "{}", outcome.stderr);
     assert_eq!(
         outcome.stdout,
-        "processors: 1, sse2 among the flags: yes\nmount: / tmpfs\nmount: /tmp tmpfs\n\
-         mount: /dev/shm tmpfs\nhostname: pith\nonline: 0\nstat starts with cpu: yes\n\
+        "processors: 1, sse2 among the flags: yes\nmount: / tmpfs\nmount: /dev devtmpfs\n\
+         mount: /tmp tmpfs\nmount: /dev/shm tmpfs\nhostname: pith\nonline: 0\n\
+         stat starts with cpu: yes\n\
          uptime: yes\nfd link: /tmp/marker\ncwd link: /tmp\npipe link starts with pipe:[ yes\n"
     );
 }
@@ -247,6 +248,58 @@ fn records_synced_before_a_power_cut_survive_it() {
     assert!(
         fsck.status.success(),
         "e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
+/// `pith build -o IMAGE PROGRAM --dir ... -w DIR`, then `pith run --image IMAGE ARGS`: the
+/// image is `/`, holds the program and its files, and keeps what the program writes from one
+/// boot to the next; e2fsck finds it clean.
+#[test]
+fn a_built_image_boots_as_root_and_keeps_its_data() {
+    let base = std::env::temp_dir().join(format!("pith-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("conf")).unwrap();
+    std::fs::write(base.join("conf/app.conf"), "port = 80\n").unwrap();
+    let image = base.join("app.img");
+    let program = compile("image_root", Toolchain::GlibcStatic);
+    let built = Command::new(pith_binary())
+        .args(["build", "-o"])
+        .arg(&image)
+        .args(["--size", "32M", "--dir"])
+        .arg(format!("{}:/etc/app", base.join("conf").display()))
+        .args(["-w", "/var/lib/app"])
+        .arg(&program)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let image_text = image.to_str().unwrap();
+    let run = || {
+        let mut command = Command::new(pith_binary());
+        command.args(["run", "--image", image_text, "one", "two"]);
+        run_command(command, None)
+    };
+    let (first, second) = (run(), run());
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&image)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+    let expected = |boots: u32| {
+        format!(
+            "argv: /image_root-glibc one two\ncwd: /var/lib/app\nconf: port = 80\nboots: {boots}\n"
+        )
+    };
+    assert_eq!(first.stdout, expected(1), "{}", first.stderr);
+    assert_eq!(second.stdout, expected(2), "{}", second.stderr);
+    assert!(
+        fsck.status.success(),
+        "{}",
         String::from_utf8_lossy(&fsck.stdout)
     );
 }

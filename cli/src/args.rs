@@ -24,6 +24,9 @@ pub enum Command {
     /// Look inside a volume image (ext4), read-only.
     #[command(subcommand)]
     Image(crate::inspect::ImageCommand),
+    /// Write a bootable ext4 image: PROGRAM at /NAME, the --file/--dir entries; boot it with
+    /// `pith run --image IMAGE [ARGS]`.
+    Build(crate::build::BuildArgs),
 }
 
 /// The options of `pith run`.
@@ -48,6 +51,11 @@ pub struct RunArgs {
     /// it writes there stays in the file.
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
+
+    /// Boot an image `pith build` made: it is `/` (what the program writes there stays in it),
+    /// and it names the program; the words after the options are the program's arguments.
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["disk", "volume"])]
+    pub image: Option<PathBuf>,
 
     /// A persistent ext4 volume: FILE (made and formatted if it does not exist) mounted at PATH
     /// inside the VM. What the program writes there stays in FILE, which e2fsck and debugfs
@@ -103,7 +111,11 @@ pub struct RunArgs {
     // trailing_var_arg alone: once PROGRAM is seen, every later word (even `-v` or `--help`)
     // belongs to the program, while an unknown option *before* PROGRAM is still an error.
     // allow_hyphen_values would instead take such a mistyped option as the program's name.
-    #[arg(trailing_var_arg = true, required = true, value_names = ["PROGRAM", "ARGS"])]
+    #[arg(
+        trailing_var_arg = true,
+        required_unless_present = "image",
+        value_names = ["PROGRAM", "ARGS"]
+    )]
     command: Vec<OsString>,
 }
 
@@ -115,6 +127,14 @@ impl RunArgs {
         self.command
             .first()
             .map_or(OsStr::new(""), OsString::as_os_str)
+    }
+
+    /// With --image: every word after the options is the program's, without a leading `--`.
+    pub fn image_args(&self) -> &[OsString] {
+        match self.command.split_first() {
+            Some((first, after)) if first == "--" => after,
+            _ => &self.command,
+        }
     }
 
     /// The arguments after the program (argv[1..]), without a `--` that directly follows it.
@@ -277,7 +297,9 @@ mod tests {
         argv.extend_from_slice(words);
         Cli::try_parse_from(argv).and_then(|cli| match cli.command {
             Command::Run(run) => Ok(run),
-            Command::Image(_) => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+            Command::Image(_) | Command::Build(_) => {
+                Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))
+            }
         })
     }
 

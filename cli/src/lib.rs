@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod args;
+pub mod build;
 pub mod chardev_socket;
 pub mod console;
 pub mod hostlink;

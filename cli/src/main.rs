@@ -16,6 +16,13 @@ fn main() -> ExitCode {
                 ExitCode::from(PITH_FAILED)
             }
         },
+        Command::Build(args) => match pith_cli::build::build(&args) {
+            Ok(status) => ExitCode::from(status),
+            Err(error) => {
+                eprintln!("pith: error: {error:#}");
+                ExitCode::from(PITH_FAILED)
+            }
+        },
         Command::Image(command) => match pith_cli::inspect::run(&command) {
             Ok(status) => ExitCode::from(status),
             Err(error) => {

@@ -95,6 +95,34 @@ fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
     }
 }
 
+/// A program read from an image (`pith run --image`): its path inside and its bytes, checked
+/// as `read_program` checks a host file.
+pub fn program_from_bytes(path_inside: &[u8], bytes: Vec<u8>) -> Result<Program, ProgramError> {
+    let shown = || {
+        Shown(OsString::from(
+            String::from_utf8_lossy(path_inside).into_owned(),
+        ))
+    };
+    check_elf(&bytes).map_err(|problem| match problem {
+        ElfProblem::Elf(error) => ProgramError::NotRunnableElf {
+            path: shown(),
+            error,
+        },
+        ElfProblem::Dynamic(interpreter) => ProgramError::DynamicallyLinked {
+            path: shown(),
+            interpreter,
+        },
+    })?;
+    let name = path_inside
+        .rsplit(|&byte| byte == b'/')
+        .next()
+        .unwrap_or(path_inside);
+    Ok(Program {
+        bytes,
+        file_name: OsString::from(String::from_utf8_lossy(name).into_owned()),
+    })
+}
+
 #[cfg(test)]
 #[path = "../tests/support/minimal_elf.rs"]
 mod minimal_elf;

@@ -58,6 +58,8 @@ pub struct KernelCommandLine {
     pub terminal: Option<(u16, u16)>,
     /// Where the disk's ext4 volume is mounted: `pith.volume=PATH`.
     pub volume: Option<String>,
+    /// The disk is an image `pith build` made, to be `/`: `pith.root=disk`.
+    pub root_on_disk: bool,
 }
 
 impl KernelCommandLine {
@@ -80,6 +82,9 @@ impl KernelCommandLine {
         }
         if let Some(path) = &self.volume {
             text.push_str(&format!(" pith.volume={path}"));
+        }
+        if self.root_on_disk {
+            text.push_str(" pith.root=disk");
         }
         text
     }
@@ -299,6 +304,7 @@ mod tests {
     fn kernel_command_lines() {
         let mut line = KernelCommandLine {
             volume: None,
+            root_on_disk: false,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

@@ -59,7 +59,23 @@ pub const PITH_FAILED: u8 = 125;
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // The TSC is timed against the clock while the rest of the set-up runs.
     let tsc_stopwatch = TscStopwatch::start();
-    let program = read_program(args.program())?;
+    // With --image, the program is the one `pith build` recorded in the image.
+    let from_image = match &args.image {
+        Some(image) => Some(crate::build::read_image_program(image)?),
+        None => None,
+    };
+    let program = match &from_image {
+        Some(recorded) => {
+            crate::program::program_from_bytes(&recorded.path, recorded.bytes.clone())?
+        }
+        None => read_program(args.program())?,
+    };
+    let image_argv0 = from_image.as_ref().map(|recorded| {
+        std::ffi::OsString::from(String::from_utf8_lossy(&recorded.path).into_owned())
+    });
+    let image_workdir = from_image
+        .as_ref()
+        .and_then(|recorded| recorded.workdir.clone());
     if let Some(volume) = &args.volume {
         crate::volume::ensure_volume(&volume.host, args.volume_size.mebibytes() << 20)?;
     }
@@ -96,12 +112,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
 
     let image = build_image(&ImageContents {
         program: &program,
-        argv0: args.program(),
-        args: args.program_args(),
+        argv0: image_argv0.as_deref().unwrap_or(args.program()),
+        args: if args.image.is_some() {
+            args.image_args()
+        } else {
+            args.program_args()
+        },
         env: &args.env,
         files: &args.files,
         dirs: &args.dirs,
-        workdir: args.workdir.as_deref(),
+        workdir: args.workdir.as_deref().or(image_workdir.as_deref()),
     })?;
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()
@@ -133,6 +153,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         },
         trace: args.trace,
         volume: args.volume.as_ref().map(|volume| volume.guest.clone()),
+        root_on_disk: args.image.is_some(),
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {
@@ -147,7 +168,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         disk: args
             .disk
             .as_deref()
-            .or(args.volume.as_ref().map(|volume| volume.host.as_path())),
+            .or(args.volume.as_ref().map(|volume| volume.host.as_path()))
+            .or(args.image.as_deref()),
     });
     if args.verbose {
         eprintln!("pith: {}", shell_words(qemu.as_os_str(), &qemu_argv));

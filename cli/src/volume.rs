@@ -19,6 +19,24 @@ pub struct FileDisk {
 const BLOCK: u64 = 4096;
 
 impl FileDisk {
+    /// Opens an existing image for reading and writing (`pith build` fills it).
+    pub fn open_read_write(path: &Path) -> anyhow::Result<FileDisk> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open it", path.display()))?;
+        let size = file
+            .metadata()
+            .with_context(|| format!("{}: cannot read its size", path.display()))?
+            .len();
+        Ok(FileDisk {
+            file,
+            size,
+            overlay: None,
+        })
+    }
+
     /// Opens an existing image for reading (`pith image`).
     pub fn open_read_only(path: &Path) -> anyhow::Result<FileDisk> {
         let file =

@@ -16,6 +16,8 @@ pub struct LaunchParameters {
     pub framed_console: bool,
     /// Where the disk's ext4 volume is mounted (`pith.volume=/data`), if it is one.
     pub volume: Option<&'static str>,
+    /// The disk's ext4 volume is `/` (`pith.root=disk`: an image `pith build` made).
+    pub root_on_disk: bool,
 }
 
 pub fn parse(line: &'static str) -> LaunchParameters {
@@ -28,6 +30,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         window_size: (24, 80),
         framed_console: false,
         volume: None,
+        root_on_disk: false,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -40,6 +43,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.tty" => parameters.terminal = value == "1",
             "pith.console" => parameters.framed_console = value == "framed",
             "pith.volume" if value.starts_with('/') => parameters.volume = Some(value),
+            "pith.root" => parameters.root_on_disk = value == "disk",
             "pith.winsize" => {
                 if let Some((rows, columns)) = value.split_once('x') {
                     if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {

@@ -237,8 +237,28 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     // Each tmpfs may take half of RAM, as Linux's default size=50%.
     let (ram_pages, _) = crate::memory::ram_pages();
     let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
-    let mut process = Process::new(path.to_vec(), memory, ram_pages * PAGE_SIZE / 2, now);
-    populate_tree(&mut process, &image, now);
+    let tmpfs_bytes = ram_pages * PAGE_SIZE / 2;
+    let mut process = Process::new(path.to_vec(), memory, tmpfs_bytes, now);
+    if parameters.root_on_disk {
+        // The image `pith build` made is `/`: the program and its files are on it already.
+        let volume = open_volume("/");
+        process.vfs = pith_syscalls::files::tree_on(
+            alloc::boxed::Box::new(volume),
+            "ext4",
+            tmpfs_bytes,
+            now,
+            path,
+        );
+        process.cwd = process.vfs.root();
+        if let Some(workdir) = image.workdir() {
+            if let Ok(node) = pith_syscalls::files::make_directories(&mut process.vfs, workdir, now)
+            {
+                process.cwd = node;
+            }
+        }
+    } else {
+        populate_tree(&mut process, &image, now);
+    }
     if crate::virtio_blk::capacity().is_some() {
         if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
             crate::log_warn!("/dev/vda could not be made: {error:?}");
@@ -275,17 +295,29 @@ fn wall_clock() -> pith_fs::Timestamp {
 
 /// Mounts the disk's ext4 volume at `path` (made if need be); a disk that is not a usable
 /// ext4 volume stops the VM with rsext4's reason, before the program runs.
-fn mount_volume(process: &mut Process, path: &str, now: pith_fs::Timestamp) {
-    // A read cache of an eighth of RAM (at least 64 blocks), in front of the disk.
+type Volume = pith_fs::ext4::Ext4Fs<pith_fs::ext4::CachedDisk<crate::virtio_blk::VirtioDisk>>;
+
+/// Mounts the disk's ext4 volume (for `path`, in messages), behind a read cache of an eighth
+/// of RAM; a disk that is not a usable ext4 volume stops the VM before the program runs.
+fn open_volume(path: &str) -> Volume {
+    if crate::virtio_blk::capacity().is_none() {
+        fail(format_args!(
+            "the volume for {path} has no disk: QEMU attached no virtio-blk device"
+        ));
+    }
     let (ram_pages, _) = crate::memory::ram_pages();
     let disk =
         pith_fs::ext4::CachedDisk::new(crate::virtio_blk::VirtioDisk, ram_pages * PAGE_SIZE / 8);
-    let volume = match pith_fs::ext4::Ext4Fs::mount(disk, wall_clock) {
+    match pith_fs::ext4::Ext4Fs::mount(disk, wall_clock) {
         Ok(volume) => volume,
         Err((_, reason)) => fail(format_args!(
             "the volume for {path} cannot be mounted: {reason} (check the image with `e2fsck -fn`)"
         )),
-    };
+    }
+}
+
+fn mount_volume(process: &mut Process, path: &str, now: pith_fs::Timestamp) {
+    let volume = open_volume(path);
     if let Err(error) =
         pith_syscalls::files::make_directories(&mut process.vfs, path.as_bytes(), now)
     {

@@ -13,7 +13,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use pith_fs::memfs::MemFs;
 use pith_fs::vfs::{Node, Vfs};
-use pith_fs::{Changes, Creation, Error, FileType, Metadata, NewNode, RenameMode, Timestamp};
+use pith_fs::{
+    Changes, Creation, Error, FileSystem, FileType, Metadata, NewNode, RenameMode, Timestamp,
+};
 
 /// open(2) flags handled here (include/uapi/asm-generic/fcntl.h).
 pub const O_EXCL: u32 = 0o200;
@@ -76,11 +78,24 @@ impl From<Error> for Errno {
     }
 }
 
-/// The tree a program starts with: tmpfs at `/` holding `/tmp`, `/dev` and `/proc` and the
-/// directories of the program's own path; tmpfs (mode 1777) at `/tmp`; the device nodes in
-/// `/dev`. Each tmpfs may hold `tmpfs_bytes` of file data (Linux's default is half of RAM).
+/// The tree a program starts with: tmpfs at `/` (see `tree_on`).
 pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> Vfs {
-    let mut vfs = Vfs::new(Box::new(MemFs::new(0o755, tmpfs_bytes, now)), "tmpfs");
+    let root = Box::new(MemFs::new(0o755, tmpfs_bytes, now));
+    tree_on(root, "tmpfs", tmpfs_bytes, now, program_path)
+}
+
+/// The tree on `root` (tmpfs, or a disk image's ext4): the directories `/tmp`, `/dev`,
+/// `/proc`, `/sys` and those of the program's path made on it if missing; tmpfs (mode 1777)
+/// mounted at `/tmp` and `/dev/shm`; `/dev` a tmpfs of its own with the device nodes. Each
+/// tmpfs may hold `tmpfs_bytes` of file data (Linux's default is half of RAM).
+pub fn tree_on(
+    root_fs: Box<dyn FileSystem + Send>,
+    kind: &'static str,
+    tmpfs_bytes: u64,
+    now: Timestamp,
+    program_path: &[u8],
+) -> Vfs {
+    let mut vfs = Vfs::new(root_fs, kind);
     let creation = |permissions| Creation {
         permissions,
         uid: 0,
@@ -91,30 +106,6 @@ pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> V
     if let Ok(fs) = vfs.fs_mut(root.mount) {
         for name in [&b"tmp"[..], b"dev", b"proc", b"sys"] {
             let _ = fs.create(root.ino, name, NewNode::Directory, creation(0o755));
-        }
-        if let Ok(dev) = fs.lookup(root.ino, b"dev") {
-            for (name, number) in [
-                (&b"null"[..], DEV_NULL),
-                (b"zero", DEV_ZERO),
-                (b"full", DEV_FULL),
-                (b"random", DEV_RANDOM),
-                (b"urandom", DEV_URANDOM),
-                (b"tty", DEV_TTY),
-                (b"console", DEV_CONSOLE),
-            ] {
-                let node = NewNode::Special(FileType::CharDevice, number);
-                let _ = fs.create(dev, name, node, creation(0o666));
-            }
-            for (name, target) in [
-                (&b"stdin"[..], &b"/proc/self/fd/0"[..]),
-                (b"stdout", b"/proc/self/fd/1"),
-                (b"stderr", b"/proc/self/fd/2"),
-                (b"fd", b"/proc/self/fd"),
-            ] {
-                let node = NewNode::Symlink(target.to_vec());
-                let _ = fs.create(dev, name, node, creation(0o777));
-            }
-            let _ = fs.create(dev, b"shm", NewNode::Directory, creation(0o1777));
         }
         // The program's directories, so that its path and getcwd in them resolve.
         let mut dir = root.ino;
@@ -132,6 +123,31 @@ pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> V
             };
         }
     }
+    let mut dev = MemFs::new(0o755, 1 << 20, now);
+    let dev_root = dev.root();
+    for (name, number) in [
+        (&b"null"[..], DEV_NULL),
+        (b"zero", DEV_ZERO),
+        (b"full", DEV_FULL),
+        (b"random", DEV_RANDOM),
+        (b"urandom", DEV_URANDOM),
+        (b"tty", DEV_TTY),
+        (b"console", DEV_CONSOLE),
+    ] {
+        let node = NewNode::Special(FileType::CharDevice, number);
+        let _ = dev.create(dev_root, name, node, creation(0o666));
+    }
+    for (name, target) in [
+        (&b"stdin"[..], &b"/proc/self/fd/0"[..]),
+        (b"stdout", b"/proc/self/fd/1"),
+        (b"stderr", b"/proc/self/fd/2"),
+        (b"fd", b"/proc/self/fd"),
+    ] {
+        let node = NewNode::Symlink(target.to_vec());
+        let _ = dev.create(dev_root, name, node, creation(0o777));
+    }
+    let _ = dev.create(dev_root, b"shm", NewNode::Directory, creation(0o1777));
+    let _ = vfs.mount(b"/dev", Box::new(dev), "devtmpfs");
     let _ = vfs.mount(
         b"/tmp",
         Box::new(MemFs::new(0o1777, tmpfs_bytes, now)),

@@ -1,0 +1,252 @@
+//! `pith build -o IMAGE PROGRAM`: an ext4 disk image holding the program at /NAME, the
+//! `--file`/`--dir` entries and a `/.pith/program` record of what to run; `pith run --image
+//! IMAGE` boots it with the image as `/`, which keeps what the program writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use pith_fs::ext4::Ext4Fs;
+use pith_fs::vfs::{Node, Vfs};
+use pith_fs::{Creation, NewNode};
+
+use crate::args::{MemorySize, PathMapping};
+use crate::image::{collect_tree, path_in_vm, TreeEntry};
+use crate::volume::{now, FileDisk};
+
+/// Where the image records its program: `path=...` and `workdir=...` lines.
+pub const PROGRAM_RECORD: &str = "/.pith/program";
+
+/// What `pith build` was asked.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The image file to write (it must not exist).
+    #[arg(short = 'o', long = "output", value_name = "IMAGE")]
+    pub output: PathBuf,
+    /// The image's size, e.g. 256M or 2G.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::args::parse_memory_size)]
+    pub size: MemorySize,
+    /// A host file to put in the image: HOST[:GUEST] (repeatable).
+    #[arg(long = "file", value_name = "HOST[:GUEST]", value_parser = crate::args::parse_mapping)]
+    pub files: Vec<PathMapping>,
+    /// A host directory to put in the image, with everything under it: HOST[:GUEST].
+    #[arg(long = "dir", value_name = "HOST[:GUEST]", value_parser = crate::args::parse_mapping)]
+    pub dirs: Vec<PathMapping>,
+    /// The working directory the program starts in. Default: /.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The program the image runs.
+    pub program: PathBuf,
+}
+
+fn creation(permissions: u32) -> Creation {
+    Creation {
+        permissions,
+        uid: 0,
+        gid: 0,
+        now: now(),
+    }
+}
+
+fn fs_error(what: &str, error: pith_fs::Error) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {error:?}")
+}
+
+/// `mkdir -p` on the image; returns the directory.
+fn directories(vfs: &mut Vfs, path: &[u8]) -> anyhow::Result<Node> {
+    let mut dir = vfs.root();
+    for name in path
+        .split(|&byte| byte == b'/')
+        .filter(|name| !name.is_empty())
+    {
+        dir = match vfs.resolve(dir, name, true) {
+            Ok(node) => node,
+            Err(pith_fs::Error::NotFound) => {
+                let fs = vfs
+                    .fs_mut(dir.mount)
+                    .map_err(|e| fs_error("the image", e))?;
+                let ino = fs
+                    .create(dir.ino, name, NewNode::Directory, creation(0o755))
+                    .map_err(|e| fs_error(&String::from_utf8_lossy(path), e))?;
+                Node {
+                    mount: dir.mount,
+                    ino,
+                }
+            }
+            Err(error) => return Err(fs_error(&String::from_utf8_lossy(path), error)),
+        };
+    }
+    Ok(dir)
+}
+
+/// Puts one file, directory or symlink at `path` (absolute), making what is above it.
+fn put(vfs: &mut Vfs, path: &[u8], node: NewNode, mode: u32, content: &[u8]) -> anyhow::Result<()> {
+    let shown = String::from_utf8_lossy(path).into_owned();
+    let at = path.iter().rposition(|&byte| byte == b'/').unwrap_or(0);
+    let (parent, name) = (&path[..at], &path[at + 1..]);
+    let dir = directories(vfs, parent)?;
+    if name.is_empty() {
+        return Ok(());
+    }
+    let directory = node == NewNode::Directory;
+    let fs = vfs.fs_mut(dir.mount).map_err(|e| fs_error(&shown, e))?;
+    match fs.create(dir.ino, name, node, creation(mode)) {
+        Ok(ino) => {
+            let mut written = 0;
+            while written < content.len() {
+                let end = (written + (1 << 20)).min(content.len());
+                fs.write(ino, written as u64, &content[written..end], now())
+                    .map_err(|e| fs_error(&shown, e))?;
+                written = end;
+            }
+            Ok(())
+        }
+        Err(pith_fs::Error::Exists) if directory => Ok(()),
+        Err(error) => Err(fs_error(&shown, error)),
+    }
+}
+
+/// Runs `pith build`.
+pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
+    let program = crate::program::read_program(args.program.as_os_str())?;
+    if args.output.exists() {
+        anyhow::bail!(
+            "{}: already exists (pith build makes a new image)",
+            args.output.display()
+        );
+    }
+    if let Some(workdir) = &args.workdir {
+        if !workdir.starts_with('/') {
+            anyhow::bail!("--workdir {workdir}: it must be an absolute path inside the VM");
+        }
+    }
+    let tree = collect_tree(&args.files, &args.dirs)?;
+    crate::volume::ensure_volume(&args.output, args.size.mebibytes() << 20)?;
+    let result = fill(args, &program, &tree);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&args.output);
+    }
+    result.map(|()| 0)
+}
+
+fn fill(
+    args: &BuildArgs,
+    program: &crate::program::Program,
+    tree: &[TreeEntry],
+) -> anyhow::Result<()> {
+    let disk = FileDisk::open_read_write(&args.output)?;
+    let volume = Ext4Fs::mount(disk, now)
+        .map_err(|(_, reason)| anyhow::anyhow!("{}: {reason}", args.output.display()))?;
+    let mut vfs = Vfs::new(Box::new(volume), "ext4");
+    let program_path = path_in_vm(&program.file_name);
+    put(
+        &mut vfs,
+        &program_path,
+        NewNode::Regular,
+        0o755,
+        &program.bytes,
+    )?;
+    for entry in tree {
+        match entry {
+            TreeEntry::File {
+                guest,
+                mode,
+                content,
+            } => put(&mut vfs, guest, NewNode::Regular, *mode, content)?,
+            TreeEntry::Directory { guest, mode } => {
+                put(&mut vfs, guest, NewNode::Directory, *mode, &[])?
+            }
+            TreeEntry::Symlink { guest, target } => put(
+                &mut vfs,
+                guest,
+                NewNode::Symlink(target.clone()),
+                0o777,
+                &[],
+            )?,
+        }
+    }
+    let mut record = format!("path={}\n", String::from_utf8_lossy(&program_path));
+    if let Some(workdir) = &args.workdir {
+        record.push_str(&format!("workdir={workdir}\n"));
+    }
+    put(
+        &mut vfs,
+        PROGRAM_RECORD.as_bytes(),
+        NewNode::Regular,
+        0o644,
+        record.as_bytes(),
+    )?;
+    vfs.fs_mut(0)
+        .map_err(|e| fs_error("the image", e))?
+        .shutdown()
+        .map_err(|e| fs_error("writing the image", e))?;
+    eprintln!(
+        "pith: built {}: {} ({} bytes) and {} more entries",
+        args.output.display(),
+        String::from_utf8_lossy(&program_path),
+        program.bytes.len(),
+        tree.len()
+    );
+    Ok(())
+}
+
+/// What an image built by `pith build` runs: the program's path and bytes, and its workdir.
+pub struct ImageProgram {
+    pub path: Vec<u8>,
+    pub bytes: Vec<u8>,
+    pub workdir: Option<String>,
+}
+
+/// Reads an image's program record and the program itself (without writing the image).
+pub fn read_image_program(image: &Path) -> anyhow::Result<ImageProgram> {
+    let disk = FileDisk::open_read_only(image)?;
+    let volume = Ext4Fs::mount(disk, now).map_err(|(_, reason)| {
+        anyhow::anyhow!(
+            "--image {}: not a usable ext4 image: {reason}",
+            image.display()
+        )
+    })?;
+    let mut vfs = Vfs::new(Box::new(volume), "ext4");
+    let read = |vfs: &mut Vfs, path: &[u8]| -> anyhow::Result<Vec<u8>> {
+        let node = vfs.resolve(vfs.root(), path, true).map_err(|error| {
+            anyhow::anyhow!(
+                "--image {}: {}: {error:?} (was it made by pith build?)",
+                image.display(),
+                String::from_utf8_lossy(path)
+            )
+        })?;
+        let size = vfs
+            .metadata(node)
+            .map_err(|e| fs_error("the image", e))?
+            .size;
+        let fs = vfs
+            .fs_mut(node.mount)
+            .map_err(|e| fs_error("the image", e))?;
+        let mut bytes = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < bytes.len() {
+            let got = fs
+                .read(node.ino, done as u64, &mut bytes[done..])
+                .map_err(|e| fs_error("reading the image", e))?;
+            if got == 0 {
+                break;
+            }
+            done += got;
+        }
+        bytes.truncate(done);
+        Ok(bytes)
+    };
+    let record = String::from_utf8(read(&mut vfs, PROGRAM_RECORD.as_bytes())?)
+        .context("the image's program record is not text")?;
+    let field = |key: &str| {
+        record
+            .lines()
+            .find_map(|line| line.strip_prefix(key).map(str::to_owned))
+    };
+    let path = field("path=").context("the image's program record names no path")?;
+    let bytes = read(&mut vfs, path.as_bytes())?;
+    Ok(ImageProgram {
+        path: path.into_bytes(),
+        bytes,
+        workdir: field("workdir="),
+    })
+}
