@@ -303,3 +303,134 @@ fn a_built_image_boots_as_root_and_keeps_its_data() {
         String::from_utf8_lossy(&fsck.stdout)
     );
 }
+
+/// A manifest with a glob, args, env, a working directory and `writable = false`: read by
+/// `pith run --manifest` (the root is tmpfs) and by `pith build --manifest` (the root is the
+/// ext4 image); the command line's `-e` and words replace the manifest's.
+#[test]
+fn a_manifest_sets_the_program_its_files_and_a_read_only_root() {
+    let base = std::env::temp_dir().join(format!("pith-manifest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("conf")).unwrap();
+    for name in ["a.conf", "b.conf", "notes.txt"] {
+        std::fs::write(base.join("conf").join(name), "notes").unwrap();
+    }
+    let program = compile("manifest", Toolchain::GlibcStatic);
+    std::fs::copy(&program, base.join("server")).unwrap();
+    std::fs::write(
+        base.join("pith.toml"),
+        r#"
+program = "server"
+args = ["a", "b"]
+workdir = "/srv"
+env = { MODE = "prod" }
+
+[[file]]
+host = "conf/*.conf"
+guest = "/etc/app/"
+
+[[file]]
+host = "conf/notes.txt"
+guest = "/srv/README"
+
+[image]
+size = "32M"
+writable = false
+"#,
+    )
+    .unwrap();
+    let manifest = base.join("pith.toml");
+    let manifest_text = manifest.to_str().unwrap();
+    let run = |words: &[&str]| {
+        let mut command = Command::new(pith_binary());
+        command.arg("run").args(words);
+        run_command(command, None)
+    };
+    let expected = |argv: &str, mode: &str, root: &str| {
+        format!(
+            "argv: /server {argv}\nMODE={mode}\ncwd: /srv\n/etc/app: a.conf b.conf\n/srv/README: notes\n\
+             create in /: EROFS\nwrite a file of /: EROFS\nmkdir in /: EROFS\naccess(W_OK) /srv: EROFS\n\
+             create in /tmp: ok\n/ is {root} ro\n"
+        )
+    };
+    let from_manifest = run(&["--manifest", manifest_text]);
+    let overridden = run(&["--manifest", manifest_text, "-e", "MODE=dev", "--", "c"]);
+
+    let image = base.join("app.img");
+    let built = Command::new(pith_binary())
+        .args([
+            "build",
+            "-o",
+            image.to_str().unwrap(),
+            "--manifest",
+            manifest_text,
+        ])
+        .output()
+        .unwrap();
+    let from_image = run(&["--image", image.to_str().unwrap()]);
+    let image_overridden = run(&["--image", image.to_str().unwrap(), "-e", "MODE=dev", "c"]);
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&image)
+        .output()
+        .unwrap();
+    let image_size = std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&base);
+
+    assert_eq!(
+        from_manifest.stdout,
+        expected("a b", "prod", "tmpfs"),
+        "{}",
+        from_manifest.stderr
+    );
+    assert_eq!(
+        overridden.stdout,
+        expected("c", "dev", "tmpfs"),
+        "{}",
+        overridden.stderr
+    );
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(image_size, 32 << 20, "image.size sets the image's size");
+    assert_eq!(
+        from_image.stdout,
+        expected("a b", "prod", "ext4"),
+        "{}",
+        from_image.stderr
+    );
+    assert_eq!(
+        image_overridden.stdout,
+        expected("c", "dev", "ext4"),
+        "{}",
+        image_overridden.stderr
+    );
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
+/// A mistake in a manifest stops `pith` before any VM starts, naming the file and the line.
+#[test]
+fn a_bad_manifest_is_refused_with_where_the_mistake_is() {
+    let base = std::env::temp_dir().join(format!("pith-bad-manifest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let manifest = base.join("pith.toml");
+    std::fs::write(&manifest, "program = \"server\"\nwritable = false\n").unwrap();
+    let output = Command::new(pith_binary())
+        .args(["run", "--manifest", manifest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("pith.toml") && stderr.contains("line 2") && stderr.contains("writable"),
+        "{stderr}"
+    );
+}

@@ -54,8 +54,14 @@ pub struct RunArgs {
 
     /// Boot an image `pith build` made: it is `/` (what the program writes there stays in it),
     /// and it names the program; the words after the options are the program's arguments.
-    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["disk", "volume"])]
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["disk", "volume", "files", "dirs", "manifest"])]
     pub image: Option<PathBuf>,
+
+    /// A manifest (pith.toml; docs/manifest.md): the program, its arguments, environment,
+    /// working directory and files. Options given here add to it (-e, --file, --dir) or replace
+    /// it (-w, and the words after the options replace its args).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 
     /// A persistent ext4 volume: FILE (made and formatted if it does not exist) mounted at PATH
     /// inside the VM. What the program writes there stays in FILE, which e2fsck and debugfs
@@ -113,7 +119,7 @@ pub struct RunArgs {
     // allow_hyphen_values would instead take such a mistyped option as the program's name.
     #[arg(
         trailing_var_arg = true,
-        required_unless_present = "image",
+        required_unless_present_any = ["image", "manifest"],
         value_names = ["PROGRAM", "ARGS"]
     )]
     command: Vec<OsString>,
@@ -129,7 +135,13 @@ impl RunArgs {
             .map_or(OsStr::new(""), OsString::as_os_str)
     }
 
-    /// With --image: every word after the options is the program's, without a leading `--`.
+    /// Whether any word follows the options.
+    pub fn has_command(&self) -> bool {
+        !self.command.is_empty()
+    }
+
+    /// With --image, or a manifest that names the program: every word after the options is
+    /// the program's, without a leading `--`.
     pub fn image_args(&self) -> &[OsString] {
         match self.command.split_first() {
             Some((first, after)) if first == "--" => after,

@@ -9,8 +9,11 @@ use pith_fs::ext4::Ext4Fs;
 use pith_fs::vfs::{Node, Vfs};
 use pith_fs::{Creation, NewNode};
 
-use crate::args::{MemorySize, PathMapping};
+use std::ffi::OsString;
+
+use crate::args::{EnvVar, MemorySize, PathMapping};
 use crate::image::{collect_tree, path_in_vm, TreeEntry};
+use crate::manifest::{merged_env, read_manifest, Manifest};
 use crate::volume::{now, FileDisk};
 
 /// Where the image records its program: `path=...` and `workdir=...` lines.
@@ -22,9 +25,16 @@ pub struct BuildArgs {
     /// The image file to write (it must not exist).
     #[arg(short = 'o', long = "output", value_name = "IMAGE")]
     pub output: PathBuf,
-    /// The image's size, e.g. 256M or 2G.
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::args::parse_memory_size)]
-    pub size: MemorySize,
+    /// The image's size, e.g. 256M or 2G. Default: the manifest's image.size, else 256M.
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_memory_size)]
+    pub size: Option<MemorySize>,
+    /// A manifest (pith.toml; docs/manifest.md): the program, its arguments, environment,
+    /// working directory and files. Options given here add to it or replace it.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Set one environment variable the program will see (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL", value_parser = crate::args::parse_env_var)]
+    pub env: Vec<EnvVar>,
     /// A host file to put in the image: HOST[:GUEST] (repeatable).
     #[arg(long = "file", value_name = "HOST[:GUEST]", value_parser = crate::args::parse_mapping)]
     pub files: Vec<PathMapping>,
@@ -34,8 +44,100 @@ pub struct BuildArgs {
     /// The working directory the program starts in. Default: /.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
-    /// The program the image runs.
-    pub program: PathBuf,
+    /// The program the image runs (unless the manifest names it), then its arguments.
+    #[arg(trailing_var_arg = true, value_names = ["PROGRAM", "ARGS"])]
+    pub command: Vec<OsString>,
+}
+
+/// What the image will run, with the manifest and the options put together.
+struct Plan {
+    program: crate::program::Program,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    files: Vec<PathMapping>,
+    dirs: Vec<PathMapping>,
+    workdir: Option<String>,
+    size: MemorySize,
+    writable: bool,
+}
+
+/// The default size of an image.
+const DEFAULT_IMAGE_MEBIBYTES: u64 = 256;
+
+fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
+    let manifest = match &args.manifest {
+        Some(path) => read_manifest(path)?,
+        None => Manifest {
+            writable: true,
+            ..Default::default()
+        },
+    };
+    let words: Vec<String> = args
+        .command
+        .iter()
+        .map(|word| {
+            word.to_str().map(str::to_owned).ok_or_else(|| {
+                anyhow::anyhow!("{}: not UTF-8", std::path::Path::new(word).display())
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (program_path, mut words) = match (&manifest.program, words.split_first()) {
+        (Some(path), _) => (path.clone(), words.clone()),
+        (None, Some((first, rest))) => (PathBuf::from(first), rest.to_vec()),
+        (None, None) => anyhow::bail!(
+            "no program to build an image for: name one, or as `program = \"...\"` in the manifest"
+        ),
+    };
+    if words.first().is_some_and(|word| word == "--") {
+        words.remove(0);
+    }
+    let program = crate::program::read_program(program_path.as_os_str())?;
+    let mut files = manifest.files;
+    files.extend_from_slice(&args.files);
+    let mut dirs = manifest.dirs;
+    dirs.extend_from_slice(&args.dirs);
+    Ok(Plan {
+        program,
+        args: if words.is_empty() {
+            manifest.args
+        } else {
+            words
+        },
+        env: merged_env(&manifest.env, &args.env),
+        files,
+        dirs,
+        workdir: args.workdir.clone().or(manifest.workdir),
+        size: args
+            .size
+            .or(manifest.size)
+            .unwrap_or(MemorySize::from_mebibytes(DEFAULT_IMAGE_MEBIBYTES)),
+        writable: manifest.writable,
+    })
+}
+
+/// The program record: one `key=value` per line (`arg` and `env` repeat, in order).
+fn program_record(plan: &Plan, program_path: &[u8]) -> anyhow::Result<String> {
+    let mut record = format!("path={}\n", String::from_utf8_lossy(program_path));
+    let mut line = |key: &str, value: &str| -> anyhow::Result<()> {
+        if value.contains('\n') {
+            anyhow::bail!("{key} `{value}`: a newline cannot be recorded in the image");
+        }
+        record.push_str(&format!("{key}={value}\n"));
+        Ok(())
+    };
+    if let Some(workdir) = &plan.workdir {
+        line("workdir", workdir)?;
+    }
+    for arg in &plan.args {
+        line("arg", arg)?;
+    }
+    for var in &plan.env {
+        line("env", &var.to_string())?;
+    }
+    if !plan.writable {
+        line("writable", "no")?;
+    }
+    Ok(record)
 }
 
 fn creation(permissions: u32) -> Creation {
@@ -107,21 +209,23 @@ fn put(vfs: &mut Vfs, path: &[u8], node: NewNode, mode: u32, content: &[u8]) -> 
 
 /// Runs `pith build`.
 pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
-    let program = crate::program::read_program(args.program.as_os_str())?;
+    let plan = plan(args)?;
     if args.output.exists() {
         anyhow::bail!(
             "{}: already exists (pith build makes a new image)",
             args.output.display()
         );
     }
-    if let Some(workdir) = &args.workdir {
+    if let Some(workdir) = &plan.workdir {
         if !workdir.starts_with('/') {
             anyhow::bail!("--workdir {workdir}: it must be an absolute path inside the VM");
         }
     }
-    let tree = collect_tree(&args.files, &args.dirs)?;
-    crate::volume::ensure_volume(&args.output, args.size.mebibytes() << 20)?;
-    let result = fill(args, &program, &tree);
+    let program_path = path_in_vm(&plan.program.file_name);
+    let record = program_record(&plan, &program_path)?;
+    let tree = collect_tree(&plan.files, &plan.dirs)?;
+    crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;
+    let result = fill(&args.output, &plan, &program_path, &record, &tree);
     if result.is_err() {
         let _ = std::fs::remove_file(&args.output);
     }
@@ -129,21 +233,22 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
 }
 
 fn fill(
-    args: &BuildArgs,
-    program: &crate::program::Program,
+    output: &Path,
+    plan: &Plan,
+    program_path: &[u8],
+    record: &str,
     tree: &[TreeEntry],
 ) -> anyhow::Result<()> {
-    let disk = FileDisk::open_read_write(&args.output)?;
+    let disk = FileDisk::open_read_write(output)?;
     let volume = Ext4Fs::mount(disk, now)
-        .map_err(|(_, reason)| anyhow::anyhow!("{}: {reason}", args.output.display()))?;
+        .map_err(|(_, reason)| anyhow::anyhow!("{}: {reason}", output.display()))?;
     let mut vfs = Vfs::new(Box::new(volume), "ext4");
-    let program_path = path_in_vm(&program.file_name);
     put(
         &mut vfs,
-        &program_path,
+        program_path,
         NewNode::Regular,
         0o755,
-        &program.bytes,
+        &plan.program.bytes,
     )?;
     for entry in tree {
         match entry {
@@ -164,10 +269,6 @@ fn fill(
             )?,
         }
     }
-    let mut record = format!("path={}\n", String::from_utf8_lossy(&program_path));
-    if let Some(workdir) = &args.workdir {
-        record.push_str(&format!("workdir={workdir}\n"));
-    }
     put(
         &mut vfs,
         PROGRAM_RECORD.as_bytes(),
@@ -181,9 +282,9 @@ fn fill(
         .map_err(|e| fs_error("writing the image", e))?;
     eprintln!(
         "pith: built {}: {} ({} bytes) and {} more entries",
-        args.output.display(),
-        String::from_utf8_lossy(&program_path),
-        program.bytes.len(),
+        output.display(),
+        String::from_utf8_lossy(program_path),
+        plan.program.bytes.len(),
         tree.len()
     );
     Ok(())
@@ -194,6 +295,9 @@ pub struct ImageProgram {
     pub path: Vec<u8>,
     pub bytes: Vec<u8>,
     pub workdir: Option<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub writable: bool,
 }
 
 /// Reads an image's program record and the program itself (without writing the image).
@@ -244,9 +348,23 @@ pub fn read_image_program(image: &Path) -> anyhow::Result<ImageProgram> {
     };
     let path = field("path=").context("the image's program record names no path")?;
     let bytes = read(&mut vfs, path.as_bytes())?;
+    let all = |key: &str| -> Vec<String> {
+        record
+            .lines()
+            .filter_map(|line| line.strip_prefix(key).map(str::to_owned))
+            .collect()
+    };
+    let env = all("env=")
+        .iter()
+        .map(|text| crate::args::parse_env_var(text))
+        .collect::<Result<_, _>>()
+        .map_err(|error| anyhow::anyhow!("the image's program record: {error}"))?;
     Ok(ImageProgram {
         path: path.into_bytes(),
         bytes,
         workdir: field("workdir="),
+        args: all("arg="),
+        env,
+        writable: field("writable=").as_deref() != Some("no"),
     })
 }

@@ -10,6 +10,8 @@ pub mod hostlink;
 pub mod image;
 pub mod inspect;
 pub mod kernel_path;
+pub mod launch;
+pub mod manifest;
 pub mod program;
 pub mod qemu;
 pub mod qemu_process;

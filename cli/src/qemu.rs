@@ -60,6 +60,8 @@ pub struct KernelCommandLine {
     pub volume: Option<String>,
     /// The disk is an image `pith build` made, to be `/`: `pith.root=disk`.
     pub root_on_disk: bool,
+    /// `/` is read-only (a manifest's `writable = false`): `pith.root_ro=1`.
+    pub root_read_only: bool,
 }
 
 impl KernelCommandLine {
@@ -85,6 +87,9 @@ impl KernelCommandLine {
         }
         if self.root_on_disk {
             text.push_str(" pith.root=disk");
+        }
+        if self.root_read_only {
+            text.push_str(" pith.root_ro=1");
         }
         text
     }
@@ -305,6 +310,7 @@ mod tests {
         let mut line = KernelCommandLine {
             volume: None,
             root_on_disk: false,
+            root_read_only: false,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

@@ -17,7 +17,6 @@ use crate::console::{start_input_relay, ConsoleWriter, OutputEnd, OutputRelay};
 use crate::hostlink::{HostLinkReader, LinkState, RecordPrinter};
 use crate::image::{build_image, write_image, ImageContents};
 use crate::kernel_path::find_kernel;
-use crate::program::read_program;
 use crate::qemu::{find_qemu, qemu_args, KernelCommandLine, KernelLogLevel, QemuConfig};
 use crate::qemu_process::{QemuProcess, POLL_INTERVAL};
 use crate::signals::{StopSignal, StopSignals};
@@ -59,23 +58,7 @@ pub const PITH_FAILED: u8 = 125;
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // The TSC is timed against the clock while the rest of the set-up runs.
     let tsc_stopwatch = TscStopwatch::start();
-    // With --image, the program is the one `pith build` recorded in the image.
-    let from_image = match &args.image {
-        Some(image) => Some(crate::build::read_image_program(image)?),
-        None => None,
-    };
-    let program = match &from_image {
-        Some(recorded) => {
-            crate::program::program_from_bytes(&recorded.path, recorded.bytes.clone())?
-        }
-        None => read_program(args.program())?,
-    };
-    let image_argv0 = from_image.as_ref().map(|recorded| {
-        std::ffi::OsString::from(String::from_utf8_lossy(&recorded.path).into_owned())
-    });
-    let image_workdir = from_image
-        .as_ref()
-        .and_then(|recorded| recorded.workdir.clone());
+    let launch = crate::launch::resolve(args)?;
     if let Some(volume) = &args.volume {
         crate::volume::ensure_volume(&volume.host, args.volume_size.mebibytes() << 20)?;
     }
@@ -111,17 +94,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     eprintln!("pith: accelerator: {accelerator}");
 
     let image = build_image(&ImageContents {
-        program: &program,
-        argv0: image_argv0.as_deref().unwrap_or(args.program()),
-        args: if args.image.is_some() {
-            args.image_args()
-        } else {
-            args.program_args()
-        },
-        env: &args.env,
-        files: &args.files,
-        dirs: &args.dirs,
-        workdir: args.workdir.as_deref().or(image_workdir.as_deref()),
+        program: &launch.program,
+        argv0: &launch.argv0,
+        args: &launch.args,
+        env: &launch.env,
+        files: &launch.files,
+        dirs: &launch.dirs,
+        workdir: launch.workdir.as_deref(),
     })?;
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()
@@ -154,6 +133,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         trace: args.trace,
         volume: args.volume.as_ref().map(|volume| volume.guest.clone()),
         root_on_disk: args.image.is_some(),
+        root_read_only: launch.root_read_only,
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {

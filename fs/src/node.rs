@@ -249,6 +249,10 @@ pub trait FileSystem {
     /// A node is opened (counted: an unlinked node lives on while open) and closed.
     fn open(&mut self, ino: Ino);
     fn close(&mut self, ino: Ino);
+    /// Mounted read-only: open for writing is EROFS (`crate::readonly`).
+    fn read_only(&self) -> bool {
+        false
+    }
 }
 
 /// renameat2's flags, one at a time.

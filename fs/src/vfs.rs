@@ -96,6 +96,33 @@ impl Vfs {
         Ok(id)
     }
 
+    /// Puts a mount behind `ReadOnly` (MS_RDONLY): from now on every change in it is EROFS.
+    pub fn make_read_only(&mut self, mount: MountId) -> Result<(), Error> {
+        if mount >= self.mounts.len() {
+            return Err(Error::NotFound);
+        }
+        if self.mounts[mount].fs.read_only() {
+            return Ok(());
+        }
+        // Out and back in at the same index, so that no MountId changes.
+        let Mount {
+            fs,
+            covers,
+            path,
+            kind,
+        } = self.mounts.remove(mount);
+        self.mounts.insert(
+            mount,
+            Mount {
+                fs: Box::new(crate::readonly::ReadOnly { inner: fs }),
+                covers,
+                path,
+                kind,
+            },
+        );
+        Ok(())
+    }
+
     /// The filesystem a node is in.
     pub fn fs(&self, mount: MountId) -> Result<&(dyn FileSystem + Send), Error> {
         self.mounts
@@ -128,7 +155,11 @@ impl Vfs {
             ] {
                 text.extend_from_slice(part);
             }
-            text.extend_from_slice(b" rw,relatime 0 0\n");
+            text.extend_from_slice(if mount.fs.read_only() {
+                b" ro,relatime 0 0\n"
+            } else {
+                b" rw,relatime 0 0\n"
+            });
         }
         text
     }
@@ -433,5 +464,46 @@ mod tests {
         let tmp_file = vfs.resolve_parent(root, b"/tmp/f").unwrap();
         assert_eq!(tmp_file.dir.mount, 1);
         assert!(vfs.mounts_text().starts_with(b"tmpfs / tmpfs rw"));
+    }
+
+    #[test]
+    fn a_read_only_mount_refuses_every_change_and_reads_as_before() {
+        let mut vfs = tree();
+        let root = vfs.root();
+        let prog = vfs.resolve(root, b"/usr/bin/prog", true).unwrap();
+        vfs.fs_mut(0)
+            .unwrap()
+            .write(prog.ino, 0, b"text", NOW)
+            .unwrap();
+        vfs.make_read_only(0).unwrap();
+        assert_eq!(
+            vfs.resolve(root, b"/bin/prog", true),
+            Ok(prog),
+            "mount ids unchanged"
+        );
+        let fs = vfs.fs_mut(0).unwrap();
+        assert!(fs.read_only());
+        let mut buffer = [0u8; 8];
+        assert_eq!(fs.read(prog.ino, 0, &mut buffer), Ok(4));
+        assert_eq!(fs.write(prog.ino, 0, b"x", NOW), Err(Error::ReadOnly));
+        assert_eq!(fs.truncate(prog.ino, 0, NOW), Err(Error::ReadOnly));
+        assert_eq!(
+            fs.create(root.ino, b"new", NewNode::Regular, CREATE),
+            Err(Error::ReadOnly)
+        );
+        assert_eq!(fs.unlink(root.ino, b"abs", NOW), Err(Error::ReadOnly));
+        assert_eq!(
+            fs.set_attributes(prog.ino, Changes::default(), NOW),
+            Err(Error::ReadOnly)
+        );
+        // /tmp, mounted on it, stays writable.
+        let tmp = vfs.resolve(root, b"/tmp", true).unwrap();
+        let tmp_fs = vfs.fs_mut(tmp.mount).unwrap();
+        assert!(tmp_fs
+            .create(tmp.ino, b"f", NewNode::Regular, CREATE)
+            .is_ok());
+        assert!(vfs
+            .mounts_text()
+            .starts_with(b"tmpfs / tmpfs ro,relatime 0 0\ntmpfs /tmp tmpfs rw"));
     }
 }

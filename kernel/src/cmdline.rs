@@ -18,6 +18,8 @@ pub struct LaunchParameters {
     pub volume: Option<&'static str>,
     /// The disk's ext4 volume is `/` (`pith.root=disk`: an image `pith build` made).
     pub root_on_disk: bool,
+    /// `/` is mounted read-only (`pith.root_ro=1`: a manifest's `writable = false`).
+    pub root_read_only: bool,
 }
 
 pub fn parse(line: &'static str) -> LaunchParameters {
@@ -31,6 +33,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         framed_console: false,
         volume: None,
         root_on_disk: false,
+        root_read_only: false,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -44,6 +47,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.console" => parameters.framed_console = value == "framed",
             "pith.volume" if value.starts_with('/') => parameters.volume = Some(value),
             "pith.root" => parameters.root_on_disk = value == "disk",
+            "pith.root_ro" => parameters.root_read_only = value == "1",
             "pith.winsize" => {
                 if let Some((rows, columns)) = value.split_once('x') {
                     if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {

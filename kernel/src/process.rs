@@ -259,6 +259,13 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     } else {
         populate_tree(&mut process, &image, now);
     }
+    if parameters.root_read_only {
+        // After the tree is filled and the mount points made: from here `/` is MS_RDONLY.
+        let root = process.vfs.root();
+        if let Err(error) = process.vfs.make_read_only(root.mount) {
+            fail(format_args!("/ could not be made read-only: {error:?}"));
+        }
+    }
     if crate::virtio_blk::capacity().is_some() {
         if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
             crate::log_warn!("/dev/vda could not be made: {error:?}");

@@ -419,6 +419,14 @@ pub fn open_at(
     } else if flags & O_DIRECTORY != 0 && metadata.kind != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
+    // A read-only mount (MS_RDONLY) refuses writing to its files; devices stay writable.
+    if writing
+        && flags & O_PATH == 0
+        && metadata.kind == FileType::Regular
+        && context.process.vfs.fs(node.mount)?.read_only()
+    {
+        return Err(Errno::EROFS);
+    }
     if flags & O_TRUNC != 0 && writing && metadata.kind == FileType::Regular {
         context
             .process
@@ -1175,10 +1183,17 @@ pub fn sync(context: &mut Context) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Whether a path names something in the tree (for access(2)).
-pub fn exists(context: &Context, dir_fd: Fd, path: &[u8], follow: bool) -> Result<Metadata, Errno> {
+/// Whether a path names something in the tree (for access(2)): its metadata, and whether
+/// its filesystem is mounted read-only.
+pub fn exists(
+    context: &Context,
+    dir_fd: Fd,
+    path: &[u8],
+    follow: bool,
+) -> Result<(Metadata, bool), Errno> {
     let node = resolve_at(context, dir_fd, path, follow)?;
-    Ok(context.process.vfs.metadata(node)?)
+    let read_only = context.process.vfs.fs(node.mount)?.read_only();
+    Ok((context.process.vfs.metadata(node)?, read_only))
 }
 
 /// statx's mask bits (include/uapi/linux/stat.h): what it fills in.

@@ -1071,8 +1071,20 @@ pub fn faccessat2(
         check_dir_fd(context, dir_fd, &name)?;
         generated_file(context, &name).is_some()
     } else {
-        let metadata =
+        let (metadata, read_only) =
             crate::files::exists(context, dir_fd, &name, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        // Linux's access(W_OK) on a read-only mount: EROFS for files, directories, links.
+        if mode & W_OK != 0
+            && read_only
+            && matches!(
+                metadata.kind,
+                pith_fs::FileType::Regular
+                    | pith_fs::FileType::Directory
+                    | pith_fs::FileType::Symlink
+            )
+        {
+            return Err(Errno::EROFS);
+        }
         // Root may execute what has an execute bit, and search any directory.
         if mode & X_OK != 0
             && metadata.kind != pith_fs::FileType::Directory

@@ -1,0 +1,94 @@
+//! What `pith run` launches, put together from its three sources: the command line, a
+//! manifest (`--manifest`), and the record of an image `pith build` made (`--image`). The
+//! command line wins: its `-e` replace the same variables, its `--file`/`--dir` add to the
+//! manifest's, its `-w` replaces the working directory, and words after the options replace
+//! the recorded arguments.
+
+use std::ffi::OsString;
+
+use crate::args::{EnvVar, PathMapping, RunArgs};
+use crate::image::path_in_vm;
+use crate::manifest::{merged_env, read_manifest};
+use crate::program::{program_from_bytes, read_program, Program};
+
+/// One VM's program and everything around it.
+#[derive(Debug)]
+pub struct Launch {
+    pub program: Program,
+    pub argv0: OsString,
+    /// argv[1..].
+    pub args: Vec<OsString>,
+    pub env: Vec<EnvVar>,
+    pub files: Vec<PathMapping>,
+    pub dirs: Vec<PathMapping>,
+    pub workdir: Option<String>,
+    /// `/` is mounted read-only.
+    pub root_read_only: bool,
+}
+
+/// Puts `args`, its manifest and its image's record together.
+pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
+    if let Some(image) = &args.image {
+        let recorded = crate::build::read_image_program(image)?;
+        let program = program_from_bytes(&recorded.path, recorded.bytes)?;
+        let argv0 = OsString::from(String::from_utf8_lossy(&recorded.path).into_owned());
+        return Ok(Launch {
+            program,
+            argv0,
+            args: arguments(args.image_args(), &recorded.args),
+            env: merged_env(&recorded.env, &args.env),
+            files: Vec::new(),
+            dirs: Vec::new(),
+            workdir: args.workdir.clone().or(recorded.workdir),
+            root_read_only: !recorded.writable,
+        });
+    }
+    let manifest = match &args.manifest {
+        Some(path) => read_manifest(path)?,
+        None => crate::manifest::Manifest {
+            writable: true,
+            ..Default::default()
+        },
+    };
+    let (program, argv0, words) = match &manifest.program {
+        // The manifest names the program: every word is an argument.
+        Some(path) => {
+            let program = read_program(path.as_os_str())?;
+            let argv0 = OsString::from(
+                String::from_utf8_lossy(&path_in_vm(&program.file_name)).into_owned(),
+            );
+            (program, argv0, args.image_args())
+        }
+        None if !args.has_command() => anyhow::bail!(
+            "no program to run: name one after the options, or as `program = \"...\"` in the manifest"
+        ),
+        None => (
+            read_program(args.program())?,
+            args.program().to_owned(),
+            args.program_args(),
+        ),
+    };
+    let mut files = manifest.files;
+    files.extend_from_slice(&args.files);
+    let mut dirs = manifest.dirs;
+    dirs.extend_from_slice(&args.dirs);
+    Ok(Launch {
+        program,
+        argv0,
+        args: arguments(words, &manifest.args),
+        env: merged_env(&manifest.env, &args.env),
+        files,
+        dirs,
+        workdir: args.workdir.clone().or(manifest.workdir),
+        root_read_only: !manifest.writable,
+    })
+}
+
+/// The command line's words if there are any, else the recorded arguments.
+fn arguments(words: &[OsString], recorded: &[String]) -> Vec<OsString> {
+    if words.is_empty() {
+        recorded.iter().map(OsString::from).collect()
+    } else {
+        words.to_vec()
+    }
+}
