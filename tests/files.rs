@@ -135,17 +135,8 @@ fn a_volume_keeps_files_across_boots_and_stays_clean() {
         "{}",
         second.stderr
     );
-    let fsck = Command::new("e2fsck")
-        .args(["-fn"])
-        .arg(&image)
-        .output()
-        .expect("e2fsck (e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "e2fsck: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    let fsck = check_volume(&image);
+    assert_eq!(fsck, Ok(()));
     // The host reads the same volume with `pith image`, without writing it.
     let before = std::fs::read(&image).unwrap();
     let inspect = |arguments: &[&str]| {
@@ -225,13 +216,12 @@ fn records_synced_before_a_power_cut_survive_it() {
     writer.kill().unwrap();
     writer.wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // As the power cut left it, the way Linux would find it (the journal replayed).
+    let fsck_after_cut = check_volume(&image);
     let check = pith_run(&["--volume", &volume], &program, &["check"], &[]);
-    let fsck = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&image)
-        .output()
-        .unwrap();
+    let fsck = check_volume(&image);
     let _ = std::fs::remove_file(&image);
+    assert_eq!(fsck_after_cut, Ok(()), "the volume as the cut left it");
     let counts: Vec<i64> = check
         .stdout
         .split_whitespace()
@@ -245,11 +235,7 @@ fn records_synced_before_a_power_cut_survive_it() {
         "synced up to {last_synced}; after the cut: {}",
         check.stdout
     );
-    assert!(
-        fsck.status.success(),
-        "e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_eq!(fsck, Ok(()));
 }
 
 /// `pith build -o IMAGE PROGRAM --dir ... -w DIR`, then `pith run --image IMAGE ARGS`: the
@@ -284,11 +270,7 @@ fn a_built_image_boots_as_root_and_keeps_its_data() {
         run_command(command, None)
     };
     let (first, second) = (run(), run());
-    let fsck = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&image)
-        .output()
-        .unwrap();
+    let fsck = check_volume(&image);
     let _ = std::fs::remove_dir_all(&base);
     let expected = |boots: u32| {
         format!(
@@ -297,11 +279,7 @@ fn a_built_image_boots_as_root_and_keeps_its_data() {
     };
     assert_eq!(first.stdout, expected(1), "{}", first.stderr);
     assert_eq!(second.stdout, expected(2), "{}", second.stderr);
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_eq!(fsck, Ok(()));
 }
 
 /// A manifest with a glob, args, env, a working directory and `writable = false`: read by
@@ -369,11 +347,7 @@ writable = false
         .unwrap();
     let from_image = run(&["--image", image.to_str().unwrap()]);
     let image_overridden = run(&["--image", image.to_str().unwrap(), "-e", "MODE=dev", "c"]);
-    let fsck = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&image)
-        .output()
-        .unwrap();
+    let fsck = check_volume(&image);
     let image_size = std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_dir_all(&base);
 
@@ -407,11 +381,7 @@ writable = false
         "{}",
         image_overridden.stderr
     );
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_eq!(fsck, Ok(()));
 }
 
 /// A mistake in a manifest stops `pith` before any VM starts, naming the file and the line.
@@ -433,4 +403,30 @@ fn a_bad_manifest_is_refused_with_where_the_mistake_is() {
         stderr.contains("pith.toml") && stderr.contains("line 2") && stderr.contains("writable"),
         "{stderr}"
     );
+}
+
+/// A volume filled to the last block: writes fail with ENOSPC (not a hang, not a short write
+/// forever), fsync still works, deleting gives the blocks back and writing works again; the
+/// volume is consistent afterwards (its journal replayed, e2fsck finds nothing to fix).
+#[test]
+fn a_full_volume_says_enospc_and_recovers_after_deletes() {
+    let image = std::env::temp_dir().join(format!("pith-full-{}.img", std::process::id()));
+    let _ = std::fs::remove_file(&image);
+    let volume = format!("{}:/data", image.display());
+    let program = compile("disk_full", Toolchain::GlibcStatic);
+    let outcome = pith_run(
+        &["--volume", &volume, "--volume-size", "32M"],
+        &program,
+        &["/data"],
+        &[],
+    );
+    let fsck = check_volume(&image);
+    let _ = std::fs::remove_file(&image);
+    assert_eq!(outcome.status, 0, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome.stdout.ends_with("0 failures\n"),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(fsck, Ok(()));
 }

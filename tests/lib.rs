@@ -17,6 +17,43 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Checks an ext4 volume or image as Linux would find it: on a copy, e2fsck replays the
+/// journal (`-E journal_only`; Pith leaves the last commits there, as after a power cut), then
+/// checks everything (`-fn`). `e2fsck -fn` alone skips the journal and so checks the state
+/// before the last commits. Ok, or e2fsck's output.
+pub fn check_volume(image: &Path) -> Result<(), String> {
+    let copy = image.with_extension(format!("fsck-{}", std::process::id()));
+    std::fs::copy(image, &copy).map_err(|error| format!("copying {}: {error}", image.display()))?;
+    let run = |arguments: &[&str]| {
+        Command::new("e2fsck")
+            .args(arguments)
+            .arg(&copy)
+            .output()
+            .map_err(|error| format!("e2fsck (e2fsprogs): {error}"))
+    };
+    let outcome = run(&["-E", "journal_only", "-y"]).and_then(|replay| {
+        if !replay.status.success() {
+            return Err(format!(
+                "e2fsck -E journal_only: {}{}",
+                String::from_utf8_lossy(&replay.stdout),
+                String::from_utf8_lossy(&replay.stderr)
+            ));
+        }
+        let check = run(&["-fn"])?;
+        if check.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "e2fsck -fn after the journal replay: {}{}",
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            ))
+        }
+    });
+    let _ = std::fs::remove_file(&copy);
+    outcome
+}
+
 /// The `pith` binary and the kernel, as `scripts/build` leaves them.
 pub fn pith_binary() -> PathBuf {
     let path = workspace_root().join("target/release/pith");

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
 use pith_fs::ext4::Ext4Fs;
 use pith_fs::vfs::{Node, Vfs};
 use pith_fs::{Creation, NewNode};
@@ -150,7 +151,18 @@ fn creation(permissions: u32) -> Creation {
 }
 
 fn fs_error(what: &str, error: pith_fs::Error) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {error:?}")
+    match error {
+        pith_fs::Error::NoSpace => anyhow::anyhow!(
+            "{what}: the image is full (make it larger with --size, or [image] size in the manifest)"
+        ),
+        pith_fs::Error::NameTooLong => {
+            anyhow::anyhow!("{what}: a name is longer than 255 bytes")
+        }
+        pith_fs::Error::NotDirectory => {
+            anyhow::anyhow!("{what}: a part of the path is not a directory in the image")
+        }
+        other => anyhow::anyhow!("{what}: {other:?}"),
+    }
 }
 
 /// `mkdir -p` on the image; returns the directory.
@@ -180,8 +192,26 @@ fn directories(vfs: &mut Vfs, path: &[u8]) -> anyhow::Result<Node> {
     Ok(dir)
 }
 
-/// Puts one file, directory or symlink at `path` (absolute), making what is above it.
-fn put(vfs: &mut Vfs, path: &[u8], node: NewNode, mode: u32, content: &[u8]) -> anyhow::Result<()> {
+/// What a regular file put in the image holds.
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    /// A host file, copied a chunk at a time.
+    HostFile(&'a Path),
+}
+
+/// How much of a host file is read and written at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Puts one file, directory or symlink at `path` (absolute), making what is above it;
+/// `progress` counts the file's bytes as they are written.
+fn put(
+    vfs: &mut Vfs,
+    path: &[u8],
+    node: NewNode,
+    mode: u32,
+    content: Content<'_>,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
     let shown = String::from_utf8_lossy(path).into_owned();
     let at = path.iter().rposition(|&byte| byte == b'/').unwrap_or(0);
     let (parent, name) = (&path[..at], &path[at + 1..]);
@@ -191,20 +221,65 @@ fn put(vfs: &mut Vfs, path: &[u8], node: NewNode, mode: u32, content: &[u8]) -> 
     }
     let directory = node == NewNode::Directory;
     let fs = vfs.fs_mut(dir.mount).map_err(|e| fs_error(&shown, e))?;
-    match fs.create(dir.ino, name, node, creation(mode)) {
-        Ok(ino) => {
-            let mut written = 0;
-            while written < content.len() {
-                let end = (written + (1 << 20)).min(content.len());
-                fs.write(ino, written as u64, &content[written..end], now())
-                    .map_err(|e| fs_error(&shown, e))?;
-                written = end;
+    let ino = match fs.create(dir.ino, name, node, creation(mode)) {
+        Ok(ino) => ino,
+        Err(pith_fs::Error::Exists) if directory => return Ok(()),
+        Err(error) => return Err(fs_error(&shown, error)),
+    };
+    let mut write = |offset: usize, bytes: &[u8]| -> anyhow::Result<()> {
+        fs.write(ino, offset as u64, bytes, now())
+            .map_err(|e| fs_error(&shown, e))?;
+        progress.inc(bytes.len() as u64);
+        Ok(())
+    };
+    match content {
+        Content::Bytes(bytes) => {
+            for (index, chunk) in bytes.chunks(CHUNK).enumerate() {
+                write(index * CHUNK, chunk)?;
             }
-            Ok(())
         }
-        Err(pith_fs::Error::Exists) if directory => Ok(()),
-        Err(error) => Err(fs_error(&shown, error)),
+        Content::HostFile(host) => {
+            use std::io::Read as _;
+            let mut file = std::fs::File::open(host)
+                .with_context(|| format!("cannot read {}", host.display()))?;
+            let mut buffer = vec![0u8; CHUNK];
+            let mut offset = 0;
+            loop {
+                let got = file
+                    .read(&mut buffer)
+                    .with_context(|| format!("cannot read {}", host.display()))?;
+                if got == 0 {
+                    break;
+                }
+                write(offset, &buffer[..got])?;
+                offset += got;
+            }
+        }
     }
+    Ok(())
+}
+
+/// A progress bar on stderr for a large tree (none for a small one, nor when stderr is not a
+/// terminal: indicatif draws nothing then).
+fn progress_bar(tree: &[TreeEntry]) -> ProgressBar {
+    let bytes: u64 = tree
+        .iter()
+        .map(|entry| match entry {
+            TreeEntry::File { size, .. } => *size,
+            _ => 0,
+        })
+        .sum();
+    if bytes < 64 << 20 && tree.len() < 2000 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(bytes);
+    if let Ok(style) = ProgressStyle::with_template(
+        "pith: packing {msg} [{bar:20}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("{} entries", tree.len()));
+    bar
 }
 
 /// Runs `pith build`.
@@ -243,42 +318,58 @@ fn fill(
     let volume = Ext4Fs::mount(disk, now)
         .map_err(|(_, reason)| anyhow::anyhow!("{}: {reason}", output.display()))?;
     let mut vfs = Vfs::new(Box::new(volume), "ext4");
+    let hidden = ProgressBar::hidden();
     put(
         &mut vfs,
         program_path,
         NewNode::Regular,
         0o755,
-        &plan.program.bytes,
+        Content::Bytes(&plan.program.bytes),
+        &hidden,
     )?;
+    let progress = progress_bar(tree);
     for entry in tree {
         match entry {
             TreeEntry::File {
+                guest, mode, host, ..
+            } => put(
+                &mut vfs,
                 guest,
-                mode,
-                content,
-            } => put(&mut vfs, guest, NewNode::Regular, *mode, content)?,
-            TreeEntry::Directory { guest, mode } => {
-                put(&mut vfs, guest, NewNode::Directory, *mode, &[])?
-            }
+                NewNode::Regular,
+                *mode,
+                Content::HostFile(host),
+                &progress,
+            )?,
+            TreeEntry::Directory { guest, mode } => put(
+                &mut vfs,
+                guest,
+                NewNode::Directory,
+                *mode,
+                Content::Bytes(&[]),
+                &progress,
+            )?,
             TreeEntry::Symlink { guest, target } => put(
                 &mut vfs,
                 guest,
                 NewNode::Symlink(target.clone()),
                 0o777,
-                &[],
+                Content::Bytes(&[]),
+                &progress,
             )?,
         }
     }
+    progress.finish_and_clear();
     put(
         &mut vfs,
         PROGRAM_RECORD.as_bytes(),
         NewNode::Regular,
         0o644,
-        record.as_bytes(),
+        Content::Bytes(record.as_bytes()),
+        &hidden,
     )?;
     vfs.fs_mut(0)
         .map_err(|e| fs_error("the image", e))?
-        .shutdown()
+        .unmount()
         .map_err(|e| fs_error("writing the image", e))?;
     eprintln!(
         "pith: built {}: {} ({} bytes) and {} more entries",

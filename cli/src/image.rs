@@ -32,10 +32,12 @@ pub struct ImageContents<'a> {
 /// A file, directory or symlink read from the host, for the image.
 #[derive(Debug)]
 pub enum TreeEntry {
+    /// A host file, read when it is written (so a large tree is never all in memory).
     File {
         guest: Vec<u8>,
         mode: u32,
-        content: Vec<u8>,
+        host: PathBuf,
+        size: u64,
     },
     Directory {
         guest: Vec<u8>,
@@ -60,12 +62,11 @@ pub fn collect_tree(files: &[PathMapping], dirs: &[PathMapping]) -> anyhow::Resu
                 mapping.host.display()
             );
         }
-        let content = std::fs::read(&mapping.host)
-            .with_context(|| format!("--file {}: cannot read it", mapping.host.display()))?;
         entries.push(TreeEntry::File {
             guest: mapping.guest.as_bytes().to_vec(),
             mode: metadata.permissions().mode() & 0o7777,
-            content,
+            host: mapping.host.clone(),
+            size: metadata.len(),
         });
     }
     for mapping in dirs {
@@ -121,12 +122,11 @@ fn walk(host: &Path, guest: &[u8], entries: &mut Vec<TreeEntry>) -> anyhow::Resu
             walk(&child.path(), &child_guest, entries)?;
         }
     } else if metadata.is_file() {
-        let content = std::fs::read(host)
-            .with_context(|| format!("--dir: cannot read {}", host.display()))?;
         entries.push(TreeEntry::File {
             guest: guest_path,
             mode,
-            content,
+            host: host.to_path_buf(),
+            size: metadata.len(),
         });
     }
     // Sockets, fifos and devices are left out: the VM has its own.
@@ -145,17 +145,23 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let program_path = path_in_vm(&contents.program.file_name);
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
     let tree = collect_tree(contents.files, contents.dirs)?;
+    // The initrd is built in memory whole: the files' bytes are read first.
+    let file_bytes = tree
+        .iter()
+        .map(|entry| match entry {
+            TreeEntry::File { host, .. } => {
+                std::fs::read(host).with_context(|| format!("cannot read {}", host.display()))
+            }
+            _ => Ok(Vec::new()),
+        })
+        .collect::<anyhow::Result<Vec<Vec<u8>>>>()?;
     let mut builder = ImageBuilder::new(&contents.program.bytes, &program_path)
         .arg(contents.argv0.as_encoded_bytes())
         .args(contents.args.iter().map(|arg| arg.as_encoded_bytes()))
         .envs(env.iter().map(String::as_bytes));
-    for entry in &tree {
+    for (entry, content) in tree.iter().zip(&file_bytes) {
         builder = builder.entry(match entry {
-            TreeEntry::File {
-                guest,
-                mode,
-                content,
-            } => Entry::File {
+            TreeEntry::File { guest, mode, .. } => Entry::File {
                 path: guest,
                 mode: *mode,
                 content,

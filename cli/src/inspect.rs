@@ -2,7 +2,7 @@
 //! same fs crate the kernel mounts it with; the image file is never written (a pending
 //! journal is replayed in memory).
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -118,6 +118,27 @@ fn read_all(vfs: &mut Vfs, node: pith_fs::vfs::Node) -> anyhow::Result<Vec<u8>> 
 
 /// Runs `pith image ...`; returns the exit status.
 pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match inspect(command, &mut out).and_then(|status| {
+        out.flush().context("writing to stdout")?;
+        Ok(status)
+    }) {
+        // `pith image ls IMAGE | head`: the reader went away, as a shell tool dies of SIGPIPE.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(128 + 13)
+        }
+        other => other,
+    }
+}
+
+fn inspect(command: &ImageCommand, out: &mut impl Write) -> anyhow::Result<u8> {
     match command {
         ImageCommand::Ls { image, path } => {
             let vfs = open(image)?;
@@ -144,7 +165,7 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
                         .unwrap_or_default();
                     line.push_str(&format!(" -> {}", String::from_utf8_lossy(&target)));
                 }
-                println!("{line}");
+                writeln!(out, "{line}")?;
             }
             Ok(0)
         }
@@ -152,9 +173,7 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
             let mut vfs = open(image)?;
             let node = lookup(&vfs, image, path)?;
             let bytes = read_all(&mut vfs, node)?;
-            std::io::stdout()
-                .write_all(&bytes)
-                .context("writing to stdout")?;
+            out.write_all(&bytes).context("writing to stdout")?;
             Ok(0)
         }
         ImageCommand::Get {
@@ -175,14 +194,15 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
             while let Some((dir, prefix)) = stack.pop() {
                 for entry in entries(&vfs, dir)?.into_iter().rev() {
                     let path = format!("{prefix}/{}", String::from_utf8_lossy(&entry.name));
-                    println!(
+                    writeln!(
+                        out,
                         "{path}{}",
                         if entry.kind == FileType::Directory {
                             "/"
                         } else {
                             ""
                         }
-                    );
+                    )?;
                     if entry.kind == FileType::Directory {
                         stack.push((
                             pith_fs::vfs::Node {
@@ -205,7 +225,7 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
                 let listed = match entries(&vfs, dir) {
                     Ok(listed) => listed,
                     Err(error) => {
-                        println!("{path}: {error}");
+                        writeln!(out, "{path}: {error}")?;
                         problems += 1;
                         continue;
                     }
@@ -224,7 +244,7 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
                                 bytes += content.len() as u64;
                             }
                             Err(error) => {
-                                println!("{child}: {error}");
+                                writeln!(out, "{child}: {error}")?;
                                 problems += 1;
                             }
                         },
@@ -232,10 +252,11 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<u8> {
                     }
                 }
             }
-            println!(
+            writeln!(
+                out,
                 "{}: {directories} directories, {files} files, {bytes} bytes read; {problems} problems",
                 image.display()
-            );
+            )?;
             Ok(if problems == 0 { 0 } else { 1 })
         }
     }

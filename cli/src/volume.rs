@@ -110,9 +110,14 @@ pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    const MINIMUM: u64 = 16 << 20;
+    // rsext4's mkfs needs 19 MiB for its journal, tables and root; a round number above it.
+    const MINIMUM: u64 = 32 << 20;
     if bytes < MINIMUM {
-        anyhow::bail!("--volume-size: a volume needs 16M or more");
+        anyhow::bail!(
+            "{}: {} MiB is too small for an ext4 volume: make it 32M or more",
+            path.display(),
+            bytes >> 20
+        );
     }
     let file = File::options()
         .read(true)
@@ -139,7 +144,10 @@ pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
         }
         Err(error) => {
             let _ = std::fs::remove_file(path);
-            anyhow::bail!("--volume {}: formatting failed: {error:?}", path.display())
+            anyhow::bail!(
+                "{}: formatting it as ext4 failed: {error:?}",
+                path.display()
+            )
         }
     }
 }

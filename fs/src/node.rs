@@ -242,6 +242,12 @@ pub trait FileSystem {
     fn shutdown(&mut self) -> Result<(), Error> {
         self.sync(None)
     }
+    /// A host tool is done writing an image: make everything durable and leave the format
+    /// needing no recovery (ext4: unmounted, the journal checkpointed), so that e2fsck -n and
+    /// debugfs see what was written. The kernel uses `shutdown` (see `Ext4Fs::shutdown`).
+    fn unmount(&mut self) -> Result<(), Error> {
+        self.shutdown()
+    }
     fn stats(&self) -> FsStats;
     /// The first byte at or after `offset` that holds data (SEEK_DATA) or is a hole
     /// (SEEK_HOLE); None past the end.

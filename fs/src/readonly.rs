@@ -72,6 +72,9 @@ impl FileSystem for ReadOnly {
     fn shutdown(&mut self) -> Result<(), Error> {
         self.inner.shutdown()
     }
+    fn unmount(&mut self) -> Result<(), Error> {
+        self.inner.unmount()
+    }
     fn stats(&self) -> FsStats {
         self.inner.stats()
     }
