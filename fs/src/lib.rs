@@ -11,6 +11,7 @@ extern crate std;
 pub mod ext4;
 pub mod memfs;
 pub mod node;
+pub mod pagecache;
 pub mod readonly;
 pub mod vfs;
 

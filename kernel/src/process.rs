@@ -313,10 +313,12 @@ fn open_volume(path: &str) -> Volume {
         ));
     }
     let (ram_pages, _) = crate::memory::ram_pages();
-    let disk =
-        pith_fs::ext4::CachedDisk::new(crate::virtio_blk::VirtioDisk, ram_pages * PAGE_SIZE / 8);
+    // The caches take at most 3/16 of RAM: blocks (metadata, and data not in the page cache)
+    // a sixteenth, file pages an eighth.
+    let ram_bytes = ram_pages * PAGE_SIZE;
+    let disk = pith_fs::ext4::CachedDisk::new(crate::virtio_blk::VirtioDisk, ram_bytes / 16);
     match pith_fs::ext4::Ext4Fs::mount(disk, wall_clock) {
-        Ok(volume) => volume,
+        Ok(volume) => volume.with_page_cache(ram_bytes / 8),
         Err((_, reason)) => fail(format_args!(
             "the volume for {path} cannot be mounted: {reason} (check the image with `e2fsck -fn`)"
         )),

@@ -7,6 +7,8 @@
 #                      system idle ... in USER_HZ ticks), to show how much of the boot was idle
 #   --sysfs PATH       first print the sysfs file /sys/PATH (BENCH-SYSFS PATH: contents), e.g.
 #                      the clock source or the transparent-huge-page setting
+#   --ext4-disk DIR    load the virtio-blk driver from /modules (in name order: the initramfs
+#                      numbers them by dependency) and mount the disk /dev/vda, ext4, at DIR
 cpu_stat=no
 while :; do
     case "$1" in
@@ -20,6 +22,19 @@ while :; do
     --sysfs)
         [ -d /sys/kernel ] || /bin/busybox mount -t sysfs sysfs /sys
         echo "BENCH-SYSFS $2: $(/bin/busybox cat "/sys/$2")"
+        shift 2 ;;
+    --ext4-disk)
+        /bin/busybox mount -t devtmpfs devtmpfs /dev
+        for module in /modules/*.ko; do
+            /bin/busybox insmod "$module" || echo "BENCH-ERROR insmod $module"
+        done
+        tries=0
+        while [ ! -b /dev/vda ] && [ $tries -lt 100 ]; do
+            /bin/busybox sleep 0.1
+            tries=$((tries + 1))
+        done
+        /bin/busybox mkdir -p "$2"
+        /bin/busybox mount -t ext4 /dev/vda "$2" || echo "BENCH-ERROR mount /dev/vda"
         shift 2 ;;
     *) break ;;
     esac

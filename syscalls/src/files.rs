@@ -558,17 +558,18 @@ pub fn read_node(
         Some(offset) => offset,
         None => position(context, fd)?,
     };
-    let mut chunk = alloc::vec![0u8; count.min(1 << 20)];
-    let got = if metadata.kind == FileType::BlockDevice {
-        disk_read(context, offset, &mut chunk)?
-    } else {
-        context
-            .process
-            .vfs
-            .fs_mut(node.mount)?
-            .read(node.ino, offset, &mut chunk)?
-    };
-    context.platform.write_user(buffer.0, &chunk[..got])?;
+    let length = count.min(1 << 20);
+    let mut chunk = core::mem::take(&mut context.process.io_buffer);
+    if chunk.len() < length {
+        chunk.resize(length, 0);
+    }
+    let outcome = read_node_into(context, node, metadata.kind, offset, &mut chunk[..length])
+        .and_then(|got| {
+            context.platform.write_user(buffer.0, &chunk[..got])?;
+            Ok(got)
+        });
+    context.process.io_buffer = chunk;
+    let got = outcome?;
     if at.is_none() {
         context
             .process
@@ -576,6 +577,24 @@ pub fn read_node(
             .set_position(fd, offset + got as u64)?;
     }
     Ok(got)
+}
+
+/// A regular file's or the disk's bytes at `offset`, into `chunk`.
+fn read_node_into(
+    context: &mut Context,
+    node: Node,
+    kind: FileType,
+    offset: u64,
+    chunk: &mut [u8],
+) -> Result<usize, Errno> {
+    if kind == FileType::BlockDevice {
+        return disk_read(context, offset, chunk);
+    }
+    Ok(context
+        .process
+        .vfs
+        .fs_mut(node.mount)?
+        .read(node.ino, offset, chunk)?)
 }
 
 fn read_device(
@@ -625,8 +644,17 @@ pub fn write_node(
         }
         _ => return Err(Errno::EINVAL),
     }
-    let data = context.read_bytes(buffer.0, count.min(1 << 20))?;
-    write_node_data(context, fd, file, node, &data, at)
+    let length = count.min(1 << 20);
+    let mut data = core::mem::take(&mut context.process.io_buffer);
+    if data.len() < length {
+        data.resize(length, 0);
+    }
+    let outcome = context
+        .platform
+        .read_user(buffer.0, &mut data[..length])
+        .and_then(|()| write_node_data(context, fd, file, node, &data[..length], at));
+    context.process.io_buffer = data;
+    outcome
 }
 
 /// Writes `data` to an open regular file (write_node's second half; sendfile's writer).

@@ -45,6 +45,9 @@ pub struct Process {
     pub scheduling: crate::sched::Scheduling,
     /// One bit per syscall number whose ENOSYS was already logged.
     unimplemented_logged: [u64; 8],
+    /// The kernel-side buffer of file reads and writes, kept between calls: allocating and
+    /// zeroing a megabyte per read cost as much as the copy itself.
+    pub io_buffer: Vec<u8>,
 }
 
 /// Linux's defaults for a process started as root (include/asm-generic/resource.h, with the
@@ -130,6 +133,7 @@ impl Process {
             membarrier_registrations: 0,
             scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
+            io_buffer: Vec::new(),
         }
     }
 
