@@ -8,10 +8,16 @@ use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
 pub const PAGE_SIZE: u64 = 4096;
-/// The kernel heap is claimed once at boot, a sixteenth of RAM within these bounds: the app's
-/// memory comes from frames, not the heap, which holds the kernel's bookkeeping (areas, fds).
+/// The kernel heap starts as a sixteenth of RAM within these bounds: the app's memory comes
+/// from frames, not the heap, which holds the kernel's bookkeeping (areas, fds, inodes of
+/// tmpfs, rsext4's tables). It grows from the frame allocator by `HEAP_GROWTH` at a time when
+/// it runs low (`grow_heap`): tens of thousands of files outgrow any fixed size.
 const MIN_HEAP_SIZE: u64 = 1 << 20;
 const MAX_HEAP_SIZE: u64 = 16 << 20;
+const HEAP_GROWTH_FRAMES: usize = 512; // 2 MiB
+/// The heap grows when less than this is free: enough that the frame allocator's own
+/// bookkeeping (it allocates from the heap) never finds the heap empty while it grows it.
+const HEAP_LOW_WATER: u64 = 1 << 20;
 /// The first megabyte holds firmware tables and the start info: never hand it out.
 const LOW_MEMORY_END: u64 = 1 << 20;
 /// The boot page tables direct-map physical memory below this address.
@@ -46,7 +52,18 @@ unsafe impl core::alloc::GlobalAlloc for KernelAllocator {
             };
         }
         // SAFETY: forwarded with the caller's layout, per GlobalAlloc's contract.
-        unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) }
+        let pointer = unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) };
+        if pointer.is_null() {
+            if grow_heap() {
+                // SAFETY: as above, now with more memory claimed.
+                return unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) };
+            }
+            return pointer;
+        }
+        if heap_free() < HEAP_LOW_WATER {
+            grow_heap();
+        }
+        pointer
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: core::alloc::Layout) {
@@ -62,6 +79,50 @@ unsafe impl core::alloc::GlobalAlloc for KernelAllocator {
 }
 
 static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
+
+/// Set while the heap grows: the frame allocator may allocate from the heap meanwhile, and
+/// that allocation must not try to grow it again (FRAMES is not reentrant).
+static GROWING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Bytes of the heap not allocated.
+fn heap_free() -> u64 {
+    let allocated = HEAP.lock().counters().allocated_bytes as u64;
+    heap_size().saturating_sub(allocated)
+}
+
+/// Gives the heap `HEAP_GROWTH_FRAMES` more frames, contiguous, from the frame allocator;
+/// false if there are none, or it is growing already, or the frame allocator is busy.
+fn grow_heap() -> bool {
+    use core::sync::atomic::Ordering;
+    if GROWING.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    // try_lock: this runs inside the allocator, which the frame allocator itself calls with
+    // FRAMES held (its free lists live on the heap); then the heap grows another time.
+    let first = FRAMES
+        .try_lock()
+        .and_then(|mut frames| frames.alloc(HEAP_GROWTH_FRAMES));
+    let grown = match first {
+        Some(number) => {
+            let bytes = HEAP_GROWTH_FRAMES as u64 * PAGE_SIZE;
+            FRAMES_IN_USE.fetch_add(HEAP_GROWTH_FRAMES as u64, Ordering::Relaxed);
+            HEAP_BYTES.fetch_add(bytes, Ordering::Relaxed);
+            // SAFETY: the frames were just handed out by the frame allocator, so nothing
+            // else uses them; they are direct-mapped, and belong to the heap from now on
+            // (never returned).
+            unsafe {
+                HEAP.lock().claim(
+                    phys_to_virt(number as u64 * PAGE_SIZE).as_mut_ptr(),
+                    bytes as usize,
+                );
+            }
+            true
+        }
+        None => false,
+    };
+    GROWING.store(false, Ordering::Release);
+    grown
+}
 
 /// Counts of physical frames, for the memory line in the boot log.
 pub struct MemoryStats {
@@ -111,7 +172,7 @@ pub fn footprint() -> Footprint {
     }
 }
 
-/// The size of the kernel heap claimed at boot.
+/// The size of the kernel heap: claimed at boot, and grown since.
 pub fn heap_size() -> u64 {
     HEAP_BYTES.load(core::sync::atomic::Ordering::Relaxed)
 }
