@@ -14,6 +14,29 @@ fn files_directories_and_links_behave_as_on_linux() {
     );
 }
 
+/// openat2: the struct and flag checks and every RESOLVE_* restriction, as Linux gives them.
+#[test]
+fn openat2_restricts_the_walk_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "openat2",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}
+
+/// fcntl record locks (POSIX and OFD) and flock between open file descriptions, with a
+/// thread waiting in F_OFD_SETLKW.
+#[test]
+fn record_locks_and_flock_conflict_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "locks",
+        &[Toolchain::GlibcStatic, Toolchain::MuslStatic],
+        &[],
+        None,
+    );
+}
+
 #[test]
 fn pipes_behave_as_on_linux() {
     assert_checks_pass_as_on_linux(

@@ -50,6 +50,28 @@ pub struct Parent {
     pub trailing_slash: bool,
 }
 
+/// openat2's RESOLVE_* restrictions on a path walk (include/uapi/linux/openat2.h).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    /// RESOLVE_NO_XDEV: crossing a mount point, either way, is EXDEV.
+    pub no_xdev: bool,
+    /// RESOLVE_NO_SYMLINKS: any symlink on the way is ELOOP.
+    pub no_symlinks: bool,
+    /// RESOLVE_BENEATH: leaving the starting directory (an absolute path or symlink, `..`
+    /// above it) is EXDEV.
+    pub beneath: bool,
+    /// RESOLVE_IN_ROOT: the starting directory is `/` for this walk (absolute paths and
+    /// symlinks start there, `..` stops there).
+    pub in_root: bool,
+}
+
+/// A walk's rules: where `/` is, what it may not leave, and the restrictions.
+struct Rules {
+    root: Node,
+    beneath: Option<Node>,
+    restrictions: Restrictions,
+}
+
 impl Vfs {
     /// A tree whose `/` is `root` (of kind `kind`, for /proc/mounts).
     pub fn new(root: Box<dyn FileSystem + Send>, kind: &'static str) -> Vfs {
@@ -193,38 +215,104 @@ impl Vfs {
         }
     }
 
-    fn step(&self, dir: Node, name: &[u8]) -> Result<Node, Error> {
+    fn step(&self, dir: Node, name: &[u8], rules: &Rules) -> Result<Node, Error> {
         if name.len() > NAME_MAX {
             return Err(Error::NameTooLong);
         }
         if self.metadata(dir)?.kind != FileType::Directory {
             return Err(Error::NotDirectory);
         }
-        match name {
-            b"." => Ok(dir),
-            b".." => self.parent_of(dir),
+        let next = match name {
+            b"." => dir,
+            b".." if dir == rules.root => dir,
+            b".." if rules.beneath == Some(dir) => return Err(Error::CrossDevice),
+            b".." => self.parent_of(dir)?,
             _ => {
                 let ino = self.fs(dir.mount)?.lookup(dir.ino, name)?;
-                Ok(self.cross_mounts(Node {
+                self.cross_mounts(Node {
                     mount: dir.mount,
                     ino,
-                }))
+                })
             }
+        };
+        if rules.restrictions.no_xdev && next.mount != dir.mount {
+            return Err(Error::CrossDevice);
         }
+        Ok(next)
+    }
+
+    /// The ordinary rules: `/` is the tree's root, nothing restricted.
+    fn plain_rules(&self) -> Rules {
+        Rules {
+            root: self.root(),
+            beneath: None,
+            restrictions: Restrictions::default(),
+        }
+    }
+
+    /// `resolve` under openat2's restrictions, from `start` (the directory fd, or the working
+    /// directory), which RESOLVE_BENEATH and RESOLVE_IN_ROOT take as the walk's limit.
+    pub fn resolve_restricted(
+        &self,
+        start: Node,
+        path: &[u8],
+        follow_last: bool,
+        restrictions: Restrictions,
+    ) -> Result<Node, Error> {
+        let rules = Rules {
+            root: if restrictions.in_root {
+                start
+            } else {
+                self.root()
+            },
+            beneath: restrictions.beneath.then_some(start),
+            restrictions,
+        };
+        self.resolve_with(start, path, follow_last, &rules)
+    }
+
+    /// `resolve_parent` under openat2's restrictions (see `resolve_restricted`).
+    pub fn resolve_parent_restricted(
+        &self,
+        start: Node,
+        path: &[u8],
+        restrictions: Restrictions,
+    ) -> Result<Parent, Error> {
+        let rules = Rules {
+            root: if restrictions.in_root {
+                start
+            } else {
+                self.root()
+            },
+            beneath: restrictions.beneath.then_some(start),
+            restrictions,
+        };
+        self.walk(start, path, &mut MAX_SYMLINKS.clone(), &rules)
     }
 
     /// Resolves `path` from `start` (the working directory, or a directory fd's node).
     /// `follow_last`: a symlink as the last component is followed (not for lstat, O_NOFOLLOW,
     /// AT_SYMLINK_NOFOLLOW).
     pub fn resolve(&self, start: Node, path: &[u8], follow_last: bool) -> Result<Node, Error> {
-        let parent = self.resolve_parent(start, path)?;
+        self.resolve_with(start, path, follow_last, &self.plain_rules())
+    }
+
+    fn resolve_with(
+        &self,
+        start: Node,
+        path: &[u8],
+        follow_last: bool,
+        rules: &Rules,
+    ) -> Result<Node, Error> {
+        let mut budget = MAX_SYMLINKS;
+        let parent = self.walk(start, path, &mut budget, rules)?;
         if parent.name.is_empty() {
             return Ok(parent.dir); // "/"
         }
-        let node = self.step(parent.dir, &parent.name)?;
+        let node = self.step(parent.dir, &parent.name, rules)?;
         let must_be_directory = parent.trailing_slash;
         let node = if follow_last || must_be_directory {
-            self.follow(parent.dir, node, &mut MAX_SYMLINKS.clone())?
+            self.follow(parent.dir, node, &mut budget, rules)?
         } else {
             node
         };
@@ -235,21 +323,27 @@ impl Vfs {
     }
 
     /// If `node` (found in `dir`) is a symlink, what it leads to (followed all the way).
-    fn follow(&self, dir: Node, mut node: Node, budget: &mut u32) -> Result<Node, Error> {
+    fn follow(
+        &self,
+        dir: Node,
+        mut node: Node,
+        budget: &mut u32,
+        rules: &Rules,
+    ) -> Result<Node, Error> {
         let mut dir = dir;
         while self.metadata(node)?.kind == FileType::Symlink {
-            if *budget == 0 {
+            if *budget == 0 || rules.restrictions.no_symlinks {
                 return Err(Error::Loop);
             }
             *budget -= 1;
             let target = self.fs(node.mount)?.read_link(node.ino)?;
-            let parent = self.walk(dir, &target, budget)?;
+            let parent = self.walk(dir, &target, budget, rules)?;
             if parent.name.is_empty() {
                 return Ok(parent.dir);
             }
-            let next = self.step(parent.dir, &parent.name)?;
+            let next = self.step(parent.dir, &parent.name, rules)?;
             if parent.trailing_slash {
-                let followed = self.follow(parent.dir, next, budget)?;
+                let followed = self.follow(parent.dir, next, budget, rules)?;
                 if self.metadata(followed)?.kind != FileType::Directory {
                     return Err(Error::NotDirectory);
                 }
@@ -264,17 +358,30 @@ impl Vfs {
     /// Resolves all but the last component of `path` (following every symlink on the way) and
     /// gives the directory and that component.
     pub fn resolve_parent(&self, start: Node, path: &[u8]) -> Result<Parent, Error> {
-        self.walk(start, path, &mut MAX_SYMLINKS.clone())
+        self.walk(start, path, &mut MAX_SYMLINKS.clone(), &self.plain_rules())
     }
 
-    fn walk(&self, start: Node, path: &[u8], budget: &mut u32) -> Result<Parent, Error> {
+    fn walk(
+        &self,
+        start: Node,
+        path: &[u8],
+        budget: &mut u32,
+        rules: &Rules,
+    ) -> Result<Parent, Error> {
         if path.is_empty() {
             return Err(Error::NotFound);
         }
         if path.len() >= PATH_MAX {
             return Err(Error::NameTooLong);
         }
-        let mut dir = if path[0] == b'/' { self.root() } else { start };
+        let mut dir = if path[0] == b'/' {
+            if rules.beneath.is_some() {
+                return Err(Error::CrossDevice);
+            }
+            rules.root
+        } else {
+            start
+        };
         let trailing_slash = path.len() > 1 && path.ends_with(b"/");
         let mut components: VecDeque<&[u8]> = path
             .split(|&byte| byte == b'/')
@@ -288,8 +395,8 @@ impl Vfs {
             });
         };
         while let Some(name) = components.pop_front() {
-            let node = self.step(dir, name)?;
-            let node = self.follow(dir, node, budget)?;
+            let node = self.step(dir, name, rules)?;
+            let node = self.follow(dir, node, budget, rules)?;
             if self.metadata(node)?.kind != FileType::Directory {
                 return Err(Error::NotDirectory);
             }
@@ -505,5 +612,82 @@ mod tests {
         assert!(vfs
             .mounts_text()
             .starts_with(b"tmpfs / tmpfs ro,relatime 0 0\ntmpfs /tmp tmpfs rw"));
+    }
+
+    #[test]
+    fn restricted_walks_refuse_what_openat2_refuses() {
+        let vfs = tree();
+        let root = vfs.root();
+        let usr = vfs.resolve(root, b"/usr", true).unwrap();
+        let prog = vfs.resolve(root, b"/usr/bin/prog", true).unwrap();
+        let beneath = Restrictions {
+            beneath: true,
+            ..Restrictions::default()
+        };
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"bin/prog", true, beneath),
+            Ok(prog)
+        );
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"bin/../bin/prog", true, beneath),
+            Ok(prog)
+        );
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"../usr/bin/prog", true, beneath),
+            Err(Error::CrossDevice)
+        );
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"/usr/bin/prog", true, beneath),
+            Err(Error::CrossDevice)
+        );
+        // /abs -> /usr/bin/prog: absolute, so it leaves.
+        assert_eq!(
+            vfs.resolve_restricted(root, b"abs", true, beneath),
+            Err(Error::CrossDevice)
+        );
+
+        let in_root = Restrictions {
+            in_root: true,
+            ..Restrictions::default()
+        };
+        let bin = vfs.resolve(root, b"/usr/bin", true).unwrap();
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"/bin/prog", true, in_root),
+            Ok(prog)
+        );
+        assert_eq!(
+            vfs.resolve_restricted(usr, b"../../bin", true, in_root),
+            Ok(bin)
+        );
+
+        let no_symlinks = Restrictions {
+            no_symlinks: true,
+            ..Restrictions::default()
+        };
+        assert_eq!(
+            vfs.resolve_restricted(root, b"/bin/prog", true, no_symlinks),
+            Err(Error::Loop)
+        );
+        assert!(vfs
+            .resolve_restricted(root, b"/abs", false, no_symlinks)
+            .is_ok());
+
+        let no_xdev = Restrictions {
+            no_xdev: true,
+            ..Restrictions::default()
+        };
+        assert_eq!(
+            vfs.resolve_restricted(root, b"/tmp", true, no_xdev),
+            Err(Error::CrossDevice)
+        );
+        let tmp = vfs.resolve(root, b"/tmp", true).unwrap();
+        assert_eq!(
+            vfs.resolve_restricted(tmp, b"..", true, no_xdev),
+            Err(Error::CrossDevice)
+        );
+        assert_eq!(
+            vfs.resolve_restricted(root, b"/usr/bin/prog", true, no_xdev),
+            Ok(prog)
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::uapi::Stat;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use pith_fs::memfs::MemFs;
-use pith_fs::vfs::{Node, Vfs};
+use pith_fs::vfs::{Node, Restrictions, Vfs};
 use pith_fs::{
     Changes, Creation, Error, FileSystem, FileType, Metadata, NewNode, RenameMode, Timestamp,
 };
@@ -335,18 +335,54 @@ pub fn open_at(
     flags: u32,
     mode: u32,
 ) -> Result<i32, Errno> {
+    let start = start_node(context, dir_fd, path)?;
+    open_from(context, start, path, flags, mode, Restrictions::default())
+}
+
+/// openat2's open: `path` from `dir_fd` under RESOLVE_* `restrictions`. With RESOLVE_BENEATH
+/// or RESOLVE_IN_ROOT the walk starts at `dir_fd` even for an absolute path (which BENEATH
+/// refuses and IN_ROOT takes from there).
+pub fn open_at_restricted(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    mut restrictions: Restrictions,
+) -> Result<i32, Errno> {
+    let start = if restrictions.beneath || restrictions.in_root {
+        start_node(context, dir_fd, b"")?
+    } else {
+        start_node(context, dir_fd, path)?
+    };
+    if restrictions.in_root && start == context.process.vfs.root() {
+        restrictions.in_root = false; // `/` as the root: an ordinary walk
+    }
+    open_from(context, start, path, flags, mode, restrictions)
+}
+
+fn open_from(
+    context: &mut Context,
+    start: Node,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    restrictions: Restrictions,
+) -> Result<i32, Errno> {
     let access = flags & O_ACCMODE;
     if access == O_ACCMODE {
         return Err(Errno::EINVAL);
     }
     let writing = access != 0;
-    let start = start_node(context, dir_fd, path)?;
     let now = now(context);
     let node = if flags & O_TMPFILE == O_TMPFILE {
         if !writing {
             return Err(Errno::EINVAL);
         }
-        let dir = context.process.vfs.resolve(start, path, true)?;
+        let dir = context
+            .process
+            .vfs
+            .resolve_restricted(start, path, true, restrictions)?;
         if context.process.vfs.metadata(dir)?.kind != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
@@ -363,14 +399,17 @@ pub fn open_at(
         };
         return install(context, node, flags, true);
     } else if flags & O_CREAT != 0 {
-        let parent = context.process.vfs.resolve_parent(start, path)?;
+        let parent = context
+            .process
+            .vfs
+            .resolve_parent_restricted(start, path, restrictions)?;
         if parent.name.is_empty() || parent.name == b"." || parent.name == b".." {
             return Err(Errno::EISDIR);
         }
         let existing = context
             .process
             .vfs
-            .resolve(start, path, flags & O_NOFOLLOW == 0)
+            .resolve_restricted(start, path, flags & O_NOFOLLOW == 0, restrictions)
             .map_err(errno);
         match existing {
             Ok(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST),
@@ -378,7 +417,11 @@ pub fn open_at(
             Err(Errno::ENOENT) if !parent.trailing_slash => {
                 // A dangling symlink as the last component: O_CREAT makes its target, unless
                 // O_EXCL (EEXIST) or O_NOFOLLOW.
-                let link = context.process.vfs.resolve(start, path, false).ok();
+                let link = context
+                    .process
+                    .vfs
+                    .resolve_restricted(start, path, false, restrictions)
+                    .ok();
                 if link.is_some() {
                     if flags & (O_EXCL | O_NOFOLLOW) != 0 {
                         return Err(if flags & O_EXCL != 0 {
@@ -401,10 +444,12 @@ pub fn open_at(
             Err(errno) => return Err(errno),
         }
     } else {
-        context
-            .process
-            .vfs
-            .resolve(start, path, flags & O_NOFOLLOW == 0)?
+        context.process.vfs.resolve_restricted(
+            start,
+            path,
+            flags & O_NOFOLLOW == 0,
+            restrictions,
+        )?
     };
     let metadata = context.process.vfs.metadata(node)?;
     if flags & O_PATH == 0 {
@@ -1760,10 +1805,10 @@ struct Flock {
     __pad2: u32,
 }
 
-/// fcntl's record locks. One process holds every POSIX lock, and a process's own locks never
-/// conflict with each other, so F_GETLK finds none and F_SETLK(W) always succeeds; the
-/// arguments are checked as Linux does. OFD locks are kept the same way (partial: two open
-/// file descriptions of one file do not conflict yet).
+/// fcntl's record locks (`crate::locks`): POSIX locks are the process's and never conflict
+/// with each other; OFD locks are their open file description's and conflict with other
+/// descriptions' and with the process's POSIX locks. F_SETLKW and F_OFD_SETLKW wait (another
+/// thread unlocks, or a signal interrupts: EINTR).
 pub fn record_lock(
     context: &mut Context,
     fd: Fd,
@@ -1772,29 +1817,103 @@ pub fn record_lock(
 ) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
     let mut lock: Flock = context.read_struct(argument)?;
-    if !(0..=2).contains(&lock.l_whence) {
-        return Err(Errno::EINVAL);
-    }
     let ofd = matches!(command, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
     if ofd && lock.l_pid != 0 {
         return Err(Errno::EINVAL);
     }
+    let FileKind::Node(node) = file.kind else {
+        return Err(Errno::EBADF); // pipes and the console: not lockable here
+    };
+    if file.status_flags & O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    let base = match lock.l_whence {
+        0 => 0,
+        1 => position(context, fd)? as i64,
+        2 => context.process.vfs.metadata(node)?.size as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    // [start, end) in bytes; a length of 0 runs to the end of the file, however far it
+    // grows (end u64::MAX); a negative one ends at l_start.
+    let start = base.checked_add(lock.l_start).ok_or(Errno::EOVERFLOW)?;
+    let (start, end) = match lock.l_len {
+        0 => (start, u64::MAX),
+        length if length > 0 => (
+            start,
+            start.checked_add(length).ok_or(Errno::EOVERFLOW)? as u64,
+        ),
+        length => (
+            start.checked_add(length).ok_or(Errno::EINVAL)?,
+            start as u64,
+        ),
+    };
+    if start < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let start = start as u64;
+    let owner = if ofd {
+        crate::locks::Owner::Description(context.process.files.description_of(fd)?)
+    } else {
+        crate::locks::Owner::Process
+    };
     match command {
         F_GETLK | F_OFD_GETLK => {
-            if !matches!(lock.l_type, F_RDLCK | F_WRLCK) {
-                return Err(Errno::EINVAL);
+            let exclusive = match lock.l_type {
+                F_RDLCK => false,
+                F_WRLCK => true,
+                _ => return Err(Errno::EINVAL),
+            };
+            match context
+                .process
+                .files
+                .record_locks
+                .conflict(node, owner, start, end, exclusive)
+            {
+                None => lock.l_type = F_UNLCK,
+                Some(held) => {
+                    lock.l_type = if held.exclusive { F_WRLCK } else { F_RDLCK };
+                    lock.l_whence = 0;
+                    lock.l_start = held.start as i64;
+                    lock.l_len = if held.end == u64::MAX {
+                        0
+                    } else {
+                        (held.end - held.start) as i64
+                    };
+                    lock.l_pid = match held.owner {
+                        crate::locks::Owner::Process => context.process.pid,
+                        crate::locks::Owner::Description(_) => -1,
+                    };
+                }
             }
-            lock.l_type = F_UNLCK;
             context.write_struct(argument, &lock)?;
             Ok(0)
         }
         _ => {
             let access = file.status_flags & O_ACCMODE;
-            match lock.l_type {
-                F_RDLCK if access == O_WRONLY => Err(Errno::EBADF),
-                F_WRLCK if access == 0 => Err(Errno::EBADF),
-                F_RDLCK | F_WRLCK | F_UNLCK => Ok(0),
-                _ => Err(Errno::EINVAL),
+            let request = match lock.l_type {
+                F_RDLCK if access == O_WRONLY => return Err(Errno::EBADF),
+                F_WRLCK if access == 0 => return Err(Errno::EBADF),
+                F_RDLCK => crate::locks::LockRequest::Read,
+                F_WRLCK => crate::locks::LockRequest::Write,
+                F_UNLCK => crate::locks::LockRequest::Unlock,
+                _ => return Err(Errno::EINVAL),
+            };
+            let waits = matches!(command, F_SETLKW | F_OFD_SETLKW);
+            let exclusive = request == crate::locks::LockRequest::Write;
+            loop {
+                let locks = &mut context.process.files.record_locks;
+                if request == crate::locks::LockRequest::Unlock
+                    || locks.conflict(node, owner, start, end, exclusive).is_none()
+                {
+                    locks.set(node, owner, start, end, request);
+                    context.platform.wake_all();
+                    return Ok(0);
+                }
+                if !waits {
+                    return Err(Errno::EAGAIN);
+                }
+                crate::signal::wait_step(context, u64::MAX, crate::platform::WakeOn::AnyEvent)
+                    .map_err(|_| Errno::ERESTARTSYS)?;
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::platform::{ConsoleStream, Context, PATH_MAX};
 use crate::uapi::*;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use pith_fs::vfs::Restrictions;
 
 /// NR_OPEN: the hard ceiling of RLIMIT_NOFILE (include/uapi/linux/fs.h is 1024*1024).
 pub const NR_OPEN: u64 = 1 << 20;
@@ -101,6 +102,8 @@ pub struct FdTable {
     paths: BTreeMap<u32, Vec<u8>>,
     /// flock(2) locks: per node, the descriptions holding it and whether exclusively.
     flocks: BTreeMap<pith_fs::vfs::Node, (bool, Vec<u32>)>,
+    /// fcntl's record locks (POSIX and OFD).
+    pub record_locks: crate::locks::RecordLocks,
     next_pipe: u32,
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
@@ -135,6 +138,7 @@ impl FdTable {
             closed: Vec::new(),
             pipes: BTreeMap::new(),
             flocks: BTreeMap::new(),
+            record_locks: crate::locks::RecordLocks::default(),
             paths: BTreeMap::new(),
             next_pipe: 0,
             next_description: 0,
@@ -185,6 +189,18 @@ impl FdTable {
     }
 
     fn release(&mut self, description: u32) {
+        if let Some((
+            OpenFile {
+                kind: FileKind::Node(node),
+                ..
+            },
+            _,
+        )) = self.descriptions.get(&description)
+        {
+            // POSIX: closing any fd of a file drops every lock the process holds on it.
+            self.record_locks
+                .release(*node, crate::locks::Owner::Process);
+        }
         if let Some((_, references)) = self.descriptions.get_mut(&description) {
             *references -= 1;
             if *references == 0 {
@@ -198,6 +214,8 @@ impl FdTable {
                     )) => {
                         self.closed.push(node);
                         self.drop_flock(description, node);
+                        self.record_locks
+                            .release(node, crate::locks::Owner::Description(description));
                     }
                     Some((
                         OpenFile {
@@ -378,6 +396,11 @@ impl FdTable {
     pub fn path(&self, fd: Fd) -> Option<Vec<u8>> {
         let entry = self.entry(fd).ok()?;
         self.paths.get(&entry.description).cloned()
+    }
+
+    /// The open file description `fd` refers to (the owner of its OFD locks).
+    pub fn description_of(&self, fd: Fd) -> Result<u32, Errno> {
+        Ok(self.entry(fd)?.description)
     }
 
     /// The file position of `fd`'s description.
@@ -1369,6 +1392,99 @@ pub fn openat(
     mode: u32,
 ) -> Result<i32, Errno> {
     open_path(context, dir_fd, path, flags, mode)
+}
+
+/// openat2's `struct open_how` (include/uapi/linux/openat2.h): flags, mode and resolve, each
+/// a u64; the first version is 24 bytes, and a larger one is accepted if the rest is zero.
+const OPEN_HOW_SIZE_VER0: usize = 24;
+/// Linux refuses a struct larger than a page (E2BIG).
+const OPEN_HOW_SIZE_MAX: usize = 4096;
+const RESOLVE_NO_XDEV: u64 = 0x01;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_CACHED: u64 = 0x20;
+/// Every open flag Linux knows (VALID_OPEN_FLAGS): openat2, unlike open, refuses the others.
+const VALID_OPEN_FLAGS: u64 = 0o37777703;
+/// What O_PATH may come with in openat2 (O_PATH_FLAGS).
+const O_PATH_FLAGS: u64 =
+    (crate::files::O_DIRECTORY | crate::files::O_NOFOLLOW | crate::files::O_PATH | O_CLOEXEC)
+        as u64;
+
+/// Implements openat2(2): openat with its arguments in a struct, strict about unknown flags,
+/// and the RESOLVE_* restrictions on the walk.
+pub fn openat2(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserPath,
+    how: UserAddr,
+    size: usize,
+) -> Result<i32, Errno> {
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > OPEN_HOW_SIZE_MAX {
+        return Err(Errno::E2BIG);
+    }
+    let bytes = context.read_bytes(how.0, size)?;
+    if bytes[OPEN_HOW_SIZE_VER0..].iter().any(|&byte| byte != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let field = |index: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[index * 8..index * 8 + 8]);
+        u64::from_le_bytes(word)
+    };
+    let (flags, mode, resolve) = (field(0), field(1), field(2));
+    let creates =
+        flags & u64::from(O_CREAT) != 0 || flags & u64::from(O_TMPFILE) == u64::from(O_TMPFILE);
+    if flags & !VALID_OPEN_FLAGS != 0
+        || mode & !0o7777 != 0
+        || (mode != 0 && !creates)
+        || resolve & !0x3f != 0
+        || (resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0)
+        || (flags & u64::from(crate::files::O_PATH) != 0 && flags & !O_PATH_FLAGS != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // RESOLVE_CACHED: only what needs no I/O; creating and truncating always do.
+    if resolve & RESOLVE_CACHED != 0
+        && flags & u64::from(O_CREAT | crate::files::O_TRUNC | O_TMPFILE) != 0
+    {
+        return Err(Errno::EAGAIN);
+    }
+    let restrictions = Restrictions {
+        no_xdev: resolve & RESOLVE_NO_XDEV != 0,
+        no_symlinks: resolve & RESOLVE_NO_SYMLINKS != 0,
+        beneath: resolve & RESOLVE_BENEATH != 0,
+        in_root: resolve & RESOLVE_IN_ROOT != 0,
+    };
+    let flags = flags as u32;
+    let mode = mode as u32;
+    if resolve == 0 || resolve == RESOLVE_CACHED {
+        return open_path(context, dir_fd, path, flags, mode);
+    }
+    let name = context.read_c_string(path.0, PATH_MAX)?;
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if is_proc_path(&name) && !(restrictions.beneath || restrictions.in_root) {
+        // /proc is a mount of its own, /proc/self a symlink, /proc/self/fd/N magic links.
+        if restrictions.no_xdev {
+            return Err(Errno::EXDEV);
+        }
+        if restrictions.no_symlinks
+            && (name.starts_with(b"/proc/self") || name.starts_with(b"/proc/thread-self"))
+        {
+            return Err(Errno::ELOOP);
+        }
+        if resolve & RESOLVE_NO_MAGICLINKS != 0 && name.starts_with(b"/proc/self/fd/") {
+            return Err(Errno::ELOOP);
+        }
+        return open_path(context, dir_fd, path, flags, mode);
+    }
+    crate::files::open_at_restricted(context, dir_fd, &name, flags, mode, restrictions)
 }
 
 /// Implements readlink(2).

@@ -13,6 +13,7 @@ pub mod errno;
 pub mod files;
 pub mod fs;
 pub mod futex;
+pub mod locks;
 pub mod mm;
 pub mod names;
 pub mod pipe;

@@ -109,7 +109,7 @@ syscall_table! {
     60 exit(status: i32) => thread::exit, Supported;
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
-    72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ; record locks: the process's own never conflict (F_GETLK finds none), OFD locks kept the same way");
+    72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ; record locks (F_GETLK/SETLK/SETLKW and the F_OFD_ ones): POSIX locks are the process's, OFD locks their open file description's, and they conflict as on Linux; POSIX locks go when any fd of the file closes");
     73 flock(fd: Fd, operation: i32) => files::flock, Partial("files of the tree; pipes and the console: EINVAL");
     74 fsync(fd: Fd) => files::fsync, Partial("tmpfs: nothing to make durable; durable files come with disk images");
     75 fdatasync(fd: Fd) => files::fdatasync, Partial("as fsync");
@@ -217,6 +217,7 @@ syscall_table! {
     334 rseq(area: UserAddr, length: u32, flags: i32, signature: u32) => process::rseq, Unimplemented("ENOSYS: glibc and the Go runtime then run without restartable sequences, as on kernels before 4.18");
     435 clone3(args: UserAddr, size: usize) => thread::clone3, Partial("threads, as clone; set_tid and CLONE_INTO_CGROUP are EINVAL");
     436 close_range(first: u32, last: u32, flags: u32) => fs::close_range, Supported;
+    437 openat2(dir_fd: Fd, path: UserPath, how: UserAddr, size: usize) => fs::openat2, Partial("as openat, strict about flags; RESOLVE_NO_XDEV, NO_SYMLINKS, BENEATH, IN_ROOT and NO_MAGICLINKS (the /proc/self/fd links); RESOLVE_CACHED opens as usual (every path is cached) but refuses O_CREAT, O_TRUNC and O_TMPFILE with EAGAIN");
     439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
 }
 
