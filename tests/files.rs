@@ -1,5 +1,6 @@
-//! Files (issue 4, first part): the file tree a program starts with (tmpfs at `/`, `/tmp` and
-//! `/dev/shm`; the `/dev` nodes) and the file syscalls on it, against native Linux.
+//! Files and images (issue 4): the file tree a program starts with (tmpfs at `/`, `/tmp` and
+//! `/dev/shm`; the `/dev` nodes), the file syscalls on it and on ext4 volumes against native
+//! Linux, volumes and images that persist, crash, fill up and are built by `pith build`.
 
 use pith_tests::*;
 use std::process::Command;
@@ -12,6 +13,24 @@ fn files_directories_and_links_behave_as_on_linux() {
         &[],
         None,
     );
+}
+
+/// The same checks on an ext4 volume (the working directory is on it): the format under the
+/// VFS changes nothing a program sees. The volume is clean afterwards.
+#[test]
+fn files_on_an_ext4_volume_behave_as_on_linux() {
+    let image = std::env::temp_dir().join(format!("pith-files-ext4-{}.img", std::process::id()));
+    let _ = std::fs::remove_file(&image);
+    let volume = format!("{}:/data", image.display());
+    assert_checks_pass_as_on_linux(
+        "files",
+        &[Toolchain::GlibcStatic],
+        &["--volume", &volume, "-w", "/data"],
+        None,
+    );
+    let fsck = check_volume(&image);
+    let _ = std::fs::remove_file(&image);
+    assert_eq!(fsck, Ok(()));
 }
 
 /// openat2: the struct and flag checks and every RESOLVE_* restriction, as Linux gives them.
@@ -466,4 +485,53 @@ fn a_full_volume_says_enospc_and_recovers_after_deletes() {
         outcome.stdout
     );
     assert_eq!(fsck, Ok(()));
+}
+
+/// A volume file cut short (truncated) is refused, naming both sizes: by the kernel before the
+/// program runs, and by `pith image fsck` on the host.
+#[test]
+fn a_truncated_volume_is_refused_by_the_kernel_and_by_pith_image() {
+    let image = std::env::temp_dir().join(format!("pith-cut-{}.img", std::process::id()));
+    let _ = std::fs::remove_file(&image);
+    let volume = format!("{}:/data", image.display());
+    let program = compile("volume", Toolchain::GlibcStatic);
+    let made = pith_run(
+        &["--volume", &volume, "--volume-size", "64M"],
+        &program,
+        &["write"],
+        &[],
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&image)
+        .and_then(|file| file.set_len(20 << 20))
+        .unwrap();
+    let booted = pith_run(&["--volume", &volume], &program, &[], &[]);
+    let fsck = Command::new(pith_binary())
+        .args(["image", "fsck"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&image);
+    assert_eq!(made.status, 0, "{}", made.stderr);
+    assert_eq!(
+        (booted.status, booted.stdout.as_str()),
+        (126, ""),
+        "{}",
+        booted.stderr
+    );
+    assert!(
+        booted
+            .stderr
+            .contains("is cut short: its filesystem is 65536 KiB, the disk 20480 KiB"),
+        "{}",
+        booted.stderr
+    );
+    let fsck_stderr = String::from_utf8_lossy(&fsck.stderr);
+    assert_eq!(fsck.status.code(), Some(125), "{fsck_stderr}");
+    assert!(
+        fsck_stderr
+            .contains("cut short: the ext4 volume in it is 65536 KiB but the file is 20480 KiB"),
+        "{fsck_stderr}"
+    );
 }

@@ -393,7 +393,8 @@ pub struct ImageProgram {
 
 /// Reads an image's program record and the program itself (without writing the image).
 pub fn read_image_program(image: &Path) -> anyhow::Result<ImageProgram> {
-    let disk = FileDisk::open_read_only(image)?;
+    let mut disk = FileDisk::open_read_only(image)?;
+    crate::volume::refuse_if_cut_short(&mut disk, image)?;
     let volume = Ext4Fs::mount(disk, now).map_err(|(_, reason)| {
         anyhow::anyhow!(
             "--image {}: not a usable ext4 image: {reason}",

@@ -36,7 +36,8 @@ pub enum ImageCommand {
 }
 
 fn open(image: &Path) -> anyhow::Result<Vfs> {
-    let disk = FileDisk::open_read_only(image)?;
+    let mut disk = FileDisk::open_read_only(image)?;
+    crate::volume::refuse_if_cut_short(&mut disk, image)?;
     // A read-write mount over the in-memory overlay: the journal replays there, the file is
     // never written.
     let volume = Ext4Fs::mount(disk, now).map_err(|(_, reason)| {

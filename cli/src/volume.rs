@@ -151,3 +151,17 @@ pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Refuses a volume file shorter than the ext4 volume its superblock declares (cut short by
+/// `truncate` or a partial copy), naming both sizes.
+pub fn refuse_if_cut_short(disk: &mut FileDisk, path: &Path) -> anyhow::Result<()> {
+    match pith_fs::ext4::cut_short(disk) {
+        Some((declared, actual)) => anyhow::bail!(
+            "{}: cut short: the ext4 volume in it is {} KiB but the file is {} KiB (truncated, or copied in part?)",
+            path.display(),
+            declared >> 10,
+            actual >> 10
+        ),
+        None => Ok(()),
+    }
+}

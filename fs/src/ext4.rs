@@ -103,6 +103,41 @@ pub fn format<D: Disk>(disk: D, clock: ClockFn) -> Result<D, Error> {
         .map_err(error)
 }
 
+/// A volume cut short: the size its ext4 superblock declares and the size the disk has, when
+/// the disk is smaller (an image file truncated, or copied in part). rsext4 refuses such a
+/// volume with "superblock geometry is invalid"; this names what is wrong. None for a disk
+/// without an ext4 superblock, or one that holds all of its volume.
+pub fn cut_short<D: Disk>(disk: &mut D) -> Option<(u64, u64)> {
+    let mut superblock = [0u8; 1024];
+    disk.read(1024, &mut superblock).ok()?;
+    let u32_at = |at: usize| {
+        u32::from_le_bytes([
+            superblock[at],
+            superblock[at + 1],
+            superblock[at + 2],
+            superblock[at + 3],
+        ])
+    };
+    // s_magic at 0x38; s_log_block_size at 0x18; s_blocks_count_lo at 0x4, _hi at 0x150 with
+    // the 64bit feature (INCOMPAT_64BIT, 0x80, in s_feature_incompat at 0x60).
+    if u16::from_le_bytes([superblock[0x38], superblock[0x39]]) != 0xef53 {
+        return None;
+    }
+    let log_block_size = u32_at(0x18);
+    if log_block_size > 6 {
+        return None;
+    }
+    let high = if u32_at(0x60) & 0x80 != 0 {
+        u64::from(u32_at(0x150))
+    } else {
+        0
+    };
+    let blocks = (high << 32) | u64::from(u32_at(0x4));
+    let declared = blocks.checked_mul(1024u64 << log_block_size)?;
+    let actual = disk.size();
+    (declared > actual).then_some((declared, actual))
+}
+
 type Mounted<D> = Ext4<Device<D>, MountedServices<(), NoopObserver, ()>>;
 
 /// A mounted ext4 volume.
@@ -1341,6 +1376,17 @@ mod tests {
             refused > 0,
             "some damage must be refused (the truncated images at least)"
         );
+    }
+
+    #[test]
+    fn a_volume_cut_short_is_named_so() {
+        let disk = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let mut disk = format(disk, clock).unwrap();
+        assert_eq!(cut_short(&mut disk), None, "whole");
+        disk.0.lock().unwrap().truncate(20 << 20);
+        assert_eq!(cut_short(&mut disk), Some((32 << 20, 20 << 20)));
+        let mut empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 1 << 20])));
+        assert_eq!(cut_short(&mut empty), None, "no ext4 at all");
     }
 
     #[test]

@@ -316,6 +316,13 @@ fn open_volume(path: &str) -> Volume {
     // The caches take at most 3/16 of RAM: blocks (metadata, and data not in the page cache)
     // a sixteenth, file pages an eighth.
     let ram_bytes = ram_pages * PAGE_SIZE;
+    if let Some((declared, actual)) = pith_fs::ext4::cut_short(&mut crate::virtio_blk::VirtioDisk) {
+        fail(format_args!(
+            "the volume for {path} is cut short: its filesystem is {} KiB, the disk {} KiB (a truncated image?)",
+            declared >> 10,
+            actual >> 10
+        ));
+    }
     let disk = pith_fs::ext4::CachedDisk::new(crate::virtio_blk::VirtioDisk, ram_bytes / 16);
     match pith_fs::ext4::Ext4Fs::mount(disk, wall_clock) {
         Ok(volume) => volume.with_page_cache(ram_bytes / 8),
