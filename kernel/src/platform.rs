@@ -2,6 +2,7 @@
 
 use crate::cmdline::LaunchParameters;
 use crate::hostlink::{self, RecordKind};
+use crate::memory::PAGE_SIZE;
 use crate::paging::{self, MapError};
 use core::fmt;
 use pith_syscalls::platform::{ConsoleStream, LogLevel, MachineClock, Protection, WakeOn};
@@ -33,6 +34,18 @@ fn check_user_range(address: u64, len: usize, write: bool) -> Result<(), Errno> 
     }
 }
 
+/// Calls `piece(address, offset, length)` for each part of [address, address + len) within
+/// one page: `offset` is its distance from `address`.
+fn for_each_page_piece(address: u64, len: usize, mut piece: impl FnMut(u64, usize, usize)) {
+    let mut offset = 0;
+    while offset < len {
+        let at = address + offset as u64;
+        let length = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - offset);
+        piece(at, offset, length);
+        offset += length;
+    }
+}
+
 fn map_error(error: MapError) -> Errno {
     match error {
         MapError::OutOfMemory => Errno::ENOMEM,
@@ -56,6 +69,42 @@ impl Platform for KernelPlatform {
         // SAFETY: the whole range is mapped, writable app memory, checked as in read_user.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), address as *mut u8, data.len()) };
         Ok(())
+    }
+
+    fn peek_mapping(&self, address: u64, buffer: &mut [u8]) -> bool {
+        let mut all = true;
+        for_each_page_piece(address, buffer.len(), |at, offset, length| {
+            match crate::paging::physical_address(at) {
+                // SAFETY: the frame is the app's page (owned by its area, which the one thread
+                // inside this syscall keeps), read through the direct map.
+                Some(phys) => unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        crate::memory::phys_to_virt(phys).as_ptr::<u8>(),
+                        buffer[offset..].as_mut_ptr(),
+                        length,
+                    )
+                },
+                None => all = false,
+            }
+        });
+        all
+    }
+
+    fn poke_mapping(&mut self, address: u64, data: &[u8]) {
+        for_each_page_piece(address, data.len(), |at, offset, length| {
+            if let Some(phys) = crate::paging::physical_address(at) {
+                // SAFETY: as in peek_mapping; the write goes through the direct map, so the
+                // page's own protection (a read-only mapping) does not apply, as Linux's page
+                // cache writes reach read-only mappings.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        data[offset..].as_ptr(),
+                        crate::memory::phys_to_virt(phys).as_mut_ptr::<u8>(),
+                        length,
+                    )
+                }
+            }
+        });
     }
 
     fn console_write(&mut self, stream: ConsoleStream, data: &[u8]) {

@@ -610,6 +610,7 @@ pub fn read_node(
     }
     let outcome = read_node_into(context, node, metadata.kind, offset, &mut chunk[..length])
         .and_then(|got| {
+            crate::mm::read_through_mappings(context, node, offset, &mut chunk[..got]);
             context.platform.write_user(buffer.0, &chunk[..got])?;
             Ok(got)
         });
@@ -738,11 +739,13 @@ pub fn write_node_data(
     let written = if metadata.kind == FileType::BlockDevice {
         disk_write(context, offset, data)?
     } else {
-        context
+        let written = context
             .process
             .vfs
             .fs_mut(node.mount)?
-            .write(node.ino, offset, data, now)?
+            .write(node.ino, offset, data, now)?;
+        crate::mm::write_through_mappings(context, node, offset, &data[..written]);
+        written
     };
     if at.is_none() {
         context
@@ -1171,6 +1174,7 @@ pub fn fsync(context: &mut Context, fd: Fd) -> Result<(), Errno> {
             if metadata.kind == FileType::BlockDevice {
                 return context.platform.disk_flush();
             }
+            crate::mm::write_back_file(context, node);
             Ok(context
                 .process
                 .vfs

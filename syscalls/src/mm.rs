@@ -999,6 +999,88 @@ fn write_back(context: &mut Context, start: u64, end: u64) {
     }
 }
 
+/// The shared mappings of `node`: (start, end, file offset at start) of each area.
+fn shared_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
+    let memory = &context.process.memory;
+    if !memory.files.values().any(|mapped| mapped.node == node) {
+        return Vec::new();
+    }
+    memory
+        .vmas
+        .values()
+        .filter_map(|vma| match vma.kind {
+            VmaKind::File {
+                file_offset,
+                file,
+                shared: true,
+            } if memory.files.get(&file).map(|mapped| mapped.node) == Some(node) => {
+                Some((vma.start, vma.end, file_offset))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// For each shared mapping of `node` that holds part of the file range [offset, offset +
+/// length): the mapping's address of that part, and where it lies in the range.
+fn overlaps(
+    mappings: &[(u64, u64, u64)],
+    offset: u64,
+    length: usize,
+) -> Vec<(u64, core::ops::Range<usize>)> {
+    let end = offset + length as u64;
+    mappings
+        .iter()
+        .filter_map(|&(start, stop, file_offset)| {
+            let file_end = file_offset + (stop - start);
+            let (from, to) = (offset.max(file_offset), end.min(file_end));
+            (from < to).then(|| {
+                (
+                    start + (from - file_offset),
+                    (from - offset) as usize..(to - offset) as usize,
+                )
+            })
+        })
+        .collect()
+}
+
+/// read(2) of `node`'s bytes at `offset`: where a shared mapping holds part of them, the
+/// mapping's bytes are the file's (stores there reach the file only at msync, munmap or
+/// fsync, but a read sees them at once, as Linux's shared page cache gives).
+pub fn read_through_mappings(
+    context: &Context,
+    node: pith_fs::vfs::Node,
+    offset: u64,
+    bytes: &mut [u8],
+) {
+    let mappings = shared_mappings_of(context, node);
+    for (address, range) in overlaps(&mappings, offset, bytes.len()) {
+        context.platform.peek_mapping(address, &mut bytes[range]);
+    }
+}
+
+/// write(2) of `data` to `node` at `offset`: its shared mappings show the new bytes at once,
+/// even read-only ones.
+pub fn write_through_mappings(
+    context: &mut Context,
+    node: pith_fs::vfs::Node,
+    offset: u64,
+    data: &[u8],
+) {
+    let mappings = shared_mappings_of(context, node);
+    for (address, range) in overlaps(&mappings, offset, data.len()) {
+        context.platform.poke_mapping(address, &data[range]);
+    }
+}
+
+/// fsync(2) of `node`: its shared mappings are written back first, as Linux's fsync writes
+/// the file's dirty mapped pages.
+pub fn write_back_file(context: &mut Context, node: pith_fs::vfs::Node) {
+    for (start, end, _) in shared_mappings_of(context, node) {
+        write_back(context, start, end);
+    }
+}
+
 /// msync's flags (include/uapi/asm-generic/mman-common.h).
 const MS_ASYNC: i32 = 1;
 const MS_INVALIDATE: i32 = 2;

@@ -76,6 +76,17 @@ pub trait Platform {
     /// Copies `data` into app memory at `address`: EFAULT unless every byte is mapped and
     /// writable app memory.
     fn write_user(&mut self, address: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Reads the app's pages at `address` whatever their protection, as the kernel reads a
+    /// shared file mapping's pages: only pages that have a frame; false where one has none
+    /// (that part of `buffer` is left as it is).
+    fn peek_mapping(&self, address: u64, buffer: &mut [u8]) -> bool {
+        self.read_user(address, buffer).is_ok()
+    }
+    /// Writes the app's pages at `address` whatever their protection (a write(2) to a file
+    /// reaching its shared mapping); pages without a frame are skipped.
+    fn poke_mapping(&mut self, address: u64, data: &[u8]) {
+        let _ = self.write_user(address, data);
+    }
 
     fn console_write(&mut self, stream: ConsoleStream, data: &[u8]);
     /// Reads console input: at least one byte, or 0 at end of input. Blocks for it, or with

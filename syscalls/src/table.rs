@@ -74,7 +74,7 @@ syscall_table! {
     6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Supported;
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
-    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree copied in at mmap (MAP_PRIVATE as Linux, MAP_SHARED written back at msync and munmap, not coherent with read/write meanwhile); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
+    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree copied in at mmap (MAP_PRIVATE as Linux, MAP_SHARED coherent with read/write and written back at msync, munmap and fsync; two shared mappings of one file are separate copies); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
     11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
     12 brk(address: UserAddr) => mm::brk, Supported;

@@ -305,6 +305,18 @@ int main(void) {
     check("msync writes a shared mapping back", msync(shared_map, 8192, MS_SYNC) == 0 &&
                                                     pread(mapped, buffer, 6, 100) == 6 &&
                                                     memcmp(buffer, "SHARED", 6) == 0);
+    /* Coherence, as Linux's one page cache gives: a store is read back by pread at once, a
+     * pwrite is seen in the mapping at once (a read-only mapping too, as LMDB relies on). */
+    memcpy(shared_map + 300, "STORE", 5);
+    check("pread sees a store to a shared mapping at once",
+          pread(mapped, buffer, 5, 300) == 5 && memcmp(buffer, "STORE", 5) == 0);
+    char *reader = mmap(NULL, 8192, PROT_READ, MAP_SHARED, mapped, 0);
+    check("a shared mapping sees pwrite at once",
+          pwrite(mapped, "WRITE", 5, 4200) == 5 && memcmp(shared_map + 4200, "WRITE", 5) == 0 &&
+              reader != MAP_FAILED && memcmp(reader + 4200, "WRITE", 5) == 0);
+    munmap(reader, 8192);
+    memcpy(shared_map + 400, "FSYNC", 5);
+    check("fsync writes a shared mapping back", fsync(mapped) == 0);
     memcpy(shared_map + 200, "UNMAP", 5);
     check("and so does munmap", munmap(shared_map, 8192) == 0 &&
                                     pread(mapped, buffer, 5, 200) == 5 &&
