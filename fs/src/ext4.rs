@@ -755,15 +755,36 @@ impl<D: Disk> CachedDisk<D> {
             block.0.copy_from_slice(bytes);
             return;
         }
-        if self.blocks.len() >= self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.blocks.remove(&oldest);
+        // At capacity, the oldest block's buffer is taken over (no free and allocation).
+        // `order` may name blocks already dropped (`forget`): those are skipped.
+        let mut reused = None;
+        while self.blocks.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    if let Some(block) = self.blocks.remove(&oldest) {
+                        reused = Some(block);
+                    }
+                }
+                None => break,
             }
         }
-        let mut block = alloc::boxed::Box::new(CachedBlock([0; BLOCK as usize]));
+        let mut block =
+            reused.unwrap_or_else(|| alloc::boxed::Box::new(CachedBlock([0; BLOCK as usize])));
         block.0.copy_from_slice(bytes);
         self.blocks.insert(index, block);
         self.order.push_back(index);
+    }
+
+    /// Drops the blocks [first, last) from the cache; their names stay in `order` until
+    /// they come to its front, or until the forgotten outnumber the kept.
+    fn forget(&mut self, first: u64, last: u64) {
+        for block in first..last {
+            self.blocks.remove(&block);
+        }
+        if self.order.len() > 2 * self.capacity {
+            let blocks = &self.blocks;
+            self.order.retain(|block| blocks.contains_key(block));
+        }
     }
 }
 
@@ -814,13 +835,11 @@ impl<D: Disk> Disk for CachedDisk<D> {
                 self.remember(offset / BLOCK + index as u64, bytes);
             }
         } else {
-            // An unaligned write: drop what it touches rather than patch it.
+            // An unaligned write (the superblock, at 1024): drop what it touches rather than
+            // patch it.
             let first = offset / BLOCK;
             let last = (offset + data.len() as u64).div_ceil(BLOCK);
-            for block in first..last {
-                self.blocks.remove(&block);
-            }
-            self.order.retain(|block| self.blocks.contains_key(block));
+            self.forget(first, last);
         }
         Ok(())
     }
