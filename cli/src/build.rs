@@ -13,7 +13,7 @@ use pith_fs::{Creation, NewNode};
 use std::ffi::OsString;
 
 use crate::args::{EnvVar, MemorySize, PathMapping};
-use crate::image::{collect_tree, path_in_vm, TreeEntry};
+use crate::image::{collect_tree, path_in_vm, program_path_in_vm, TreeEntry};
 use crate::manifest::{merged_env, read_manifest, Manifest};
 use crate::volume::{now, FileDisk};
 
@@ -53,6 +53,8 @@ pub struct BuildArgs {
 /// What the image will run, with the manifest and the options put together.
 struct Plan {
     program: crate::program::Program,
+    /// Where the program goes in the image.
+    program_path: Vec<u8>,
     args: Vec<String>,
     env: Vec<EnvVar>,
     files: Vec<PathMapping>,
@@ -93,12 +95,19 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         words.remove(0);
     }
     let program = crate::program::read_program(program_path.as_os_str())?;
+    // A program the manifest names goes to /NAME; one named here, at its own absolute path.
+    let inside = if manifest.program.is_some() {
+        path_in_vm(&program.file_name)
+    } else {
+        program_path_in_vm(program_path.as_os_str(), &program.file_name)
+    };
     let mut files = manifest.files;
     files.extend_from_slice(&args.files);
     let mut dirs = manifest.dirs;
     dirs.extend_from_slice(&args.dirs);
     Ok(Plan {
         program,
+        program_path: inside,
         args: if words.is_empty() {
             manifest.args
         } else {
@@ -296,7 +305,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
             anyhow::bail!("--workdir {workdir}: it must be an absolute path inside the VM");
         }
     }
-    let program_path = path_in_vm(&plan.program.file_name);
+    let program_path = plan.program_path.clone();
     let record = program_record(&plan, &program_path)?;
     let tree = collect_tree(&plan.files, &plan.dirs)?;
     crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;

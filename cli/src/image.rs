@@ -16,6 +16,8 @@ pub const IMAGE_FILE_NAME: &str = "image.pith";
 #[derive(Debug)]
 pub struct ImageContents<'a> {
     pub program: &'a Program,
+    /// Where the program is inside the VM (`program_path_in_vm`).
+    pub program_path: &'a [u8],
     /// argv[0]: the program as the user typed it, as a shell passes it.
     pub argv0: &'a OsStr,
     /// argv[1..].
@@ -140,9 +142,38 @@ pub fn path_in_vm(file_name: &OsStr) -> Vec<u8> {
     path
 }
 
+/// Where a program the user named as `typed` goes inside the VM: at its own path when that
+/// is absolute (`pith run /usr/bin/redis-server` puts it at /usr/bin/redis-server, so that
+/// argv[0] and /proc/self/exe name a file that is there), else at `/` and its file name (a
+/// relative path means nothing inside). A path through `..`, or into /proc, /sys or /dev
+/// (the VM's own), also goes to `/NAME`.
+pub fn program_path_in_vm(typed: &OsStr, file_name: &OsStr) -> Vec<u8> {
+    use std::path::Component;
+    let path = Path::new(typed);
+    if !path.is_absolute() {
+        return path_in_vm(file_name);
+    }
+    let mut inside = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => {
+                inside.push(b'/');
+                inside.extend_from_slice(name.as_encoded_bytes());
+            }
+            Component::ParentDir | Component::Prefix(_) => return path_in_vm(file_name),
+        }
+    }
+    let own = [&b"/proc/"[..], b"/sys/", b"/dev/"];
+    if inside.is_empty() || own.iter().any(|prefix| inside.starts_with(prefix)) {
+        return path_in_vm(file_name);
+    }
+    inside
+}
+
 /// Builds the image bytes with the loader's builder, so the format lives in one place.
 pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
-    let program_path = path_in_vm(&contents.program.file_name);
+    let program_path = contents.program_path.to_vec();
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
     let tree = collect_tree(contents.files, contents.dirs)?;
     // The initrd is built in memory whole: the files' bytes are read first.
@@ -215,6 +246,7 @@ mod tests {
         };
         let image = build_image(&ImageContents {
             program: &program,
+            program_path: b"/hello",
             argv0: OsStr::new("./bin/hello"),
             args: &["-v".into(), "b c".into(), "".into()],
             env: &[
@@ -240,6 +272,20 @@ mod tests {
             [&b"./bin/hello"[..], b"-v", b"b c", b""]
         );
         assert_eq!(image.env().collect::<Vec<_>>(), [&b"A=1"[..], b"EMPTY="]);
+    }
+
+    #[test]
+    fn a_program_named_by_an_absolute_path_keeps_it_inside() {
+        let at = |typed: &str| {
+            String::from_utf8(program_path_in_vm(OsStr::new(typed), OsStr::new("prog"))).unwrap()
+        };
+        assert_eq!(at("/usr/bin/prog"), "/usr/bin/prog");
+        assert_eq!(at("/usr//bin/./prog"), "/usr/bin/prog");
+        assert_eq!(at("./prog"), "/prog");
+        assert_eq!(at("bin/prog"), "/prog");
+        assert_eq!(at("/opt/../bin/prog"), "/prog");
+        assert_eq!(at("/proc/self/prog"), "/prog");
+        assert_eq!(at("/dev/prog"), "/prog");
     }
 
     #[test]

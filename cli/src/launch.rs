@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 
 use crate::args::{EnvVar, PathMapping, RunArgs};
-use crate::image::path_in_vm;
+use crate::image::{path_in_vm, program_path_in_vm};
 use crate::manifest::{merged_env, read_manifest};
 use crate::program::{program_from_bytes, read_program, Program};
 
@@ -15,6 +15,8 @@ use crate::program::{program_from_bytes, read_program, Program};
 #[derive(Debug)]
 pub struct Launch {
     pub program: Program,
+    /// Where the program is inside the VM.
+    pub program_path: Vec<u8>,
     pub argv0: OsString,
     /// argv[1..].
     pub args: Vec<OsString>,
@@ -34,6 +36,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
         let argv0 = OsString::from(String::from_utf8_lossy(&recorded.path).into_owned());
         return Ok(Launch {
             program,
+            program_path: recorded.path,
             argv0,
             args: arguments(args.image_args(), &recorded.args),
             env: merged_env(&recorded.env, &args.env),
@@ -50,23 +53,23 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
             ..Default::default()
         },
     };
-    let (program, argv0, words) = match &manifest.program {
-        // The manifest names the program: every word is an argument.
+    let (program, program_path, argv0, words) = match &manifest.program {
+        // The manifest names the program (a path relative to it): at /NAME, and every word
+        // is an argument.
         Some(path) => {
             let program = read_program(path.as_os_str())?;
-            let argv0 = OsString::from(
-                String::from_utf8_lossy(&path_in_vm(&program.file_name)).into_owned(),
-            );
-            (program, argv0, args.image_args())
+            let inside = path_in_vm(&program.file_name);
+            let argv0 = OsString::from(String::from_utf8_lossy(&inside).into_owned());
+            (program, inside, argv0, args.image_args())
         }
         None if !args.has_command() => anyhow::bail!(
             "no program to run: name one after the options, or as `program = \"...\"` in the manifest"
         ),
-        None => (
-            read_program(args.program())?,
-            args.program().to_owned(),
-            args.program_args(),
-        ),
+        None => {
+            let program = read_program(args.program())?;
+            let inside = program_path_in_vm(args.program(), &program.file_name);
+            (program, inside, args.program().to_owned(), args.program_args())
+        }
     };
     let mut files = manifest.files;
     files.extend_from_slice(&args.files);
@@ -74,6 +77,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
     dirs.extend_from_slice(&args.dirs);
     Ok(Launch {
         program,
+        program_path,
         argv0,
         args: arguments(words, &manifest.args),
         env: merged_env(&manifest.env, &args.env),

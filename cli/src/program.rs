@@ -12,7 +12,8 @@ use pith_loader::elf::{plan, ElfError};
 pub struct Program {
     /// The ELF file's bytes.
     pub bytes: Vec<u8>,
-    /// The file's name, without its directories: the program is `/<name>` inside the VM.
+    /// The file's name, without its directories (`/<name>` is where a program named by a
+    /// relative path goes inside the VM: `image::program_path_in_vm`).
     pub file_name: OsString,
 }
 

@@ -95,6 +95,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
 
     let image = build_image(&ImageContents {
         program: &launch.program,
+        program_path: &launch.program_path,
         argv0: &launch.argv0,
         args: &launch.args,
         env: &launch.env,
