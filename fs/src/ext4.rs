@@ -1175,24 +1175,41 @@ mod tests {
             .output()
             .is_ok();
         // Every cut mounts; every fortieth is checked in full.
-        let mut failures = Vec::new();
         let full_check_every = (log.len() / 40).max(1);
-        for cut in 0..=log.len() {
-            if cut % full_check_every != 0 {
-                let mut data = base.clone();
-                for (offset, bytes) in log[..cut].iter().flatten() {
-                    data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
-                }
-                if Ext4Fs::mount(MemoryDisk(Arc::new(Mutex::new(data))), clock).is_err() {
+        let cuts: Vec<(usize, bool)> = (0..=log.len())
+            .map(|cut| (cut, cut % full_check_every == 0))
+            .collect();
+        check_cuts(&base, &log, &checkpoints, &cuts, e2fsck);
+    }
+
+    /// Applies the recorded `log` to `base` cut by cut (in increasing order) and checks each
+    /// cut listed: it mounts (the journal replays), and if `full`, every file synced and not
+    /// touched since reads back exactly, the volume unmounts, and e2fsck (if there) is clean.
+    /// After each sync: the log's length then, and the files (name, bytes) that must be there.
+    type SyncPoints = [(usize, Vec<(Vec<u8>, Vec<u8>)>)];
+
+    fn check_cuts(
+        base: &[u8],
+        log: &[Option<(u64, Vec<u8>)>],
+        checkpoints: &SyncPoints,
+        cuts: &[(usize, bool)],
+        e2fsck: bool,
+    ) {
+        let mut data = base.to_vec();
+        let mut applied = 0;
+        let mut failures = Vec::new();
+        for &(cut, full) in cuts {
+            for (offset, bytes) in log[applied..cut].iter().flatten() {
+                data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            applied = cut;
+            if !full {
+                if Ext4Fs::mount(MemoryDisk(Arc::new(Mutex::new(data.clone()))), clock).is_err() {
                     failures.push(cut);
                 }
                 continue;
             }
-            let mut data = base.clone();
-            for (offset, bytes) in log[..cut].iter().flatten() {
-                data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
-            }
-            let image = MemoryDisk(Arc::new(Mutex::new(data)));
+            let image = MemoryDisk(Arc::new(Mutex::new(data.clone())));
             let mut fs = Ext4Fs::mount(image.clone(), clock)
                 .unwrap_or_else(|e| panic!("cut at {cut}: mount failed: {:?}", e.1));
             // The last sync that completed before the cut.
@@ -1244,6 +1261,63 @@ mod tests {
             "cuts that do not mount: {failures:?} of {}",
             log.len()
         );
+    }
+
+    /// Hundreds of synced creates, enough to fill the journal past two thirds several times,
+    /// so that it is checkpointed (home blocks written, FLUSH, the journal superblock moved
+    /// on: the path vendor/rsext4 changes). Cuts around every seventh flush, and 25
+    /// more in full, are checked as above.
+    #[test]
+    fn synced_files_survive_cuts_across_journal_checkpoints() {
+        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
+        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
+            data: base.clone(),
+            log: Vec::new(),
+        })));
+        type Files = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut checkpoints: Vec<(usize, Files)> = Vec::new();
+        {
+            let mut fs = Ext4Fs::mount(disk.clone(), clock).map_err(|e| e.0).unwrap();
+            let root = fs.root();
+            let dir = fs.create(root, b"d", NewNode::Directory, CREATE).unwrap();
+            let mut live: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for step in 0..1200u64 {
+                let name = alloc::format!("f{step}").into_bytes();
+                let ino = fs.create(dir, &name, NewNode::Regular, CREATE).unwrap();
+                let bytes = alloc::vec![step as u8; 1024];
+                fs.write(ino, 0, &bytes, CREATE.now).unwrap();
+                live.insert(name, bytes);
+                fs.sync(Some(ino)).unwrap();
+                let written = disk.0.lock().unwrap().log.len();
+                checkpoints.push((written, live.clone().into_iter().collect()));
+            }
+            fs.shutdown().unwrap();
+        }
+        let log = disk.0.lock().unwrap().log.clone();
+        let writes = log.iter().filter(|entry| entry.is_some()).count();
+        // 4,096 journal blocks on this volume, a checkpoint when two thirds are used: more
+        // than twice the journal's size in writes means several checkpoints.
+        assert!(writes > 2 * 4096, "the workload wrote {writes} blocks");
+        let flushes: Vec<usize> = (0..log.len()).filter(|&at| log[at].is_none()).collect();
+        let mut cuts: Vec<(usize, bool)> = Vec::new();
+        // Around every seventh flush after the journal first filled (7: prime to the two
+        // flushes per synced create, so commits and checkpoints both come up): mounts.
+        for &flush in flushes.iter().skip(flushes.len() / 4).step_by(7) {
+            for cut in flush.saturating_sub(1)..=(flush + 1).min(log.len()) {
+                cuts.push((cut, false));
+            }
+        }
+        let full_every = (log.len() / 25).max(1);
+        cuts.extend((0..=log.len()).step_by(full_every).map(|cut| (cut, true)));
+        cuts.push((log.len(), true));
+        cuts.sort();
+        cuts.dedup_by_key(|cut| cut.0);
+        let e2fsck = std::process::Command::new("e2fsck")
+            .arg("-V")
+            .output()
+            .is_ok();
+        check_cuts(&base, &log, &checkpoints, &cuts, e2fsck);
     }
 
     #[test]
