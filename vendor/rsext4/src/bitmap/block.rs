@@ -18,6 +18,11 @@ impl<'a> BlockBitmap<'a> {
     }
 
     /// Returns whether the block is allocated.
+    /// Pith: byte `index` of the bitmap (eight blocks), for scans that skip full bytes.
+    pub fn byte(&self, index: usize) -> Option<u8> {
+        self.data.get(index).copied()
+    }
+
     pub fn is_allocated(&self, block_idx: u32) -> Option<bool> {
         if block_idx >= self.blocks_per_group {
             return None;
