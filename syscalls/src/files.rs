@@ -1250,14 +1250,25 @@ pub fn shutdown(context: &mut Context) {
     }
 }
 
-/// Implements sync(2) and syncfs(2).
+/// Implements sync(2): every filesystem, and the shared file mappings first.
 pub fn sync(context: &mut Context) -> Result<(), Errno> {
+    crate::mm::write_back_all(context);
     let mut mount = 0;
     while let Ok(fs) = context.process.vfs.fs_mut(mount) {
         fs.sync(None)?;
         mount += 1;
     }
     Ok(())
+}
+
+/// Implements syncfs(2): the filesystem `fd` is on (a pipe's or the console's has nothing to
+/// write: 0, as Linux's pipefs).
+pub fn syncfs(context: &mut Context, fd: Fd) -> Result<(), Errno> {
+    let FileKind::Node(node) = context.process.files.get(fd)?.kind else {
+        return Ok(());
+    };
+    crate::mm::write_back_all(context);
+    Ok(context.process.vfs.fs_mut(node.mount)?.sync(None)?)
 }
 
 /// Whether a path names something in the tree (for access(2)): its metadata, and whether
@@ -1455,6 +1466,17 @@ pub fn utimensat(
         };
         (decode(pair[0])?, decode(pair[1])?)
     };
+    set_times(context, node, accessed, modified)
+}
+
+/// Sets a node's access and modification times (None: left as they are).
+fn set_times(
+    context: &mut Context,
+    node: Node,
+    accessed: Option<Timestamp>,
+    modified: Option<Timestamp>,
+) -> Result<(), Errno> {
+    let now = now(context);
     let changes = Changes {
         accessed,
         modified,
@@ -1466,6 +1488,64 @@ pub fn utimensat(
         .fs_mut(node.mount)?
         .set_attributes(node.ino, changes, now)?;
     Ok(())
+}
+
+/// Implements futimesat(2): utimensat's older form, with `struct timeval` (microseconds)
+/// and no flags; a NULL path means `dir_fd` itself (glibc's futimes).
+pub fn futimesat(
+    context: &mut Context,
+    dir_fd: Fd,
+    path: UserAddr,
+    times: UserAddr,
+) -> Result<(), Errno> {
+    let node = if path.is_null() {
+        match context.process.files.get(dir_fd)?.kind {
+            FileKind::Node(node) => node,
+            _ => return Err(Errno::EINVAL),
+        }
+    } else {
+        let name = read_path(context, UserPath(path.0))?;
+        resolve_at(context, dir_fd, &name, true)?
+    };
+    let now = now(context);
+    if times.is_null() {
+        return set_times(context, node, Some(now), Some(now));
+    }
+    // Two struct timeval: tv_sec, tv_usec.
+    let pair: [i64; 4] = context.read_struct(times.0)?;
+    let decode = |seconds: i64, microseconds: i64| -> Result<Timestamp, Errno> {
+        if !(0..1_000_000).contains(&microseconds) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Timestamp {
+            seconds,
+            nanoseconds: microseconds as u32 * 1000,
+        })
+    };
+    let accessed = decode(pair[0], pair[1])?;
+    let modified = decode(pair[2], pair[3])?;
+    set_times(context, node, Some(accessed), Some(modified))
+}
+
+/// Implements utimes(2).
+pub fn utimes(context: &mut Context, path: UserPath, times: UserAddr) -> Result<(), Errno> {
+    futimesat(context, Fd(AT_FDCWD), UserAddr(path.0), times)
+}
+
+/// Implements utime(2): `struct utimbuf` (actime, modtime: whole seconds), or NULL for now.
+pub fn utime(context: &mut Context, path: UserPath, times: UserAddr) -> Result<(), Errno> {
+    let name = read_path(context, path)?;
+    let node = resolve_at(context, Fd(AT_FDCWD), &name, true)?;
+    let now = now(context);
+    if times.is_null() {
+        return set_times(context, node, Some(now), Some(now));
+    }
+    let [accessed, modified]: [i64; 2] = context.read_struct(times.0)?;
+    let at = |seconds| Timestamp {
+        seconds,
+        nanoseconds: 0,
+    };
+    set_times(context, node, Some(at(accessed)), Some(at(modified)))
 }
 
 /// Implements fchownat(2) (as root: any owner).

@@ -1081,6 +1081,11 @@ pub fn write_back_file(context: &mut Context, node: pith_fs::vfs::Node) {
     }
 }
 
+/// sync(2) and syncfs(2): every shared file mapping is written back first.
+pub fn write_back_all(context: &mut Context) {
+    write_back(context, 0, u64::MAX);
+}
+
 /// msync's flags (include/uapi/asm-generic/mman-common.h).
 const MS_ASYNC: i32 = 1;
 const MS_INVALIDATE: i32 = 2;

@@ -151,6 +151,7 @@ syscall_table! {
     128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
     130 rt_sigsuspend(set: UserAddr, set_size: usize) => signal::rt_sigsuspend, Supported;
     131 sigaltstack(stack: UserAddr, old_stack: UserAddr) => signal::sigaltstack, Supported;
+    132 utime(path: UserPath, times: UserAddr) => files::utime, Supported;
     137 statfs(path: UserPath, buffer: UserAddr) => files::statfs, Supported;
     138 fstatfs(fd: Fd, buffer: UserAddr) => files::fstatfs, Partial("files of the tree; pipes and the console: ENOSYS");
     140 getpriority(which: i32, who: i32) => sched::getpriority, Partial("recorded and read back as Linux would; once for the whole process; the scheduler is round-robin with one priority, so they change nothing yet");
@@ -183,9 +184,11 @@ syscall_table! {
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
+    235 utimes(path: UserPath, times: UserAddr) => files::utimes, Supported;
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("as open");
     258 mkdirat(dir_fd: Fd, path: UserPath, mode: u32) => files::mkdirat, Supported;
     260 fchownat(dir_fd: Fd, path: UserPath, uid: u32, gid: u32, flags: i32) => files::fchownat, Supported;
+    261 futimesat(dir_fd: Fd, path: UserAddr, times: UserAddr) => files::futimesat, Supported;
     262 newfstatat(dir_fd: Fd, path: UserPath, stat: UserAddr, flags: i32) => fs::newfstatat, Supported;
     263 unlinkat(dir_fd: Fd, path: UserPath, flags: i32) => files::unlinkat, Supported;
     264 renameat(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath) => files::renameat, Supported;
@@ -207,6 +210,7 @@ syscall_table! {
     295 preadv(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::preadv, Supported;
     296 pwritev(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::pwritev, Supported;
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
+    306 syncfs(fd: Fd) => files::syncfs, Supported;
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;

@@ -15,6 +15,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <sys/syscall.h>
@@ -230,6 +231,30 @@ int main(void) {
                                            info.st_atime == 1000000000 &&
                                            info.st_mtime == 1200000000 &&
                                            info.st_mtim.tv_nsec == 7);
+    /* The older forms, by their raw syscalls (musl routes utimes through utimensat). */
+    struct timeval micro[2] = {{1100000000, 250}, {1300000000, 999999}};
+    check("utimes takes microseconds", syscall(SYS_utimes, "sparse", micro) == 0 &&
+                                           stat("sparse", &info) == 0 &&
+                                           info.st_atime == 1100000000 &&
+                                           info.st_atim.tv_nsec == 250000 &&
+                                           info.st_mtim.tv_nsec == 999999000);
+    struct timeval bad[2] = {{0, 1000000}, {0, 0}};
+    check("utimes with tv_usec of a million: EINVAL",
+          syscall(SYS_utimes, "sparse", bad) == -1 && errno == EINVAL);
+    int timed = open("sparse", O_RDONLY);
+    check("futimesat with a NULL path is the fd's file (futimes)",
+          syscall(SYS_futimesat, timed, NULL, micro) == 0 && fstat(timed, &info) == 0 &&
+              info.st_mtime == 1300000000);
+    long utim[2] = {1400000000, 1500000000};
+    check("utime takes whole seconds", syscall(SYS_utime, "sparse", utim) == 0 &&
+                                           stat("sparse", &info) == 0 &&
+                                           info.st_atime == 1400000000 &&
+                                           info.st_mtime == 1500000000 &&
+                                           info.st_mtim.tv_nsec == 0);
+    check("syncfs", syncfs(timed) == 0);
+    check("syncfs on a bad fd: EBADF", syncfs(-1) == -1 && errno == EBADF);
+    close(timed);
+    check("utimensat again", utimensat(AT_FDCWD, "sparse", times, 0) == 0);
     check("chown", chown("sparse", 1234, 5678) == 0 && stat("sparse", &info) == 0 &&
                        info.st_uid == 1234 && info.st_gid == 5678);
     struct statx_result extended;
