@@ -72,8 +72,10 @@ int main(void) {
     for (int offset = 0; offset < 16 << 20; offset += 4096) block[offset] = 1;
     free((void *)block);
     getrusage(RUSAGE_SELF, &usage);
-    check("16 MiB touched raise ru_maxrss by 12 MiB or more, and it stays after free",
-          usage.ru_maxrss - peak_before >= 12 * 1024);
+    /* Not "raised by 16 MiB": Linux carries the peak across execve, so a program forked from a
+     * large test harness may start with a peak above what it touches here. */
+    check("16 MiB touched: ru_maxrss covers them, and it stays after free",
+          usage.ru_maxrss >= 16 * 1024 && usage.ru_maxrss >= peak_before);
     check("RUSAGE_THREAD", getrusage(RUSAGE_THREAD, &usage) == 0);
     check("RUSAGE_CHILDREN: no children, no time",
           getrusage(RUSAGE_CHILDREN, &usage) == 0 && usage.ru_utime.tv_sec == 0 &&

@@ -207,8 +207,10 @@ int main(void) {
 
     /* Process group and session (under Pith the program leads both: ids equal its pid). */
     check("getpgrp is getpgid(0) and getpgid(getpid())",
-          getpgrp() > 0 && getpgrp() == getpgid(0) && getpgid(getpid()) == getpgrp());
-    check("getsid(0) is getsid(getpid())", getsid(0) > 0 && getsid(0) == getsid(getpid()));
+          getpgrp() >= 0 && getpgrp() == getpgid(0) && getpgid(getpid()) == getpgrp());
+    /* 0 is a valid answer on Linux: a session led from outside the caller's pid namespace,
+     * as under a CI runner's sandbox. */
+    check("getsid(0) is getsid(getpid())", getsid(0) >= 0 && getsid(0) == getsid(getpid()));
     check("getpgid of no such process: ESRCH", getpgid(999999) == -1 && errno == ESRCH);
     check("setpgid to a negative group: EINVAL", setpgid(0, -1) == -1 && errno == EINVAL);
     return failures;
