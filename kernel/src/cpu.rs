@@ -168,3 +168,19 @@ pub fn identity(tsc_khz: u64) -> pith_syscalls::platform::CpuIdentity {
         flags,
     }
 }
+
+/// Whether the CPU is QEMU's TCG emulator: its hypervisor CPUID leaf (0x4000_0000, present
+/// when CPUID.1:ECX bit 31 says a hypervisor runs) signs "TCGTCGTCGTCG". Instructions that an
+/// emulator runs through a helper call per instruction (CRC32) are then slower than plain
+/// code.
+pub fn emulated() -> bool {
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 31) == 0 {
+        return false;
+    }
+    let leaf = core::arch::x86_64::__cpuid(0x4000_0000);
+    let mut signature = [0u8; 12];
+    signature[..4].copy_from_slice(&leaf.ebx.to_le_bytes());
+    signature[4..8].copy_from_slice(&leaf.ecx.to_le_bytes());
+    signature[8..].copy_from_slice(&leaf.edx.to_le_bytes());
+    &signature == b"TCGTCGTCGTCG"
+}

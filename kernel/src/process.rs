@@ -323,6 +323,10 @@ fn open_volume(path: &str) -> Volume {
             actual >> 10
         ));
     }
+    if crate::cpu::emulated() {
+        // ext4's metadata checksums: 4.4x faster in plain code than with TCG's CRC32.
+        pith_fs::ext4::prefer_software_checksums();
+    }
     let disk = pith_fs::ext4::CachedDisk::new(crate::virtio_blk::VirtioDisk, ram_bytes / 16);
     match pith_fs::ext4::Ext4Fs::mount(disk, wall_clock) {
         Ok(volume) => volume.with_page_cache(ram_bytes / 8),

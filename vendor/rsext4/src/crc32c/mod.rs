@@ -1,6 +1,9 @@
 pub mod arm64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
+// Pith: the switch to the software path, for kernels running under an emulator.
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::prefer_software_crc32c;
 
 #[allow(clippy::module_inception)]
 pub mod crc32c;

@@ -24,6 +24,15 @@ pub(crate) fn is_hardware_crc32_supported() -> bool {
     supported
 }
 
+/// Pith: makes CRC32C use the table-driven software path even where the CPU has SSE4.2.
+/// Under QEMU's TCG the `crc32` instruction is emulated through a helper call per
+/// instruction: 22 us per 4 KiB block against 5 us for slicing-by-8 (measured in a Pith
+/// guest), so a kernel that knows it runs under an emulator calls this once at boot.
+pub fn prefer_software_crc32c() {
+    CRC32_HW_SUPPORTED.store(false, Ordering::Relaxed);
+    CRC32_HW_CHECKED.store(true, Ordering::Release);
+}
+
 #[inline]
 fn has_hardware_crc32() -> bool {
     // CPUID is part of the x86_64 architectural baseline. Leaf 1 only reads
