@@ -313,20 +313,16 @@ impl<B: BlockIo> Jbd2Dev<B> {
                 return Some(update);
             }
         }
-        for transaction in system.checkpoint_transactions.iter().rev() {
-            if transaction.revoked_blocks.contains(&block_id) {
-                revoked = true;
-            }
-            if !revoked
-                && let Some(update) = transaction
-                    .updates
-                    .iter()
-                    .find(|queued| queued.0 == block_id)
-            {
-                return Some(update);
-            }
+        // Pith: only the newest committed transaction naming the block decides (a revoke
+        // there hides every older image); `newest_checkpoint_naming` finds it without a scan.
+        let transaction = system.newest_checkpoint_naming(block_id)?;
+        if revoked || transaction.revoked_blocks.contains(&block_id) {
+            return None;
         }
-        None
+        transaction
+            .updates
+            .iter()
+            .find(|queued| queued.0 == block_id)
     }
 
     fn running_transaction_credits(
@@ -403,6 +399,7 @@ impl<B: BlockIo> Jbd2Dev<B> {
             },
             committing_transaction: None,
             checkpoint_transactions: Vec::new(),
+            checkpoint_blocks: Default::default(),
             used_log_records: 0,
         }
     }

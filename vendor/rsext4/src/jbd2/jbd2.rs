@@ -1004,14 +1004,13 @@ impl JBD2DEVSYSTEM {
         }
         self.sequence = transaction.sequence.wrapping_add(1);
 
-        self.checkpoint_transactions
-            .push(Jbd2CheckpointTransaction {
-                sequence: transaction.sequence,
-                log_start: transaction.log_start,
-                log_records: required_log_records,
-                updates: transaction.updates,
-                revoked_blocks: transaction.revoked_blocks,
-            });
+        self.push_checkpoint_transaction(Jbd2CheckpointTransaction {
+            sequence: transaction.sequence,
+            log_start: transaction.log_start,
+            log_records: required_log_records,
+            updates: transaction.updates,
+            revoked_blocks: transaction.revoked_blocks,
+        });
 
         Ok(true)
     }
@@ -1083,7 +1082,7 @@ impl JBD2DEVSYSTEM {
             return Err(error);
         }
 
-        self.checkpoint_transactions.drain(..completed_transactions);
+        self.drain_checkpoint_transactions(completed_transactions);
         self.used_log_records = remaining_records;
 
         Ok(true)
@@ -2097,6 +2096,7 @@ mod tests {
             },
             committing_transaction: None,
             checkpoint_transactions: Vec::new(),
+            checkpoint_blocks: Default::default(),
             used_log_records: 0,
         }
     }

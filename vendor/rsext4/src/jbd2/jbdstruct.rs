@@ -140,7 +140,74 @@ pub struct JBD2DEVSYSTEM {
     pub(crate) running_transaction: Jbd2RunningTransaction,
     pub(crate) committing_transaction: Option<Jbd2CommittingTransaction>,
     pub(crate) checkpoint_transactions: Vec<Jbd2CheckpointTransaction>,
+    /// Pith: for each block that `checkpoint_transactions` name (in an update or a revoke),
+    /// the sequence of the newest that does and how many do; kept by
+    /// `push_checkpoint_transaction` and `drain_checkpoint_transactions`. The newest decides
+    /// what a read sees, so a read looks at that one transaction instead of scanning all of
+    /// them (with a batched checkpoint, hundreds): that scan was a tenth of the CPU time of
+    /// a create+fsync.
+    pub(crate) checkpoint_blocks: alloc::collections::BTreeMap<AbsoluteBN, (u32, u32)>,
     pub(crate) used_log_records: usize,
+}
+
+impl JBD2DEVSYSTEM {
+    /// Pith: the newest committed, not yet checkpointed transaction that names `block`, if
+    /// any.
+    pub(crate) fn newest_checkpoint_naming(
+        &self,
+        block: AbsoluteBN,
+    ) -> Option<&Jbd2CheckpointTransaction> {
+        let (sequence, _) = *self.checkpoint_blocks.get(&block)?;
+        let first = self.checkpoint_transactions.first()?.sequence;
+        let found = self
+            .checkpoint_transactions
+            .get(sequence.wrapping_sub(first) as usize)
+            .filter(|transaction| transaction.sequence == sequence);
+        // Committed transactions have consecutive sequences; if not, the old scan decides.
+        found.or_else(|| {
+            self.checkpoint_transactions
+                .iter()
+                .rev()
+                .find(|transaction| {
+                    transaction.revoked_blocks.contains(&block)
+                        || transaction.updates.iter().any(|update| update.0 == block)
+                })
+        })
+    }
+
+    /// Pith: appends a committed transaction, indexing the blocks it names.
+    pub(crate) fn push_checkpoint_transaction(&mut self, transaction: Jbd2CheckpointTransaction) {
+        let named = transaction
+            .updates
+            .iter()
+            .map(|update| update.0)
+            .chain(transaction.revoked_blocks.iter().copied());
+        for block in named {
+            let entry = self.checkpoint_blocks.entry(block).or_insert((0, 0));
+            *entry = (transaction.sequence, entry.1 + 1);
+        }
+        self.checkpoint_transactions.push(transaction);
+    }
+
+    /// Pith: removes the oldest `count` committed transactions (checkpointed), and them
+    /// from the index.
+    pub(crate) fn drain_checkpoint_transactions(&mut self, count: usize) {
+        for transaction in self.checkpoint_transactions.drain(..count) {
+            let named = transaction
+                .updates
+                .iter()
+                .map(|update| update.0)
+                .chain(transaction.revoked_blocks.iter().copied());
+            for block in named {
+                if let Some(entry) = self.checkpoint_blocks.get_mut(&block) {
+                    entry.1 -= 1;
+                    if entry.1 == 0 {
+                        self.checkpoint_blocks.remove(&block);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[repr(C)]
