@@ -19,8 +19,9 @@ impl<'a> BlockBitmap<'a> {
 
     /// Returns whether the block is allocated.
     /// Pith: byte `index` of the bitmap (eight blocks), for scans that skip full bytes.
-    pub fn byte(&self, index: usize) -> Option<u8> {
-        self.data.get(index).copied()
+    /// Pith: the bitmap's bytes, for word-at-a-time searches.
+    pub fn bytes(&self) -> &[u8] {
+        self.data
     }
 
     pub fn is_allocated(&self, block_idx: u32) -> Option<bool> {

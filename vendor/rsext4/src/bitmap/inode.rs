@@ -9,6 +9,11 @@ pub struct InodeBitmap<'a> {
 }
 
 impl<'a> InodeBitmap<'a> {
+    /// Pith: the bitmap's bytes, for word-at-a-time searches.
+    pub fn bytes(&self) -> &[u8] {
+        self.data
+    }
+
     /// Creates a new inode bitmap view.
     pub fn new(data: &'a mut [u8], inodes_per_group: u32) -> Self {
         Self {

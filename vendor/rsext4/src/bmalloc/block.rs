@@ -137,18 +137,20 @@ impl BlockAllocator {
         let mut consecutive = 0u32;
         let mut start_idx = 0u32;
 
-        // Pith: whole bytes of allocated blocks are skipped at once (between runs, the only
-        // place a run can start), instead of testing their eight bits one by one: the same
-        // first fit, without a bit-by-bit walk over the full start of a filling group.
+        // Pith: between runs (the only place a run can start) the next free block is found
+        // by a word-skipping search, instead of testing the full start of a filling group
+        // bit by bit: the same first fit.
         let mut block_idx = 0u32;
         while block_idx < self.blocks_per_group {
-            if consecutive == 0
-                && block_idx % 8 == 0
-                && block_idx + 8 <= self.blocks_per_group
-                && bitmap.byte((block_idx / 8) as usize) == Some(0xff)
-            {
-                block_idx += 8;
-                continue;
+            if consecutive == 0 {
+                match crate::bitmap::bitmap_utils::next_clear_bit(
+                    bitmap.bytes(),
+                    block_idx,
+                    self.blocks_per_group,
+                ) {
+                    Some(free) => block_idx = free,
+                    None => break,
+                }
             }
             let this = block_idx;
             block_idx += 1;
@@ -211,7 +213,9 @@ mod tests {
             }
             let count = 1 + (round % 20) as u32;
             let bitmap = BlockBitmap::new(&mut data, 1020);
-            let fast = allocator.find_contiguous_free_blocks(&bitmap, count).unwrap();
+            let fast = allocator
+                .find_contiguous_free_blocks(&bitmap, count)
+                .unwrap();
             let mut slow = None;
             let mut run = 0;
             for block in 0..1020u32 {

@@ -96,12 +96,12 @@ impl InodeAllocator {
             0
         };
 
-        for inode_idx in start_idx..self.inodes_per_group {
-            if bitmap.is_allocated(inode_idx) == Some(false) {
-                return Ok(Some(inode_idx));
-            }
-        }
-        Ok(None)
+        // Pith: a word-skipping search instead of a bit-by-bit one (the same first fit).
+        Ok(crate::bitmap::bitmap_utils::next_clear_bit(
+            bitmap.bytes(),
+            start_idx,
+            self.inodes_per_group,
+        ))
     }
 
     /// Convert a group-local inode index into an absolute inode number.
