@@ -1,6 +1,6 @@
 //! Bitmap cache helpers.
 
-use alloc::{collections::BTreeMap, sync::Arc, vec::Vec};
+use alloc::{sync::Arc, vec::Vec};
 
 use crate::{
     BITMAP_CACHE_MAX,
@@ -81,16 +81,34 @@ impl CachedBitmap {
 /// its own sleepable lock around that owner.
 #[derive(Clone)]
 pub struct BitmapCache {
-    cache: BTreeMap<CacheKey, CachedBitmap>,
+    cache: super::undo_map::UndoMap<CacheKey, CachedBitmap>,
     max_entries: usize,
     access_counter: u64,
 }
 
 impl BitmapCache {
+    /// Pith: opens a transaction on the cache (see `super::undo_map`); what it returns
+    /// goes back to `rollback_transaction` if the transaction fails.
+    pub(crate) fn begin_transaction(&mut self) -> u64 {
+        self.cache.begin();
+        self.access_counter
+    }
+
+    /// Pith: keeps what the innermost transaction did.
+    pub(crate) fn commit_transaction(&mut self) {
+        self.cache.commit();
+    }
+
+    /// Pith: undoes what the innermost transaction did.
+    pub(crate) fn rollback_transaction(&mut self, mark: u64) {
+        self.cache.rollback();
+        self.access_counter = mark;
+    }
+
     /// Creates a bitmap cache.
     pub fn new(max_entries: usize) -> Self {
         Self {
-            cache: BTreeMap::new(),
+            cache: super::undo_map::UndoMap::new(),
             max_entries,
             access_counter: 0,
         }

@@ -1,6 +1,6 @@
 //! Data block cache helpers.
 
-use alloc::{collections::BTreeMap, sync::Arc, vec::Vec};
+use alloc::{sync::Arc, vec::Vec};
 
 use crate::{blockdev::*, bmalloc::AbsoluteBN, config::USE_MULTILEVEL_CACHE, error::*};
 
@@ -58,7 +58,7 @@ impl CachedBlock {
 /// through an exclusive borrow.
 #[derive(Clone)]
 pub struct DataBlockCache {
-    cache: BTreeMap<BlockCacheKey, CachedBlock>,
+    cache: super::undo_map::UndoMap<BlockCacheKey, CachedBlock>,
     /// Unique block numbers ordered from least to most recently used.
     lru_order: Vec<AbsoluteBN>,
     max_entries: usize,
@@ -67,10 +67,28 @@ pub struct DataBlockCache {
 }
 
 impl DataBlockCache {
+    /// Pith: opens a transaction on the cache (see `super::undo_map`); what it returns
+    /// goes back to `rollback_transaction` if the transaction fails.
+    pub(crate) fn begin_transaction(&mut self) -> (u64, Vec<AbsoluteBN>) {
+        self.cache.begin();
+        (self.access_counter, self.lru_order.clone())
+    }
+
+    /// Pith: keeps what the innermost transaction did.
+    pub(crate) fn commit_transaction(&mut self) {
+        self.cache.commit();
+    }
+
+    /// Pith: undoes what the innermost transaction did.
+    pub(crate) fn rollback_transaction(&mut self, mark: (u64, Vec<AbsoluteBN>)) {
+        self.cache.rollback();
+        (self.access_counter, self.lru_order) = mark;
+    }
+
     /// Creates a data block cache.
     pub fn new(max_entries: usize, block_size: usize) -> Self {
         Self {
-            cache: BTreeMap::new(),
+            cache: super::undo_map::UndoMap::new(),
             lru_order: Vec::with_capacity(max_entries),
             max_entries,
             access_counter: 0,

@@ -1,6 +1,6 @@
 //! Inode table cache helpers.
 
-use alloc::{collections::BTreeMap, sync::Arc, vec::Vec};
+use alloc::{sync::Arc, vec::Vec};
 
 use crate::{
     blockdev::*,
@@ -70,16 +70,34 @@ pub struct InodeHandle {
 /// Inode cache owned exclusively by one mounted filesystem.
 #[derive(Clone)]
 pub struct InodeCache {
-    cache: BTreeMap<InodeCacheKey, CachedInode>,
+    cache: super::undo_map::UndoMap<InodeCacheKey, CachedInode>,
     max_entries: usize,
     access_counter: u64,
     inode_size: usize,
 }
 
 impl InodeCache {
+    /// Pith: opens a transaction on the cache (see `super::undo_map`); what it returns
+    /// goes back to `rollback_transaction` if the transaction fails.
+    pub(crate) fn begin_transaction(&mut self) -> u64 {
+        self.cache.begin();
+        self.access_counter
+    }
+
+    /// Pith: keeps what the innermost transaction did.
+    pub(crate) fn commit_transaction(&mut self) {
+        self.cache.commit();
+    }
+
+    /// Pith: undoes what the innermost transaction did.
+    pub(crate) fn rollback_transaction(&mut self, mark: u64) {
+        self.cache.rollback();
+        self.access_counter = mark;
+    }
+
     pub fn new(max_entries: usize, inode_size: usize) -> Self {
         Self {
-            cache: BTreeMap::new(),
+            cache: super::undo_map::UndoMap::new(),
             max_entries,
             access_counter: 0,
             inode_size,

@@ -3,6 +3,7 @@
 pub mod bitmap;
 pub mod data_block;
 pub mod inode_table;
+pub mod undo_map;
 
 pub use bitmap::{BitmapCache, BitmapType};
 pub use data_block::{DataBlockCache, DataBlockCacheStats};

@@ -44,26 +44,29 @@ pub struct Ext4FileSystem {
 /// snapshotted because a metadata transition may invalidate blocks after it
 /// detaches their mappings; abort must restore the old cache visibility.
 /// Operations that change payload bytes still need an ordered-data owner.
+///
+/// Pith: the three caches are not cloned (hundreds of entries, every step) but
+/// opened as transactions that record what they change (`cache::undo_map`).
 struct MetadataTransactionSnapshot {
     superblock: Ext4Superblock,
     superblock_dirty: bool,
     group_descs: Vec<Ext4GroupDesc>,
     dirty_group_descs: Vec<bool>,
-    bitmap_cache: BitmapCache,
-    inodetable_cache: InodeCache,
-    datablock_cache: DataBlockCache,
+    bitmap_cache: u64,
+    inodetable_cache: u64,
+    datablock_cache: (u64, Vec<AbsoluteBN>),
 }
 
 impl MetadataTransactionSnapshot {
-    fn capture(filesystem: &Ext4FileSystem) -> Self {
+    fn capture(filesystem: &mut Ext4FileSystem) -> Self {
         Self {
             superblock: filesystem.superblock,
             superblock_dirty: filesystem.superblock_dirty,
             group_descs: filesystem.group_descs.clone(),
             dirty_group_descs: filesystem.dirty_group_descs.clone(),
-            bitmap_cache: filesystem.bitmap_cache.clone(),
-            inodetable_cache: filesystem.inodetable_cache.clone(),
-            datablock_cache: filesystem.datablock_cache.clone(),
+            bitmap_cache: filesystem.bitmap_cache.begin_transaction(),
+            inodetable_cache: filesystem.inodetable_cache.begin_transaction(),
+            datablock_cache: filesystem.datablock_cache.begin_transaction(),
         }
     }
 
@@ -72,9 +75,21 @@ impl MetadataTransactionSnapshot {
         filesystem.superblock_dirty = self.superblock_dirty;
         filesystem.group_descs = self.group_descs;
         filesystem.dirty_group_descs = self.dirty_group_descs;
-        filesystem.bitmap_cache = self.bitmap_cache;
-        filesystem.inodetable_cache = self.inodetable_cache;
-        filesystem.datablock_cache = self.datablock_cache;
+        filesystem
+            .bitmap_cache
+            .rollback_transaction(self.bitmap_cache);
+        filesystem
+            .inodetable_cache
+            .rollback_transaction(self.inodetable_cache);
+        filesystem
+            .datablock_cache
+            .rollback_transaction(self.datablock_cache);
+    }
+
+    fn keep(filesystem: &mut Ext4FileSystem) {
+        filesystem.bitmap_cache.commit_transaction();
+        filesystem.inodetable_cache.commit_transaction();
+        filesystem.datablock_cache.commit_transaction();
     }
 }
 
@@ -105,6 +120,8 @@ impl Ext4FileSystem {
             .with_transaction_credits(credits.into(), |block_dev| operation(self, block_dev));
         if result.is_err() {
             snapshot.restore(self);
+        } else {
+            MetadataTransactionSnapshot::keep(self);
         }
         result
     }
@@ -127,6 +144,8 @@ impl Ext4FileSystem {
             block_dev.restart_transaction(credits.into(), |block_dev| operation(self, block_dev));
         if result.is_err() {
             snapshot.restore(self);
+        } else {
+            MetadataTransactionSnapshot::keep(self);
         }
         result
     }
