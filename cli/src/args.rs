@@ -27,6 +27,17 @@ pub enum Command {
     /// Write a bootable ext4 image: PROGRAM at /NAME, the --file/--dir entries; boot it with
     /// `pith run --image IMAGE [ARGS]`.
     Build(crate::build::BuildArgs),
+    /// List what a dynamically linked PROGRAM needs and why: its interpreter and each library
+    /// (which DT_NEEDED of which object, found where), searched as glibc's ld.so searches,
+    /// without running it.
+    Deps(DepsArgs),
+}
+
+/// The options of `pith deps`.
+#[derive(Debug, Args)]
+pub struct DepsArgs {
+    /// The program (an x86_64 ELF).
+    pub program: std::path::PathBuf,
 }
 
 /// The options of `pith run`.
@@ -309,7 +320,7 @@ mod tests {
         argv.extend_from_slice(words);
         Cli::try_parse_from(argv).and_then(|cli| match cli.command {
             Command::Run(run) => Ok(run),
-            Command::Image(_) | Command::Build(_) => {
+            Command::Image(_) | Command::Build(_) | Command::Deps(_) => {
                 Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))
             }
         })

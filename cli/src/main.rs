@@ -23,6 +23,20 @@ fn main() -> ExitCode {
                 ExitCode::from(PITH_FAILED)
             }
         },
+        Command::Deps(args) => {
+            match pith_cli::deps::resolve(&args.program, &pith_cli::deps::SearchConfig::default()) {
+                Ok(dependencies) => {
+                    for line in pith_cli::deps::describe(&dependencies) {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("pith: error: {error}");
+                    ExitCode::from(PITH_FAILED)
+                }
+            }
+        }
         Command::Image(command) => match pith_cli::inspect::run(&command) {
             Ok(status) => ExitCode::from(status),
             Err(error) => {

@@ -1,0 +1,491 @@
+//! What a dynamically linked program needs, found without running it: its interpreter
+//! (PT_INTERP), then each DT_NEEDED library of each object, searched as glibc's ld.so searches
+//! (elf/dl-load.c `_dl_map_object`): DT_RPATH of the object and of the objects that loaded it
+//! (where they have no DT_RUNPATH), DT_RUNPATH of the object, the host's ld.so.cache, then the
+//! system directories. `ops` runs the program with LD_TRACE_LOADED_OBJECTS to learn this; we
+//! do not execute what we package. LD_LIBRARY_PATH is not read: the host's environment is
+//! not the VM's.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use goblin::elf::header::EM_X86_64;
+use goblin::elf::Elf;
+
+use crate::ldcache::LdCache;
+
+/// Debian's x86_64 system directories, in ld.so's order (`ld.so --help`).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+];
+
+/// Where the host's tables live; tests point them elsewhere.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    pub ld_cache: PathBuf,
+    pub system_dirs: Vec<PathBuf>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            ld_cache: PathBuf::from("/etc/ld.so.cache"),
+            system_dirs: SYSTEM_DIRS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// How a dependency was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The program itself.
+    Program,
+    /// The PT_INTERP of `by`.
+    Interpreter,
+    /// DT_NEEDED `name` of `by`, through `how`.
+    Needed { name: String, how: Search },
+}
+
+/// Which of ld.so's search steps found a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// The name has a '/': it is a path.
+    Path,
+    Rpath,
+    Runpath,
+    LdCache,
+    SystemDir,
+}
+
+impl fmt::Display for Search {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Search::Path => "a path",
+            Search::Rpath => "DT_RPATH",
+            Search::Runpath => "DT_RUNPATH",
+            Search::LdCache => "ld.so.cache",
+            Search::SystemDir => "a system directory",
+        })
+    }
+}
+
+/// One object the program needs: the path ld.so would open, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub path: PathBuf,
+    pub found: Found,
+    /// The object that asked for it (none for the program).
+    pub by: Option<PathBuf>,
+}
+
+/// Why the dependencies cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ELF file: {reason}")]
+    NotElf { path: String, reason: String },
+    #[error("{path} is not an x86_64 ELF (e_machine {machine}, {bits}-bit)")]
+    WrongMachine {
+        path: String,
+        machine: u16,
+        bits: u8,
+    },
+    #[error("{name}, needed by {by}, is in none of the places ld.so would look ({searched})")]
+    NotFound {
+        name: String,
+        by: String,
+        searched: String,
+    },
+}
+
+/// What one object says about linking.
+struct Object {
+    interpreter: Option<String>,
+    needed: Vec<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    soname: Option<String>,
+}
+
+fn read_object(path: &Path) -> Result<Object, DepsError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| DepsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let elf = Elf::parse(&bytes).map_err(|error| DepsError::NotElf {
+        path: shown.clone(),
+        reason: error.to_string(),
+    })?;
+    if elf.header.e_machine != EM_X86_64 || !elf.is_64 {
+        return Err(DepsError::WrongMachine {
+            path: shown,
+            machine: elf.header.e_machine,
+            bits: if elf.is_64 { 64 } else { 32 },
+        });
+    }
+    let split = |entries: &[&str]| -> Vec<String> {
+        entries
+            .iter()
+            .flat_map(|entry| entry.split(':'))
+            .filter(|dir| !dir.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let runpath = split(&elf.runpaths);
+    // ld.so ignores DT_RPATH when DT_RUNPATH is there (elf/get-dynamic-info.h).
+    let rpath = if runpath.is_empty() {
+        split(&elf.rpaths)
+    } else {
+        Vec::new()
+    };
+    Ok(Object {
+        interpreter: elf.interpreter.map(str::to_string),
+        needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
+        rpath,
+        runpath,
+        soname: elf.soname.map(str::to_string),
+    })
+}
+
+/// Expands ld.so's dynamic string tokens in a search directory of the object at `origin_of`:
+/// $ORIGIN (the object's directory), $LIB and $PLATFORM (Debian x86_64's values).
+fn expand(dir: &str, origin_of: &Path) -> String {
+    let origin = origin_of
+        .parent()
+        .map(|parent| parent.display().to_string())
+        .unwrap_or_else(|| ".".to_string());
+    dir.replace("${ORIGIN}", &origin)
+        .replace("$ORIGIN", &origin)
+        .replace("${LIB}", "lib/x86_64-linux-gnu")
+        .replace("$LIB", "lib/x86_64-linux-gnu")
+        .replace("${PLATFORM}", "x86_64")
+        .replace("$PLATFORM", "x86_64")
+}
+
+/// Whether `path` is an x86_64 ELF ld.so would accept (it skips other machines and classes
+/// and goes on searching).
+fn usable(path: &Path) -> bool {
+    path.is_file() && read_object(path).is_ok()
+}
+
+/// The program at `program`, its interpreter and every library it needs, in the order
+/// ld.so loads them (breadth first), each once.
+pub fn resolve(program: &Path, config: &SearchConfig) -> Result<Vec<Dependency>, DepsError> {
+    let cache = LdCache::read(&config.ld_cache);
+    let main = read_object(program)?;
+    let mut out = vec![Dependency {
+        path: program.to_path_buf(),
+        found: Found::Program,
+        by: None,
+    }];
+    let mut seen_paths: HashSet<PathBuf> = HashSet::new();
+    let mut seen_names: HashSet<String> = HashSet::new();
+    seen_paths.insert(program.to_path_buf());
+    if let Some(interpreter) = &main.interpreter {
+        let path = PathBuf::from(interpreter);
+        if !path.is_file() {
+            return Err(DepsError::NotFound {
+                name: interpreter.clone(),
+                by: program.display().to_string(),
+                searched: "its PT_INTERP path".to_string(),
+            });
+        }
+        if let Some(name) = path.file_name().and_then(|name| name.to_str()) {
+            seen_names.insert(name.to_string());
+        }
+        if let Some(soname) = read_object(&path).ok().and_then(|object| object.soname) {
+            seen_names.insert(soname);
+        }
+        seen_paths.insert(path.clone());
+        out.push(Dependency {
+            path,
+            found: Found::Interpreter,
+            by: Some(program.to_path_buf()),
+        });
+    }
+    // Each queued object with the chain of objects that loaded it (for DT_RPATH).
+    let mut queue: VecDeque<(PathBuf, Object, Vec<Vec<String>>)> = VecDeque::new();
+    let main_rpaths = vec![main
+        .rpath
+        .iter()
+        .map(|dir| expand(dir, program))
+        .collect::<Vec<_>>()];
+    queue.push_back((program.to_path_buf(), main, main_rpaths));
+    while let Some((path, object, loader_rpaths)) = queue.pop_front() {
+        for name in &object.needed {
+            if seen_names.contains(name) {
+                continue;
+            }
+            let (found, how) = find_library(name, &path, &object, &loader_rpaths, &cache, config)?;
+            seen_names.insert(name.clone());
+            if !seen_paths.insert(found.clone()) {
+                continue;
+            }
+            let library = read_object(&found)?;
+            if let Some(soname) = &library.soname {
+                seen_names.insert(soname.clone());
+            }
+            let mut rpaths = loader_rpaths.clone();
+            rpaths.insert(
+                0,
+                library
+                    .rpath
+                    .iter()
+                    .map(|dir| expand(dir, &found))
+                    .collect(),
+            );
+            out.push(Dependency {
+                path: found.clone(),
+                found: Found::Needed {
+                    name: name.clone(),
+                    how,
+                },
+                by: Some(path.clone()),
+            });
+            queue.push_back((found, library, rpaths));
+        }
+    }
+    Ok(out)
+}
+
+/// ld.so's search for DT_NEEDED `name` of the object at `by`.
+fn find_library(
+    name: &str,
+    by: &Path,
+    object: &Object,
+    loader_rpaths: &[Vec<String>],
+    cache: &LdCache,
+    config: &SearchConfig,
+) -> Result<(PathBuf, Search), DepsError> {
+    if name.contains('/') {
+        let path = PathBuf::from(expand(name, by));
+        if usable(&path) {
+            return Ok((path, Search::Path));
+        }
+        return Err(DepsError::NotFound {
+            name: name.to_string(),
+            by: by.display().to_string(),
+            searched: "the path it names".to_string(),
+        });
+    }
+    let mut searched = Vec::new();
+    let try_dirs = |dirs: &[String], how: Search, searched: &mut Vec<String>| {
+        for dir in dirs {
+            let candidate = Path::new(dir).join(name);
+            searched.push(dir.clone());
+            if usable(&candidate) {
+                return Some((candidate, how));
+            }
+        }
+        None
+    };
+    // DT_RPATH of this object and the objects that loaded it, when it has no DT_RUNPATH.
+    if object.runpath.is_empty() {
+        for dirs in loader_rpaths {
+            if let Some(found) = try_dirs(dirs, Search::Rpath, &mut searched) {
+                return Ok(found);
+            }
+        }
+    }
+    let runpath: Vec<String> = object.runpath.iter().map(|dir| expand(dir, by)).collect();
+    if let Some(found) = try_dirs(&runpath, Search::Runpath, &mut searched) {
+        return Ok(found);
+    }
+    if let Some(path) = cache.lookup(name).filter(|path| usable(path)) {
+        return Ok((path.to_path_buf(), Search::LdCache));
+    }
+    searched.push(config.ld_cache.display().to_string());
+    let system: Vec<String> = config
+        .system_dirs
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect();
+    if let Some(found) = try_dirs(&system, Search::SystemDir, &mut searched) {
+        return Ok(found);
+    }
+    Err(DepsError::NotFound {
+        name: name.to_string(),
+        by: by.display().to_string(),
+        searched: searched.join(", "),
+    })
+}
+
+/// `pith deps PROGRAM`'s lines: each path, and why it is packed.
+pub fn describe(dependencies: &[Dependency]) -> Vec<String> {
+    let width = dependencies
+        .iter()
+        .map(|dependency| dependency.path.display().to_string().len())
+        .max()
+        .unwrap_or(0);
+    dependencies
+        .iter()
+        .map(|dependency| {
+            let by = dependency
+                .by
+                .as_ref()
+                .map(|by| by.display().to_string())
+                .unwrap_or_default();
+            let why = match &dependency.found {
+                Found::Program => "the program".to_string(),
+                Found::Interpreter => format!("the interpreter (PT_INTERP) of {by}"),
+                Found::Needed { name, how } => {
+                    format!("DT_NEEDED {name} of {by}, found through {how}")
+                }
+            };
+            format!(
+                "{:width$}  {why}",
+                dependency.path.display().to_string(),
+                width = width
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> SearchConfig {
+        SearchConfig::default()
+    }
+
+    #[test]
+    fn a_debian_program_needs_its_interpreter_and_libc() {
+        // /usr/bin/ls from coreutils: libselinux and libc through ld.so.cache, pcre2 from
+        // libselinux.
+        let deps = resolve(Path::new("/usr/bin/ls"), &host()).expect("resolves");
+        assert_eq!(deps[0].found, Found::Program);
+        assert_eq!(deps[1].path, Path::new("/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(deps[1].found, Found::Interpreter);
+        let libc = deps
+            .iter()
+            .find(|dep| matches!(&dep.found, Found::Needed { name, .. } if name == "libc.so.6"))
+            .expect("libc.so.6");
+        assert!(libc.path.ends_with("libc.so.6"), "{}", libc.path.display());
+        assert!(
+            deps.iter()
+                .any(|dep| dep.by.as_deref() != Some(Path::new("/usr/bin/ls"))
+                    && matches!(dep.found, Found::Needed { .. })),
+            "a library of a library: {deps:#?}"
+        );
+        // Each once.
+        let unique: HashSet<_> = deps.iter().map(|dep| &dep.path).collect();
+        assert_eq!(unique.len(), deps.len());
+    }
+
+    #[test]
+    fn a_static_program_needs_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let program = dir.path().join("static");
+        let built = std::process::Command::new("gcc")
+            .args(["-static", "-x", "c", "-o"])
+            .arg(&program)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(b"int main(void) { return 0; }")?;
+                child.wait()
+            })
+            .expect("gcc");
+        assert!(built.success());
+        let deps = resolve(&program, &host()).expect("resolves");
+        assert_eq!(deps.len(), 1);
+    }
+
+    #[test]
+    fn runpath_with_origin_is_searched_before_the_cache() {
+        // A program linked against a library in $ORIGIN/lib, with DT_RUNPATH.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lib_dir = dir.path().join("lib");
+        std::fs::create_dir(&lib_dir).expect("mkdir");
+        let gcc = |args: &[&str], source: &str| {
+            // The source first: libraries named after it are searched for its symbols.
+            let source_path = dir.path().join(format!("{}.c", args.len()));
+            std::fs::write(&source_path, source).expect("source");
+            let mut command = std::process::Command::new("gcc");
+            command.arg(&source_path).args(args).current_dir(dir.path());
+            assert!(command.status().expect("gcc").success(), "gcc {args:?}");
+        };
+        gcc(
+            &[
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libpithdep.so.1",
+                "-o",
+                "lib/libpithdep.so.1",
+            ],
+            "int pith_dep(void) { return 7; }",
+        );
+        std::os::unix::fs::symlink("libpithdep.so.1", lib_dir.join("libpithdep.so"))
+            .expect("symlink");
+        gcc(
+            &[
+                "-o",
+                "prog",
+                "-Llib",
+                "-lpithdep",
+                "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib",
+            ],
+            "int pith_dep(void); int main(void) { return pith_dep(); }",
+        );
+        let program = dir.path().join("prog");
+        let deps = resolve(&program, &host()).expect("resolves");
+        let found = deps
+            .iter()
+            .find(
+                |dep| matches!(&dep.found, Found::Needed { name, .. } if name == "libpithdep.so.1"),
+            )
+            .expect("libpithdep.so.1");
+        assert_eq!(found.path, lib_dir.join("libpithdep.so.1"));
+        assert_eq!(
+            found.found,
+            Found::Needed {
+                name: "libpithdep.so.1".to_string(),
+                how: Search::Runpath
+            }
+        );
+        // Without the library, the error names it, who needs it and where ld.so looked.
+        std::fs::remove_file(lib_dir.join("libpithdep.so.1")).expect("rm");
+        let error = resolve(&program, &host()).expect_err("missing").to_string();
+        assert!(error.starts_with("libpithdep.so.1, needed by "), "{error}");
+        assert!(
+            error.contains(&format!("{}/lib", dir.path().display())),
+            "{error}"
+        );
+        assert!(error.contains("/etc/ld.so.cache"), "{error}");
+    }
+
+    #[test]
+    fn origin_and_lib_tokens_expand() {
+        let object = Path::new("/opt/app/bin/prog");
+        assert_eq!(expand("$ORIGIN/../lib", object), "/opt/app/bin/../lib");
+        assert_eq!(
+            expand("${ORIGIN}/x:/$LIB", object),
+            "/opt/app/bin/x:/lib/x86_64-linux-gnu"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_elf_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("script");
+        std::fs::write(&path, "#!/bin/sh\necho hi\n").expect("write");
+        let error = resolve(&path, &host()).expect_err("not ELF").to_string();
+        assert!(error.contains("is not an ELF file"), "{error}");
+    }
+}
