@@ -42,8 +42,30 @@ fn write(offset: u64, value: u32) {
     unsafe { register(offset).write_volatile(value) }
 }
 
-/// Turns the APIC on with the timer masked.
+/// The legacy 8259 PICs' data ports (interrupt mask registers).
+const PIC_MASTER_DATA: u16 = 0x21;
+const PIC_SLAVE_DATA: u16 = 0xa1;
+/// LVT LINT0, where a firmware-configured machine routes the 8259 (ExtINT).
+const LVT_LINT0: u64 = 0x350;
+
+/// Silences the legacy 8259 PICs. QEMU's microvm has none (pic=off), but a PC machine (q35,
+/// for virtio on PCI) has, and SeaBIOS leaves them delivering the PIT's IRQ 0 on vector 8
+/// (the real-mode layout) through LINT0: that arrives as a "double fault" once interrupts are
+/// on. Linux masks them the same way when it uses the APIC. On a machine without PICs the
+/// port writes go nowhere.
+fn mask_legacy_pic() {
+    use x86_64::instructions::port::Port;
+    // SAFETY: writing 0xff to the PICs' mask registers masks every line; nothing else in the
+    // kernel drives the PICs.
+    unsafe {
+        Port::<u8>::new(PIC_MASTER_DATA).write(0xff);
+        Port::<u8>::new(PIC_SLAVE_DATA).write(0xff);
+    }
+}
+
+/// Turns the APIC on with the timer masked, and the legacy PICs off.
 pub fn init() {
+    mask_legacy_pic();
     // SAFETY: IA32_APIC_BASE holds the APIC's physical base; setting the global enable bit
     // keeps the base and mode the firmware chose.
     let base = unsafe {
@@ -56,6 +78,7 @@ pub fn init() {
     write(SPURIOUS, 0x100 | SPURIOUS_VECTOR);
     write(DIVIDE_CONFIG, DIVIDE_BY_1);
     write(LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    write(LVT_LINT0, LVT_MASKED);
 }
 
 /// Measures the timer's rate against the TSC, over 100 µs of TSC time.

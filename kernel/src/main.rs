@@ -17,6 +17,7 @@ mod interrupts;
 mod ioapic;
 mod memory;
 mod paging;
+mod pci;
 mod platform;
 mod power;
 mod process;
@@ -63,7 +64,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         parameters.realtime_ns,
     );
     random::init();
-    virtio_blk::init();
+    virtio_blk::init(boot_info.rsdp);
     syscall::init();
     apic::init();
     ioapic::route_serial(apic::id());

@@ -52,6 +52,8 @@ pub struct BootInfo {
     pub command_line: &'static str,
     /// The first module: the Pith image (physical address, size).
     pub image: Option<(u64, u64)>,
+    /// The ACPI RSDP's physical address, or 0 when the hypervisor gave none.
+    pub rsdp: u64,
 }
 
 /// Why the start info cannot be used.
@@ -149,5 +151,6 @@ pub fn parse(phys: u64) -> Result<BootInfo, BootInfoError> {
         memory_map,
         command_line,
         image,
+        rsdp: info.rsdp_paddr,
     })
 }

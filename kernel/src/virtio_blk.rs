@@ -1,5 +1,5 @@
-//! The disk: a virtio-blk device on QEMU microvm's virtio-mmio transports, through the
-//! virtio-drivers crate. Requests are polled to completion (one CPU; the kernel is not
+//! The disk: a virtio-blk device on QEMU microvm's virtio-mmio transports, or on PCI where the
+//! machine has it (`pci.rs`), through the virtio-drivers crate. Requests are polled to completion (one CPU; the kernel is not
 //! preemptible); FLUSH makes earlier writes durable on the host.
 
 use crate::memory::{phys_to_virt, PAGE_SIZE};
@@ -7,7 +7,7 @@ use core::ptr::NonNull;
 use spin::Mutex;
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 /// Where microvm puts its virtio-mmio transports (hw/i386/microvm.c VIRTIO_MMIO_BASE), 512
@@ -20,7 +20,7 @@ const VIRTIO_MAGIC: u32 = 0x7472_6976;
 
 /// The kernel's side of virtio-drivers: DMA memory from the frame allocator, through the
 /// direct map (physical and virtual addresses differ by DIRECT_MAP_BASE).
-struct PithHal;
+pub struct PithHal;
 
 // SAFETY: dma_alloc returns zeroed, contiguous, direct-mapped frames owned by the caller until
 // dma_dealloc; share gives the physical address of kernel memory (the image, or the direct
@@ -62,12 +62,42 @@ unsafe impl Hal for PithHal {
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
 }
 
-type Disk = VirtIOBlk<PithHal, MmioTransport<'static>>;
+type Disk = VirtIOBlk<PithHal, SomeTransport<'static>>;
 
 static DISK: Mutex<Option<Disk>> = Mutex::new(None);
 
-/// Finds the first virtio-blk transport and brings the device up; logs what it found.
-pub fn init() {
+/// Finds the first virtio-blk device, on virtio-mmio or else on PCI (`rsdp_hint`: the PVH
+/// start info's RSDP address, 0 if none), and brings it up; logs what it found.
+pub fn init(rsdp_hint: u64) {
+    if !init_mmio() {
+        if let Some(transport) = crate::pci::find_virtio(rsdp_hint, DeviceType::Block) {
+            start(SomeTransport::from(transport), "PCI");
+        }
+    }
+}
+
+/// Brings up the virtio-blk device on `transport` (`place` says where, for the log).
+fn start(transport: SomeTransport<'static>, place: &str) -> bool {
+    match VirtIOBlk::<PithHal, _>::new(transport) {
+        Ok(disk) => {
+            crate::log_info!(
+                "disk: virtio-blk on {place}, {} sectors ({} MiB){}",
+                disk.capacity(),
+                (disk.capacity() * SECTOR_SIZE as u64) >> 20,
+                if disk.readonly() { ", read-only" } else { "" }
+            );
+            *DISK.lock() = Some(disk);
+            true
+        }
+        Err(error) => {
+            crate::log_warn!("virtio-blk on {place}: {error:?}");
+            false
+        }
+    }
+}
+
+/// The first virtio-blk device on microvm's virtio-mmio transports; false if none came up.
+fn init_mmio() -> bool {
     for slot in 0..VIRTIO_MMIO_SLOTS {
         let phys = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_SIZE as u64;
         let virt = phys_to_virt(phys).as_mut_ptr::<u32>();
@@ -92,20 +122,11 @@ pub fn init() {
         if transport.device_type() != DeviceType::Block {
             continue;
         }
-        match VirtIOBlk::<PithHal, _>::new(transport) {
-            Ok(disk) => {
-                crate::log_info!(
-                    "disk: virtio-blk at {phys:#x}, {} sectors ({} MiB){}",
-                    disk.capacity(),
-                    (disk.capacity() * SECTOR_SIZE as u64) >> 20,
-                    if disk.readonly() { ", read-only" } else { "" }
-                );
-                *DISK.lock() = Some(disk);
-                return;
-            }
-            Err(error) => crate::log_warn!("virtio-blk at {phys:#x}: {error:?}"),
+        if start(SomeTransport::from(transport), "virtio-mmio") {
+            return true;
         }
     }
+    false
 }
 
 /// The disk's size in bytes, if there is a disk.
