@@ -21,6 +21,12 @@ use x86_64::{PhysAddr, VirtAddr};
 /// its mutex, which also serializes every change to the page table.
 static BACKING: Mutex<Option<AddressSpace>> = Mutex::new(None);
 
+/// Frames mapped at more than one address (the pages of one file in two MAP_SHARED mappings):
+/// how many mappings each has beyond its first. A frame in here is freed only when its last
+/// mapping goes. Changed only with BACKING held.
+static SHARED_FRAMES: Mutex<alloc::collections::BTreeMap<u64, u32>> =
+    Mutex::new(alloc::collections::BTreeMap::new());
+
 /// How many pages of app memory have a frame (the program's resident set).
 static APP_PAGES: AtomicU64 = AtomicU64::new(0);
 
@@ -260,10 +266,60 @@ fn unmap_pages(start: u64, len: u64) {
             let frame = PhysFrame::containing_address(entry.addr());
             entry.set_unused();
             flush(page);
-            free_frame(frame);
-            APP_PAGES.fetch_sub(1, Ordering::Relaxed);
+            release_frame(frame);
         }
     });
+}
+
+/// One mapping of `frame` is gone: the frame goes back to the allocator unless another
+/// mapping still shows it (`SHARED_FRAMES`).
+fn release_frame(frame: PhysFrame) {
+    let address = frame.start_address().as_u64();
+    let mut shared = SHARED_FRAMES.lock();
+    match shared.get_mut(&address) {
+        Some(others) if *others > 1 => *others -= 1,
+        Some(_) => {
+            shared.remove(&address);
+        }
+        None => free_frame(frame),
+    }
+    APP_PAGES.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Maps the frames of [source, source + len) at [target, target + len) as well, so that both
+/// show the same bytes (two MAP_SHARED mappings of one file's pages): a store through one is
+/// seen through the other. `target` must be an area already; a frame it had is released.
+/// Pages of the source without a frame are left alone at the target.
+pub fn share_pages(source: u64, target: u64, len: u64) -> Result<(), MapError> {
+    let guard = BACKING.lock();
+    let Some(backing) = guard.as_ref() else {
+        return Ok(());
+    };
+    for offset in (0..len).step_by(PAGE_SIZE as usize) {
+        let (from, to) = (source + offset, target + offset);
+        let frame = match leaf_entry(from, false)? {
+            Some(entry) if owns_frame(entry) => entry.addr(),
+            _ => continue,
+        };
+        let Some(vma) = backing.find(to) else {
+            continue;
+        };
+        let flags = leaf_flags(vma.protection).unwrap_or(PARKED | PageTableFlags::NO_EXECUTE);
+        let entry = leaf_entry(to, true)?.ok_or(MapError::OutOfMemory)?;
+        if owns_frame(entry) {
+            if entry.addr() == frame {
+                continue;
+            }
+            let old = PhysFrame::containing_address(entry.addr());
+            entry.set_unused();
+            release_frame(old);
+        }
+        entry.set_addr(frame, flags);
+        flush(to);
+        *SHARED_FRAMES.lock().entry(frame.as_u64()).or_insert(0) += 1;
+        count_app_page();
+    }
+    Ok(())
 }
 
 /// Changes the protection of [start, start + len), keeping the contents: backed pages take

@@ -181,6 +181,10 @@ impl Platform for KernelPlatform {
         paging::discard(start, len)
     }
 
+    fn share_pages(&mut self, source: u64, target: u64, len: u64) -> Result<(), Errno> {
+        paging::share_pages(source, target, len).map_err(map_error)
+    }
+
     fn unmap(&mut self, start: u64, len: u64) {
         paging::unmap(start, len)
     }

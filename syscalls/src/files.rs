@@ -1740,12 +1740,15 @@ pub fn copy_file_range(
         if got == 0 {
             break;
         }
+        // What shared mappings hold is the files' (as for read and write).
+        crate::mm::read_through_mappings(context, from, read_at, &mut chunk[..got]);
         let wrote =
             context
                 .process
                 .vfs
                 .fs_mut(to.mount)?
                 .write(to.ino, write_at, &chunk[..got], now)?;
+        crate::mm::write_through_mappings(context, to, write_at, &chunk[..wrote]);
         read_at += wrote as u64;
         write_at += wrote as u64;
         done += wrote;
@@ -1803,6 +1806,7 @@ pub fn sendfile(
         if got == 0 {
             break;
         }
+        crate::mm::read_through_mappings(context, from, at, &mut chunk[..got]);
         let wrote = crate::fs::write_kernel_bytes(context, out_fd, &chunk[..got])?;
         at += wrote as u64;
         done += wrote;

@@ -507,6 +507,9 @@ pub fn mmap(
         };
         context.platform.map_anonymous(start, length, writable)?;
         fill_from_file(context, *node, offset, start, length)?;
+        if flags & MAP_TYPE != MAP_PRIVATE {
+            share_with_other_mappings(context, *node, offset, start, length)?;
+        }
         context.platform.protect(start, length, protection)?;
     } else {
         context.platform.map_anonymous(start, length, protection)?;
@@ -649,9 +652,11 @@ pub fn madvise(
     }
     match advice {
         MADV_DONTNEED | MADV_DONTNEED_LOCKED => {
-            // Anonymous pages read back as zero, as Linux's do, and their memory is freed. The
-            // program's own segments would re-read the file on Linux; with no file to read,
-            // their pages are kept rather than zeroed (a loss of data otherwise).
+            // Anonymous pages read back as zero, as Linux's do, and their memory is freed. A
+            // shared file mapping's pages are the file's (Linux's page cache keeps them): they
+            // stay as they are. A private one's are read again from the file. The program's
+            // own segments would re-read the file on Linux; with no file to read, their pages
+            // are kept rather than zeroed (a loss of data otherwise).
             let pieces: Vec<Vma> = context
                 .process
                 .memory
@@ -665,7 +670,15 @@ pub fn madvise(
                 .collect();
             for vma in pieces {
                 let (from, to) = (vma.start.max(start), vma.end.min(end));
-                context.platform.discard(from, to - from);
+                match vma.kind {
+                    VmaKind::File { shared: true, .. } => {}
+                    VmaKind::File {
+                        file,
+                        shared: false,
+                        ..
+                    } => refill_private(context, &vma, file, from, to)?,
+                    _ => context.platform.discard(from, to - from),
+                }
             }
             Ok(())
         }
@@ -939,6 +952,74 @@ fn fill_from_file(
         }
         context.platform.write_user(start + done, &chunk[..got])?;
         done += got as u64;
+    }
+    Ok(())
+}
+
+/// A new MAP_SHARED mapping of `node`'s bytes [offset, offset + length) at `start` shows the
+/// very pages of the file's other shared mappings where they overlap, as Linux's mappings
+/// all show the one page cache: a store through one is seen through the other at once.
+fn share_with_other_mappings(
+    context: &mut Context,
+    node: pith_fs::vfs::Node,
+    offset: u64,
+    start: u64,
+    length: u64,
+) -> Result<(), Errno> {
+    let mappings = shared_mappings_of(context, node);
+    for (address, range) in overlaps(&mappings, offset, length as usize) {
+        let target = start + range.start as u64;
+        match context
+            .platform
+            .share_pages(address, target, (range.end - range.start) as u64)
+        {
+            // A platform that cannot share keeps a copy, coherent through read and write.
+            Ok(()) | Err(Errno::ENOSYS) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// MADV_DONTNEED on a private file mapping: its pages are dropped and read again from the
+/// file (with what shared mappings of it hold), as Linux refaults them from the page cache;
+/// the program's own stores to them are gone.
+fn refill_private(
+    context: &mut Context,
+    vma: &Vma,
+    file: u32,
+    from: u64,
+    to: u64,
+) -> Result<(), Errno> {
+    let VmaKind::File { file_offset, .. } = vma.kind else {
+        return Ok(());
+    };
+    let node = context
+        .process
+        .memory
+        .files
+        .get(&file)
+        .map(|mapped| mapped.node)
+        .ok_or(Errno::EINVAL)?;
+    context.platform.discard(from, to - from);
+    context.platform.populate(from, to - from)?;
+    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let want = ((to - at) as usize).min(chunk.len());
+        let position = file_offset + (at - vma.start);
+        let got = context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .read(node.ino, position, &mut chunk[..want])
+            .map_err(crate::files::errno)?;
+        if got == 0 {
+            break;
+        }
+        read_through_mappings(context, node, position, &mut chunk[..got]);
+        context.platform.poke_mapping(at, &chunk[..got]);
+        at += got as u64;
     }
     Ok(())
 }

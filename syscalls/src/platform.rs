@@ -110,6 +110,13 @@ pub trait Platform {
     /// Drops the contents of [start, start + len) but keeps it mapped: it reads back as zero
     /// (MADV_DONTNEED), and its memory goes back to the machine.
     fn discard(&mut self, start: u64, len: u64);
+    /// Shows the memory of [source, source + len) at [target, target + len) too (an area
+    /// already), so a store through either is seen through both: two MAP_SHARED mappings of
+    /// one file's pages. What the target held is dropped. A platform that cannot share pages
+    /// says ENOSYS, and the caller keeps copies instead.
+    fn share_pages(&mut self, _source: u64, _target: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// Moves the pages of [from, from + len) to [to, to + len), contents and all, leaving the
     /// old range unmapped; the new range was free. (mremap)
     fn move_pages(

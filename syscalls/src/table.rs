@@ -74,7 +74,7 @@ syscall_table! {
     6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Supported;
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
-    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree copied in at mmap (MAP_PRIVATE as Linux, MAP_SHARED coherent with read/write and written back at msync, munmap and fsync; two shared mappings of one file are separate copies); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
+    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree read in at mmap (MAP_PRIVATE as Linux; MAP_SHARED mappings of one file share their pages, are coherent with read/write/sendfile/copy_file_range and are written back at msync, munmap and fsync); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
     11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
     12 brk(address: UserAddr) => mm::brk, Supported;
@@ -93,7 +93,7 @@ syscall_table! {
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
     26 msync(address: UserAddr, length: u64, flags: i32) => mm::msync, Partial("writes shared file mappings back (MS_SYNC also commits the filesystem)");
     27 mincore(address: UserAddr, length: u64, vector: UserAddr) => mm::mincore, Supported;
-    28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero) but keeps the program's own segments, having no file to re-read; MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
+    28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero), reads a private file mapping's pages again from the file, keeps a shared one's (the file's pages) and the program's own segments (no file to re-read); MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
     32 dup(fd: Fd) => fs::dup, Supported;
     33 dup2(old_fd: Fd, new_fd: Fd) => fs::dup2, Supported;
     34 pause() => signal::pause, Supported;

@@ -346,6 +346,42 @@ int main(void) {
     check("and so does munmap", munmap(shared_map, 8192) == 0 &&
                                     pread(mapped, buffer, 5, 200) == 5 &&
                                     memcmp(buffer, "UNMAP", 5) == 0);
+    /* Two shared mappings of one file are one set of pages: a store through one is seen
+     * through the other at once, and outlives the first's munmap. */
+    char *map_a = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mapped, 0);
+    char *map_b = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mapped, 4096);
+    memcpy(map_a + 4096 + 10, "TWO", 3);
+    check("two shared mappings of a file show the same pages",
+          map_a != MAP_FAILED && map_b != MAP_FAILED && memcmp(map_b + 10, "TWO", 3) == 0);
+    memcpy(map_b + 20, "BACK", 4);
+    check("both ways", memcmp(map_a + 4096 + 20, "BACK", 4) == 0);
+    munmap(map_a, 8192);
+    memcpy(map_b + 30, "LAST", 4);
+    check("the second outlives the first's munmap",
+          memcmp(map_b + 10, "TWO", 3) == 0 && msync(map_b, 4096, MS_SYNC) == 0 &&
+              pread(mapped, buffer, 4, 4096 + 30) == 4 && memcmp(buffer, "LAST", 4) == 0);
+    /* copy_file_range and sendfile read what a shared mapping holds, as read(2) does. */
+    memcpy(map_b + 50, "COPY", 4);
+    int copy = open("copy", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    loff_t copy_from = 4096 + 50;
+    check("copy_file_range reads a shared mapping's stores",
+          syscall(SYS_copy_file_range, mapped, &copy_from, copy, NULL, 4, 0) == 4 &&
+              pread(copy, buffer, 4, 0) == 4 && memcmp(buffer, "COPY", 4) == 0);
+    off_t send_from = 4096 + 50;
+    check("and so does sendfile", sendfile(copy, mapped, &send_from, 4) == 4 &&
+                                      pread(copy, buffer, 4, 4) == 4 &&
+                                      memcmp(buffer, "COPY", 4) == 0);
+    close(copy);
+    unlink("copy");
+    /* MADV_DONTNEED: a shared file mapping keeps what was stored (it is the file's page); a
+     * private one drops its own changes and reads the file again, not zeros. */
+    memcpy(map_b + 40, "KEPT", 4);
+    check("MADV_DONTNEED on a shared file mapping keeps its stores",
+          madvise(map_b, 4096, MADV_DONTNEED) == 0 && memcmp(map_b + 40, "KEPT", 4) == 0);
+    munmap(map_b, 4096);
+    check("MADV_DONTNEED on a private file mapping reads the file again",
+          private_map[0] == '#' && madvise(private_map, 8192, MADV_DONTNEED) == 0 &&
+              private_map[0] == 'a' && memcmp(private_map + 100, "SHARED", 6) == 0);
     munmap(private_map, 8192);
     munmap(offset_map, 4096);
     int write_only = open("mapped", O_WRONLY);
