@@ -407,6 +407,82 @@ fn a_built_image_boots_as_root_and_keeps_its_data() {
     assert_eq!(fsck, Ok(()));
 }
 
+/// `--tmp`: /tmp is a tmpfs of the size given (full at that size: ENOSPC, as Linux's tmpfs
+/// with size=), or with `--tmp disk` a directory of `/`, not a mount: on an image `pith
+/// build --tmp disk` made, what the program leaves in /tmp is there at the next boot. The
+/// default (half the VM's memory) is a tmpfs that starts empty.
+#[test]
+fn tmp_is_a_tmpfs_of_the_size_given_or_a_directory_of_the_image() {
+    let program = compile("tmp", Toolchain::GlibcStatic);
+    let small = pith_run(&["--tmp", "1M"], &program, &["2048"], &[]);
+    assert_eq!(
+        small.stdout,
+        "tmpfs: yes\nsize: 1024 KiB\nmounted: yes\nfill: ENOSPC after 1024 KiB\nkept: no\n",
+        "{}",
+        small.stderr
+    );
+    // By default, half of the memory the kernel manages (a little under half of -m).
+    let default = pith_run(&["-m", "256M"], &program, &["2048"], &[]);
+    let lines: Vec<&str> = default.stdout.lines().collect();
+    let size_kib: u64 = lines
+        .get(1)
+        .and_then(|line| line.strip_prefix("size: "))
+        .and_then(|size| size.strip_suffix(" KiB"))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("{}\n{}", default.stdout, default.stderr));
+    assert!(
+        (100 << 10..=128 << 10).contains(&size_kib),
+        "{}",
+        default.stdout
+    );
+    assert_eq!(
+        [lines[0], lines[2], lines[3], lines[4]],
+        ["tmpfs: yes", "mounted: yes", "fill: 2048 KiB", "kept: no"],
+        "{}",
+        default.stderr
+    );
+    let refused = pith_run(&["--tmp", "lots"], &program, &[], &[]);
+    assert_eq!(refused.status, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("or `disk`"), "{}", refused.stderr);
+
+    let base = std::env::temp_dir().join(format!("pith-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let image = base.join("tmp.img");
+    let built = Command::new(pith_binary())
+        .args(["build", "--tmp", "disk", "--size", "32M", "-o"])
+        .arg(&image)
+        .arg(&program)
+        .arg("64")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let image_text = image.to_str().unwrap();
+    let boot = || {
+        let mut command = Command::new(pith_binary());
+        command.args(["run", "--image", image_text]);
+        run_command(command, None)
+    };
+    let (first, second) = (boot(), boot());
+    let fsck = check_volume(&image);
+    let _ = std::fs::remove_dir_all(&base);
+    assert_eq!(
+        first.stdout, "tmpfs: no\nmounted: no\nfill: 64 KiB\nkept: no\n",
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        second.stdout, "tmpfs: no\nmounted: no\nfill: 64 KiB\nkept: yes\n",
+        "{}",
+        second.stderr
+    );
+    assert_eq!(fsck, Ok(()));
+}
+
 /// A manifest with a glob, args, env, a working directory and `writable = false`: read by
 /// `pith run --manifest` (the root is tmpfs) and by `pith build --manifest` (the root is the
 /// ext4 image); the command line's `-e` and words replace the manifest's.

@@ -84,6 +84,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory_size)]
     pub volume_size: MemorySize,
 
+    /// What /tmp is: a tmpfs of at most SIZE (e.g. 64M; the default is half the VM's memory,
+    /// as Linux's tmpfs), or `disk` for a plain directory of `/` (on an image, what the
+    /// program leaves there stays).
+    #[arg(long, value_name = "SIZE|disk", value_parser = parse_tmp)]
+    pub tmp: Option<TmpSetting>,
+
     /// The program's working directory inside the VM (made if it is not there). Default: /.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
@@ -257,6 +263,43 @@ pub fn parse_volume(text: &str) -> Result<PathMapping, String> {
             "`{text}`: write it as FILE:PATH, PATH an absolute directory other than / (e.g. data.img:/data)"
         )),
     }
+}
+
+/// What `/tmp` is inside the VM (`--tmp`, a manifest's `[image] tmp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpSetting {
+    /// A tmpfs holding at most this much file data.
+    Tmpfs(MemorySize),
+    /// A directory of `/`, no mount.
+    Disk,
+}
+
+impl TmpSetting {
+    /// The kernel command line's value (`pith.tmp=`): bytes, or `disk`.
+    pub fn kernel_value(self) -> String {
+        match self {
+            TmpSetting::Tmpfs(size) => (size.mebibytes() << 20).to_string(),
+            TmpSetting::Disk => "disk".to_string(),
+        }
+    }
+
+    /// How an image's record and a manifest write it: "64M", or "disk".
+    pub fn text(self) -> String {
+        match self {
+            TmpSetting::Tmpfs(size) => format!("{}M", size.mebibytes()),
+            TmpSetting::Disk => "disk".to_string(),
+        }
+    }
+}
+
+/// Checks a `--tmp` value: a size (64M, 1G) or `disk`.
+pub fn parse_tmp(text: &str) -> Result<TmpSetting, String> {
+    if text.trim() == "disk" {
+        return Ok(TmpSetting::Disk);
+    }
+    parse_memory_size(text)
+        .map(TmpSetting::Tmpfs)
+        .map_err(|error| format!("{error}; or `disk` for a directory of `/`"))
 }
 
 /// `-m`: the guest's memory, a whole number of MiB.

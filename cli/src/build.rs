@@ -45,6 +45,10 @@ pub struct BuildArgs {
     /// The working directory the program starts in. Default: /.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
+    /// What /tmp is when the image boots: a tmpfs of at most SIZE, or `disk` for a directory
+    /// of the image (kept). Default: a tmpfs of half the VM's memory.
+    #[arg(long, value_name = "SIZE|disk", value_parser = crate::args::parse_tmp)]
+    pub tmp: Option<crate::args::TmpSetting>,
     /// The program the image runs (unless the manifest names it), then its arguments.
     #[arg(trailing_var_arg = true, value_names = ["PROGRAM", "ARGS"])]
     pub command: Vec<OsString>,
@@ -62,6 +66,7 @@ struct Plan {
     workdir: Option<String>,
     size: MemorySize,
     writable: bool,
+    tmp: Option<crate::args::TmpSetting>,
 }
 
 /// The default size of an image.
@@ -122,6 +127,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
             .or(manifest.size)
             .unwrap_or(MemorySize::from_mebibytes(DEFAULT_IMAGE_MEBIBYTES)),
         writable: manifest.writable,
+        tmp: args.tmp.or(manifest.tmp),
     })
 }
 
@@ -146,6 +152,9 @@ fn program_record(plan: &Plan, program_path: &[u8]) -> anyhow::Result<String> {
     }
     if !plan.writable {
         line("writable", "no")?;
+    }
+    if let Some(tmp) = plan.tmp {
+        line("tmp", &tmp.text())?;
     }
     Ok(record)
 }
@@ -398,6 +407,7 @@ pub struct ImageProgram {
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
     pub writable: bool,
+    pub tmp: Option<crate::args::TmpSetting>,
 }
 
 /// Reads an image's program record and the program itself (without writing the image).
@@ -467,5 +477,12 @@ pub fn read_image_program(image: &Path) -> anyhow::Result<ImageProgram> {
         args: all("arg="),
         env,
         writable: field("writable=").as_deref() != Some("no"),
+        tmp: match field("tmp=") {
+            Some(text) => Some(
+                crate::args::parse_tmp(&text)
+                    .map_err(|error| anyhow::anyhow!("the image's program record: tmp: {error}"))?,
+            ),
+            None => None,
+        },
     })
 }

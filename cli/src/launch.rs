@@ -26,6 +26,8 @@ pub struct Launch {
     pub workdir: Option<String>,
     /// `/` is mounted read-only.
     pub root_read_only: bool,
+    /// What /tmp is (None: the kernel's default tmpfs).
+    pub tmp: Option<crate::args::TmpSetting>,
 }
 
 /// Puts `args`, its manifest and its image's record together.
@@ -44,6 +46,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
             dirs: Vec::new(),
             workdir: args.workdir.clone().or(recorded.workdir),
             root_read_only: !recorded.writable,
+            tmp: args.tmp.or(recorded.tmp),
         });
     }
     let manifest = match &args.manifest {
@@ -85,6 +88,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
         dirs,
         workdir: args.workdir.clone().or(manifest.workdir),
         root_read_only: !manifest.writable,
+        tmp: args.tmp.or(manifest.tmp),
     })
 }
 

@@ -50,6 +50,8 @@ struct ImageSection {
     size: Option<String>,
     /// Whether the program may write to `/` (default true).
     writable: Option<bool>,
+    /// What /tmp is: a tmpfs size ("64M") or "disk".
+    tmp: Option<String>,
 }
 
 /// A manifest read, checked and resolved: host paths made absolute, globs expanded.
@@ -63,6 +65,7 @@ pub struct Manifest {
     pub dirs: Vec<PathMapping>,
     pub size: Option<MemorySize>,
     pub writable: bool,
+    pub tmp: Option<crate::args::TmpSetting>,
 }
 
 /// Reads `path` and resolves it.
@@ -134,6 +137,12 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, String> {
         dirs,
         size,
         writable: file.image.writable.unwrap_or(true),
+        tmp: match &file.image.tmp {
+            Some(text) => {
+                Some(crate::args::parse_tmp(text).map_err(|error| format!("image.tmp: {error}"))?)
+            }
+            None => None,
+        },
     })
 }
 
@@ -242,6 +251,7 @@ mod tests {
             [image]
             size = "64M"
             writable = false
+            tmp = "disk"
         "#;
         let manifest = parse_manifest(text, project.path()).expect("parses");
         assert_eq!(manifest.program, Some(project.path().join("bin/server")));
@@ -266,6 +276,21 @@ mod tests {
         assert_eq!(manifest.dirs[0].guest, "/srv/conf");
         assert_eq!(manifest.size, Some(MemorySize::from_mebibytes(64)));
         assert!(!manifest.writable);
+        assert_eq!(manifest.tmp, Some(crate::args::TmpSetting::Disk));
+        let sized = parse_manifest("[image]\ntmp = \"16M\"\n", project.path()).expect("parses");
+        assert_eq!(
+            sized.tmp,
+            Some(crate::args::TmpSetting::Tmpfs(MemorySize::from_mebibytes(
+                16
+            )))
+        );
+        let wrong =
+            parse_manifest("[image]\ntmp = \"ram\"\n", project.path()).expect_err("refused");
+        assert!(
+            wrong.starts_with("image.tmp: `ram` is not a size")
+                && wrong.ends_with("or `disk` for a directory of `/`"),
+            "{wrong}"
+        );
     }
 
     #[test]

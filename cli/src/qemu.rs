@@ -62,6 +62,8 @@ pub struct KernelCommandLine {
     pub root_on_disk: bool,
     /// `/` is read-only (a manifest's `writable = false`): `pith.root_ro=1`.
     pub root_read_only: bool,
+    /// What /tmp is (`--tmp`): `pith.tmp=BYTES` or `pith.tmp=disk`.
+    pub tmp: Option<crate::args::TmpSetting>,
 }
 
 impl KernelCommandLine {
@@ -90,6 +92,9 @@ impl KernelCommandLine {
         }
         if self.root_read_only {
             text.push_str(" pith.root_ro=1");
+        }
+        if let Some(tmp) = self.tmp {
+            text.push_str(&format!(" pith.tmp={}", tmp.kernel_value()));
         }
         text
     }
@@ -311,6 +316,7 @@ mod tests {
             volume: None,
             root_on_disk: false,
             root_read_only: false,
+            tmp: None,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

@@ -135,6 +135,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         volume: args.volume.as_ref().map(|volume| volume.guest.clone()),
         root_on_disk: args.image.is_some(),
         root_read_only: launch.root_read_only,
+        tmp: launch.tmp,
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {

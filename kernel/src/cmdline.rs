@@ -20,6 +20,16 @@ pub struct LaunchParameters {
     pub root_on_disk: bool,
     /// `/` is mounted read-only (`pith.root_ro=1`: a manifest's `writable = false`).
     pub root_read_only: bool,
+    /// What /tmp is: `pith.tmp=BYTES` (a tmpfs of that size) or `pith.tmp=disk` (a directory
+    /// of `/`); None: a tmpfs of half of RAM.
+    pub tmp: Option<TmpParameter>,
+}
+
+/// `pith.tmp=`'s value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmpParameter {
+    Bytes(u64),
+    Disk,
 }
 
 pub fn parse(line: &'static str) -> LaunchParameters {
@@ -34,6 +44,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         volume: None,
         root_on_disk: false,
         root_read_only: false,
+        tmp: None,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -48,6 +59,12 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.volume" if value.starts_with('/') => parameters.volume = Some(value),
             "pith.root" => parameters.root_on_disk = value == "disk",
             "pith.root_ro" => parameters.root_read_only = value == "1",
+            "pith.tmp" => {
+                parameters.tmp = match value {
+                    "disk" => Some(TmpParameter::Disk),
+                    bytes => bytes.parse().ok().map(TmpParameter::Bytes),
+                }
+            }
             "pith.winsize" => {
                 if let Some((rows, columns)) = value.split_once('x') {
                     if let (Ok(rows), Ok(columns)) = (rows.parse(), columns.parse()) {

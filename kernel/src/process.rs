@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use pith_loader::elf::{self, ElfKind, LoadPlan};
 use pith_loader::image::Image;
 use pith_loader::stack::{build_initial_stack, AuxValues, StackSpec};
+use pith_syscalls::files::TmpMount;
 use pith_syscalls::mm::{AddressSpace, Vma, VmaKind};
 use pith_syscalls::platform::Protection;
 use pith_syscalls::{Context, Process};
@@ -238,7 +239,12 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let (ram_pages, _) = crate::memory::ram_pages();
     let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
     let tmpfs_bytes = ram_pages * PAGE_SIZE / 2;
-    let mut process = Process::new(path.to_vec(), memory, tmpfs_bytes, now);
+    let tmp = match parameters.tmp {
+        Some(crate::cmdline::TmpParameter::Bytes(bytes)) => TmpMount::Tmpfs(bytes),
+        Some(crate::cmdline::TmpParameter::Disk) => TmpMount::OnRoot,
+        None => TmpMount::Tmpfs(tmpfs_bytes),
+    };
+    let mut process = Process::new(path.to_vec(), memory, tmpfs_bytes, tmp, now);
     if parameters.root_on_disk {
         // The image `pith build` made is `/`: the program and its files are on it already.
         let volume = open_volume("/");
@@ -246,6 +252,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
             alloc::boxed::Box::new(volume),
             "ext4",
             tmpfs_bytes,
+            tmp,
             now,
             path,
         );

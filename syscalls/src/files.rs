@@ -78,20 +78,31 @@ impl From<Error> for Errno {
     }
 }
 
+/// What `/tmp` is (`pith run --tmp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmpMount {
+    /// A tmpfs of its own, holding at most this many bytes of file data.
+    Tmpfs(u64),
+    /// A plain directory of `/` (on an image, what is left there stays).
+    OnRoot,
+}
+
 /// The tree a program starts with: tmpfs at `/` (see `tree_on`).
-pub fn standard_tree(tmpfs_bytes: u64, now: Timestamp, program_path: &[u8]) -> Vfs {
+pub fn standard_tree(tmpfs_bytes: u64, tmp: TmpMount, now: Timestamp, program_path: &[u8]) -> Vfs {
     let root = Box::new(MemFs::new(0o755, tmpfs_bytes, now));
-    tree_on(root, "tmpfs", tmpfs_bytes, now, program_path)
+    tree_on(root, "tmpfs", tmpfs_bytes, tmp, now, program_path)
 }
 
 /// The tree on `root` (tmpfs, or a disk image's ext4): the directories `/tmp`, `/dev`,
 /// `/proc`, `/sys` and those of the program's path made on it if missing; tmpfs (mode 1777)
-/// mounted at `/tmp` and `/dev/shm`; `/dev` a tmpfs of its own with the device nodes. Each
-/// tmpfs may hold `tmpfs_bytes` of file data (Linux's default is half of RAM).
+/// mounted at `/dev/shm` and, as `tmp` says, at `/tmp`; `/dev` a tmpfs of its own with the
+/// device nodes. The `/dev/shm` tmpfs may hold `tmpfs_bytes` of file data (Linux's default
+/// is half of RAM).
 pub fn tree_on(
     root_fs: Box<dyn FileSystem + Send>,
     kind: &'static str,
     tmpfs_bytes: u64,
+    tmp: TmpMount,
     now: Timestamp,
     program_path: &[u8],
 ) -> Vfs {
@@ -104,9 +115,11 @@ pub fn tree_on(
     };
     let root = vfs.root();
     if let Ok(fs) = vfs.fs_mut(root.mount) {
-        for name in [&b"tmp"[..], b"dev", b"proc", b"sys"] {
+        for name in [&b"dev"[..], b"proc", b"sys"] {
             let _ = fs.create(root.ino, name, NewNode::Directory, creation(0o755));
         }
+        // /tmp as a directory of `/` is world-writable and sticky, as on any Linux system.
+        let _ = fs.create(root.ino, b"tmp", NewNode::Directory, creation(0o1777));
         // The program's directories, so that its path and getcwd in them resolve.
         let mut dir = root.ino;
         let directories = program_path
@@ -148,11 +161,9 @@ pub fn tree_on(
     }
     let _ = dev.create(dev_root, b"shm", NewNode::Directory, creation(0o1777));
     let _ = vfs.mount(b"/dev", Box::new(dev), "devtmpfs");
-    let _ = vfs.mount(
-        b"/tmp",
-        Box::new(MemFs::new(0o1777, tmpfs_bytes, now)),
-        "tmpfs",
-    );
+    if let TmpMount::Tmpfs(bytes) = tmp {
+        let _ = vfs.mount(b"/tmp", Box::new(MemFs::new(0o1777, bytes, now)), "tmpfs");
+    }
     let _ = vfs.mount(
         b"/dev/shm",
         Box::new(MemFs::new(0o1777, tmpfs_bytes, now)),

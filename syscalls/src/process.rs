@@ -99,15 +99,16 @@ const fn default_limits() -> [Rlimit; RLIM_NLIMITS] {
 
 impl Process {
     /// A process whose file tree is the standard one (files.rs `standard_tree`), its tmpfs
-    /// holding at most `tmpfs_bytes` each, with timestamps from `now`.
+    /// holding at most `tmpfs_bytes` each, `/tmp` as `tmp` says, with timestamps from `now`.
     pub fn new(
         executable_path: Vec<u8>,
         memory: AddressSpace,
         tmpfs_bytes: u64,
+        tmp: crate::files::TmpMount,
         now: pith_fs::Timestamp,
     ) -> Process {
         let executable_path_for_comm = executable_path.clone();
-        let vfs = crate::files::standard_tree(tmpfs_bytes, now, &executable_path);
+        let vfs = crate::files::standard_tree(tmpfs_bytes, tmp, now, &executable_path);
         let cwd = vfs.root();
         Process {
             pid: 1,

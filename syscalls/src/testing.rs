@@ -248,6 +248,7 @@ impl TestMachine {
                 b"/hello".to_vec(),
                 memory,
                 64 << 20,
+                crate::files::TmpMount::Tmpfs(64 << 20),
                 pith_fs::Timestamp::default(),
             ),
             next_scratch: SCRATCH_BASE,
