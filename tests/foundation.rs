@@ -250,8 +250,18 @@ fn programs_pith_cannot_run_are_refused_before_any_vm_starts() {
     std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write script");
     expect_refusal(&script, "not an ELF");
 
-    let dynamic = compile("hello", Toolchain::GlibcDynamic);
-    expect_refusal(&dynamic, "dynamically linked");
+    // A dynamic program whose interpreter the host does not have: its PT_INTERP path made
+    // one that does not exist (same length).
+    let mut bytes = std::fs::read(compile("hello", Toolchain::GlibcDynamic)).expect("read hello");
+    let interpreter = b"/lib64/ld-linux-x86-64.so.2";
+    let at = bytes
+        .windows(interpreter.len())
+        .position(|window| window == interpreter)
+        .expect("PT_INTERP");
+    bytes[at + interpreter.len() - 1] = b'9';
+    let orphan = scratch.join("hello-no-interpreter");
+    std::fs::write(&orphan, bytes).expect("write the program");
+    expect_refusal(&orphan, "/lib64/ld-linux-x86-64.so.9, needed by");
 
     // The same program, claiming to be for aarch64 (e_machine at offset 18).
     let mut bytes = std::fs::read(compile("hello", Toolchain::GlibcStatic)).expect("read hello");

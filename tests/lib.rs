@@ -78,6 +78,8 @@ pub enum Toolchain {
     MuslStatic,
     /// plain gcc: dynamically linked against glibc.
     GlibcDynamic,
+    /// plain musl-gcc: dynamically linked, interpreter /lib/ld-musl-x86_64.so.1.
+    MuslDynamic,
     /// Debian's Go (golang-go), CGO_ENABLED=0: a static binary with Go's own runtime. Builds
     /// tests/programs/NAME.go.
     Go,
@@ -96,6 +98,7 @@ impl Toolchain {
             Toolchain::GlibcStaticPie => ("gcc", &["-static-pie", "-fPIE"], "glibc-pie"),
             Toolchain::MuslStatic => ("musl-gcc", &["-static", "-no-pie"], "musl"),
             Toolchain::GlibcDynamic => ("gcc", &[], "dynamic"),
+            Toolchain::MuslDynamic => ("musl-gcc", &[], "musl-dynamic"),
             Toolchain::Go => ("go", &["build"], "go"),
         }
     }

@@ -316,7 +316,8 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     }
     let program_path = plan.program_path.clone();
     let record = program_record(&plan, &program_path)?;
-    let tree = collect_tree(&plan.files, &plan.dirs)?;
+    let mut tree = crate::image::dependency_entries(&plan.program)?;
+    tree.extend(collect_tree(&plan.files, &plan.dirs)?);
     crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;
     let result = fill(&args.output, &plan, &program_path, &record, &tree);
     if result.is_err() {

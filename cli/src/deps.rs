@@ -180,8 +180,38 @@ fn usable(path: &Path) -> bool {
 /// The program at `program`, its interpreter and every library it needs, in the order
 /// ld.so loads them (breadth first), each once.
 pub fn resolve(program: &Path, config: &SearchConfig) -> Result<Vec<Dependency>, DepsError> {
-    let cache = LdCache::read(&config.ld_cache);
     let main = read_object(program)?;
+    // musl's dynamic linker is its libc ("libc.so" is itself), reads no ld.so.cache, and
+    // searches /etc/ld-musl-x86_64.path's directories, else /lib:/usr/local/lib:/usr/lib
+    // (musl's ldso/dynlink.c).
+    let musl = main.interpreter.as_deref().is_some_and(|interpreter| {
+        Path::new(interpreter)
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("ld-musl-"))
+    });
+    let musl_config;
+    let (cache, config) = if musl {
+        let listed = std::fs::read_to_string("/etc/ld-musl-x86_64.path").unwrap_or_default();
+        let mut dirs: Vec<PathBuf> = listed
+            .split([':', '\n'])
+            .filter(|dir| !dir.trim().is_empty())
+            .map(|dir| PathBuf::from(dir.trim()))
+            .collect();
+        if dirs.is_empty() {
+            dirs = ["/lib", "/usr/local/lib", "/usr/lib"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+        }
+        musl_config = SearchConfig {
+            ld_cache: config.ld_cache.clone(),
+            system_dirs: dirs,
+        };
+        (LdCache::default(), &musl_config)
+    } else {
+        (LdCache::read(&config.ld_cache), config)
+    };
     let mut out = vec![Dependency {
         path: program.to_path_buf(),
         found: Found::Program,
@@ -201,6 +231,9 @@ pub fn resolve(program: &Path, config: &SearchConfig) -> Result<Vec<Dependency>,
         }
         if let Some(name) = path.file_name().and_then(|name| name.to_str()) {
             seen_names.insert(name.to_string());
+        }
+        if musl {
+            seen_names.insert("libc.so".to_string());
         }
         if let Some(soname) = read_object(&path).ok().and_then(|object| object.soname) {
             seen_names.insert(soname);
@@ -317,6 +350,83 @@ fn find_library(
         by: by.display().to_string(),
         searched: searched.join(", "),
     })
+}
+
+/// The image entries that put `dependencies` (all but the program itself) in the VM at the
+/// paths ld.so will open: each symlink on the way (a symlinked directory such as Debian's
+/// `/lib` -> `usr/lib` included) as a symlink, and the file at its real path.
+pub fn tree_entries(dependencies: &[Dependency]) -> anyhow::Result<Vec<crate::image::TreeEntry>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut entries = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    for dependency in dependencies {
+        if dependency.found == Found::Program {
+            continue;
+        }
+        // Resolve the path one component at a time, as the VM's path walk will.
+        let mut pending: VecDeque<std::ffi::OsString> = dependency
+            .path
+            .components()
+            .filter_map(|component| match component {
+                std::path::Component::Normal(name) => Some(name.to_os_string()),
+                _ => None,
+            })
+            .collect();
+        let mut at = PathBuf::from("/");
+        let mut hops = 0;
+        while let Some(name) = pending.pop_front() {
+            let next = at.join(&name);
+            let metadata = std::fs::symlink_metadata(&next).map_err(|error| {
+                anyhow::anyhow!(
+                    "{} (for {}): {error}",
+                    next.display(),
+                    dependency.path.display()
+                )
+            })?;
+            if metadata.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    anyhow::bail!("{}: too many symlinks (a loop?)", dependency.path.display());
+                }
+                let target = std::fs::read_link(&next)?;
+                if seen.insert(next.clone()) {
+                    entries.push(crate::image::TreeEntry::Symlink {
+                        guest: next.as_os_str().as_encoded_bytes().to_vec(),
+                        target: target.as_os_str().as_encoded_bytes().to_vec(),
+                    });
+                }
+                // The target's components replace the link's, from / or from its directory.
+                let mut rest: VecDeque<std::ffi::OsString> = target
+                    .components()
+                    .filter_map(|component| match component {
+                        std::path::Component::Normal(name) => Some(name.to_os_string()),
+                        std::path::Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                if target.is_absolute() {
+                    at = PathBuf::from("/");
+                }
+                rest.extend(pending);
+                pending = rest;
+                continue;
+            }
+            if name == ".." {
+                at.pop();
+                continue;
+            }
+            at = next;
+            if pending.is_empty() && metadata.is_file() && seen.insert(at.clone()) {
+                entries.push(crate::image::TreeEntry::File {
+                    guest: at.as_os_str().as_encoded_bytes().to_vec(),
+                    mode: metadata.permissions().mode() & 0o7777,
+                    host: at.clone(),
+                    size: metadata.len(),
+                });
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// `pith deps PROGRAM`'s lines: each path, and why it is packed.
@@ -468,6 +578,78 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("/etc/ld.so.cache"), "{error}");
+    }
+
+    #[test]
+    fn entries_follow_symlinked_directories_to_the_real_files() {
+        // Debian 12 merges /usr: /lib64 -> usr/lib64, whose ld-linux-x86-64.so.2 links to
+        // /lib/x86_64-linux-gnu/..., with /lib -> usr/lib.
+        let deps = resolve(Path::new("/usr/bin/ls"), &host()).expect("resolves");
+        let entries = tree_entries(&deps).expect("entries");
+        let files: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                crate::image::TreeEntry::File { guest, .. } => {
+                    Some(String::from_utf8_lossy(guest).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        // Every file at its real path: no symlink on the way.
+        for file in &files {
+            assert_eq!(
+                std::fs::canonicalize(file).expect("exists"),
+                Path::new(file),
+                "{file}"
+            );
+        }
+        let interpreter = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").expect("ld.so");
+        assert!(
+            files.contains(&interpreter.display().to_string()),
+            "{files:?}"
+        );
+        // And each symlink ld.so's path goes through is there as a symlink.
+        let links: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                crate::image::TreeEntry::Symlink { guest, .. } => {
+                    Some(String::from_utf8_lossy(guest).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        let mut walked = PathBuf::from("/");
+        for component in Path::new("/lib64/ld-linux-x86-64.so.2")
+            .components()
+            .skip(1)
+        {
+            walked.push(component);
+            if walked.is_symlink() {
+                assert!(links.contains(&walked.display().to_string()), "{links:?}");
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn a_musl_program_needs_only_musls_loader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let program = dir.path().join("musl");
+        let source = dir.path().join("musl.c");
+        std::fs::write(&source, "int main(void) { return 0; }").expect("source");
+        let built = std::process::Command::new("musl-gcc")
+            .arg("-o")
+            .arg(&program)
+            .arg(&source)
+            .status()
+            .expect("musl-gcc");
+        assert!(built.success());
+        let deps = resolve(&program, &host()).expect("resolves");
+        let paths: Vec<&Path> = deps.iter().map(|dep| dep.path.as_path()).collect();
+        assert_eq!(
+            paths,
+            [program.as_path(), Path::new("/lib/ld-musl-x86_64.so.1")]
+        );
     }
 
     #[test]

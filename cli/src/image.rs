@@ -171,11 +171,23 @@ pub fn program_path_in_vm(typed: &OsStr, file_name: &OsStr) -> Vec<u8> {
     inside
 }
 
+/// A dynamically linked program's interpreter and libraries, found on the host as ld.so would
+/// find them (`deps::resolve`), as image entries at the same paths (`deps::tree_entries`).
+/// None for a static program, or one read from an image (whose libraries are in it).
+pub fn dependency_entries(program: &Program) -> anyhow::Result<Vec<TreeEntry>> {
+    let (Some(_), Some(host_path)) = (&program.interpreter, &program.host_path) else {
+        return Ok(Vec::new());
+    };
+    let dependencies = crate::deps::resolve(host_path, &crate::deps::SearchConfig::default())?;
+    crate::deps::tree_entries(&dependencies)
+}
+
 /// Builds the image bytes with the loader's builder, so the format lives in one place.
 pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let program_path = contents.program_path.to_vec();
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
-    let tree = collect_tree(contents.files, contents.dirs)?;
+    let mut tree = dependency_entries(contents.program)?;
+    tree.extend(collect_tree(contents.files, contents.dirs)?);
     // The initrd is built in memory whole: the files' bytes are read first.
     let file_bytes = tree
         .iter()
@@ -243,6 +255,8 @@ mod tests {
         let program = Program {
             bytes: b"\x7fELF pretend".to_vec(),
             file_name: "hello".into(),
+            interpreter: None,
+            host_path: None,
         };
         let image = build_image(&ImageContents {
             program: &program,

@@ -15,6 +15,10 @@ pub struct Program {
     /// The file's name, without its directories (`/<name>` is where a program named by a
     /// relative path goes inside the VM: `image::program_path_in_vm`).
     pub file_name: OsString,
+    /// A dynamically linked program's interpreter (PT_INTERP), e.g. /lib64/ld-linux-x86-64.so.2.
+    pub interpreter: Option<String>,
+    /// Where it is on the host (for finding its libraries); None for one read from an image.
+    pub host_path: Option<std::path::PathBuf>,
 }
 
 /// Why the program cannot run. Each message starts with the path as the user typed it.
@@ -32,8 +36,6 @@ pub enum ProgramError {
     Unreadable { path: Shown, error: std::io::Error },
     #[error("{path}: {error}")]
     NotRunnableElf { path: Shown, error: ElfError },
-    #[error("{path} is dynamically linked (interpreter {interpreter}); Pith runs static binaries only for now (build it with -static or -static-pie)")]
-    DynamicallyLinked { path: Shown, interpreter: String },
 }
 
 /// A path as the user typed it, for messages.
@@ -46,7 +48,8 @@ impl fmt::Display for Shown {
     }
 }
 
-/// Reads the program at `typed` (as the user typed it) and checks it is a static x86_64 ELF executable.
+/// Reads the program at `typed` (as the user typed it) and checks it is an x86_64 ELF
+/// executable the kernel can load (static, or with an interpreter that `pith` packs).
 pub fn read_program(typed: &OsStr) -> Result<Program, ProgramError> {
     let path = Path::new(typed);
     let shown = || Shown(typed.to_os_string());
@@ -67,33 +70,25 @@ pub fn read_program(typed: &OsStr) -> Result<Program, ProgramError> {
         path: shown(),
         error,
     })?;
-    check_elf(&bytes).map_err(|problem| match problem {
-        ElfProblem::Elf(error) => ProgramError::NotRunnableElf {
-            path: shown(),
-            error,
-        },
-        ElfProblem::Dynamic(interpreter) => ProgramError::DynamicallyLinked {
-            path: shown(),
-            interpreter,
-        },
+    let interpreter = check_elf(&bytes).map_err(|error| ProgramError::NotRunnableElf {
+        path: shown(),
+        error,
     })?;
     // `metadata` succeeded and it is a file, so the path has a last component.
     let file_name = path.file_name().unwrap_or(typed).to_os_string();
-    Ok(Program { bytes, file_name })
+    let host_path = std::path::absolute(path).ok();
+    Ok(Program {
+        bytes,
+        file_name,
+        interpreter,
+        host_path,
+    })
 }
 
-enum ElfProblem {
-    Elf(ElfError),
-    Dynamic(String),
-}
-
-/// The loader's own plan decides whether the kernel could load it; Pith has no dynamic loader yet.
-fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
-    let load_plan = plan(bytes).map_err(ElfProblem::Elf)?;
-    match load_plan.interpreter {
-        Some(interpreter) => Err(ElfProblem::Dynamic(interpreter)),
-        None => Ok(()),
-    }
+/// The loader's own plan decides whether the kernel could load it; the answer is the
+/// program's interpreter, if it has one.
+fn check_elf(bytes: &[u8]) -> Result<Option<String>, ElfError> {
+    Ok(plan(bytes)?.interpreter)
 }
 
 /// A program read from an image (`pith run --image`): its path inside and its bytes, checked
@@ -104,15 +99,9 @@ pub fn program_from_bytes(path_inside: &[u8], bytes: Vec<u8>) -> Result<Program,
             String::from_utf8_lossy(path_inside).into_owned(),
         ))
     };
-    check_elf(&bytes).map_err(|problem| match problem {
-        ElfProblem::Elf(error) => ProgramError::NotRunnableElf {
-            path: shown(),
-            error,
-        },
-        ElfProblem::Dynamic(interpreter) => ProgramError::DynamicallyLinked {
-            path: shown(),
-            interpreter,
-        },
+    let interpreter = check_elf(&bytes).map_err(|error| ProgramError::NotRunnableElf {
+        path: shown(),
+        error,
     })?;
     let name = path_inside
         .rsplit(|&byte| byte == b'/')
@@ -121,6 +110,8 @@ pub fn program_from_bytes(path_inside: &[u8], bytes: Vec<u8>) -> Result<Program,
     Ok(Program {
         bytes,
         file_name: OsString::from(String::from_utf8_lossy(name).into_owned()),
+        interpreter,
+        host_path: None,
     })
 }
 
@@ -202,20 +193,21 @@ mod tests {
     }
 
     #[test]
-    fn a_dynamically_linked_program() {
+    fn a_dynamically_linked_program_is_taken_with_its_interpreter() {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = write_temp(
             &directory,
             "prog",
             &elf(EM_X86_64, Some("/lib64/ld-linux-x86-64.so.2")),
         );
-        let error = read_program(&path).expect_err("dynamic");
+        let program = read_program(&path).expect("dynamic programs are taken");
         assert_eq!(
-            error.to_string(),
-            format!(
-                "{} is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); Pith runs static binaries only for now (build it with -static or -static-pie)",
-                Path::new(&path).display()
-            )
+            program.interpreter.as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        assert_eq!(
+            program.host_path.as_deref(),
+            Some(std::path::absolute(&path).unwrap().as_path())
         );
     }
 }

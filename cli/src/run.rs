@@ -84,15 +84,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         is_executable,
     )?;
 
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok();
-    let accelerator = choose_accelerator(
-        args.accel,
-        args.icount,
-        &probe_kvm(Path::new("/dev/kvm")),
-        cpuinfo.as_deref(),
-    )?;
-    eprintln!("pith: accelerator: {accelerator}");
-
     let image = build_image(&ImageContents {
         program: &launch.program,
         program_path: &launch.program_path,
@@ -103,6 +94,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         dirs: &launch.dirs,
         workdir: launch.workdir.as_deref(),
     })?;
+
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok();
+    let accelerator = choose_accelerator(
+        args.accel,
+        args.icount,
+        &probe_kvm(Path::new("/dev/kvm")),
+        cpuinfo.as_deref(),
+    )?;
+    eprintln!("pith: accelerator: {accelerator}");
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()
         .prefix("pith-")

@@ -115,11 +115,68 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     let path_text = core::str::from_utf8(path).unwrap_or("(program)");
     let plan =
         elf::plan(program).unwrap_or_else(|error| fail(format_args!("{path_text}: {error}")));
-    if let Some(interpreter) = &plan.interpreter {
+    // The file tree first: a dynamic program's interpreter is read from it.
+    // Each tmpfs may take half of RAM, as Linux's default size=50%.
+    let (ram_pages, _) = crate::memory::ram_pages();
+    let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
+    let tmpfs_bytes = ram_pages * PAGE_SIZE / 2;
+    let tmp = match parameters.tmp {
+        Some(crate::cmdline::TmpParameter::Bytes(bytes)) => TmpMount::Tmpfs(bytes),
+        Some(crate::cmdline::TmpParameter::Disk) => TmpMount::OnRoot,
+        None => TmpMount::Tmpfs(tmpfs_bytes),
+    };
+    // The areas are filled in once the program is loaded (`process.memory` below).
+    let mut process = Process::new(
+        path.to_vec(),
+        AddressSpace::new(0, 0),
+        tmpfs_bytes,
+        tmp,
+        now,
+    );
+    if parameters.root_on_disk {
+        // The image `pith build` made is `/`: the program and its files are on it already.
+        let volume = open_volume("/");
+        process.vfs = pith_syscalls::files::tree_on(
+            alloc::boxed::Box::new(volume),
+            "ext4",
+            tmpfs_bytes,
+            tmp,
+            now,
+            path,
+        );
+        process.cwd = process.vfs.root();
+        if let Some(workdir) = image.workdir() {
+            if let Ok(node) = pith_syscalls::files::make_directories(&mut process.vfs, workdir, now)
+            {
+                process.cwd = node;
+            }
+        }
+    } else {
+        populate_tree(&mut process, &image, now);
+    }
+    if parameters.root_read_only {
+        // After the tree is filled and the mount points made: from here `/` is MS_RDONLY.
+        let root = process.vfs.root();
+        if let Err(error) = process.vfs.make_read_only(root.mount) {
+            fail(format_args!("/ could not be made read-only: {error:?}"));
+        }
+    }
+    if crate::virtio_blk::capacity().is_some() {
+        if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
+            crate::log_warn!("/dev/vda could not be made: {error:?}");
+        }
+        if let Some(path) = parameters.volume {
+            mount_volume(&mut process, path, now);
+        }
+    } else if let Some(path) = parameters.volume {
         fail(format_args!(
-            "{path_text} is dynamically linked (interpreter {interpreter}); Pith runs static programs only for now"
+            "the volume for {path} has no disk: QEMU attached no virtio-blk device"
         ));
     }
+    let interpreter = plan
+        .interpreter
+        .as_deref()
+        .map(|interpreter| read_interpreter(&mut process, interpreter, path_text));
     let bias = match plan.kind {
         ElfKind::Executable => 0,
         ElfKind::PositionIndependent => ELF_ET_DYN_BASE + random_pages(20) - plan.min_vaddr,
@@ -141,6 +198,17 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         crate::log_warn!("no memory for the vDSO: the program's clock calls will be syscalls");
     }
 
+    // A dynamic program's interpreter (ld.so): at a random base below where mmap starts, as
+    // Linux loads it (load_elf_binary), the rest being its work.
+    let mmap_base = stack_limit - MMAP_GAP;
+    let interpreter_at = interpreter.as_ref().map(|(bytes, interpreter_plan)| {
+        let span = interpreter_plan.max_vaddr - interpreter_plan.min_vaddr;
+        let base = (mmap_base - span - random_pages(16)) & !(PAGE_SIZE - 1);
+        let interpreter_bias = base - interpreter_plan.min_vaddr;
+        load_segments(interpreter_plan, bytes, interpreter_bias);
+        (interpreter_bias, interpreter_plan.entry + interpreter_bias)
+    });
+
     let argv: Vec<&[u8]> = image.args().collect();
     let envp: Vec<&[u8]> = image.env().collect();
     let mut random = [0u8; 16];
@@ -154,7 +222,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         phdr: plan.phdr_vaddr + bias,
         phent: plan.phent as u64,
         phnum: plan.phnum as u64,
-        base: 0,
+        base: interpreter_at.map_or(0, |(interpreter_bias, _)| interpreter_bias),
         flags: 0,
         entry: plan.entry + bias,
         uid: 0,
@@ -199,7 +267,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     };
 
     // The process's list of areas starts as the kernel's: the segments and the stack.
-    let mut memory = AddressSpace::new(stack_limit - MMAP_GAP, brk_start);
+    let mut memory = AddressSpace::new(mmap_base, brk_start);
     // Each area costs the kernel about 200 bytes of heap (the process's list and paging's):
     // a small VM gets fewer than Linux's default 65530, rather than running out of heap.
     memory.max_map_count = memory
@@ -235,56 +303,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         };
         memory.insert(Vma { kind, ..vma });
     }
-    // Each tmpfs may take half of RAM, as Linux's default size=50%.
-    let (ram_pages, _) = crate::memory::ram_pages();
-    let now = pith_fs::Timestamp::from_nanoseconds(crate::clock::realtime_ns());
-    let tmpfs_bytes = ram_pages * PAGE_SIZE / 2;
-    let tmp = match parameters.tmp {
-        Some(crate::cmdline::TmpParameter::Bytes(bytes)) => TmpMount::Tmpfs(bytes),
-        Some(crate::cmdline::TmpParameter::Disk) => TmpMount::OnRoot,
-        None => TmpMount::Tmpfs(tmpfs_bytes),
-    };
-    let mut process = Process::new(path.to_vec(), memory, tmpfs_bytes, tmp, now);
-    if parameters.root_on_disk {
-        // The image `pith build` made is `/`: the program and its files are on it already.
-        let volume = open_volume("/");
-        process.vfs = pith_syscalls::files::tree_on(
-            alloc::boxed::Box::new(volume),
-            "ext4",
-            tmpfs_bytes,
-            tmp,
-            now,
-            path,
-        );
-        process.cwd = process.vfs.root();
-        if let Some(workdir) = image.workdir() {
-            if let Ok(node) = pith_syscalls::files::make_directories(&mut process.vfs, workdir, now)
-            {
-                process.cwd = node;
-            }
-        }
-    } else {
-        populate_tree(&mut process, &image, now);
-    }
-    if parameters.root_read_only {
-        // After the tree is filled and the mount points made: from here `/` is MS_RDONLY.
-        let root = process.vfs.root();
-        if let Err(error) = process.vfs.make_read_only(root.mount) {
-            fail(format_args!("/ could not be made read-only: {error:?}"));
-        }
-    }
-    if crate::virtio_blk::capacity().is_some() {
-        if let Err(error) = pith_syscalls::files::add_disk_node(&mut process.vfs, now) {
-            crate::log_warn!("/dev/vda could not be made: {error:?}");
-        }
-        if let Some(path) = parameters.volume {
-            mount_volume(&mut process, path, now);
-        }
-    } else if let Some(path) = parameters.volume {
-        fail(format_args!(
-            "the volume for {path} has no disk: QEMU attached no virtio-blk device"
-        ));
-    }
+    process.memory = memory;
     for (list, strings) in [(&mut process.cmdline, &argv), (&mut process.environ, &envp)] {
         for string in strings.iter() {
             list.extend_from_slice(string);
@@ -294,12 +313,58 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     process.trace = parameters.trace;
     *PROCESS.lock() = Some((process, KernelPlatform::new(parameters)));
 
-    let entry = plan.entry + bias;
+    // A dynamic program starts in its interpreter, which finds the program through the auxv.
+    let entry = interpreter_at.map_or(plan.entry + bias, |(_, entry)| entry);
     let ticks = crate::clock::read_tsc().wrapping_sub(crate::boot::first_instruction_tsc());
     crate::log_info!("boot: {ticks} TSC ticks from the kernel's first instruction to the program's ({path_text}, entry {entry:#x})");
     crate::clock::start_program_clock();
     crate::sched::init_first_thread(1);
     enter_program(entry, stack.rsp)
+}
+
+/// Reads the interpreter (PT_INTERP) of the program at `path_text` from the file tree and
+/// plans its loading; one that is missing or unusable stops the VM with the reason.
+fn read_interpreter(
+    process: &mut Process,
+    interpreter: &str,
+    path_text: &str,
+) -> (Vec<u8>, LoadPlan) {
+    let vfs = &mut process.vfs;
+    let node = vfs
+        .resolve(vfs.root(), interpreter.as_bytes(), true)
+        .unwrap_or_else(|error| {
+            fail(format_args!(
+                "{path_text} needs its interpreter {interpreter}, which is not in the VM ({error:?}): `pith run` packs it from the host; `pith deps {path_text}` lists what is needed"
+            ))
+        });
+    let size = vfs
+        .metadata(node)
+        .map(|metadata| metadata.size)
+        .unwrap_or(0);
+    let mut bytes = alloc::vec![0u8; size as usize];
+    let mut done = 0;
+    while done < bytes.len() {
+        let got = vfs
+            .fs_mut(node.mount)
+            .and_then(|fs| fs.read(node.ino, done as u64, &mut bytes[done..]))
+            .unwrap_or_else(|error| fail(format_args!("{interpreter}: cannot be read: {error:?}")));
+        if got == 0 {
+            break;
+        }
+        done += got;
+    }
+    bytes.truncate(done);
+    let plan = elf::plan(&bytes).unwrap_or_else(|error| {
+        fail(format_args!(
+            "{interpreter} (the interpreter of {path_text}): {error}"
+        ))
+    });
+    if plan.interpreter.is_some() || plan.kind != ElfKind::PositionIndependent {
+        fail(format_args!(
+            "{interpreter} (the interpreter of {path_text}) is not a position-independent ELF without an interpreter of its own, as ld.so is"
+        ));
+    }
+    (bytes, plan)
 }
 
 /// The wall clock, for the volume's inode times.

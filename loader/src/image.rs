@@ -327,19 +327,28 @@ impl<'a> Image<'a> {
 }
 
 impl<'a> Image<'a> {
-    /// The files, directories and symlinks to put in the VM's tree, in order.
+    /// The files, directories and symlinks to put in the VM's tree, in the order the image
+    /// lists them: a symlink the CLI lists before a file under it (Debian's `/lib` ->
+    /// `usr/lib`, then a file the user put at `/lib/...`) is made first, so the file goes
+    /// through it.
     pub fn entries(&self) -> impl Iterator<Item = Entry<'a>> + 'a {
         let sections = self.sections;
-        [SectionTag::File, SectionTag::Directory, SectionTag::Symlink]
-            .into_iter()
-            .flat_map(move |tag| {
-                Payloads {
-                    sections,
-                    offset: 0,
-                    tag,
-                }
-                .filter_map(move |payload| decode_entry(tag, payload).ok())
-            })
+        let mut offset = 0;
+        core::iter::from_fn(move || loop {
+            // The sections were validated by Image::parse; a read that fails ends the walk.
+            let section = read_section(sections, offset).ok()?;
+            if section.tag == SectionTag::End as u32 {
+                return None;
+            }
+            offset = section.next;
+            let tag = match SectionTag::from_u32(section.tag) {
+                Some(tag @ (SectionTag::File | SectionTag::Directory | SectionTag::Symlink)) => tag,
+                _ => continue,
+            };
+            if let Ok(entry) = decode_entry(tag, section.payload) {
+                return Some(entry);
+            }
+        })
     }
 
     /// The working directory the program starts in, if the image names one.

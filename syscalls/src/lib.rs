@@ -30,6 +30,7 @@ pub mod thread;
 pub mod time;
 pub mod trace;
 pub mod uapi;
+pub mod xattr;
 
 #[cfg(test)]
 mod testing;

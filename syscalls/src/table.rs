@@ -6,7 +6,9 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
-use crate::{files, fs, futex, mm, pipe, poll, process, random, sched, signal, thread, time};
+use crate::{
+    files, fs, futex, mm, pipe, poll, process, random, sched, signal, thread, time, xattr,
+};
 
 /// How far a syscall is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +169,18 @@ syscall_table! {
     160 setrlimit(resource: u32, limit: UserAddr) => process::setrlimit, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     162 sync() => files::sync, Supported;
     186 gettid() => process::gettid, Supported;
+    188 setxattr(path: UserPath, name: UserAddr, value: UserAddr, size: usize, flags: i32) => xattr::setxattr, Partial("no filesystem keeps extended attributes: EOPNOTSUPP after the file and name are checked");
+    189 lsetxattr(path: UserPath, name: UserAddr, value: UserAddr, size: usize, flags: i32) => xattr::lsetxattr, Partial("as setxattr");
+    190 fsetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize, flags: i32) => xattr::fsetxattr, Partial("as setxattr");
+    191 getxattr(path: UserPath, name: UserAddr, value: UserAddr, size: usize) => xattr::getxattr, Partial("no attributes: ENODATA after the file and name are checked");
+    192 lgetxattr(path: UserPath, name: UserAddr, value: UserAddr, size: usize) => xattr::lgetxattr, Partial("as getxattr");
+    193 fgetxattr(fd: Fd, name: UserAddr, value: UserAddr, size: usize) => xattr::fgetxattr, Partial("as getxattr");
+    194 listxattr(path: UserPath, list: UserAddr, size: usize) => xattr::listxattr, Partial("an empty list");
+    195 llistxattr(path: UserPath, list: UserAddr, size: usize) => xattr::llistxattr, Partial("an empty list");
+    196 flistxattr(fd: Fd, list: UserAddr, size: usize) => xattr::flistxattr, Partial("an empty list");
+    197 removexattr(path: UserPath, name: UserAddr) => xattr::removexattr, Partial("EOPNOTSUPP after the file and name are checked");
+    198 lremovexattr(path: UserPath, name: UserAddr) => xattr::lremovexattr, Partial("as removexattr");
+    199 fremovexattr(fd: Fd, name: UserAddr) => xattr::fremovexattr, Partial("as removexattr");
     200 tkill(tid: i32, signal: i32) => signal::tkill, Supported;
     201 time(time: UserAddr) => time::time, Supported;
     202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET pair, LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI (one priority: no boosting); private and shared keyed alike by address (one process); the requeue-PI operations are ENOSYS");

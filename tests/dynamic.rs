@@ -1,0 +1,97 @@
+//! Dynamically linked programs (issue 5): started through their interpreter as Linux starts
+//! them, with the libraries `pith run` found and packed (cli/src/deps.rs); C programs built
+//! here against glibc and musl, and Debian's own binaries, unmodified.
+
+use pith_tests::*;
+
+/// glibc's and musl's ld.so load a program built here, its libraries, threads and dlopen:
+/// the same checks pass as on Linux. libm is not a DT_NEEDED (it is dlopen'ed by name), so
+/// the test packs it as a manifest would.
+#[test]
+fn a_dynamic_c_program_runs_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "dynamic",
+        &[Toolchain::GlibcDynamic, Toolchain::MuslDynamic],
+        &["--file", "/lib/x86_64-linux-gnu/libm.so.6"],
+        None,
+    );
+}
+
+/// Debian's coreutils: /bin/echo and ls, unmodified, with their libraries from the host.
+#[test]
+fn debians_coreutils_run_unmodified() {
+    let echo = pith_run(
+        &[],
+        std::path::Path::new("/bin/echo"),
+        &["hello", "from", "ld.so"],
+        &[],
+    );
+    assert_eq!(echo.status, 0, "{}", echo.stderr);
+    assert_eq!(echo.stdout, "hello from ld.so\n");
+    // `ls -a /`: the VM's root holds the program's directories, its libraries' (with Debian's
+    // /lib -> usr/lib symlinks) and the mount points.
+    let ls = pith_run(&[], std::path::Path::new("/usr/bin/ls"), &["-a", "/"], &[]);
+    assert_eq!(ls.status, 0, "{}", ls.stderr);
+    let names: Vec<&str> = ls.stdout.lines().collect();
+    for name in [
+        ".", "..", "dev", "lib", "lib64", "proc", "sys", "tmp", "usr",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    // ls -l reads extended attributes (for ACLs): none, and no error.
+    let long = pith_run(
+        &[],
+        std::path::Path::new("/usr/bin/ls"),
+        &["-ld", "/tmp"],
+        &[],
+    );
+    assert_eq!(long.status, 0, "{}", long.stderr);
+    assert!(long.stdout.starts_with("drwxrwxrwt"), "{}", long.stdout);
+    assert!(!long.stderr.contains("ls:"), "{}", long.stderr);
+}
+
+/// Debian's python3 with its standard library packed (`--dir`): json, hashlib, threading and
+/// files, the output equal to the host's.
+#[test]
+fn debians_python_runs_a_script() {
+    let script = r#"
+import hashlib, json, os, threading
+results = []
+def work(n):
+    results.append(hashlib.sha256(str(n).encode()).hexdigest()[:12])
+threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+path = "/tmp/pith-python.json"
+with open(path, "w") as f:
+    json.dump({"hashes": sorted(results), "pid": 1}, f)
+with open(path) as f:
+    data = json.load(f)
+os.remove(path)
+print(json.dumps(data["hashes"]), os.path.exists(path))
+"#;
+    let python = std::path::Path::new("/usr/bin/python3");
+    assert!(python.exists(), "install python3 (scripts/setup does)");
+    let native = std::process::Command::new(python)
+        .args(["-c", script])
+        .output()
+        .expect("python3 on the host");
+    let stdlib = std::fs::read_link("/usr/bin/python3")
+        .ok()
+        .and_then(|target| {
+            target
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "python3.11".to_string());
+    let stdlib_dir = format!("/usr/lib/{stdlib}");
+    let outcome = pith_run(
+        &["-m", "512M", "--dir", &stdlib_dir],
+        python,
+        &["-c", script],
+        &[],
+    );
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, String::from_utf8_lossy(&native.stdout));
+    assert!(outcome.stdout.ends_with(" False\n"), "{}", outcome.stdout);
+}
