@@ -494,6 +494,27 @@ pub fn residency(start: u64, out: &mut [u8]) {
     }
 }
 
+/// Whether the page at `address` has a frame the program stored to since its dirty bit was
+/// last cleared (`forget_stores`).
+pub fn page_dirty(address: u64) -> bool {
+    let _guard = BACKING.lock();
+    match leaf_entry(address, false) {
+        Ok(Some(entry)) if owns_frame(entry) => entry.flags().contains(PageTableFlags::DIRTY),
+        _ => false,
+    }
+}
+
+/// Clears the dirty bits of [start, start + len), so that the next store sets them again.
+pub fn forget_stores(start: u64, len: u64) {
+    let _guard = BACKING.lock();
+    for_each_entry(start, len, |page, entry| {
+        if owns_frame(entry) && entry.flags().contains(PageTableFlags::DIRTY) {
+            entry.set_flags(entry.flags() - PageTableFlags::DIRTY);
+            flush(page);
+        }
+    });
+}
+
 /// The physical address behind app address `address`, if its page has a frame.
 pub fn physical_address(address: u64) -> Option<u64> {
     let _guard = BACKING.lock();

@@ -90,6 +90,14 @@ impl Platform for KernelPlatform {
         all
     }
 
+    fn page_stored_to(&self, address: u64) -> bool {
+        crate::paging::page_dirty(address)
+    }
+
+    fn forget_stores(&mut self, start: u64, len: u64) {
+        crate::paging::forget_stores(start, len)
+    }
+
     fn poke_mapping(&mut self, address: u64, data: &[u8]) {
         for_each_page_piece(address, data.len(), |at, offset, length| {
             if let Some(phys) = crate::paging::physical_address(at) {

@@ -527,7 +527,13 @@ fn install(context: &mut Context, node: Node, flags: u32, _tmpfile: bool) -> Res
     let file = OpenFile {
         kind: FileKind::Node(node),
         status_flags: O_LARGEFILE
-            | (flags & (O_ACCMODE | O_APPEND | crate::fs::O_NONBLOCK | O_PATH)),
+            | (flags
+                & (O_ACCMODE
+                    | O_APPEND
+                    | crate::fs::O_NONBLOCK
+                    | O_PATH
+                    | crate::fs::O_DSYNC
+                    | crate::fs::O_SYNC)),
     };
     match context
         .process
@@ -614,19 +620,47 @@ pub fn read_node(
         Some(offset) => offset,
         None => position(context, fd)?,
     };
-    let length = count.min(1 << 20);
+    // Through the process's I/O buffer, a MiB at a time, until the count or the end: Linux
+    // reads a regular file whole in one call, and programs rely on it.
     let mut chunk = core::mem::take(&mut context.process.io_buffer);
-    if chunk.len() < length {
-        chunk.resize(length, 0);
-    }
-    let outcome = read_node_into(context, node, metadata.kind, offset, &mut chunk[..length])
-        .and_then(|got| {
-            crate::mm::read_through_mappings(context, node, offset, &mut chunk[..got]);
-            context.platform.write_user(buffer.0, &chunk[..got])?;
-            Ok(got)
+    let mut got = 0usize;
+    let outcome = loop {
+        if got >= count {
+            break Ok(());
+        }
+        let length = (count - got).min(1 << 20);
+        if chunk.len() < length {
+            chunk.resize(length, 0);
+        }
+        let at_offset = offset + got as u64;
+        let step = read_node_into(
+            context,
+            node,
+            metadata.kind,
+            at_offset,
+            &mut chunk[..length],
+        )
+        .and_then(|read| {
+            crate::mm::read_through_mappings(context, node, at_offset, &mut chunk[..read]);
+            context
+                .platform
+                .write_user(buffer.0 + got as u64, &chunk[..read])?;
+            Ok(read)
         });
+        match step {
+            Ok(read) => {
+                got += read;
+                if read < length {
+                    break Ok(());
+                }
+            }
+            // What was read stays read; the error is for the next call (as Linux's short read).
+            Err(_) if got > 0 => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
     context.process.io_buffer = chunk;
-    let got = outcome?;
+    outcome?;
     if at.is_none() {
         context
             .process
@@ -701,17 +735,37 @@ pub fn write_node(
         }
         _ => return Err(Errno::EINVAL),
     }
-    let length = count.min(1 << 20);
+    // A MiB at a time until the count (or a short write: a full disk), as one write(2).
     let mut data = core::mem::take(&mut context.process.io_buffer);
-    if data.len() < length {
-        data.resize(length, 0);
-    }
-    let outcome = context
-        .platform
-        .read_user(buffer.0, &mut data[..length])
-        .and_then(|()| write_node_data(context, fd, file, node, &data[..length], at));
+    let mut done = 0usize;
+    let outcome = loop {
+        if done >= count {
+            break Ok(());
+        }
+        let length = (count - done).min(1 << 20);
+        if data.len() < length {
+            data.resize(length, 0);
+        }
+        let step = context
+            .platform
+            .read_user(buffer.0 + done as u64, &mut data[..length])
+            .and_then(|()| {
+                let at = at.map(|offset| offset + done as u64);
+                write_node_data(context, fd, file, node, &data[..length], at)
+            });
+        match step {
+            Ok(written) => {
+                done += written;
+                if written < length {
+                    break Ok(());
+                }
+            }
+            Err(_) if done > 0 => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
     context.process.io_buffer = data;
-    outcome
+    outcome.map(|()| done)
 }
 
 /// Writes `data` to an open regular file (write_node's second half; sendfile's writer).
@@ -763,6 +817,19 @@ pub fn write_node_data(
             .process
             .files
             .set_position(fd, offset + written as u64)?;
+    }
+    // O_SYNC and O_DSYNC: the write is durable when it returns, as after fdatasync.
+    if file.status_flags & crate::fs::O_DSYNC != 0 && written > 0 {
+        if metadata.kind == FileType::BlockDevice {
+            context.platform.disk_flush()?;
+        } else {
+            context
+                .process
+                .vfs
+                .fs_mut(node.mount)?
+                .sync(Some(node.ino))
+                .map_err(|_| Errno::EIO)?;
+        }
     }
     Ok(written)
 }
@@ -1644,12 +1711,32 @@ pub fn fallocate(
     let fs = context.process.vfs.fs_mut(node.mount)?;
     match mode {
         0 => {
+            // Past the end: written as zeros, so the blocks are really taken (ENOSPC now,
+            // not at a later write), and undone if they cannot all be. Holes inside the file
+            // stay holes (the filesystems cannot say where they are).
             if end > metadata.size {
-                fs.truncate(node.ino, end, now)?;
+                let zeros = [0u8; 4096];
+                let mut at = metadata.size;
+                while at < end {
+                    let chunk = ((end - at) as usize).min(zeros.len());
+                    match fs.write(node.ino, at, &zeros[..chunk], now) {
+                        Ok(written) if written > 0 => at += written as u64,
+                        failed => {
+                            let _ = fs.truncate(node.ino, metadata.size, now);
+                            return Err(match failed {
+                                Err(error) => error.into(),
+                                Ok(_) => Errno::ENOSPC,
+                            });
+                        }
+                    }
+                }
             }
             Ok(())
         }
-        FALLOC_FL_KEEP_SIZE => Ok(()),
+        // Inside the file there is nothing to change; past its end the blocks would have to be
+        // taken without the size moving, which the filesystems here cannot do.
+        FALLOC_FL_KEEP_SIZE if end <= metadata.size => Ok(()),
+        FALLOC_FL_KEEP_SIZE => Err(Errno::EOPNOTSUPP),
         mode if mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
             let stop = end.min(metadata.size);
             let mut at = offset as u64;

@@ -21,6 +21,10 @@ pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 pub const O_LARGEFILE: u32 = 0o100000;
+/// O_DSYNC: each write is durable when it returns (data, and the metadata to read it back).
+pub const O_DSYNC: u32 = 0o10000;
+/// O_SYNC: __O_SYNC | O_DSYNC (include/uapi/asm-generic/fcntl.h).
+pub const O_SYNC: u32 = 0o4010000;
 /// fcntl commands and flags.
 pub const F_DUPFD: i32 = 0;
 pub const F_GETFD: i32 = 1;
@@ -1311,15 +1315,47 @@ fn open_path(
     flags: u32,
     mode: u32,
 ) -> Result<i32, Errno> {
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let mut name = context.read_c_string(path.0, PATH_MAX)?;
     if name.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    // devfs's links into /proc/self/fd (/dev/stdin, /dev/fd/N), which is not a tree of nodes.
+    let aliased: Option<Vec<u8>> = match name.as_slice() {
+        b"/dev/stdin" => Some(b"/proc/self/fd/0".to_vec()),
+        b"/dev/stdout" => Some(b"/proc/self/fd/1".to_vec()),
+        b"/dev/stderr" => Some(b"/proc/self/fd/2".to_vec()),
+        other => other.strip_prefix(b"/dev/fd/").map(|number| {
+            let mut path = b"/proc/self/fd/".to_vec();
+            path.extend_from_slice(number);
+            path
+        }),
+    };
+    if let Some(aliased) = aliased {
+        name = aliased;
+    }
+    if name == b"/proc/self/exe" {
+        // The program's own file, as the magic link resolves on Linux.
+        let executable = context.process.executable_path.clone();
+        return crate::files::open_at(context, Fd(AT_FDCWD), &executable, flags, mode);
     }
     if let Some(fd) = name
         .strip_prefix(b"/proc/self/fd/")
         .and_then(|number| core::str::from_utf8(number).ok()?.parse::<i32>().ok())
     {
-        // Reopening an open fd through /proc: a new fd for the same open file.
+        // Reopening a file's fd through /proc opens the file again, as Linux does: a new
+        // open file description, with its own position and the new flags.
+        if let FileKind::Node(_) = context
+            .process
+            .files
+            .get(Fd(fd))
+            .map_err(|_| Errno::ENOENT)?
+            .kind
+        {
+            if let Some(opened_as) = context.process.files.path(Fd(fd)) {
+                return crate::files::open_at(context, Fd(AT_FDCWD), &opened_as, flags, mode);
+            }
+        }
+        // A pipe, the console, or a file whose path is unknown: a new fd for the same one.
         let limit = nofile_limit(context);
         return Ok(context
             .process

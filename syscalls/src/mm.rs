@@ -509,6 +509,10 @@ pub fn mmap(
         fill_from_file(context, *node, offset, start, length)?;
         if flags & MAP_TYPE != MAP_PRIVATE {
             share_with_other_mappings(context, *node, offset, start, length)?;
+        } else {
+            // Until the program stores to a page of it, a private mapping shows the file
+            // (`write_through_mappings` keeps such pages up to date).
+            context.platform.forget_stores(start, length);
         }
         context.platform.protect(start, length, protection)?;
     } else {
@@ -1141,7 +1145,8 @@ pub fn read_through_mappings(
 }
 
 /// write(2) of `data` to `node` at `offset`: its shared mappings show the new bytes at once,
-/// even read-only ones.
+/// even read-only ones; so do the pages of its private mappings that the program has not
+/// stored to, as on Linux, where such pages are still the page cache's.
 pub fn write_through_mappings(
     context: &mut Context,
     node: pith_fs::vfs::Node,
@@ -1152,6 +1157,45 @@ pub fn write_through_mappings(
     for (address, range) in overlaps(&mappings, offset, data.len()) {
         context.platform.poke_mapping(address, &data[range]);
     }
+    let private = private_mappings_of(context, node);
+    for (address, range) in overlaps(&private, offset, data.len()) {
+        // Page by page: only the ones still the file's.
+        let mut at = 0usize;
+        let piece = &data[range];
+        while at < piece.len() {
+            let page_address = address + at as u64;
+            let page_left = (PAGE_SIZE - page_address % PAGE_SIZE) as usize;
+            let length = page_left.min(piece.len() - at);
+            if !context.platform.page_stored_to(page_address) {
+                context
+                    .platform
+                    .poke_mapping(page_address, &piece[at..at + length]);
+            }
+            at += length;
+        }
+    }
+}
+
+/// The private mappings of `node`: (start, end, file offset at start) of each area.
+fn private_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
+    let memory = &context.process.memory;
+    if !memory.files.values().any(|mapped| mapped.node == node) {
+        return Vec::new();
+    }
+    memory
+        .vmas
+        .values()
+        .filter_map(|vma| match vma.kind {
+            VmaKind::File {
+                file_offset,
+                file,
+                shared: false,
+            } if memory.files.get(&file).map(|mapped| mapped.node) == Some(node) => {
+                Some((vma.start, vma.end, file_offset))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// fsync(2) of `node`: its shared mappings are written back first, as Linux's fsync writes

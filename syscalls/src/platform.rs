@@ -87,6 +87,14 @@ pub trait Platform {
     fn poke_mapping(&mut self, address: u64, data: &[u8]) {
         let _ = self.write_user(address, data);
     }
+    /// Whether the program has stored to the page at `address` since `forget_stores` (the
+    /// page table's dirty bit): a private file mapping's page it has not written still shows
+    /// the file. A platform that cannot tell says true (the page is left alone).
+    fn page_stored_to(&self, _address: u64) -> bool {
+        true
+    }
+    /// Forgets the stores to [start, start + len) (after the kernel filled the pages).
+    fn forget_stores(&mut self, _start: u64, _len: u64) {}
 
     fn console_write(&mut self, stream: ConsoleStream, data: &[u8]);
     /// Reads console input: at least one byte, or 0 at end of input. Blocks for it, or with

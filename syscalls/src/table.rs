@@ -69,7 +69,7 @@ use Status::{Partial, Supported, Unimplemented};
 syscall_table! {
     0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("files and device nodes of the file tree, the console, the /proc files and signalfds; O_NONBLOCK gives EAGAIN on the console when nothing waits");
     1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("files and device nodes of the file tree and the console; the /proc files and signalfds refuse writes as Linux");
-    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("the file tree (tmpfs at /, /tmp and /dev/shm; /dev nodes) with O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE; /proc/self/{maps,status,stat,statm,cmdline,environ,comm}, /proc/self/fd/N and /proc/meminfo");
+    2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("the file tree (tmpfs or an ext4 image at /, ext4 volumes, tmpfs at /tmp and /dev/shm, the /dev nodes) with O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE, O_SYNC/O_DSYNC (each write durable when it returns); /proc's and /sys's generated files; /proc/self/fd/N and /dev/fd/N, /dev/stdin|stdout|stderr (a file opened again, a pipe or the console duplicated) and /proc/self/exe; O_DIRECT is accepted, its I/O going through the caches as any other");
     3 close(fd: Fd) => fs::close, Supported;
     4 stat(path: UserPath, stat: UserAddr) => fs::stat, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Supported;
@@ -113,7 +113,7 @@ syscall_table! {
     63 uname(buffer: UserAddr) => process::uname, Supported;
     72 fcntl(fd: Fd, command: i32, argument: u64) => fs::fcntl, Partial("F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETPIPE_SZ, F_SETPIPE_SZ; record locks (F_GETLK/SETLK/SETLKW and the F_OFD_ ones): POSIX locks are the process's, OFD locks their open file description's, and they conflict as on Linux; POSIX locks go when any fd of the file closes");
     73 flock(fd: Fd, operation: i32) => files::flock, Partial("files of the tree; pipes and the console: EINVAL");
-    74 fsync(fd: Fd) => files::fsync, Partial("tmpfs: nothing to make durable; durable files come with disk images");
+    74 fsync(fd: Fd) => files::fsync, Partial("on ext4 (images, volumes) a commit of the whole journal and a device FLUSH, the file's shared mappings written back first; on tmpfs nothing to make durable");
     75 fdatasync(fd: Fd) => files::fdatasync, Partial("as fsync");
     76 truncate(path: UserPath, length: i64) => files::truncate, Supported;
     77 ftruncate(fd: Fd, length: i64) => files::ftruncate, Supported;
@@ -217,7 +217,7 @@ syscall_table! {
     274 get_robust_list(tid: i32, head: UserAddr, length: UserAddr) => process::get_robust_list, Supported;
     280 utimensat(dir_fd: Fd, path: UserAddr, times: UserAddr, flags: i32) => files::utimensat, Supported;
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
-    285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE; the other modes are EOPNOTSUPP");
+    285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0 takes the blocks past the end (zeros written; ENOSPC undone), holes inside the file stay holes; KEEP_SIZE inside the file is a no-op, past its end EOPNOTSUPP; PUNCH_HOLE|KEEP_SIZE makes the range read as zeros without freeing its blocks; the other modes are EOPNOTSUPP");
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     293 pipe2(fds: UserAddr, flags: u32) => pipe::pipe2, Partial("O_CLOEXEC and O_NONBLOCK; packet mode (O_DIRECT) is EINVAL");

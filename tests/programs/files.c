@@ -323,6 +323,11 @@ int main(void) {
     private_map[0] = '#';
     check("a private mapping's change stays in it",
           pread(mapped, buffer, 1, 0) == 1 && buffer[0] == 'a');
+    /* A write(2) to the file shows in a private mapping's pages the program has not stored
+     * to (they are still the file's), not in the one it changed (its own copy now). */
+    check("a private mapping's untouched page sees a later pwrite",
+          pwrite(mapped, "NEW", 3, 4096 + 500) == 3 && memcmp(private_map + 4096 + 500, "NEW", 3) == 0);
+    check("its changed page does not", pwrite(mapped, "X", 1, 1) == 1 && private_map[1] == 'b');
     char *offset_map = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, mapped, 4096);
     check("mmap at an offset", offset_map != MAP_FAILED && offset_map[0] == page[4096]);
     char *shared_map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mapped, 0);
@@ -406,5 +411,54 @@ int main(void) {
                           unlink("shortcut") == 0 && unlink("loop") == 0);
     check("leave and remove the directory", chdir("/") == 0 && rmdir(dir) == 0 &&
                                                 access(dir, F_OK) == -1 && errno == ENOENT);
+    /* One read or write moves the whole count of a regular file, however large. */
+    {
+        size_t big = 3 << 20;
+        char *out = malloc(big), *in = malloc(big);
+        for (size_t i = 0; i < big; i++) out[i] = (char)(i * 7);
+        int whole = open("whole", O_CREAT | O_RDWR | O_TRUNC, 0644);
+        check("a 3 MiB write in one call", write(whole, out, big) == (ssize_t)big);
+        check("and a 3 MiB read", pread(whole, in, big, 0) == (ssize_t)big &&
+                                      memcmp(in, out, big) == 0);
+        close(whole);
+        unlink("whole");
+        free(out);
+        free(in);
+    }
+    /* O_SYNC and O_DSYNC are kept (F_GETFL shows them) and writes work. */
+    int synced = open("synced", O_CREAT | O_WRONLY | O_TRUNC | O_SYNC, 0644);
+    check("O_SYNC shows in F_GETFL", (fcntl(synced, F_GETFL) & O_SYNC) == O_SYNC &&
+                                         write(synced, "durable", 7) == 7);
+    close(synced);
+    int dsynced = open("synced", O_WRONLY | O_DSYNC);
+    check("O_DSYNC shows in F_GETFL", (fcntl(dsynced, F_GETFL) & O_DSYNC) == O_DSYNC &&
+                                          (fcntl(dsynced, F_GETFL) & O_SYNC) != O_SYNC);
+    close(dsynced);
+    unlink("synced");
+    /* /dev/stdout and /dev/fd/N open the fds they name; /proc/self/fd/N of a file opens the
+     * file again, with a position of its own; /proc/self/exe is the program. */
+    int out_again = open("/dev/stdout", O_WRONLY);
+    check("open(/dev/stdout)", out_again >= 0);
+    close(out_again);
+    int file_fd = open("reopened", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    write(file_fd, "0123456789", 10);
+    char fd_path[64];
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", file_fd);
+    int again = open(fd_path, O_RDONLY);
+    check("/proc/self/fd/N of a file opens it with its own position",
+          again >= 0 && lseek(file_fd, 0, SEEK_CUR) == 10 && read(again, buffer, 3) == 3 &&
+              memcmp(buffer, "012", 3) == 0 && lseek(file_fd, 0, SEEK_CUR) == 10);
+    snprintf(fd_path, sizeof fd_path, "/dev/fd/%d", file_fd);
+    int via_dev = open(fd_path, O_RDONLY);
+    check("and so does /dev/fd/N", via_dev >= 0 && read(via_dev, buffer, 2) == 2 &&
+                                       memcmp(buffer, "01", 2) == 0);
+    close(via_dev);
+    close(again);
+    close(file_fd);
+    unlink("reopened");
+    int exe = open("/proc/self/exe", O_RDONLY);
+    check("open(/proc/self/exe) reads the program", exe >= 0 && read(exe, buffer, 4) == 4 &&
+                                                        memcmp(buffer, "\177ELF", 4) == 0);
+    close(exe);
     return failures;
 }

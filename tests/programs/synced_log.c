@@ -1,6 +1,7 @@
 /* Crash consistency on a volume. "write": append numbered 64-byte records to /data/log, each
  * followed by fsync, printing "synced N" after each fsync returns, forever (the test kills the
- * VM). "check": read the log back and print how many whole records there are, whether every
+ * VM). "write-dsync": the same through a file opened O_DSYNC, without fsync: each write is
+ * durable when it returns. "check": read the log back and print how many whole records there are, whether every
  * one is intact and in order, and whether anything after them is a torn partial record. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,12 +20,13 @@ static void make_record(char *record, long number) {
 
 int main(int argc, char **argv) {
     char record[RECORD], read_back[RECORD];
-    if (argc > 1 && strcmp(argv[1], "write") == 0) {
-        int fd = open("/data/log", O_CREAT | O_WRONLY | O_APPEND, 0644);
+    int dsync = argc > 1 && strcmp(argv[1], "write-dsync") == 0;
+    if (argc > 1 && (strcmp(argv[1], "write") == 0 || dsync)) {
+        int fd = open("/data/log", O_CREAT | O_WRONLY | O_APPEND | (dsync ? O_DSYNC : 0), 0644);
         setvbuf(stdout, NULL, _IONBF, 0);
         for (long number = 0;; number++) {
             make_record(record, number);
-            if (write(fd, record, RECORD) != RECORD || fsync(fd) != 0) {
+            if (write(fd, record, RECORD) != RECORD || (!dsync && fsync(fd) != 0)) {
                 printf("write or fsync failed at %ld\n", number);
                 return 1;
             }
