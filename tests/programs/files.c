@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -407,10 +408,78 @@ int main(void) {
     close(mapped);
     unlink("mapped");
 
-    check("clean up", unlink("sub/again") == 0 && rmdir("sub") == 0 && unlink("sparse") == 0 &&
-                          unlink("shortcut") == 0 && unlink("loop") == 0);
-    check("leave and remove the directory", chdir("/") == 0 && rmdir(dir) == 0 &&
-                                                access(dir, F_OK) == -1 && errno == ENOENT);
+    /* The *at calls, the f* calls and fcntl's duplicates, each once. */
+    {
+        int made = creat("made", 0600);
+        struct stat info2;
+        check("creat: a new empty file, write-only", made >= 0 && write(made, "abc", 3) == 3 &&
+                                                         read(made, buffer, 1) == -1 && errno == EBADF);
+        check("fchmod", fchmod(made, 0640) == 0 && stat("made", &info2) == 0 &&
+                            (info2.st_mode & 07777) == 0640);
+        check("chmod", chmod("made", 0604) == 0 && stat("made", &info2) == 0 &&
+                           (info2.st_mode & 07777) == 0604);
+        check("fchmodat", fchmodat(AT_FDCWD, "made", 0644, 0) == 0 && stat("made", &info2) == 0 &&
+                              (info2.st_mode & 07777) == 0644);
+        check("fdatasync", fdatasync(made) == 0);
+        sync();
+        check("sync", 1);
+        struct statfs fs_info;
+        check("fstatfs", fstatfs(made, &fs_info) == 0 && fs_info.f_bsize > 0);
+        int copy = fcntl(made, F_DUPFD, 100);
+        check("F_DUPFD: the lowest free fd from the one given", copy >= 100 &&
+                                                                  fcntl(copy, F_GETFD) == 0);
+        int copy2 = fcntl(made, F_DUPFD_CLOEXEC, 100);
+        check("F_DUPFD_CLOEXEC", copy2 > copy && fcntl(copy2, F_GETFD) == FD_CLOEXEC);
+        check("F_GETFL: the access mode", (fcntl(made, F_GETFL) & O_ACCMODE) == O_WRONLY);
+        check("dup3 with O_CLOEXEC", dup3(made, 120, O_CLOEXEC) == 120 &&
+                                         fcntl(120, F_GETFD) == FD_CLOEXEC);
+        check("dup3 onto itself: EINVAL", dup3(made, made, 0) == -1 && errno == EINVAL);
+        close(copy);
+        close(copy2);
+        close(120);
+        close(made);
+        int reader = open("made", O_RDONLY);
+        int waiting = -1;
+        check("FIONREAD on a file: the bytes after the position",
+              read(reader, buffer, 1) == 1 && ioctl(reader, FIONREAD, &waiting) == 0 && waiting == 2);
+        close(reader);
+        int here = open(".", O_RDONLY | O_DIRECTORY);
+        check("mkdirat", mkdirat(here, "at_sub", 0755) == 0);
+        check("symlinkat", symlinkat("../made", here, "at_sub/link") == 0);
+        ssize_t length = readlinkat(here, "at_sub/link", buffer, sizeof buffer);
+        check("readlinkat reads the target", length == 7 && memcmp(buffer, "../made", 7) == 0);
+        check("renameat", renameat(here, "at_sub/link", here, "at_sub/moved") == 0 &&
+                              faccessat(here, "at_sub/moved", F_OK, AT_SYMLINK_NOFOLLOW) == 0);
+        check("fchownat and lchown", fchownat(here, "made", 0, 0, 0) == 0 &&
+                                         lchown("at_sub/moved", 0, 0) == 0);
+        int sub = open("at_sub", O_RDONLY | O_DIRECTORY);
+        char where[256];
+        check("fchdir", fchdir(sub) == 0 && getcwd(where, sizeof where) != NULL &&
+                            strcmp(where + strlen(where) - 7, "/at_sub") == 0 && fchdir(here) == 0);
+        close(sub);
+        unlink("at_sub/moved");
+        rmdir("at_sub");
+        unlink("made");
+        /* O_PATH: a handle for the name, not for I/O. */
+        int handle = open(".", O_PATH);
+        check("O_PATH: fstat works, read is EBADF",
+              handle >= 0 && fstat(handle, &info2) == 0 && S_ISDIR(info2.st_mode) &&
+                  read(handle, buffer, 1) == -1 && errno == EBADF);
+        close(handle);
+        /* O_TMPFILE: a file with no name, in the directory's filesystem. */
+        int unnamed = open(".", O_TMPFILE | O_RDWR, 0600);
+        check("O_TMPFILE: an unnamed file to read and write",
+              unnamed >= 0 && pwrite(unnamed, "temp", 4, 0) == 4 &&
+                  pread(unnamed, buffer, 4, 0) == 4 && memcmp(buffer, "temp", 4) == 0 &&
+                  fstat(unnamed, &info2) == 0 && info2.st_nlink == 0);
+        close(unnamed);
+        close(here);
+        int random_fd = open("/dev/random", O_RDONLY);
+        char noise[16] = {0}, zero[16] = {0};
+        check("/dev/random gives bytes", random_fd >= 0 && read(random_fd, noise, 16) == 16 &&
+                                             memcmp(noise, zero, 16) != 0);
+        close(random_fd);
+    }
     /* One read or write moves the whole count of a regular file, however large. */
     {
         size_t big = 3 << 20;
@@ -460,5 +529,9 @@ int main(void) {
     check("open(/proc/self/exe) reads the program", exe >= 0 && read(exe, buffer, 4) == 4 &&
                                                         memcmp(buffer, "\177ELF", 4) == 0);
     close(exe);
+    check("clean up", unlink("sub/again") == 0 && rmdir("sub") == 0 && unlink("sparse") == 0 &&
+                          unlink("shortcut") == 0 && unlink("loop") == 0);
+    check("leave and remove the directory", chdir("/") == 0 && rmdir(dir) == 0 &&
+                                                access(dir, F_OK) == -1 && errno == ENOENT);
     return failures;
 }
