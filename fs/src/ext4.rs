@@ -1270,6 +1270,342 @@ mod tests {
         );
     }
 
+    /// What a path holds, in the model of `random_operations_survive_cuts_as_the_model_says`
+    /// and in a volume walked after a cut.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Held {
+        File(Vec<u8>),
+        Directory,
+        Symlink(Vec<u8>),
+    }
+
+    /// Every path under the root (but lost+found), with what it holds and its inode.
+    fn walk_volume<D: Disk>(fs: &mut Ext4Fs<D>) -> BTreeMap<Vec<u8>, (Held, Ino)> {
+        let mut found = BTreeMap::new();
+        let mut pending = alloc::vec![(Vec::new(), fs.root())];
+        while let Some((prefix, dir)) = pending.pop() {
+            let mut position = 0;
+            while let Some((entry, next)) = fs.read_dir(dir, position).unwrap() {
+                position = next;
+                if entry.name == b"." || entry.name == b".." {
+                    continue;
+                }
+                if prefix.is_empty() && entry.name == b"lost+found" {
+                    continue;
+                }
+                let mut path = prefix.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(&entry.name);
+                let metadata = fs.metadata(entry.ino).unwrap();
+                let held = match metadata.kind {
+                    FileType::Directory => {
+                        pending.push((path.clone(), entry.ino));
+                        Held::Directory
+                    }
+                    FileType::Symlink => Held::Symlink(fs.read_link(entry.ino).unwrap()),
+                    _ => {
+                        let mut bytes = alloc::vec![0u8; metadata.size as usize];
+                        let mut done = 0;
+                        while done < bytes.len() {
+                            let got = fs.read(entry.ino, done as u64, &mut bytes[done..]).unwrap();
+                            assert!(got > 0, "{path:?}: short read at {done}");
+                            done += got;
+                        }
+                        Held::File(bytes)
+                    }
+                };
+                found.insert(path, (held, entry.ino));
+            }
+        }
+        found
+    }
+
+    /// The property test: random sequences of operations (create, overwrite, append,
+    /// truncate, rename, unlink, hard link, symlink, mkdir, rmdir) on a small tree, checked
+    /// against a model, with the block stream cut. A cut right after a sync finds exactly the
+    /// model's tree then (files, contents, symlinks, directories, which names share an inode);
+    /// a cut between two syncs finds every path the operations since the first left alone as
+    /// it was, and nothing unmountable; e2fsck (where installed) is clean at every sync point.
+    #[test]
+    fn random_operations_survive_cuts_as_the_model_says() {
+        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
+        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
+            data: base.clone(),
+            log: Vec::new(),
+        })));
+        // The model: each path's node (a file by its id), and each file's bytes.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        enum Node {
+            File(usize),
+            Directory,
+            Symlink(Vec<u8>),
+        }
+        type Snapshot = (BTreeMap<Vec<u8>, Node>, BTreeMap<usize, Vec<u8>>);
+        // At each sync: the log's length, the model, and the paths touched until the next.
+        let mut syncs: Vec<(usize, Snapshot, BTreeSet<Vec<u8>>)> = Vec::new();
+        {
+            let mut fs = Ext4Fs::mount(disk.clone(), clock).map_err(|e| e.0).unwrap();
+            let root = fs.root();
+            let mut tree: BTreeMap<Vec<u8>, Node> = BTreeMap::new();
+            let mut files: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+            let mut inodes: BTreeMap<usize, Ino> = BTreeMap::new();
+            let mut dirs = BTreeMap::new();
+            for name in [&b"a"[..], b"b"] {
+                dirs.insert(
+                    name.to_vec(),
+                    fs.create(root, name, NewNode::Directory, CREATE).unwrap(),
+                );
+                tree.insert(name.to_vec(), Node::Directory);
+            }
+            let mut touched: BTreeSet<Vec<u8>> = BTreeSet::new();
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut next = |bound: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % bound
+            };
+            let split = |path: &[u8]| {
+                let at = path.iter().position(|&b| b == b'/').unwrap();
+                (path[..at].to_vec(), path[at + 1..].to_vec())
+            };
+            let mut performed = 0u64;
+            for step in 0..800u64 {
+                let path = {
+                    let dir = if next(2) == 0 { &b"a"[..] } else { b"b" };
+                    alloc::format!("{}/n{}", core::str::from_utf8(dir).unwrap(), next(6))
+                        .into_bytes()
+                };
+                let (dir_name, name) = split(&path);
+                let dir = dirs[&dir_name];
+                let existing = tree.get(&path).cloned();
+                // A file's other names change with it.
+                let names_of = |tree: &BTreeMap<Vec<u8>, Node>, id: usize| -> Vec<Vec<u8>> {
+                    tree.iter()
+                        .filter(|(_, node)| **node == Node::File(id))
+                        .map(|(path, _)| path.clone())
+                        .collect()
+                };
+                match (next(10), existing) {
+                    (0..=2, None) => {
+                        let ino = fs.create(dir, &name, NewNode::Regular, CREATE).unwrap();
+                        let length = (step as usize * 997) % 20_000;
+                        let bytes: Vec<u8> =
+                            content(step).into_iter().cycle().take(length).collect();
+                        fs.write(ino, 0, &bytes, CREATE.now).unwrap();
+                        files.insert(step as usize, bytes);
+                        inodes.insert(step as usize, ino);
+                        tree.insert(path.clone(), Node::File(step as usize));
+                        touched.insert(path);
+                    }
+                    (3, Some(Node::File(id))) => {
+                        // Overwrite part (perhaps past the end).
+                        let bytes: Vec<u8> = content(step + 1000)
+                            .into_iter()
+                            .cycle()
+                            .take(3000)
+                            .collect();
+                        let offset = next(files[&id].len() as u64 + 1) as usize;
+                        fs.write(inodes[&id], offset as u64, &bytes, CREATE.now)
+                            .unwrap();
+                        let file = files.get_mut(&id).unwrap();
+                        if file.len() < offset + bytes.len() {
+                            file.resize(offset + bytes.len(), 0);
+                        }
+                        file[offset..offset + bytes.len()].copy_from_slice(&bytes);
+                        touched.extend(names_of(&tree, id));
+                    }
+                    (4, Some(Node::File(id))) => {
+                        let size = next(30_000) as usize;
+                        fs.truncate(inodes[&id], size as u64, CREATE.now).unwrap();
+                        files.get_mut(&id).unwrap().resize(size, 0);
+                        touched.extend(names_of(&tree, id));
+                    }
+                    (5, Some(node)) if node != Node::Directory => {
+                        let other_dir = if next(2) == 0 { &b"a"[..] } else { b"b" };
+                        let to = alloc::format!(
+                            "{}/n{}",
+                            core::str::from_utf8(other_dir).unwrap(),
+                            next(6)
+                        )
+                        .into_bytes();
+                        if tree.get(&to) == Some(&Node::Directory) || to == path {
+                            continue;
+                        }
+                        let (to_dir, to_name) = split(&to);
+                        fs.rename(
+                            dir,
+                            &name,
+                            dirs[&to_dir],
+                            &to_name,
+                            RenameMode::Replace,
+                            CREATE.now,
+                        )
+                        .unwrap();
+                        tree.remove(&path);
+                        tree.insert(to.clone(), node);
+                        touched.insert(path);
+                        touched.insert(to);
+                    }
+                    (6, Some(node)) if node != Node::Directory => {
+                        fs.unlink(dir, &name, CREATE.now).unwrap();
+                        tree.remove(&path);
+                        touched.insert(path);
+                    }
+                    (7, None) => {
+                        let Some((_, id)) = tree.iter().find_map(|(_, node)| match node {
+                            Node::File(id) => Some(((), *id)),
+                            _ => None,
+                        }) else {
+                            continue;
+                        };
+                        fs.link(dir, &name, inodes[&id], CREATE.now).unwrap();
+                        tree.insert(path.clone(), Node::File(id));
+                        touched.insert(path);
+                    }
+                    (8, None) => {
+                        let target = alloc::format!("../target/{step}").into_bytes();
+                        fs.create(dir, &name, NewNode::Symlink(target.clone()), CREATE)
+                            .unwrap();
+                        tree.insert(path.clone(), Node::Symlink(target));
+                        touched.insert(path);
+                    }
+                    (9, None) => {
+                        fs.create(dir, &name, NewNode::Directory, CREATE).unwrap();
+                        tree.insert(path.clone(), Node::Directory);
+                        touched.insert(path);
+                    }
+                    (9, Some(Node::Directory)) => {
+                        fs.rmdir(dir, &name, CREATE.now).unwrap();
+                        tree.remove(&path);
+                        touched.insert(path);
+                    }
+                    _ => continue,
+                }
+                performed += 1;
+                if performed % 6 == 0 {
+                    fs.sync(None).unwrap();
+                    if let Some(last) = syncs.last_mut() {
+                        last.2 = core::mem::take(&mut touched);
+                    }
+                    touched.clear();
+                    let written = disk.0.lock().unwrap().log.len();
+                    syncs.push((written, (tree.clone(), files.clone()), BTreeSet::new()));
+                }
+            }
+            if let Some(last) = syncs.last_mut() {
+                last.2 = core::mem::take(&mut touched);
+            }
+            fs.shutdown().unwrap();
+        }
+        let log = disk.0.lock().unwrap().log.clone();
+        let e2fsck = std::process::Command::new("e2fsck")
+            .arg("-V")
+            .output()
+            .is_ok();
+        // The model's tree as a volume walk shows it.
+        let expected = |(tree, files): &Snapshot| -> BTreeMap<Vec<u8>, Held> {
+            tree.iter()
+                .map(|(path, node)| {
+                    let held = match node {
+                        Node::File(id) => Held::File(files[id].clone()),
+                        Node::Directory => Held::Directory,
+                        Node::Symlink(target) => Held::Symlink(target.clone()),
+                    };
+                    (path.clone(), held)
+                })
+                .collect()
+        };
+        let sync_points: BTreeSet<usize> = syncs.iter().map(|(written, ..)| *written).collect();
+        let every = (log.len() / 40).max(1);
+        let mut data = base.clone();
+        let mut applied = 0;
+        let mut checked = 0;
+        for cut in 0..=log.len() {
+            for (offset, bytes) in log[applied..cut].iter().flatten() {
+                data[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            applied = cut;
+            let at_sync = sync_points.contains(&cut);
+            if !at_sync && cut % every != 0 {
+                continue;
+            }
+            checked += 1;
+            let image = MemoryDisk(Arc::new(Mutex::new(data.clone())));
+            let mut fs = Ext4Fs::mount(image.clone(), clock)
+                .unwrap_or_else(|e| panic!("cut at {cut}: mount failed: {:?}", e.1));
+            let walked = walk_volume(&mut fs);
+            let Some((_, snapshot, touched_after)) =
+                syncs.iter().rev().find(|(written, ..)| *written <= cut)
+            else {
+                continue;
+            };
+            let want = expected(snapshot);
+            if at_sync {
+                let got: BTreeMap<Vec<u8>, Held> = walked
+                    .iter()
+                    .map(|(path, (held, _))| (path.clone(), held.clone()))
+                    .collect();
+                assert!(
+                    got == want,
+                    "cut at {cut} (a sync point): the tree differs from the model's"
+                );
+                // Names of one file are one inode.
+                for (path, node) in &snapshot.0 {
+                    if let Node::File(id) = node {
+                        for (other, other_node) in &snapshot.0 {
+                            if other_node == &Node::File(*id) {
+                                assert_eq!(
+                                    walked[path].1, walked[other].1,
+                                    "cut at {cut}: {path:?} and {other:?} are one file"
+                                );
+                            }
+                        }
+                    }
+                }
+            } else {
+                for (path, held) in &want {
+                    if touched_after.contains(path) {
+                        continue;
+                    }
+                    let found = walked.get(path).map(|(held, _)| held);
+                    assert!(
+                        found == Some(held),
+                        "cut at {cut}: {path:?}, untouched since its sync, is not as synced"
+                    );
+                }
+            }
+            fs.unmount()
+                .unwrap_or_else(|e| panic!("cut at {cut}: unmount: {e:?}"));
+            if e2fsck && at_sync {
+                let path = std::env::temp_dir().join(alloc::format!(
+                    "pith-model-cut-{}-{cut}.img",
+                    std::process::id()
+                ));
+                std::fs::write(&path, &*image.0.lock().unwrap()).unwrap();
+                let check = std::process::Command::new("e2fsck")
+                    .arg("-fn")
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                let _ = std::fs::remove_file(&path);
+                assert!(
+                    check.status.success(),
+                    "cut at {cut}: e2fsck: {}",
+                    alloc::string::String::from_utf8_lossy(&check.stdout)
+                );
+            }
+        }
+        assert!(
+            syncs.len() >= 20 && checked > 40,
+            "{} syncs, {checked} cuts checked",
+            syncs.len()
+        );
+    }
+
     /// Hundreds of synced creates, enough to fill the journal past two thirds several times,
     /// so that it is checkpointed (home blocks written, FLUSH, the journal superblock moved
     /// on: the path vendor/rsext4 changes). Cuts around every seventh flush, and 25
