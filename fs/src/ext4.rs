@@ -1486,7 +1486,7 @@ mod tests {
                     _ => continue,
                 }
                 performed += 1;
-                if performed % 6 == 0 {
+                if performed.is_multiple_of(6) {
                     fs.sync(None).unwrap();
                     if let Some(last) = syncs.last_mut() {
                         last.2 = core::mem::take(&mut touched);
