@@ -95,3 +95,36 @@ print(json.dumps(data["hashes"]), os.path.exists(path))
     assert_eq!(outcome.stdout, String::from_utf8_lossy(&native.stdout));
     assert!(outcome.stdout.ends_with(" False\n"), "{}", outcome.stdout);
 }
+
+/// The /etc files `pith run` adds (users, groups, hosts, the host name, the resolver), as
+/// glibc reads them; a file the user packs at one of those paths wins.
+#[test]
+fn the_default_etc_files_are_what_glibc_reads() {
+    let program = compile("etc", Toolchain::GlibcDynamic);
+    let outcome = pith_run(&[], &program, &[], &[]);
+    assert_eq!(
+        outcome.stdout,
+        "user: root, home /root\ngroup: root\nlocalhost: resolves\nhostname: pith\n\
+         resolv.conf: nameserver 10.0.2.3\nhosts: 127.0.0.1\tlocalhost\n\
+         groups at start: 0\nsetgroups: 0, then 2: 3 5\n",
+        "{}",
+        outcome.stderr
+    );
+    let dir = std::env::temp_dir().join(format!("pith-etc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "10.1.2.3\tdb\n").expect("hosts");
+    let mapping = format!("{}:/etc/hosts", hosts.display());
+    let own = pith_run(&["--file", &mapping], &program, &[], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        own.stdout.contains("hosts: 10.1.2.3\tdb\n"),
+        "{}",
+        own.stdout
+    );
+    assert!(
+        own.stdout.contains("localhost: does not resolve"),
+        "{}",
+        own.stdout
+    );
+}

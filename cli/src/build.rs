@@ -318,6 +318,8 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     let record = program_record(&plan, &program_path)?;
     let mut tree = crate::image::dependency_entries(&plan.program)?;
     tree.extend(collect_tree(&plan.files, &plan.dirs)?);
+    let etc = crate::image::default_etc_files(&tree);
+    tree.extend(etc);
     crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;
     let result = fill(&args.output, &plan, &program_path, &record, &tree);
     if result.is_err() {
@@ -373,6 +375,14 @@ fn fill(
                 NewNode::Symlink(target.clone()),
                 0o777,
                 Content::Bytes(&[]),
+                &progress,
+            )?,
+            TreeEntry::Generated { guest, mode, bytes } => put(
+                &mut vfs,
+                guest,
+                NewNode::Regular,
+                *mode,
+                Content::Bytes(bytes),
                 &progress,
             )?,
         }

@@ -49,6 +49,71 @@ pub enum TreeEntry {
         guest: Vec<u8>,
         target: Vec<u8>,
     },
+    /// A file `pith` writes itself (the default `/etc` files).
+    Generated {
+        guest: Vec<u8>,
+        mode: u32,
+        bytes: Vec<u8>,
+    },
+}
+
+impl TreeEntry {
+    /// Where the entry goes inside the VM.
+    pub fn guest(&self) -> &[u8] {
+        match self {
+            TreeEntry::File { guest, .. }
+            | TreeEntry::Directory { guest, .. }
+            | TreeEntry::Symlink { guest, .. }
+            | TreeEntry::Generated { guest, .. } => guest,
+        }
+    }
+}
+
+/// The files every program expects in `/etc` (glibc reads them for user names, host names
+/// and name service), each added unless the tree already has something there: the program
+/// runs as root, on a host named `pith` (uname's and /proc's answer), with QEMU's user-mode
+/// DNS server (10.0.2.3) for when it has a network, and the host's time zone.
+pub fn default_etc_files(tree: &[TreeEntry]) -> Vec<TreeEntry> {
+    let taken = |path: &[u8]| {
+        tree.iter().any(|entry| {
+            let guest = entry.guest();
+            guest == path || (path.starts_with(guest) && path.get(guest.len()) == Some(&b'/'))
+        })
+    };
+    let mut files: Vec<(&[u8], Vec<u8>)> = vec![
+        (
+            b"/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+                .to_vec(),
+        ),
+        (b"/etc/group", b"root:x:0:\nnogroup:x:65534:\n".to_vec()),
+        (
+            b"/etc/hosts",
+            b"127.0.0.1\tlocalhost\n127.0.1.1\tpith\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                .to_vec(),
+        ),
+        (b"/etc/hostname", b"pith\n".to_vec()),
+        (
+            b"/etc/nsswitch.conf",
+            b"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
+                .to_vec(),
+        ),
+        (b"/etc/resolv.conf", b"nameserver 10.0.2.3\n".to_vec()),
+    ];
+    // The host's zone, as its TZif data (`/etc/localtime` is usually a symlink into
+    // /usr/share/zoneinfo, which the VM does not have).
+    if let Ok(zone) = std::fs::read("/etc/localtime") {
+        files.push((b"/etc/localtime", zone));
+    }
+    files
+        .into_iter()
+        .filter(|(path, _)| !taken(path))
+        .map(|(path, bytes)| TreeEntry::Generated {
+            guest: path.to_vec(),
+            mode: 0o644,
+            bytes,
+        })
+        .collect()
 }
 
 /// Reads the host side of `--file` and `--dir` (recursively, symlinks kept as symlinks).
@@ -188,6 +253,8 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
     let mut tree = dependency_entries(contents.program)?;
     tree.extend(collect_tree(contents.files, contents.dirs)?);
+    let etc = default_etc_files(&tree);
+    tree.extend(etc);
     // The initrd is built in memory whole: the files' bytes are read first.
     let file_bytes = tree
         .iter()
@@ -195,6 +262,7 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
             TreeEntry::File { host, .. } => {
                 std::fs::read(host).with_context(|| format!("cannot read {}", host.display()))
             }
+            TreeEntry::Generated { bytes, .. } => Ok(bytes.clone()),
             _ => Ok(Vec::new()),
         })
         .collect::<anyhow::Result<Vec<Vec<u8>>>>()?;
@@ -204,11 +272,13 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
         .envs(env.iter().map(String::as_bytes));
     for (entry, content) in tree.iter().zip(&file_bytes) {
         builder = builder.entry(match entry {
-            TreeEntry::File { guest, mode, .. } => Entry::File {
-                path: guest,
-                mode: *mode,
-                content,
-            },
+            TreeEntry::File { guest, mode, .. } | TreeEntry::Generated { guest, mode, .. } => {
+                Entry::File {
+                    path: guest,
+                    mode: *mode,
+                    content,
+                }
+            }
             TreeEntry::Directory { guest, mode } => Entry::Directory {
                 path: guest,
                 mode: *mode,

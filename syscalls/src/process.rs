@@ -48,6 +48,8 @@ pub struct Process {
     /// The kernel-side buffer of file reads and writes, kept between calls: allocating and
     /// zeroing a megabyte per read cost as much as the copy itself.
     pub io_buffer: Vec<u8>,
+    /// The supplementary group IDs (setgroups(2)); none at start.
+    pub groups: Vec<u32>,
 }
 
 /// Linux's defaults for a process started as root (include/asm-generic/resource.h, with the
@@ -135,6 +137,7 @@ impl Process {
             scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
             io_buffer: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -233,6 +236,46 @@ pub fn geteuid(_context: &mut Context) -> Result<i32, Errno> {
 pub fn getgid(_context: &mut Context) -> Result<i32, Errno> {
     Ok(0)
 }
+/// NGROUPS_MAX (include/uapi/linux/limits.h).
+const NGROUPS_MAX: usize = 65536;
+
+/// Implements getgroups(2): the supplementary groups setgroups set (none at start).
+pub fn getgroups(context: &mut Context, size: i32, list: UserAddr) -> Result<i32, Errno> {
+    let count = context.process.groups.len();
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if size == 0 {
+        return Ok(count as i32);
+    }
+    if (size as usize) < count {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = context
+        .process
+        .groups
+        .iter()
+        .flat_map(|group| group.to_le_bytes())
+        .collect();
+    context.platform.write_user(list.0, &bytes)?;
+    Ok(count as i32)
+}
+
+/// Implements setgroups(2): the program runs as root (CAP_SETGID), so the list is taken.
+pub fn setgroups(context: &mut Context, size: usize, list: UserAddr) -> Result<(), Errno> {
+    if size > NGROUPS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = context.read_bytes(list.0, size * 4)?;
+    let mut groups: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|group| u32::from_le_bytes([group[0], group[1], group[2], group[3]]))
+        .collect();
+    groups.sort_unstable();
+    context.process.groups = groups;
+    Ok(())
+}
+
 /// Implements getegid(2).
 pub fn getegid(_context: &mut Context) -> Result<i32, Errno> {
     Ok(0)

@@ -147,6 +147,8 @@ syscall_table! {
     110 getppid() => process::getppid, Supported;
     111 getpgrp() => process::getpgrp, Supported;
     112 setsid() => process::setsid, Supported;
+    115 getgroups(size: i32, list: UserAddr) => process::getgroups, Supported;
+    116 setgroups(size: usize, list: UserAddr) => process::setgroups, Supported;
     121 getpgid(pid: i32) => process::getpgid, Supported;
     124 getsid(pid: i32) => process::getsid, Supported;
     127 rt_sigpending(set: UserAddr, set_size: usize) => signal::rt_sigpending, Supported;
