@@ -128,3 +128,33 @@ fn the_default_etc_files_are_what_glibc_reads() {
         own.stdout
     );
 }
+
+/// `pith run --missing-files`: each path the program looked for in vain, once, absolute, with
+/// the call; nothing for a file that is there, and nothing without the option.
+#[test]
+fn missing_files_are_reported_once_each() {
+    let program = compile("missing", Toolchain::GlibcStatic);
+    let outcome = pith_run(&["--missing-files"], &program, &[], &[]);
+    assert_eq!(
+        outcome.stdout, "done: the present file opened\n",
+        "{}",
+        outcome.stderr
+    );
+    let reported: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("pith: missing file: "))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            "/etc/app.conf (openat)",
+            "/tmp/cache/index (newfstatat)",
+            "/opt/plugin.so (access)"
+        ],
+        "{}",
+        outcome.stderr
+    );
+    let quiet = pith_run(&[], &program, &[], &[]);
+    assert!(!quiet.stderr.contains("missing file"), "{}", quiet.stderr);
+}

@@ -103,6 +103,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub trace: bool,
 
+    /// Report, once each, every path the program looked for and did not find (open, stat,
+    /// access, readlink saying ENOENT), as `pith: missing file: PATH (call)` on stderr: what to
+    /// add with --file, --dir or the manifest.
+    #[arg(long)]
+    pub missing_files: bool,
+
     /// After Ctrl-C (or SIGTERM/SIGHUP), how many seconds the program has to exit once it is
     /// sent SIGTERM, before the VM is stopped. A second Ctrl-C stops it at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]

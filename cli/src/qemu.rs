@@ -64,6 +64,8 @@ pub struct KernelCommandLine {
     pub root_read_only: bool,
     /// What /tmp is (`--tmp`): `pith.tmp=BYTES` or `pith.tmp=disk`.
     pub tmp: Option<crate::args::TmpSetting>,
+    /// Report paths looked up in vain (`--missing-files`): `pith.missing=1`.
+    pub missing_files: bool,
 }
 
 impl KernelCommandLine {
@@ -95,6 +97,9 @@ impl KernelCommandLine {
         }
         if let Some(tmp) = self.tmp {
             text.push_str(&format!(" pith.tmp={}", tmp.kernel_value()));
+        }
+        if self.missing_files {
+            text.push_str(" pith.missing=1");
         }
         text
     }
@@ -317,6 +322,7 @@ mod tests {
             root_on_disk: false,
             root_read_only: false,
             tmp: None,
+            missing_files: false,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

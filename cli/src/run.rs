@@ -136,6 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         root_on_disk: args.image.is_some(),
         root_read_only: launch.root_read_only,
         tmp: launch.tmp,
+        missing_files: args.missing_files,
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {

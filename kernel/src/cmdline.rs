@@ -23,6 +23,8 @@ pub struct LaunchParameters {
     /// What /tmp is: `pith.tmp=BYTES` (a tmpfs of that size) or `pith.tmp=disk` (a directory
     /// of `/`); None: a tmpfs of half of RAM.
     pub tmp: Option<TmpParameter>,
+    /// Report the paths the program looks up in vain (`pith.missing=1`: --missing-files).
+    pub missing_files: bool,
 }
 
 /// `pith.tmp=`'s value.
@@ -45,6 +47,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         root_on_disk: false,
         root_read_only: false,
         tmp: None,
+        missing_files: false,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -59,6 +62,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.volume" if value.starts_with('/') => parameters.volume = Some(value),
             "pith.root" => parameters.root_on_disk = value == "disk",
             "pith.root_ro" => parameters.root_read_only = value == "1",
+            "pith.missing" => parameters.missing_files = value == "1",
             "pith.tmp" => {
                 parameters.tmp = match value {
                     "disk" => Some(TmpParameter::Disk),

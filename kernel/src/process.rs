@@ -311,6 +311,9 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         }
     }
     process.trace = parameters.trace;
+    if parameters.missing_files {
+        process.missing_files = Some(alloc::collections::BTreeSet::new());
+    }
     *PROCESS.lock() = Some((process, KernelPlatform::new(parameters)));
 
     // A dynamic program starts in its interpreter, which finds the program through the auxv.

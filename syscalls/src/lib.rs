@@ -14,6 +14,7 @@ pub mod files;
 pub mod fs;
 pub mod futex;
 pub mod locks;
+pub mod missing;
 pub mod mm;
 pub mod names;
 pub mod pipe;

@@ -33,6 +33,9 @@ pub struct Process {
     pub environ: Vec<u8>,
     /// Print every syscall (`pith run --trace`).
     pub trace: bool,
+    /// The paths looked up in vain so far, when they are reported (`pith run
+    /// --missing-files`, missing.rs); None when they are not.
+    pub missing_files: Option<alloc::collections::BTreeSet<Vec<u8>>>,
     /// The thread's name (PR_SET_NAME; /proc/self/comm): at most 15 bytes.
     pub comm: [u8; 16],
     pub dumpable: bool,
@@ -138,6 +141,7 @@ impl Process {
             unimplemented_logged: [0; 8],
             io_buffer: Vec::new(),
             groups: Vec::new(),
+            missing_files: None,
         }
     }
 

@@ -287,6 +287,7 @@ pub fn dispatch(context: &mut Context, number: u64, args: &[u64; 6]) -> u64 {
     match lookup(number) {
         Some(entry)
             if !context.process.trace
+                && context.process.missing_files.is_none()
                 && matches!(entry.status, Status::Supported | Status::Partial(_)) =>
         {
             (entry.handler)(context, args)
@@ -295,7 +296,7 @@ pub fn dispatch(context: &mut Context, number: u64, args: &[u64; 6]) -> u64 {
     }
 }
 
-/// Traced calls, deliberate ENOSYS and unknown numbers.
+/// Traced calls, calls watched for missing files, deliberate ENOSYS and unknown numbers.
 #[cold]
 #[inline(never)]
 fn dispatch_slow(
@@ -325,6 +326,9 @@ fn dispatch_slow(
     };
     if context.process.trace {
         crate::trace::trace_syscall(context, number, entry.map(|e| e.args), args, Some(value));
+    }
+    if context.process.missing_files.is_some() {
+        crate::missing::note(context, number, args, value);
     }
     value
 }
