@@ -158,3 +158,38 @@ fn missing_files_are_reported_once_each() {
     let quiet = pith_run(&[], &program, &[], &[]);
     assert!(!quiet.stderr.contains("missing file"), "{}", quiet.stderr);
 }
+
+/// Issue 5's fork/exec: Pith runs one program, so fork, posix_spawn and system() fail at once
+/// with EAGAIN and execve with ENOMEM (Linux's answers when it has no room), each refusal
+/// logged with the program's name, and the program goes on.
+#[test]
+fn fork_spawn_and_exec_fail_cleanly() {
+    let program = compile("spawn", Toolchain::GlibcDynamic);
+    let outcome = pith_run(&[], &program, &[], &[]);
+    assert_eq!(
+        outcome.stdout,
+        "fork: -1, Resource temporarily unavailable\n\
+         posix_spawn: Resource temporarily unavailable\n\
+         system: the shell could not run (status 32512)\n\
+         execve: Cannot allocate memory\n\
+         still running\n",
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.status, 0);
+    let name = program.display().to_string();
+    assert!(
+        outcome.stderr.contains(&format!(
+            "{name}: clone (flags 0x1200011) asked for a new process (fork)"
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("{name}: execve of /bin/true")),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -636,8 +636,57 @@ pub fn getcpu(
 }
 
 /// fork(2) and vfork(2): unimplemented, as clone.
-pub fn fork(_context: &mut Context) -> Result<i32, Errno> {
-    Err(Errno::ENOSYS)
+pub fn fork(context: &mut Context) -> Result<i32, Errno> {
+    crate::thread::log_refused(context, 57, "fork", 17);
+    Err(Errno::EAGAIN)
+}
+
+/// Implements vfork(2): as fork, the process Pith cannot make.
+pub fn vfork(context: &mut Context) -> Result<i32, Errno> {
+    crate::thread::log_refused(
+        context,
+        58,
+        "vfork",
+        crate::thread::CLONE_VM | crate::thread::CLONE_VFORK | 17,
+    );
+    Err(Errno::EAGAIN)
+}
+
+/// Implements execve(2) and execveat(2): Pith runs the one program it booted. ENOMEM, Linux's
+/// answer when it cannot set up the new image, with a warning naming what was to be run.
+pub fn execve(
+    context: &mut Context,
+    path: crate::args::UserPath,
+    _argv: UserAddr,
+    _envp: UserAddr,
+) -> Result<i32, Errno> {
+    let target = context
+        .read_c_string(path.0, crate::platform::PATH_MAX - 1)
+        .unwrap_or_default();
+    if context.process.first_unimplemented_call(59) {
+        let program =
+            alloc::string::String::from_utf8_lossy(&context.process.executable_path).into_owned();
+        let target = alloc::string::String::from_utf8_lossy(&target).into_owned();
+        context.platform.log(
+            crate::platform::LogLevel::Warn,
+            format_args!(
+                "{program}: execve of {target}: Pith runs the one program it booted; it returns ENOMEM"
+            ),
+        );
+    }
+    Err(Errno::ENOMEM)
+}
+
+/// Implements execveat(2): as execve.
+pub fn execveat(
+    context: &mut Context,
+    _dir_fd: crate::args::Fd,
+    path: crate::args::UserPath,
+    argv: UserAddr,
+    envp: UserAddr,
+    _flags: i32,
+) -> Result<i32, Errno> {
+    execve(context, path, argv, envp)
 }
 
 /// Implements sched_getaffinity(2): one CPU.
@@ -870,8 +919,8 @@ mod tests {
     #[test]
     fn a_refused_fork_warns_what_it_asked_for() {
         let mut machine = TestMachine::new();
-        assert_eq!(machine.call(57, [0; 6]), Err(Errno::ENOSYS));
-        assert_eq!(machine.call(58, [0; 6]), Err(Errno::ENOSYS));
+        assert_eq!(machine.call(57, [0; 6]), Err(Errno::EAGAIN));
+        assert_eq!(machine.call(58, [0; 6]), Err(Errno::EAGAIN));
         let logs = machine.logs();
         assert!(
             logs.iter()

@@ -106,8 +106,9 @@ syscall_table! {
     39 getpid() => process::getpid, Supported;
     40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console or a pipe (sockets come with networking)");
     56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => thread::clone, Partial("threads (CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND and CLONE_THREAD together, as pthread_create and Go ask); fork and vfork shapes return ENOSYS, logged with what was asked");
-    57 fork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
-    58 vfork() => process::fork, Unimplemented("Pith runs one process: there is nothing to fork into");
+    57 fork() => process::fork, Partial("Pith runs one process: EAGAIN (Linux's answer when it cannot make another), with a warning naming the program");
+    58 vfork() => process::vfork, Partial("as fork");
+    59 execve(path: UserPath, argv: UserAddr, envp: UserAddr) => process::execve, Partial("Pith runs the one program it booted: ENOMEM, with a warning naming the program and what it tried to run");
     60 exit(status: i32) => thread::exit, Supported;
     62 kill(pid: i32, signal: i32) => signal::kill, Partial("the program itself (pid 0, -1, 1): there is no other process");
     63 uname(buffer: UserAddr) => process::uname, Supported;
@@ -231,6 +232,7 @@ syscall_table! {
     316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
     319 memfd_create(name: UserPath, flags: u32) => files::memfd_create, Partial("an unnamed tmpfs file; MFD_ALLOW_SEALING accepted, the F_ADD_SEALS commands are not there");
+    322 execveat(dir_fd: Fd, path: UserPath, argv: UserAddr, envp: UserAddr, flags: i32) => process::execveat, Partial("as execve");
     324 membarrier(command: i32, flags: u32, cpu: i32) => sched::membarrier, Partial("one CPU: a switch between threads orders their memory, so every barrier holds at once; registration checked as Linux; the rseq commands are EINVAL (no rseq)");
     326 copy_file_range(fd_in: Fd, offset_in: UserAddr, fd_out: Fd, offset_out: UserAddr, length: usize, flags: u32) => files::copy_file_range, Supported;
     332 statx(dir_fd: Fd, path: UserPath, flags: i32, mask: u32, buffer: UserAddr) => files::statx, Supported;
@@ -311,11 +313,7 @@ fn dispatch_slow(
     }
     let value = match entry {
         Some(entry) if matches!(entry.status, Status::Unimplemented(_)) => {
-            if NEW_TASK.contains(&number) {
-                log_new_task(context, number);
-            } else {
-                log_unimplemented(context, number, LogLevel::Info);
-            }
+            log_unimplemented(context, number, LogLevel::Info);
             Errno::ENOSYS.to_return()
         }
         Some(entry) => (entry.handler)(context, args),
@@ -335,22 +333,6 @@ fn dispatch_slow(
 
 /// exit and exit_group.
 const NO_RETURN: [u64; 2] = [60, 231];
-
-/// fork and vfork: unimplemented, but an app that asks for them most likely cannot go on
-/// without, so each refusal is a warning that says what was asked.
-const NEW_TASK: [u64; 2] = [57, 58];
-
-/// Warns, once per number, that fork or vfork was refused.
-fn log_new_task(context: &mut Context, number: u64) {
-    let (call, flags) = match number {
-        57 => ("fork", 17), // SIGCHLD
-        _ => (
-            "vfork",
-            crate::thread::CLONE_VM | crate::thread::CLONE_VFORK | 17,
-        ), // what vfork means
-    };
-    crate::thread::log_refused(context, number, call, flags);
-}
 
 /// Logs the first ENOSYS of each number: at `level` Warn for what the app may need, Info for
 /// the deliberate ones that apps are known to handle.

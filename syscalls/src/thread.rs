@@ -241,17 +241,34 @@ pub fn log_refused(context: &mut Context, number: u64, call: &str, flags: u64) {
     if !context.process.first_unimplemented_call(number) {
         return;
     }
-    let asked = if flags & CLONE_VM == 0 {
-        "a new process (fork): Pith runs one process"
+    let program =
+        alloc::string::String::from_utf8_lossy(&context.process.executable_path).into_owned();
+    let (asked, answer) = if flags & CLONE_VM == 0 {
+        (
+            "a new process (fork): Pith runs one process",
+            "EAGAIN, as Linux when it cannot make another",
+        )
     } else if flags & CLONE_THREAD == 0 {
-        "a process sharing this memory (vfork or posix_spawn): Pith runs one process"
+        (
+            "a process sharing this memory (vfork or posix_spawn): Pith runs one process",
+            "EAGAIN, as Linux when it cannot make another",
+        )
     } else {
-        "a thread with its own files or filesystem context: Pith's threads share them"
+        (
+            "a thread with its own files or filesystem context: Pith's threads share them",
+            "ENOSYS",
+        )
     };
     context.platform.log(
         LogLevel::Warn,
-        format_args!("{call} (flags {flags:#x}) asked for {asked}; it returns ENOSYS"),
+        format_args!("{program}: {call} (flags {flags:#x}) asked for {asked}; it returns {answer}"),
     );
+}
+
+/// Whether clone's `flags` ask for a new process (fork, vfork, posix_spawn's clone) rather
+/// than a thread.
+pub fn asks_for_a_process(flags: u64) -> bool {
+    flags & CLONE_VM == 0 || flags & CLONE_THREAD == 0
 }
 
 /// Linux's checks on the flags (kernel/fork.c copy_process), then what Pith can make: a
@@ -269,7 +286,13 @@ fn check_flags(context: &mut Context, number: u64, call: &str, flags: u64) -> Re
     }
     if flags & CLONE_VFORK != 0 || flags & THREAD_SHARES != THREAD_SHARES {
         log_refused(context, number, call, flags);
-        return Err(Errno::ENOSYS);
+        // A new process: Linux's answer when it has no room for one (RLIMIT_NPROC, no pid),
+        // which fork's and posix_spawn's callers handle; a thread that shares less: ENOSYS.
+        return Err(if asks_for_a_process(flags) {
+            Errno::EAGAIN
+        } else {
+            Errno::ENOSYS
+        });
     }
     let known = THREAD_SHARES
         | HARMLESS
@@ -574,15 +597,15 @@ mod tests {
             machine.call(56, [CLONE_SIGHAND, 0, 0, 0, 0, 0]),
             Err(Errno::EINVAL)
         );
-        // fork's shape and vfork's: ENOSYS, with a warning.
-        assert_eq!(machine.call(56, [17, 0, 0, 0, 0, 0]), Err(Errno::ENOSYS));
+        // fork's shape and vfork's: EAGAIN, with a warning.
+        assert_eq!(machine.call(56, [17, 0, 0, 0, 0, 0]), Err(Errno::EAGAIN));
         assert!(machine
             .logs()
             .iter()
             .any(|line| line.contains("asked for a new process (fork)")));
         assert_eq!(
             machine.call(56, [CLONE_VM | CLONE_VFORK | 17, 0, 0, 0, 0, 0]),
-            Err(Errno::ENOSYS)
+            Err(Errno::EAGAIN)
         );
         assert!(machine.platform.spawned.is_empty());
     }
