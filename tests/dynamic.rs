@@ -193,3 +193,91 @@ fn fork_spawn_and_exec_fail_cleanly() {
         outcome.stderr
     );
 }
+
+/// A C++ program (g++, libstdc++, exceptions): the same output as on Linux.
+#[test]
+fn a_cxx_program_with_exceptions_runs_as_on_linux() {
+    let program = compile("cxx", Toolchain::CxxDynamic);
+    let native = std::process::Command::new(&program)
+        .output()
+        .expect("the program on the host");
+    let outcome = pith_run(&[], &program, &[], &[]);
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, String::from_utf8_lossy(&native.stdout));
+    assert!(outcome.stdout.contains("caught thrown through a frame"));
+}
+
+/// Debian's sqlite3 runs a SQL script against a database on a volume, and a second boot of
+/// the same volume reads the rows back.
+#[test]
+fn debians_sqlite3_keeps_a_database_across_boots() {
+    let dir = std::env::temp_dir().join(format!("pith-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let script = dir.join("setup.sql");
+    std::fs::write(
+        &script,
+        "create table notes(id integer primary key, body text);\n\
+         insert into notes(body) values ('first'), ('second');\n\
+         select count(*), group_concat(body, '+') from notes;\n",
+    )
+    .expect("the script");
+    let volume = format!("{}:/data", dir.join("volume.img").display());
+    let file = format!("{}:/setup.sql", script.display());
+    let sqlite3 = std::path::Path::new("/usr/bin/sqlite3");
+    assert!(sqlite3.exists(), "install sqlite3 (scripts/setup does)");
+    let first = pith_run(
+        &["--volume", &volume, "--volume-size", "32M", "--file", &file],
+        sqlite3,
+        &["/data/notes.db", ".read /setup.sql"],
+        &[],
+    );
+    assert_eq!(first.stdout, "2|first+second\n", "{}", first.stderr);
+    let second = pith_run(
+        &["--volume", &volume],
+        sqlite3,
+        &["/data/notes.db", "select id, body from notes order by id;"],
+        &[],
+    );
+    let fsck = check_volume(&dir.join("volume.img"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(second.stdout, "1|first\n2|second\n", "{}", second.stderr);
+    assert_eq!(fsck, Ok(()));
+}
+
+/// Debian's perl and openssl, unmodified: a one-liner with hashes and floating point, and a
+/// one-second SHA-256 benchmark (its timer is a signal: alarm and SIGALRM).
+#[test]
+fn debians_perl_and_openssl_run() {
+    let perl = pith_run(
+        &[],
+        std::path::Path::new("/usr/bin/perl"),
+        &[
+            "-e",
+            r#"my %h = (b => 2, a => 1); print join(",", map { "$_=$h{$_}" } sort keys %h), "\n"; printf("%.4f\n", atan2(1, 1) * 4);"#,
+        ],
+        &[],
+    );
+    assert_eq!(perl.stdout, "a=1,b=2\n3.1416\n", "{}", perl.stderr);
+    let openssl = pith_run(
+        &[],
+        std::path::Path::new("/usr/bin/openssl"),
+        &["speed", "-seconds", "1", "sha256"],
+        &[],
+    );
+    assert_eq!(openssl.status, 0, "{}", openssl.stderr);
+    let row = openssl
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("sha256 "))
+        .unwrap_or_else(|| panic!("no sha256 row: {}", openssl.stdout));
+    let rates: Vec<f64> = row
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|rate| rate.strip_suffix('k')?.parse().ok())
+        .collect();
+    assert!(
+        rates.len() == 6 && rates.iter().all(|&rate| rate > 0.0),
+        "{row}"
+    );
+}

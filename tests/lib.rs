@@ -80,6 +80,8 @@ pub enum Toolchain {
     GlibcDynamic,
     /// plain musl-gcc: dynamically linked, interpreter /lib/ld-musl-x86_64.so.1.
     MuslDynamic,
+    /// plain g++: C++ against libstdc++, dynamically linked. Builds tests/programs/NAME.cpp.
+    CxxDynamic,
     /// Debian's Go (golang-go), CGO_ENABLED=0: a static binary with Go's own runtime. Builds
     /// tests/programs/NAME.go.
     Go,
@@ -99,6 +101,7 @@ impl Toolchain {
             Toolchain::MuslStatic => ("musl-gcc", &["-static", "-no-pie"], "musl"),
             Toolchain::GlibcDynamic => ("gcc", &[], "dynamic"),
             Toolchain::MuslDynamic => ("musl-gcc", &[], "musl-dynamic"),
+            Toolchain::CxxDynamic => ("g++", &[], "cxx"),
             Toolchain::Go => ("go", &["build"], "go"),
         }
     }
@@ -110,10 +113,10 @@ static COMPILE_LOCK: Mutex<()> = Mutex::new(());
 /// returns the binary.
 pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
     let (compiler, flags, suffix) = toolchain.command();
-    let extension = if toolchain == Toolchain::Go {
-        "go"
-    } else {
-        "c"
+    let extension = match toolchain {
+        Toolchain::Go => "go",
+        Toolchain::CxxDynamic => "cpp",
+        _ => "c",
     };
     let source = workspace_root()
         .join("tests/programs")
@@ -147,6 +150,7 @@ pub fn compile(name: &str, toolchain: Toolchain) -> PathBuf {
             let package = match compiler {
                 "musl-gcc" => "musl-tools",
                 "go" => "golang-go",
+                "g++" => "g++",
                 _ => "gcc",
             };
             panic!("cannot run {compiler} ({error}): install it with `apt-get install {package}`")
