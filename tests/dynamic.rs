@@ -281,3 +281,37 @@ fn debians_perl_and_openssl_run() {
         "{row}"
     );
 }
+
+/// ld.so run as the program, as on Linux: `pith run /lib64/ld-linux-x86-64.so.2 /usr/bin/echo`
+/// packs echo and its libraries too.
+#[test]
+fn the_interpreter_runs_a_program_named_to_it() {
+    let outcome = pith_run(
+        &[],
+        std::path::Path::new("/lib64/ld-linux-x86-64.so.2"),
+        &["/usr/bin/echo", "through", "ld.so"],
+        &[],
+    );
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, "through ld.so\n");
+    assert!(
+        pith_messages(&outcome.stderr).is_empty(),
+        "{}",
+        outcome.stderr
+    );
+}
+
+/// ASLR: the interpreter, the program, the stack and the vDSO move from run to run
+/// (/proc/self/maps differs), and `--no-aslr` keeps them where they were.
+#[test]
+fn aslr_moves_the_layout_and_no_aslr_keeps_it() {
+    let cat = std::path::Path::new("/usr/bin/cat");
+    let maps = |options: &[&str]| {
+        let outcome = pith_run(options, cat, &["/proc/self/maps"], &[]);
+        assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+        outcome.stdout
+    };
+    let (first, second) = (maps(&[]), maps(&[]));
+    assert_ne!(first, second, "two runs with ASLR had one layout");
+    assert_eq!(maps(&["--no-aslr"]), maps(&["--no-aslr"]));
+}

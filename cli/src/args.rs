@@ -103,6 +103,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub trace: bool,
 
+    /// Turn address-space layout randomization off (for debugging): the program, its
+    /// interpreter, stack and vDSO at the same addresses every run, as `setarch -R` on Linux.
+    #[arg(long)]
+    pub no_aslr: bool,
+
     /// Report, once each, every path the program looked for and did not find (open, stat,
     /// access, readlink saying ENOENT), as `pith: missing file: PATH (call)` on stderr: what to
     /// add with --file, --dir or the manifest.

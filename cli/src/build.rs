@@ -316,7 +316,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     }
     let program_path = plan.program_path.clone();
     let record = program_record(&plan, &program_path)?;
-    let mut tree = crate::image::dependency_entries(&plan.program)?;
+    let words: Vec<std::ffi::OsString> = plan.args.iter().map(std::ffi::OsString::from).collect();
+    let mut tree = crate::image::dependency_entries(&plan.program, &words)?;
+    tree.retain(|entry| !crate::image::in_the_way(entry, &plan.program_path));
     tree.extend(collect_tree(&plan.files, &plan.dirs)?);
     let etc = crate::image::default_etc_files(&tree);
     tree.extend(etc);

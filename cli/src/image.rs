@@ -239,19 +239,75 @@ pub fn program_path_in_vm(typed: &OsStr, file_name: &OsStr) -> Vec<u8> {
 /// A dynamically linked program's interpreter and libraries, found on the host as ld.so would
 /// find them (`deps::resolve`), as image entries at the same paths (`deps::tree_entries`).
 /// None for a static program, or one read from an image (whose libraries are in it).
-pub fn dependency_entries(program: &Program) -> anyhow::Result<Vec<TreeEntry>> {
-    let (Some(_), Some(host_path)) = (&program.interpreter, &program.host_path) else {
+/// Whether a dependency's entry would stand where the program goes (the program itself, or
+/// a symlinked directory on its path, e.g. Debian's `/lib64` when the program is
+/// `/lib64/ld-linux-x86-64.so.2`): the program's own path wins.
+pub fn in_the_way(entry: &TreeEntry, program_path: &[u8]) -> bool {
+    let guest = entry.guest();
+    guest == program_path
+        || (program_path.starts_with(guest) && program_path.get(guest.len()) == Some(&b'/'))
+}
+
+/// When the program is an interpreter itself (`pith run /lib64/ld-linux-x86-64.so.2
+/// /usr/bin/prog`, as one runs ld.so on Linux), the program it is to run (named by an absolute
+/// path, after ld.so's own options) goes in too, with its dependencies.
+pub fn dependency_entries(program: &Program, args: &[OsString]) -> anyhow::Result<Vec<TreeEntry>> {
+    let config = crate::deps::SearchConfig::default();
+    if let (Some(_), Some(host_path)) = (&program.interpreter, &program.host_path) {
+        let dependencies = crate::deps::resolve(host_path, &config)?;
+        return crate::deps::tree_entries(&dependencies);
+    }
+    let is_interpreter = program.interpreter.is_none()
+        && program
+            .file_name
+            .to_str()
+            .is_some_and(|name| name.starts_with("ld-linux") || name.starts_with("ld-musl"));
+    if !is_interpreter {
+        return Ok(Vec::new());
+    }
+    let Some(target) = ld_so_program(args) else {
         return Ok(Vec::new());
     };
-    let dependencies = crate::deps::resolve(host_path, &crate::deps::SearchConfig::default())?;
-    crate::deps::tree_entries(&dependencies)
+    let target = Path::new(target);
+    let dependencies = crate::deps::resolve(target, &config)?;
+    // The program itself at the path ld.so is given, then what it needs.
+    let all: Vec<crate::deps::Dependency> = dependencies
+        .into_iter()
+        .map(|mut dependency| {
+            if dependency.found == crate::deps::Found::Program {
+                dependency.found = crate::deps::Found::Interpreter;
+            }
+            dependency
+        })
+        .collect();
+    crate::deps::tree_entries(&all)
+}
+
+/// The program an ld.so command line runs: the first word that is not one of ld.so's options
+/// (those of `--library-path`, `--preload`, `--audit`, `--argv0` take a value), if it is an
+/// absolute path to a file.
+fn ld_so_program(args: &[OsString]) -> Option<&OsStr> {
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let text = word.to_str()?;
+        if matches!(text, "--library-path" | "--preload" | "--audit" | "--argv0") {
+            words.next();
+            continue;
+        }
+        if text.starts_with("--") {
+            continue;
+        }
+        return (text.starts_with('/') && Path::new(text).is_file()).then_some(word.as_os_str());
+    }
+    None
 }
 
 /// Builds the image bytes with the loader's builder, so the format lives in one place.
 pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let program_path = contents.program_path.to_vec();
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
-    let mut tree = dependency_entries(contents.program)?;
+    let mut tree = dependency_entries(contents.program, contents.args)?;
+    tree.retain(|entry| !in_the_way(entry, &program_path));
     tree.extend(collect_tree(contents.files, contents.dirs)?);
     let etc = default_etc_files(&tree);
     tree.extend(etc);

@@ -66,6 +66,8 @@ pub struct KernelCommandLine {
     pub tmp: Option<crate::args::TmpSetting>,
     /// Report paths looked up in vain (`--missing-files`): `pith.missing=1`.
     pub missing_files: bool,
+    /// `--no-aslr`: `pith.aslr=0`.
+    pub no_aslr: bool,
 }
 
 impl KernelCommandLine {
@@ -100,6 +102,9 @@ impl KernelCommandLine {
         }
         if self.missing_files {
             text.push_str(" pith.missing=1");
+        }
+        if self.no_aslr {
+            text.push_str(" pith.aslr=0");
         }
         text
     }
@@ -323,6 +328,7 @@ mod tests {
             root_read_only: false,
             tmp: None,
             missing_files: false,
+            no_aslr: false,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

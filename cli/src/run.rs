@@ -137,6 +137,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         root_read_only: launch.root_read_only,
         tmp: launch.tmp,
         missing_files: args.missing_files,
+        no_aslr: args.no_aslr,
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {

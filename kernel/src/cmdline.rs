@@ -25,6 +25,8 @@ pub struct LaunchParameters {
     pub tmp: Option<TmpParameter>,
     /// Report the paths the program looks up in vain (`pith.missing=1`: --missing-files).
     pub missing_files: bool,
+    /// Randomize the address space's layout (`pith.aslr=0`: --no-aslr turns it off).
+    pub aslr: bool,
 }
 
 /// `pith.tmp=`'s value.
@@ -48,6 +50,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         root_read_only: false,
         tmp: None,
         missing_files: false,
+        aslr: true,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -63,6 +66,7 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.root" => parameters.root_on_disk = value == "disk",
             "pith.root_ro" => parameters.root_read_only = value == "1",
             "pith.missing" => parameters.missing_files = value == "1",
+            "pith.aslr" => parameters.aslr = value != "0",
             "pith.tmp" => {
                 parameters.tmp = match value {
                     "disk" => Some(TmpParameter::Disk),

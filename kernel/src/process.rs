@@ -41,7 +41,15 @@ fn fail(message: core::fmt::Arguments) -> ! {
     crate::power::exit(CANNOT_EXECUTE_STATUS)
 }
 
+/// Address-space layout randomization is on (`pith run --no-aslr` turns it off, for
+/// debugging: the same addresses every run, as Linux's `setarch -R`).
+static ASLR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// A random number of pages below 2^bits, or 0 with ASLR off.
 fn random_pages(bits: u32) -> u64 {
+    if !ASLR.load(Ordering::Relaxed) {
+        return 0;
+    }
     (crate::random::next_u64() & ((1 << bits) - 1)) * PAGE_SIZE
 }
 
@@ -108,6 +116,7 @@ fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64) {
 
 /// Loads the program in `image` and runs it; never returns.
 pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchParameters) -> ! {
+    ASLR.store(parameters.aslr, Ordering::Relaxed);
     let image = Image::parse(image_bytes)
         .unwrap_or_else(|error| fail(format_args!("the image is unusable: {error}")));
     let program = image.program();
@@ -234,7 +243,11 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     };
     let spec = StackSpec {
         stack_top,
-        random_offset: (crate::random::next_u64() % 8192) & !15,
+        random_offset: if ASLR.load(Ordering::Relaxed) {
+            (crate::random::next_u64() % 8192) & !15
+        } else {
+            0
+        },
         argv: &argv,
         envp: &envp,
         execfn: path,
