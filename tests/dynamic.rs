@@ -315,3 +315,27 @@ fn aslr_moves_the_layout_and_no_aslr_keeps_it() {
     assert_ne!(first, second, "two runs with ASLR had one layout");
     assert_eq!(maps(&["--no-aslr"]), maps(&["--no-aslr"]));
 }
+
+/// Debian's dynamically linked busybox (unpacked into build/ by scripts/setup: the package
+/// conflicts with busybox-static), applets that do not fork.
+#[test]
+fn debians_dynamic_busybox_runs_applets() {
+    let busybox = workspace_root().join("build/busybox-dynamic/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "{} is missing: scripts/setup unpacks Debian's busybox there",
+        busybox.display()
+    );
+    let echo = pith_run(&[], &busybox, &["echo", "dynamic", "busybox"], &[]);
+    assert_eq!(echo.stdout, "dynamic busybox\n", "{}", echo.stderr);
+    let sorted = pith_run_with_input(&[], &busybox, &["sort", "-r"], &[], Some(b"b\na\nc\n"));
+    assert_eq!(sorted.stdout, "c\nb\na\n", "{}", sorted.stderr);
+    let sum = pith_run(&[], &busybox, &["sha256sum", "/etc/hostname"], &[]);
+    // sha256("pith\n")
+    assert_eq!(
+        sum.stdout,
+        "a54ab86d521f151271cda4552512b91daf5a6a2809a4492a705313b9bd8aeeeb  /etc/hostname\n",
+        "{}",
+        sum.stderr
+    );
+}
