@@ -98,11 +98,13 @@ pub enum DepsError {
         machine: u16,
         bits: u8,
     },
-    #[error("{name}, needed by {by}, is in none of the places ld.so would look ({searched})")]
+    #[error("{name}, needed by {by}, is in none of the places ld.so would look ({searched}){passed_over}")]
     NotFound {
         name: String,
         by: String,
         searched: String,
+        /// Files of that name ld.so would pass over, and why ("; passed over: ...").
+        passed_over: String,
     },
 }
 
@@ -177,6 +179,32 @@ fn usable(path: &Path) -> bool {
     path.is_file() && read_object(path).is_ok()
 }
 
+/// Why a file at `path` that is there would be passed over (a symlink to nothing, another
+/// machine's ELF, not an ELF); None if it is usable or not there at all.
+fn unusable(path: &Path) -> Option<String> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    if metadata.file_type().is_symlink() && !path.exists() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return Some(format!(
+            "{} is a symlink to {}, which is not there",
+            path.display(),
+            target.display()
+        ));
+    }
+    match read_object(path) {
+        Ok(_) => None,
+        Err(error) => Some(error.to_string()),
+    }
+}
+
+fn alloc_passed_over(notes: &[String]) -> String {
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; passed over: {}", notes.join("; "))
+    }
+}
+
 /// The program at `program`, its interpreter and every library it needs, in the order
 /// ld.so loads them (breadth first), each once.
 pub fn resolve(program: &Path, config: &SearchConfig) -> Result<Vec<Dependency>, DepsError> {
@@ -227,6 +255,9 @@ pub fn resolve(program: &Path, config: &SearchConfig) -> Result<Vec<Dependency>,
                 name: interpreter.clone(),
                 by: program.display().to_string(),
                 searched: "its PT_INTERP path".to_string(),
+                passed_over: unusable(&path)
+                    .map(|why| alloc_passed_over(&[why]))
+                    .unwrap_or_default(),
             });
         }
         if let Some(name) = path.file_name().and_then(|name| name.to_str()) {
@@ -308,15 +339,24 @@ fn find_library(
             name: name.to_string(),
             by: by.display().to_string(),
             searched: "the path it names".to_string(),
+            passed_over: unusable(&path)
+                .map(|why| alloc_passed_over(&[why]))
+                .unwrap_or_default(),
         });
     }
     let mut searched = Vec::new();
-    let try_dirs = |dirs: &[String], how: Search, searched: &mut Vec<String>| {
+    let mut passed_over: Vec<String> = Vec::new();
+    let mut try_dirs = |dirs: &[String], how: Search, searched: &mut Vec<String>| {
         for dir in dirs {
             let candidate = Path::new(dir).join(name);
             searched.push(dir.clone());
             if usable(&candidate) {
                 return Some((candidate, how));
+            }
+            if let Some(why) = unusable(&candidate) {
+                if !passed_over.contains(&why) {
+                    passed_over.push(why);
+                }
             }
         }
         None
@@ -349,6 +389,7 @@ fn find_library(
         name: name.to_string(),
         by: by.display().to_string(),
         searched: searched.join(", "),
+        passed_over: alloc_passed_over(&passed_over),
     })
 }
 
@@ -569,6 +610,28 @@ mod tests {
                 how: Search::Runpath
             }
         );
+        // Another machine's library of that name is passed over, and the error says so.
+        let mut foreign = std::fs::read(lib_dir.join("libpithdep.so.1")).expect("read");
+        foreign[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+        std::fs::write(lib_dir.join("libpithdep.so.1"), foreign).expect("write");
+        let error = resolve(&program, &host())
+            .expect_err("wrong machine")
+            .to_string();
+        assert!(error.contains("passed over: "), "{error}");
+        assert!(
+            error.contains("is not an x86_64 ELF (e_machine 183"),
+            "{error}"
+        );
+        // A symlink to nothing, likewise.
+        std::fs::remove_file(lib_dir.join("libpithdep.so.1")).expect("rm");
+        std::os::unix::fs::symlink("gone.so", lib_dir.join("libpithdep.so.1")).expect("symlink");
+        let error = resolve(&program, &host())
+            .expect_err("dangling")
+            .to_string();
+        assert!(
+            error.contains("is a symlink to gone.so, which is not there"),
+            "{error}"
+        );
         // Without the library, the error names it, who needs it and where ld.so looked.
         std::fs::remove_file(lib_dir.join("libpithdep.so.1")).expect("rm");
         let error = resolve(&program, &host()).expect_err("missing").to_string();
@@ -578,6 +641,7 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("/etc/ld.so.cache"), "{error}");
+        assert!(!error.contains("passed over"), "{error}");
     }
 
     #[test]
