@@ -318,8 +318,10 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     let record = program_record(&plan, &program_path)?;
     let words: Vec<std::ffi::OsString> = plan.args.iter().map(std::ffi::OsString::from).collect();
     let mut tree = crate::image::dependency_entries(&plan.program, &words)?;
-    tree.retain(|entry| !crate::image::in_the_way(entry, &plan.program_path));
     tree.extend(collect_tree(&plan.files, &plan.dirs)?);
+    let libraries = crate::image::library_entries(&tree)?;
+    tree.extend(libraries);
+    tree.retain(|entry| !crate::image::in_the_way(entry, &plan.program_path));
     let etc = crate::image::default_etc_files(&tree);
     tree.extend(etc);
     crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;

@@ -405,11 +405,13 @@ pub fn tree_entries(dependencies: &[Dependency]) -> anyhow::Result<Vec<crate::im
             continue;
         }
         // Resolve the path one component at a time, as the VM's path walk will.
+        // `..` kept: a library found through `$ORIGIN/../lib` is reached as ld.so reaches it.
         let mut pending: VecDeque<std::ffi::OsString> = dependency
             .path
             .components()
             .filter_map(|component| match component {
                 std::path::Component::Normal(name) => Some(name.to_os_string()),
+                std::path::Component::ParentDir => Some("..".into()),
                 _ => None,
             })
             .collect();
@@ -713,6 +715,50 @@ mod tests {
         assert_eq!(
             paths,
             [program.as_path(), Path::new("/lib/ld-musl-x86_64.so.1")]
+        );
+    }
+
+    #[test]
+    fn a_library_through_origin_dot_dot_is_packed_at_its_real_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["bin", "lib"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let source = dir.path().join("lib.c");
+        std::fs::write(&source, "int pith_up(void) { return 3; }").expect("source");
+        let library = dir.path().join("lib/libpithup.so.1");
+        assert!(std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-Wl,-soname,libpithup.so.1", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .status()
+            .expect("gcc")
+            .success());
+        std::os::unix::fs::symlink("libpithup.so.1", dir.path().join("lib/libpithup.so"))
+            .expect("symlink");
+        let main = dir.path().join("main.c");
+        std::fs::write(
+            &main,
+            "int pith_up(void); int main(void) { return pith_up(); }",
+        )
+        .expect("source");
+        let program = dir.path().join("bin/prog");
+        assert!(std::process::Command::new("gcc")
+            .arg(&main)
+            .arg("-o")
+            .arg(&program)
+            .arg(format!("-L{}", dir.path().join("lib").display()))
+            .args(["-lpithup", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"])
+            .status()
+            .expect("gcc")
+            .success());
+        let deps = resolve(&program, &host()).expect("resolves");
+        let entries = tree_entries(&deps).expect("entries");
+        let real = std::fs::canonicalize(&library).expect("the library");
+        assert!(
+            entries.iter().any(|entry| matches!(entry,
+                crate::image::TreeEntry::File { guest, .. } if guest.as_slice() == real.as_os_str().as_encoded_bytes())),
+            "{entries:?}"
         );
     }
 

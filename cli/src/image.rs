@@ -253,9 +253,11 @@ pub fn in_the_way(entry: &TreeEntry, program_path: &[u8]) -> bool {
 /// path, after ld.so's own options) goes in too, with its dependencies.
 pub fn dependency_entries(program: &Program, args: &[OsString]) -> anyhow::Result<Vec<TreeEntry>> {
     let config = crate::deps::SearchConfig::default();
-    if let (Some(_), Some(host_path)) = (&program.interpreter, &program.host_path) {
+    if let (Some(interpreter), Some(host_path)) = (&program.interpreter, &program.host_path) {
         let dependencies = crate::deps::resolve(host_path, &config)?;
-        return crate::deps::tree_entries(&dependencies);
+        let mut entries = crate::deps::tree_entries(&dependencies)?;
+        entries.extend(search_configuration(interpreter));
+        return Ok(entries);
     }
     let is_interpreter = program.interpreter.is_none()
         && program
@@ -283,6 +285,63 @@ pub fn dependency_entries(program: &Program, args: &[OsString]) -> anyhow::Resul
     crate::deps::tree_entries(&all)
 }
 
+/// The host's table of where libraries are, for the VM's ld.so, which would not otherwise
+/// find a library the host's table names outside its default directories (/usr/local/lib):
+/// glibc's /etc/ld.so.cache, musl's /etc/ld-musl-x86_64.path. Entries for libraries not in
+/// the image are harmless: ld.so goes on to its directories.
+fn search_configuration(interpreter: &str) -> Option<TreeEntry> {
+    let table = if interpreter.contains("ld-musl-") {
+        "/etc/ld-musl-x86_64.path"
+    } else {
+        "/etc/ld.so.cache"
+    };
+    let metadata = std::fs::metadata(table).ok()?;
+    Some(TreeEntry::File {
+        guest: table.as_bytes().to_vec(),
+        mode: 0o644,
+        host: PathBuf::from(table),
+        size: metadata.len(),
+    })
+}
+
+/// The libraries that shared objects put in the tree by `--file`, `--dir` or a manifest need
+/// (python's `lib-dynload/_hashlib*.so` needs libcrypto), found and packed as a program's
+/// are; what the tree has already is left out.
+pub fn library_entries(tree: &[TreeEntry]) -> anyhow::Result<Vec<TreeEntry>> {
+    use std::io::Read as _;
+    let config = crate::deps::SearchConfig::default();
+    let mut have: std::collections::HashSet<Vec<u8>> =
+        tree.iter().map(|entry| entry.guest().to_vec()).collect();
+    let mut added = Vec::new();
+    for entry in tree {
+        let TreeEntry::File { host, guest, .. } = entry else {
+            continue;
+        };
+        if !guest.ends_with(b".so") && !guest.windows(4).any(|window| window == b".so.") {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let is_elf = std::fs::File::open(host)
+            .and_then(|mut file| file.read_exact(&mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if !is_elf {
+            continue;
+        }
+        // A library whose own needs cannot be met is packed all the same (ld.so reports it if
+        // it is ever loaded); only what can be found is added.
+        let Ok(dependencies) = crate::deps::resolve(host, &config) else {
+            continue;
+        };
+        for library in crate::deps::tree_entries(&dependencies)? {
+            if have.insert(library.guest().to_vec()) {
+                added.push(library);
+            }
+        }
+    }
+    Ok(added)
+}
+
 /// The program an ld.so command line runs: the first word that is not one of ld.so's options
 /// (those of `--library-path`, `--preload`, `--audit`, `--argv0` take a value), if it is an
 /// absolute path to a file.
@@ -307,8 +366,10 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let program_path = contents.program_path.to_vec();
     let env: Vec<String> = contents.env.iter().map(EnvVar::to_string).collect();
     let mut tree = dependency_entries(contents.program, contents.args)?;
-    tree.retain(|entry| !in_the_way(entry, &program_path));
     tree.extend(collect_tree(contents.files, contents.dirs)?);
+    let libraries = library_entries(&tree)?;
+    tree.extend(libraries);
+    tree.retain(|entry| !in_the_way(entry, &program_path));
     let etc = default_etc_files(&tree);
     tree.extend(etc);
     // The initrd is built in memory whole: the files' bytes are read first.

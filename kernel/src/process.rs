@@ -188,7 +188,8 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         .map(|interpreter| read_interpreter(&mut process, interpreter, path_text));
     let bias = match plan.kind {
         ElfKind::Executable => 0,
-        ElfKind::PositionIndependent => ELF_ET_DYN_BASE + random_pages(20) - plan.min_vaddr,
+        // Linux's 28 bits of pages for a PIE (mmap_rnd_bits on x86_64): up to 1 TiB above the base.
+        ElfKind::PositionIndependent => ELF_ET_DYN_BASE + random_pages(28) - plan.min_vaddr,
     };
     LOAD_BIAS.store(bias, Ordering::Relaxed);
     LOAD_START.store(plan.min_vaddr + bias, Ordering::Relaxed);
@@ -197,7 +198,8 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
     // The stack: RLIMIT_STACK (8 MiB) reserved below a randomized top.
     let stack_top = STACK_TOP_MAX - random_pages(16);
     let stack_limit = stack_top - (8 << 20);
-    let brk_start = plan.max_vaddr + bias;
+    // The heap starts up to 32 MiB past the program, at random (arch_randomize_brk).
+    let brk_start = plan.max_vaddr + bias + random_pages(13);
     load_segments(&plan, program, bias);
 
     // The vDSO and its time page, in the gap below the stack (Linux puts them near it too).
@@ -209,8 +211,10 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
 
     // A dynamic program's interpreter (ld.so): at a random base below where mmap starts, as
     // Linux loads it (load_elf_binary), the rest being its work.
-    let mmap_base = stack_limit - MMAP_GAP;
-    let interpreter_at = interpreter.as_ref().map(|(bytes, interpreter_plan)| {
+    // The mmap base: below the stack's gap, and up to 1 TiB lower at random, apart from the
+    // stack's own randomness (arch_pick_mmap_layout).
+    let mmap_base = stack_limit - MMAP_GAP - random_pages(28);
+    let interpreter_at = interpreter.as_ref().map(|(bytes, interpreter_plan, _)| {
         let span = interpreter_plan.max_vaddr - interpreter_plan.min_vaddr;
         let base = (mmap_base - span - random_pages(16)) & !(PAGE_SIZE - 1);
         let interpreter_bias = base - interpreter_plan.min_vaddr;
@@ -298,6 +302,49 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
             } else {
                 VmaKind::Vdso
             }
+        } else if let Some((interpreter_bias, (_, interpreter_plan, mapped))) = interpreter_at
+            .map(|(interpreter_bias, _)| interpreter_bias)
+            .zip(interpreter.as_ref())
+            .filter(|(interpreter_bias, (_, interpreter_plan, _))| {
+                (interpreter_plan.min_vaddr + interpreter_bias
+                    ..interpreter_plan.max_vaddr + interpreter_bias)
+                    .contains(&vma.start)
+            })
+        {
+            // The interpreter's areas: a private mapping of its file, as on Linux.
+            let file_offset = interpreter_plan
+                .segments
+                .iter()
+                .find(|segment| {
+                    let (start, end) = segment.page_range();
+                    (start + interpreter_bias..end + interpreter_bias).contains(&vma.start)
+                })
+                .map_or(0, |segment| {
+                    elf::page_round_down(segment.file_offset)
+                        + (vma.start - (segment.page_range().0 + interpreter_bias))
+                });
+            let file = match memory
+                .files
+                .iter()
+                .find(|(_, known)| known.node == mapped.node)
+            {
+                Some((&file, _)) => file,
+                None => {
+                    let file = memory.files.len() as u32;
+                    memory.files.insert(file, mapped.clone());
+                    process
+                        .vfs
+                        .fs_mut(mapped.node.mount)
+                        .map(|fs| fs.open(mapped.node.ino))
+                        .ok();
+                    file
+                }
+            };
+            VmaKind::File {
+                file_offset,
+                file,
+                shared: false,
+            }
         } else {
             // Where in the file the area starts (for /proc/self/maps): through the segment
             // whose pages hold it.
@@ -344,7 +391,7 @@ fn read_interpreter(
     process: &mut Process,
     interpreter: &str,
     path_text: &str,
-) -> (Vec<u8>, LoadPlan) {
+) -> (Vec<u8>, LoadPlan, pith_syscalls::mm::MappedFile) {
     let vfs = &mut process.vfs;
     let node = vfs
         .resolve(vfs.root(), interpreter.as_bytes(), true)
@@ -380,7 +427,20 @@ fn read_interpreter(
             "{interpreter} (the interpreter of {path_text}) is not a position-independent ELF without an interpreter of its own, as ld.so is"
         ));
     }
-    (bytes, plan)
+    // What /proc/self/maps names its areas by: the file as ld.so itself maps libraries.
+    let stat = vfs
+        .metadata(node)
+        .map(|metadata| pith_syscalls::files::stat_of(node, &metadata))
+        .unwrap_or_default();
+    let mapped = pith_syscalls::mm::MappedFile {
+        path: vfs
+            .path_of(node)
+            .unwrap_or_else(|_| interpreter.as_bytes().to_vec()),
+        node,
+        device: stat.st_dev,
+        ino: stat.st_ino,
+    };
+    (bytes, plan, mapped)
 }
 
 /// The wall clock, for the volume's inode times.

@@ -660,9 +660,12 @@ pub fn execve(
     _argv: UserAddr,
     _envp: UserAddr,
 ) -> Result<i32, Errno> {
-    let target = context
-        .read_c_string(path.0, crate::platform::PATH_MAX - 1)
-        .unwrap_or_default();
+    let target = context.read_c_string(path.0, crate::platform::PATH_MAX - 1)?;
+    // What Linux checks first: a path that names nothing is ENOENT (and so on), not ENOMEM.
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    crate::files::resolve_at(context, crate::args::Fd(crate::fs::AT_FDCWD), &target, true)?;
     if context.process.first_unimplemented_call(59) {
         let program =
             alloc::string::String::from_utf8_lossy(&context.process.executable_path).into_owned();

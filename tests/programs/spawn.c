@@ -10,7 +10,8 @@
 
 extern char **environ;
 
-int main(void) {
+int main(int argc, char **argv_main) {
+    (void)argc;
     pid_t child = fork();
     if (child == 0) _exit(0);
     printf("fork: %d, %s\n", child, strerror(errno));
@@ -21,8 +22,11 @@ int main(void) {
     errno = 0;
     int status = system("true");
     printf("system: the shell could not run (status %d)\n", status);
-    execve("/bin/true", argv, environ);
+    /* The program itself: a file that is there. */
+    execve(argv_main[0], argv, environ);
     printf("execve: %s\n", strerror(errno));
+    execve("/no/such/program", argv, environ);
+    printf("execve of nothing: %s\n", strerror(errno));
     printf("still running\n");
     return 0;
 }
