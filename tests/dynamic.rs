@@ -374,3 +374,54 @@ fn debians_dynamic_busybox_runs_applets() {
         sum.stderr
     );
 }
+
+/// A program reached through a symlink (as Debian's alternatives make /usr/bin/java) whose
+/// DT_RUNPATH is `$ORIGIN/../lib`: it goes in at its real path, the typed one a symlink to
+/// it, so ld.so's $ORIGIN finds the library there.
+#[test]
+fn a_program_behind_a_symlink_finds_its_origin_libraries() {
+    let dir = std::env::temp_dir().join(format!("pith-origin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["real/bin", "real/lib"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("a test directory");
+    }
+    std::fs::write(dir.join("lib.c"), "int pith_origin(void) { return 0; }").expect("source");
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\nint pith_origin(void);\n\
+         int main(void) { printf(\"found through $ORIGIN\\n\"); return pith_origin(); }\n",
+    )
+    .expect("source");
+    let gcc = |args: &[&str]| {
+        let status = std::process::Command::new("gcc")
+            .args(args)
+            .current_dir(&dir)
+            .status()
+            .expect("gcc");
+        assert!(status.success(), "gcc {args:?}");
+    };
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libpithorigin.so.1",
+        "-o",
+        "real/lib/libpithorigin.so.1",
+        "lib.c",
+    ]);
+    std::os::unix::fs::symlink("libpithorigin.so.1", dir.join("real/lib/libpithorigin.so"))
+        .expect("symlink");
+    gcc(&[
+        "main.c",
+        "-o",
+        "real/bin/prog",
+        "-Lreal/lib",
+        "-lpithorigin",
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+    ]);
+    let link = dir.join("prog-link");
+    std::os::unix::fs::symlink(dir.join("real/bin/prog"), &link).expect("symlink");
+    let outcome = pith_run(&[], &link, &[], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, "found through $ORIGIN\n");
+}

@@ -104,7 +104,10 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     let inside = if manifest.program.is_some() {
         path_in_vm(&program.file_name)
     } else {
-        program_path_in_vm(program_path.as_os_str(), &program.file_name)
+        crate::image::real_program_path(
+            &program,
+            program_path_in_vm(program_path.as_os_str(), &program.file_name),
+        )
     };
     let mut files = manifest.files;
     files.extend_from_slice(&args.files);
@@ -322,6 +325,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     let libraries = crate::image::library_entries(&tree)?;
     tree.extend(libraries);
     tree.retain(|entry| !crate::image::in_the_way(entry, &plan.program_path));
+    crate::image::dedupe(&mut tree);
     let etc = crate::image::default_etc_files(&tree);
     tree.extend(etc);
     crate::volume::ensure_volume(&args.output, plan.size.mebibytes() << 20)?;

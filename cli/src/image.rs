@@ -236,9 +236,34 @@ pub fn program_path_in_vm(typed: &OsStr, file_name: &OsStr) -> Vec<u8> {
     inside
 }
 
+/// Where a dynamically linked program goes when the path the user typed runs through a
+/// symlink on the host (Debian's alternatives: /usr/bin/java -> /etc/alternatives/java ->
+/// /usr/lib/jvm/.../bin/java): at its real path, with the typed one a symlink to it, as on the
+/// host, so that ld.so's $ORIGIN (from /proc/self/exe, the real path) finds what its
+/// DT_RUNPATH names. `inside` is where `program_path_in_vm` put it; anything else keeps that.
+pub fn real_program_path(program: &Program, inside: Vec<u8>) -> Vec<u8> {
+    let (Some(_), Some(host_path)) = (&program.interpreter, &program.host_path) else {
+        return inside;
+    };
+    if inside.as_slice() != host_path.as_os_str().as_encoded_bytes() {
+        return inside;
+    }
+    match std::fs::canonicalize(host_path) {
+        Ok(real) if real != *host_path => real.as_os_str().as_encoded_bytes().to_vec(),
+        _ => inside,
+    }
+}
+
 /// A dynamically linked program's interpreter and libraries, found on the host as ld.so would
 /// find them (`deps::resolve`), as image entries at the same paths (`deps::tree_entries`).
 /// None for a static program, or one read from an image (whose libraries are in it).
+/// Keeps the first entry for each path: a library both found as a dependency and under a
+/// `--dir` (the JDK's libjli.so) is packed once.
+pub fn dedupe(tree: &mut Vec<TreeEntry>) {
+    let mut seen = std::collections::HashSet::new();
+    tree.retain(|entry| seen.insert(entry.guest().to_vec()));
+}
+
 /// Whether a dependency's entry would stand where the program goes (the program itself, or
 /// a symlinked directory on its path, e.g. Debian's `/lib64` when the program is
 /// `/lib64/ld-linux-x86-64.so.2`): the program's own path wins.
@@ -254,7 +279,17 @@ pub fn in_the_way(entry: &TreeEntry, program_path: &[u8]) -> bool {
 pub fn dependency_entries(program: &Program, args: &[OsString]) -> anyhow::Result<Vec<TreeEntry>> {
     let config = crate::deps::SearchConfig::default();
     if let (Some(interpreter), Some(host_path)) = (&program.interpreter, &program.host_path) {
-        let dependencies = crate::deps::resolve(host_path, &config)?;
+        // From the real path: $ORIGIN is its directory.
+        let real = std::fs::canonicalize(host_path).unwrap_or_else(|_| host_path.clone());
+        let mut dependencies = crate::deps::resolve(&real, &config)?;
+        if real != *host_path {
+            // The symlinks from the typed path to the program (`real_program_path`).
+            dependencies.push(crate::deps::Dependency {
+                path: host_path.clone(),
+                found: crate::deps::Found::Interpreter,
+                by: None,
+            });
+        }
         let mut entries = crate::deps::tree_entries(&dependencies)?;
         entries.extend(search_configuration(interpreter));
         return Ok(entries);
@@ -370,6 +405,7 @@ pub fn build_image(contents: &ImageContents<'_>) -> anyhow::Result<Vec<u8>> {
     let libraries = library_entries(&tree)?;
     tree.extend(libraries);
     tree.retain(|entry| !in_the_way(entry, &program_path));
+    dedupe(&mut tree);
     let etc = default_etc_files(&tree);
     tree.extend(etc);
     // The initrd is built in memory whole: the files' bytes are read first.

@@ -70,7 +70,10 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
         ),
         None => {
             let program = read_program(args.program())?;
-            let inside = program_path_in_vm(args.program(), &program.file_name);
+            let inside = crate::image::real_program_path(
+                &program,
+                program_path_in_vm(args.program(), &program.file_name),
+            );
             (program, inside, args.program().to_owned(), args.program_args())
         }
     };
