@@ -4281,7 +4281,7 @@ mod tests {
         assert_eq!(state.cause.kind(), crate::Ext4ErrorKind::Io, "{stage}");
         assert_eq!(state.persistence_error, None, "{stage}");
         let expected_fua_writes = match stage {
-            "open-superblock" | "descriptor" | "payload" | "descriptor-payload-barrier" => 1,
+            "open-superblock" | "descriptor-and-payload" | "descriptor-payload-barrier" => 1,
             "commit" | "checkpoint" | "checkpoint-barrier" => 2,
             "close-superblock" => 3,
             _ => panic!("unknown commit fault stage: {stage}"),
@@ -4306,10 +4306,11 @@ mod tests {
 
     #[test]
     fn commit_fault_matrix_aborts_at_every_write_and_flush_boundary() {
+        // Pith: the descriptor and its payload blocks are one write when they are consecutive
+        // (jbd2.rs, commit_transaction_with_mapping), so they are one stage here.
         let write_stages = [
             "open-superblock",
-            "descriptor",
-            "payload",
+            "descriptor-and-payload",
             "commit",
             "checkpoint",
             "close-superblock",

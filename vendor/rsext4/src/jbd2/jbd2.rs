@@ -917,7 +917,15 @@ impl JBD2DEVSYSTEM {
             if checksum_mode == Jbd2ChecksumMode::CompatChecksum {
                 compat_checksum = jbd2_compat_checksum_append(compat_checksum, &desc_buffer);
             }
-            block_dev.write(&desc_buffer, descriptor_block, 1)?;
+            // Pith: the descriptor and its payload blocks go out in runs of consecutive
+            // journal blocks, one device write per run (usually one per descriptor) instead of
+            // one per block: each write is a round trip to the device, and nothing orders
+            // them before the flush below anyway.
+            let mut run: Vec<u8> =
+                Vec::with_capacity(block_size * (payload_end - payload_offset + 1));
+            run.extend_from_slice(&desc_buffer);
+            let mut run_start = descriptor_block;
+            let mut run_blocks: u32 = 1;
             for update_index in payload_offset..payload_end {
                 let payload_block =
                     self.set_next_log_block_with_mapping(block_dev, journal_blocks)?;
@@ -928,8 +936,16 @@ impl JBD2DEVSYSTEM {
                 if checksum_mode == Jbd2ChecksumMode::CompatChecksum {
                     compat_checksum = jbd2_compat_checksum_append(compat_checksum, payload.bytes());
                 }
-                block_dev.write(payload.bytes(), payload_block, 1)?;
+                if payload_block.raw() != run_start.raw() + u64::from(run_blocks) {
+                    block_dev.write(&run, run_start, run_blocks)?;
+                    run.clear();
+                    run_start = payload_block;
+                    run_blocks = 0;
+                }
+                run.extend_from_slice(payload.bytes());
+                run_blocks += 1;
             }
+            block_dev.write(&run, run_start, run_blocks)?;
             payload_offset = payload_end;
         }
 
