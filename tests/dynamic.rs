@@ -250,11 +250,7 @@ fn debians_sqlite3_keeps_a_database_across_boots() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let boot = |args: &[&str]| {
-        let mut command = std::process::Command::new(pith_binary());
-        command.args(["run", "--image"]).arg(&image).args(args);
-        run_command(command, None)
-    };
+    let boot = |args: &[&str]| pith_run_image(&image, args);
     // The recorded arguments run the script; the second boot inserts again and counts 4.
     let first = boot(&[]);
     assert_eq!(first.stdout, "2|first+second\n", "{}", first.stderr);

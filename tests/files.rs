@@ -401,12 +401,7 @@ fn a_built_image_boots_as_root_and_keeps_its_data() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let image_text = image.to_str().unwrap();
-    let run = || {
-        let mut command = Command::new(pith_binary());
-        command.args(["run", "--image", image_text, "one", "two"]);
-        run_command(command, None)
-    };
+    let run = || pith_run_image(&image, &["one", "two"]);
     let (first, second) = (run(), run());
     let fsck = check_volume(&image);
     let _ = std::fs::remove_dir_all(&base);
@@ -476,12 +471,7 @@ fn tmp_is_a_tmpfs_of_the_size_given_or_a_directory_of_the_image() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let image_text = image.to_str().unwrap();
-    let boot = || {
-        let mut command = Command::new(pith_binary());
-        command.args(["run", "--image", image_text]);
-        run_command(command, None)
-    };
+    let boot = || pith_run_image(&image, &[]);
     let (first, second) = (boot(), boot());
     let fsck = check_volume(&image);
     let _ = std::fs::remove_dir_all(&base);

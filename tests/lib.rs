@@ -262,6 +262,13 @@ pub fn pith_run_with_input(
     run_command(command, input)
 }
 
+/// `pith run --image IMAGE ARGS`: boots an image `pith build` made.
+pub fn pith_run_image(image: &Path, args: &[&str]) -> Outcome {
+    let mut command = Command::new(pith_binary());
+    command.args(["run", "--image"]).arg(image).args(args);
+    run_command(command, None)
+}
+
 /// The same program natively, with exactly `env` as its environment, in that order
 /// (`env -i` keeps the order; std's Command would sort it).
 pub fn native_run(program: &Path, args: &[&str], env: &[&str]) -> Outcome {

@@ -511,6 +511,22 @@ mod tests {
         SearchConfig::default()
     }
 
+    /// Compiles `source` with `compiler` in `dir` (the source first: libraries named after
+    /// it are searched for its symbols), with `args` (an `-o` among them).
+    fn cc(compiler: &str, dir: &Path, source: &str, args: &[&str]) {
+        static SOURCES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let number = SOURCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let source_path = dir.join(format!("source{number}.c"));
+        std::fs::write(&source_path, source).expect("source");
+        let status = std::process::Command::new(compiler)
+            .arg(&source_path)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap_or_else(|error| panic!("{compiler}: {error}"));
+        assert!(status.success(), "{compiler} {args:?}");
+    }
+
     #[test]
     fn a_debian_program_needs_its_interpreter_and_libc() {
         // /usr/bin/ls from coreutils: libselinux and libc through ld.so.cache, pcre2 from
@@ -539,23 +555,12 @@ mod tests {
     fn a_static_program_needs_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let program = dir.path().join("static");
-        let built = std::process::Command::new("gcc")
-            .args(["-static", "-x", "c", "-o"])
-            .arg(&program)
-            .arg("-")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(b"int main(void) { return 0; }")?;
-                child.wait()
-            })
-            .expect("gcc");
-        assert!(built.success());
+        cc(
+            "gcc",
+            dir.path(),
+            "int main(void) { return 0; }",
+            &["-static", "-o", "static"],
+        );
         let deps = resolve(&program, &host()).expect("resolves");
         assert_eq!(deps.len(), 1);
     }
@@ -566,14 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let lib_dir = dir.path().join("lib");
         std::fs::create_dir(&lib_dir).expect("mkdir");
-        let gcc = |args: &[&str], source: &str| {
-            // The source first: libraries named after it are searched for its symbols.
-            let source_path = dir.path().join(format!("{}.c", args.len()));
-            std::fs::write(&source_path, source).expect("source");
-            let mut command = std::process::Command::new("gcc");
-            command.arg(&source_path).args(args).current_dir(dir.path());
-            assert!(command.status().expect("gcc").success(), "gcc {args:?}");
-        };
+        let gcc = |args: &[&str], source: &str| cc("gcc", dir.path(), source, args);
         gcc(
             &[
                 "-shared",
@@ -701,15 +699,12 @@ mod tests {
     fn a_musl_program_needs_only_musls_loader() {
         let dir = tempfile::tempdir().expect("tempdir");
         let program = dir.path().join("musl");
-        let source = dir.path().join("musl.c");
-        std::fs::write(&source, "int main(void) { return 0; }").expect("source");
-        let built = std::process::Command::new("musl-gcc")
-            .arg("-o")
-            .arg(&program)
-            .arg(&source)
-            .status()
-            .expect("musl-gcc");
-        assert!(built.success());
+        cc(
+            "musl-gcc",
+            dir.path(),
+            "int main(void) { return 0; }",
+            &["-o", "musl"],
+        );
         let deps = resolve(&program, &host()).expect("resolves");
         let paths: Vec<&Path> = deps.iter().map(|dep| dep.path.as_path()).collect();
         assert_eq!(
@@ -724,34 +719,34 @@ mod tests {
         for sub in ["bin", "lib"] {
             std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
-        let source = dir.path().join("lib.c");
-        std::fs::write(&source, "int pith_up(void) { return 3; }").expect("source");
         let library = dir.path().join("lib/libpithup.so.1");
-        assert!(std::process::Command::new("gcc")
-            .args(["-shared", "-fPIC", "-Wl,-soname,libpithup.so.1", "-o"])
-            .arg(&library)
-            .arg(&source)
-            .status()
-            .expect("gcc")
-            .success());
+        cc(
+            "gcc",
+            dir.path(),
+            "int pith_up(void) { return 3; }",
+            &[
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libpithup.so.1",
+                "-o",
+                "lib/libpithup.so.1",
+            ],
+        );
         std::os::unix::fs::symlink("libpithup.so.1", dir.path().join("lib/libpithup.so"))
             .expect("symlink");
-        let main = dir.path().join("main.c");
-        std::fs::write(
-            &main,
-            "int pith_up(void); int main(void) { return pith_up(); }",
-        )
-        .expect("source");
         let program = dir.path().join("bin/prog");
-        assert!(std::process::Command::new("gcc")
-            .arg(&main)
-            .arg("-o")
-            .arg(&program)
-            .arg(format!("-L{}", dir.path().join("lib").display()))
-            .args(["-lpithup", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"])
-            .status()
-            .expect("gcc")
-            .success());
+        cc(
+            "gcc",
+            dir.path(),
+            "int pith_up(void); int main(void) { return pith_up(); }",
+            &[
+                "-o",
+                "bin/prog",
+                "-Llib",
+                "-lpithup",
+                "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+            ],
+        );
         let deps = resolve(&program, &host()).expect("resolves");
         let entries = tree_entries(&deps).expect("entries");
         let real = std::fs::canonicalize(&library).expect("the library");

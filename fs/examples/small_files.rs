@@ -6,16 +6,19 @@
 
 use pith_fs::ext4::{format, CachedDisk, Disk, Ext4Fs};
 use pith_fs::{Creation, Error, FileSystem, NewNode, Timestamp};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
+
+/// The disk's writes, bytes written and flushes so far.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static FLUSHES: AtomicU64 = AtomicU64::new(0);
 
 struct MemoryDisk {
     bytes: Vec<u8>,
-    writes: u64,
-    written: u64,
-    flushes: u64,
 }
 
-impl Disk for &'static mut MemoryDisk {
+impl Disk for MemoryDisk {
     fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
@@ -27,12 +30,12 @@ impl Disk for &'static mut MemoryDisk {
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
         let at = offset as usize;
         self.bytes[at..at + data.len()].copy_from_slice(data);
-        self.writes += 1;
-        self.written += data.len() as u64;
+        WRITES.fetch_add(1, Relaxed);
+        WRITTEN.fetch_add(data.len() as u64, Relaxed);
         Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
-        self.flushes += 1;
+        FLUSHES.fetch_add(1, Relaxed);
         Ok(())
     }
 }
@@ -55,17 +58,11 @@ fn main() {
         Some(path) => std::fs::read(path).expect("the image"),
         None => vec![0; 256 << 20],
     };
-    let disk: &'static mut MemoryDisk = Box::leak(Box::new(MemoryDisk {
-        bytes,
-        writes: 0,
-        written: 0,
-        flushes: 0,
-    }));
+    let disk = MemoryDisk { bytes };
     let disk = match image {
         Some(_) => disk,
         None => format(disk, now).expect("mkfs"),
     };
-    let stats = disk as *const MemoryDisk;
     let cached = CachedDisk::new(disk, 16 << 20);
     let mut fs = Ext4Fs::mount(cached, now)
         .map_err(|failure| failure.1)
@@ -81,8 +78,13 @@ fn main() {
     let dir = fs
         .create(root, b"bench", NewNode::Directory, creation)
         .expect("mkdir");
-    // SAFETY: the disk lives for the program (leaked) and is read here only between calls.
-    let counters = || unsafe { ((*stats).writes, (*stats).written, (*stats).flushes) };
+    let counters = || {
+        (
+            WRITES.load(Relaxed),
+            WRITTEN.load(Relaxed),
+            FLUSHES.load(Relaxed),
+        )
+    };
     let (writes_before, written_before, flushes_before) = counters();
     let payload = [b'x'; 1024];
     let tenth = (files / 10).max(1);

@@ -1111,12 +1111,7 @@ mod tests {
     /// exact content, unmounts cleanly, and (where e2fsprogs is installed) passes e2fsck.
     #[test]
     fn every_synced_file_survives_a_cut_anywhere_in_the_write_stream() {
-        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
-        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
-        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
-            data: base.clone(),
-            log: Vec::new(),
-        })));
+        let (base, disk) = recording_volume();
         // After each sync: the files that must be there from then on (until touched again),
         // by the index of the last write before that sync.
         type Files = Vec<(Vec<u8>, Vec<u8>)>;
@@ -1189,6 +1184,41 @@ mod tests {
         check_cuts(&base, &log, &checkpoints, &cuts, e2fsck);
     }
 
+    /// A formatted 32 MiB volume (its bytes) and a disk over a copy of it that records every
+    /// write and flush, for the cut tests.
+    fn recording_volume() -> (Vec<u8>, RecordingDisk) {
+        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
+        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
+            data: base.clone(),
+            log: Vec::new(),
+        })));
+        (base, disk)
+    }
+
+    /// `e2fsck -fn` finds the volume `bytes` (the one cut at `cut`) clean.
+    fn assert_e2fsck_clean(bytes: &[u8], cut: usize) {
+        // Tests run in parallel: a file of their own for each check.
+        static CHECKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        let check = CHECKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(alloc::format!(
+            "pith-cut-{}-{check}.img",
+            std::process::id()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let check = std::process::Command::new("e2fsck")
+            .arg("-fn")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            check.status.success(),
+            "cut at {cut}: e2fsck: {}",
+            alloc::string::String::from_utf8_lossy(&check.stdout)
+        );
+    }
+
     /// Applies the recorded `log` to `base` cut by cut (in increasing order) and checks each
     /// cut listed: it mounts (the journal replays), and if `full`, every file synced and not
     /// touched since reads back exactly, the volume unmounts, and e2fsck (if there) is clean.
@@ -1247,20 +1277,7 @@ mod tests {
             fs.unmount()
                 .unwrap_or_else(|e| panic!("cut at {cut}: unmount: {e:?}"));
             if e2fsck {
-                let path = std::env::temp_dir()
-                    .join(alloc::format!("pith-cut-{}-{cut}.img", std::process::id()));
-                std::fs::write(&path, &*image.0.lock().unwrap()).unwrap();
-                let check = std::process::Command::new("e2fsck")
-                    .arg("-fn")
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                let _ = std::fs::remove_file(&path);
-                assert!(
-                    check.status.success(),
-                    "cut at {cut}: e2fsck: {}",
-                    alloc::string::String::from_utf8_lossy(&check.stdout)
-                );
+                assert_e2fsck_clean(&image.0.lock().unwrap(), cut);
             }
         }
         assert!(
@@ -1330,12 +1347,7 @@ mod tests {
     /// it was, and nothing unmountable; e2fsck (where installed) is clean at every sync point.
     #[test]
     fn random_operations_survive_cuts_as_the_model_says() {
-        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
-        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
-        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
-            data: base.clone(),
-            log: Vec::new(),
-        })));
+        let (base, disk) = recording_volume();
         // The model: each path's node (a file by its id), and each file's bytes.
         #[derive(Clone, Debug, PartialEq, Eq)]
         enum Node {
@@ -1581,22 +1593,7 @@ mod tests {
             fs.unmount()
                 .unwrap_or_else(|e| panic!("cut at {cut}: unmount: {e:?}"));
             if e2fsck && at_sync {
-                let path = std::env::temp_dir().join(alloc::format!(
-                    "pith-model-cut-{}-{cut}.img",
-                    std::process::id()
-                ));
-                std::fs::write(&path, &*image.0.lock().unwrap()).unwrap();
-                let check = std::process::Command::new("e2fsck")
-                    .arg("-fn")
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                let _ = std::fs::remove_file(&path);
-                assert!(
-                    check.status.success(),
-                    "cut at {cut}: e2fsck: {}",
-                    alloc::string::String::from_utf8_lossy(&check.stdout)
-                );
+                assert_e2fsck_clean(&image.0.lock().unwrap(), cut);
             }
         }
         assert!(
@@ -1612,12 +1609,7 @@ mod tests {
     /// more in full, are checked as above.
     #[test]
     fn synced_files_survive_cuts_across_journal_checkpoints() {
-        let empty = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
-        let base = format(empty, clock).unwrap().0.lock().unwrap().clone();
-        let disk = RecordingDisk(Arc::new(Mutex::new(Recording {
-            data: base.clone(),
-            log: Vec::new(),
-        })));
+        let (base, disk) = recording_volume();
         type Files = Vec<(Vec<u8>, Vec<u8>)>;
         let mut checkpoints: Vec<(usize, Files)> = Vec::new();
         {

@@ -620,47 +620,17 @@ pub fn read_node(
         Some(offset) => offset,
         None => position(context, fd)?,
     };
-    // Through the process's I/O buffer, a MiB at a time, until the count or the end: Linux
-    // reads a regular file whole in one call, and programs rely on it.
-    let mut chunk = core::mem::take(&mut context.process.io_buffer);
-    let mut got = 0usize;
-    let outcome = loop {
-        if got >= count {
-            break Ok(());
-        }
-        let length = (count - got).min(1 << 20);
-        if chunk.len() < length {
-            chunk.resize(length, 0);
-        }
-        let at_offset = offset + got as u64;
-        let step = read_node_into(
-            context,
-            node,
-            metadata.kind,
-            at_offset,
-            &mut chunk[..length],
-        )
-        .and_then(|read| {
-            crate::mm::read_through_mappings(context, node, at_offset, &mut chunk[..read]);
-            context
-                .platform
-                .write_user(buffer.0 + got as u64, &chunk[..read])?;
-            Ok(read)
-        });
-        match step {
-            Ok(read) => {
-                got += read;
-                if read < length {
-                    break Ok(());
-                }
-            }
-            // What was read stays read; the error is for the next call (as Linux's short read).
-            Err(_) if got > 0 => break Ok(()),
-            Err(error) => break Err(error),
-        }
-    };
-    context.process.io_buffer = chunk;
-    outcome?;
+    // A MiB at a time until the count or the end: Linux reads a regular file whole in one
+    // call, and programs rely on it.
+    let got = in_chunks(context, count, |context, chunk, done| {
+        let at_offset = offset + done as u64;
+        let read = read_node_into(context, node, metadata.kind, at_offset, chunk)?;
+        crate::mm::read_through_mappings(context, node, at_offset, &mut chunk[..read]);
+        context
+            .platform
+            .write_user(buffer.0 + done as u64, &chunk[..read])?;
+        Ok(read)
+    })?;
     if at.is_none() {
         context
             .process
@@ -736,36 +706,45 @@ pub fn write_node(
         _ => return Err(Errno::EINVAL),
     }
     // A MiB at a time until the count (or a short write: a full disk), as one write(2).
-    let mut data = core::mem::take(&mut context.process.io_buffer);
+    in_chunks(context, count, |context, data, done| {
+        context.platform.read_user(buffer.0 + done as u64, data)?;
+        let at = at.map(|offset| offset + done as u64);
+        write_node_data(context, fd, file, node, data, at)
+    })
+}
+
+/// Moves `count` bytes through the process's I/O buffer a MiB at a time: `step` gets a chunk
+/// of the buffer to fill or drain and the bytes moved so far, and says how many it moved. A
+/// short step ends it (the end of a file, a full disk); an error after some bytes moved ends
+/// it with those (a short count, as Linux returns, the error left for the next call).
+fn in_chunks(
+    context: &mut Context,
+    count: usize,
+    mut step: impl FnMut(&mut Context, &mut [u8], usize) -> Result<usize, Errno>,
+) -> Result<usize, Errno> {
+    let mut buffer = core::mem::take(&mut context.process.io_buffer);
     let mut done = 0usize;
     let outcome = loop {
         if done >= count {
-            break Ok(());
+            break Ok(done);
         }
         let length = (count - done).min(1 << 20);
-        if data.len() < length {
-            data.resize(length, 0);
+        if buffer.len() < length {
+            buffer.resize(length, 0);
         }
-        let step = context
-            .platform
-            .read_user(buffer.0 + done as u64, &mut data[..length])
-            .and_then(|()| {
-                let at = at.map(|offset| offset + done as u64);
-                write_node_data(context, fd, file, node, &data[..length], at)
-            });
-        match step {
-            Ok(written) => {
-                done += written;
-                if written < length {
-                    break Ok(());
+        match step(context, &mut buffer[..length], done) {
+            Ok(moved) => {
+                done += moved;
+                if moved < length {
+                    break Ok(done);
                 }
             }
-            Err(_) if done > 0 => break Ok(()),
+            Err(_) if done > 0 => break Ok(done),
             Err(error) => break Err(error),
         }
     };
-    context.process.io_buffer = data;
-    outcome.map(|()| done)
+    context.process.io_buffer = buffer;
+    outcome
 }
 
 /// Writes `data` to an open regular file (write_node's second half; sendfile's writer).

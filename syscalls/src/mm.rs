@@ -1086,6 +1086,15 @@ fn write_back(context: &mut Context, start: u64, end: u64) {
 
 /// The shared mappings of `node`: (start, end, file offset at start) of each area.
 fn shared_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
+    mappings_of(context, node, true)
+}
+
+/// The private mappings of `node`, as `shared_mappings_of`.
+fn private_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
+    mappings_of(context, node, false)
+}
+
+fn mappings_of(context: &Context, node: pith_fs::vfs::Node, shared: bool) -> Vec<(u64, u64, u64)> {
     let memory = &context.process.memory;
     if !memory.files.values().any(|mapped| mapped.node == node) {
         return Vec::new();
@@ -1097,8 +1106,10 @@ fn shared_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, 
             VmaKind::File {
                 file_offset,
                 file,
-                shared: true,
-            } if memory.files.get(&file).map(|mapped| mapped.node) == Some(node) => {
+                shared: is_shared,
+            } if is_shared == shared
+                && memory.files.get(&file).map(|mapped| mapped.node) == Some(node) =>
+            {
                 Some((vma.start, vma.end, file_offset))
             }
             _ => None,
@@ -1174,28 +1185,6 @@ pub fn write_through_mappings(
             at += length;
         }
     }
-}
-
-/// The private mappings of `node`: (start, end, file offset at start) of each area.
-fn private_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
-    let memory = &context.process.memory;
-    if !memory.files.values().any(|mapped| mapped.node == node) {
-        return Vec::new();
-    }
-    memory
-        .vmas
-        .values()
-        .filter_map(|vma| match vma.kind {
-            VmaKind::File {
-                file_offset,
-                file,
-                shared: false,
-            } if memory.files.get(&file).map(|mapped| mapped.node) == Some(node) => {
-                Some((vma.start, vma.end, file_offset))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// fsync(2) of `node`: its shared mappings are written back first, as Linux's fsync writes

@@ -10,15 +10,21 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+extern char _start[]; /* the program's entry point, from crt1 */
+
 static int failures;
 static void check(const char *name, int ok) {
     printf("%s %s\n", ok ? "ok" : "FAIL", name);
     if (!ok) failures++;
 }
 
-static int objects;
+static int objects, interpreter_at_base, program_phdr_at_phdr;
 static int count_object(struct dl_phdr_info *info, size_t size, void *data) {
-    (void)info, (void)size, (void)data;
+    (void)size, (void)data;
+    /* The program comes first, its headers where AT_PHDR says; the interpreter is the
+     * object loaded at AT_BASE. */
+    if (objects == 0) program_phdr_at_phdr = (unsigned long)info->dlpi_phdr == getauxval(AT_PHDR);
+    if (info->dlpi_addr == getauxval(AT_BASE)) interpreter_at_base = 1;
     objects++;
     return 0;
 }
@@ -27,9 +33,11 @@ static void *worker(void *argument) { return (char *)argument + 1; }
 
 int main(void) {
     check("AT_BASE is the interpreter's load address", getauxval(AT_BASE) != 0);
-    check("AT_ENTRY is where the program starts", getauxval(AT_ENTRY) != 0);
+    check("AT_ENTRY is where the program starts", getauxval(AT_ENTRY) == (unsigned long)_start);
     dl_iterate_phdr(count_object, NULL);
     check("the program, its libraries and the vDSO are loaded", objects >= 3);
+    check("AT_PHDR is where the program's headers are", program_phdr_at_phdr);
+    check("AT_BASE is where the interpreter was loaded", interpreter_at_base);
     pthread_t thread;
     void *result = NULL;
     check("a thread from libc runs and joins",
