@@ -94,6 +94,18 @@ pub struct RunArgs {
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
 
+    /// Forward a host port to the program (QEMU user-mode networking):
+    /// [HOST_ADDRESS:][HOST_PORT:]GUEST_PORT[/udp], e.g. 8080, 127.0.0.1:18080:8080 or
+    /// 5353:53/udp (repeatable). The host address defaults to all of them (0.0.0.0).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS", value_parser = crate::network::parse_port_forward)]
+    pub publish: Vec<crate::network::PortForward>,
+
+    /// The network: `user` (QEMU user-mode networking, the default: outgoing connections and
+    /// -p), `tap=NAME[,ip=ADDRESS/PREFIX][,gw=ADDRESS]` (a tap device scripts/net-tap made;
+    /// full speed, the guest reached at its address, 10.0.100.2/24 by default), or `none`.
+    #[arg(long, value_name = "MODE", default_value = "user", value_parser = crate::network::parse_net_mode)]
+    pub net: crate::network::NetMode,
+
     /// Which QEMU accelerator to use. auto picks kvm only when /dev/kvm opens read-write and the
     /// CPU has the vmx or svm flag, else tcg.
     #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]

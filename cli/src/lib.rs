@@ -14,6 +14,7 @@ pub mod kernel_path;
 pub mod launch;
 pub mod ldcache;
 pub mod manifest;
+pub mod network;
 pub mod program;
 pub mod qemu;
 pub mod qemu_process;

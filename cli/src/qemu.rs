@@ -68,6 +68,8 @@ pub struct KernelCommandLine {
     pub missing_files: bool,
     /// `--no-aslr`: `pith.aslr=0`.
     pub no_aslr: bool,
+    /// The guest network's addressing: `pith.net=ADDRESS/PREFIX,GATEWAY,DNS`.
+    pub net: Option<crate::network::Addressing>,
 }
 
 impl KernelCommandLine {
@@ -106,6 +108,9 @@ impl KernelCommandLine {
         if self.no_aslr {
             text.push_str(" pith.aslr=0");
         }
+        if let Some(addressing) = &self.net {
+            text.push_str(&format!(" pith.net={}", addressing.kernel_value()));
+        }
         text
     }
 }
@@ -126,6 +131,8 @@ pub struct QemuConfig<'a> {
     pub icount: bool,
     /// A raw disk image, attached as a virtio-blk device (the kernel's /dev/vda).
     pub disk: Option<&'a Path>,
+    /// The network device's arguments (`network::Network::qemu_args`).
+    pub network: &'a [String],
 }
 
 /// QEMU's arguments (without the program name), as docs/design/boot-protocol.md shows them.
@@ -195,6 +202,7 @@ pub fn qemu_args(config: &QemuConfig<'_>) -> Vec<OsString> {
         args.extend(["-drive".into(), drive]);
         extend(&mut args, &["-device", "virtio-blk-device,drive=disk0"]);
     }
+    args.extend(config.network.iter().map(OsString::from));
     args
 }
 
@@ -239,6 +247,7 @@ mod tests {
             image: Path::new("/tmp/pith-x/image.pith"),
             kernel_command_line: "pith.tsc_khz=2000000 pith.realtime_ns=5 pith.log=warn",
             disk: None,
+            network: &[],
             console_socket: Path::new("/tmp/pith-x/console.sock"),
             hostlink_socket: Path::new("/tmp/pith-x/hostlink.sock"),
             icount,
@@ -329,6 +338,7 @@ mod tests {
             tmp: None,
             missing_files: false,
             no_aslr: false,
+            net: None,
             tsc_khz: 2_995_200,
             realtime_ns: 1_700_000_000_123_456_789,
             log: KernelLogLevel::Warn,

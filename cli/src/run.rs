@@ -103,6 +103,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         cpuinfo.as_deref(),
     )?;
     eprintln!("pith: accelerator: {accelerator}");
+    let network = crate::network::Network::new(args.net.clone(), args.publish.clone())
+        .map_err(|message| anyhow::anyhow!(message))?;
+    eprintln!("pith: network: {}", network.describe());
+    let network_args = network.qemu_args();
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()
         .prefix("pith-")
@@ -138,6 +142,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         tmp: launch.tmp,
         missing_files: args.missing_files,
         no_aslr: args.no_aslr,
+        net: network.addressing(),
     }
     .render();
     let qemu_argv = qemu_args(&QemuConfig {
@@ -154,6 +159,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             .as_deref()
             .or(args.volume.as_ref().map(|volume| volume.host.as_path()))
             .or(args.image.as_deref()),
+        network: &network_args,
     });
     if args.verbose {
         eprintln!("pith: {}", shell_words(qemu.as_os_str(), &qemu_argv));

@@ -27,6 +27,43 @@ pub struct LaunchParameters {
     pub missing_files: bool,
     /// Randomize the address space's layout (`pith.aslr=0`: --no-aslr turns it off).
     pub aslr: bool,
+    /// The network's addressing: `pith.net=ADDRESS/PREFIX,GATEWAY,DNS` (the last two may be
+    /// empty).
+    pub net: Option<pith_syscalls::inet::NetConfig>,
+    /// The virtio-mmio transports QEMU listed (`virtio_mmio.device=512@BASE:GSI`), as
+    /// (base, interrupt line); `virtio_mmio_count` of them.
+    virtio_mmio: [(u64, u32); 24],
+    virtio_mmio_count: usize,
+}
+
+impl LaunchParameters {
+    /// The virtio-mmio transports QEMU put on the command line, as (base, interrupt line).
+    pub fn virtio_mmio(&self) -> &[(u64, u32)] {
+        &self.virtio_mmio[..self.virtio_mmio_count]
+    }
+}
+
+/// Parses `ADDRESS/PREFIX,GATEWAY,DNS` (pith.net's value).
+fn parse_net(value: &str) -> Option<pith_syscalls::inet::NetConfig> {
+    use core::net::Ipv4Addr;
+    let mut parts = value.split(',');
+    let (address, prefix) = parts.next()?.split_once('/')?;
+    let prefix_len: u8 = prefix.parse().ok().filter(|&prefix| prefix <= 32)?;
+    let optional = |part: Option<&str>| part.and_then(|text| text.parse::<Ipv4Addr>().ok());
+    Some(pith_syscalls::inet::NetConfig {
+        address: address.parse().ok()?,
+        prefix_len,
+        gateway: optional(parts.next()),
+        dns: optional(parts.next()),
+    })
+}
+
+/// Parses `512@0xfeb00e00:12` (a virtio_mmio.device= value) into (base, interrupt line).
+fn parse_virtio_mmio(value: &str) -> Option<(u64, u32)> {
+    let (_, place) = value.split_once('@')?;
+    let (base, line) = place.split_once(':')?;
+    let base = u64::from_str_radix(base.strip_prefix("0x")?, 16).ok()?;
+    Some((base, line.parse().ok()?))
 }
 
 /// `pith.tmp=`'s value.
@@ -51,6 +88,9 @@ pub fn parse(line: &'static str) -> LaunchParameters {
         tmp: None,
         missing_files: false,
         aslr: true,
+        net: None,
+        virtio_mmio: [(0, 0); 24],
+        virtio_mmio_count: 0,
     };
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -67,6 +107,15 @@ pub fn parse(line: &'static str) -> LaunchParameters {
             "pith.root_ro" => parameters.root_read_only = value == "1",
             "pith.missing" => parameters.missing_files = value == "1",
             "pith.aslr" => parameters.aslr = value != "0",
+            "pith.net" => parameters.net = parse_net(value),
+            "virtio_mmio.device" => {
+                if let Some(device) = parse_virtio_mmio(value) {
+                    if parameters.virtio_mmio_count < parameters.virtio_mmio.len() {
+                        parameters.virtio_mmio[parameters.virtio_mmio_count] = device;
+                        parameters.virtio_mmio_count += 1;
+                    }
+                }
+            }
             "pith.tmp" => {
                 parameters.tmp = match value {
                     "disk" => Some(TmpParameter::Disk),

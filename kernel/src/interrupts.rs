@@ -371,6 +371,14 @@ fn handle_exception(frame: &mut TrapFrame) {
         // In the kernel it ends a wait, which looks at the input and the signals itself.
         return;
     }
+    if frame.vector == crate::virtio_net::NET_VECTOR as u64
+        && crate::apic::in_service(crate::virtio_net::NET_VECTOR)
+    {
+        crate::virtio_net::interrupt();
+        crate::apic::end_of_interrupt();
+        // In the kernel it ends a wait (a halt), whose thread looks at the sockets itself.
+        return;
+    }
     if frame.vector == 0xff {
         return; // the APIC's spurious vector: no EOI
     }

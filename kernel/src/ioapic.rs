@@ -15,8 +15,16 @@ const SERIAL_IRQ: u32 = 4;
 pub const SERIAL_VECTOR: u8 = 0x21;
 
 fn write(register: u32, value: u32) {
-    let base = phys_to_virt(IOAPIC_BASE);
-    // SAFETY: the I/O APIC's two MMIO registers, in the first 4 GiB that the direct map
+    write_at(IOAPIC_BASE, register, value);
+}
+
+/// The second I/O APIC microvm adds (QEMU's IO_APIC_SECONDARY_ADDRESS), for GSIs 24..48.
+const SECOND_IOAPIC_BASE: u64 = 0xfec1_0000;
+const PINS: u32 = 24;
+
+fn write_at(base: u64, register: u32, value: u32) {
+    let base = phys_to_virt(base);
+    // SAFETY: an I/O APIC's two MMIO registers, in the first 4 GiB that the direct map
     // covers; selecting a register and writing it only changes interrupt routing.
     unsafe {
         (base + REGISTER_SELECT)
@@ -24,6 +32,24 @@ fn write(register: u32, value: u32) {
             .write_volatile(register);
         (base + WINDOW).as_mut_ptr::<u32>().write_volatile(value);
     }
+}
+
+/// Routes interrupt line `gsi` (a virtio-mmio device's: level-triggered, active high) to
+/// this CPU on `vector`.
+pub fn route_level(gsi: u32, vector: u8, apic_id: u32) {
+    let (base, pin) = if gsi < PINS {
+        (IOAPIC_BASE, gsi)
+    } else {
+        (SECOND_IOAPIC_BASE, gsi - PINS)
+    };
+    if pin >= PINS {
+        crate::log_warn!("interrupt line {gsi} is past the I/O APICs: not routed");
+        return;
+    }
+    const LEVEL_TRIGGERED: u32 = 1 << 15;
+    let entry = REDIRECTION_TABLE + pin * 2;
+    write_at(base, entry + 1, apic_id << 24);
+    write_at(base, entry, vector as u32 | LEVEL_TRIGGERED);
 }
 
 /// Routes COM1's interrupt to this CPU (`apic_id`) on SERIAL_VECTOR: edge-triggered, active

@@ -29,6 +29,7 @@ mod signals;
 mod syscall;
 mod vdso;
 mod virtio_blk;
+mod virtio_net;
 
 /// Called by the PVH entry code in long mode, on the boot stack, with the physical address of
 /// the hvm_start_info.
@@ -65,6 +66,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     );
     random::init();
     virtio_blk::init(boot_info.rsdp);
+    virtio_net::init(boot_info.rsdp, parameters.virtio_mmio());
     syscall::init();
     apic::init();
     ioapic::route_serial(apic::id());

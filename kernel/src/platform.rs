@@ -262,6 +262,22 @@ impl Platform for KernelPlatform {
         crate::virtio_blk::flush().map_err(|()| Errno::EIO)
     }
 
+    fn net_mac(&self) -> Option<[u8; 6]> {
+        crate::virtio_net::mac()
+    }
+
+    fn net_receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        crate::virtio_net::receive(buffer)
+    }
+
+    fn net_can_transmit(&mut self) -> bool {
+        crate::virtio_net::can_transmit()
+    }
+
+    fn net_transmit(&mut self, frame: &[u8]) {
+        crate::virtio_net::transmit(frame)
+    }
+
     fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {
         crate::cpu::identity(crate::clock::tsc_khz())
     }

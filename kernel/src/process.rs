@@ -371,6 +371,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
         }
     }
     process.trace = parameters.trace;
+    process.network.config = parameters.net;
     if parameters.missing_files {
         process.missing_files = Some(alloc::collections::BTreeSet::new());
     }

@@ -111,6 +111,8 @@ pub enum Errno {
     /// Protocol not supported
     EPROTONOSUPPORT = 93,
     /// Operation not supported
+    /// Socket type not supported
+    ESOCKTNOSUPPORT = 94,
     EOPNOTSUPP = 95,
     /// Address family not supported by protocol
     EAFNOSUPPORT = 97,
@@ -206,6 +208,7 @@ impl Errno {
             Errno::EPROTOTYPE => "EPROTOTYPE",
             Errno::ENOPROTOOPT => "ENOPROTOOPT",
             Errno::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+            Errno::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EAFNOSUPPORT => "EAFNOSUPPORT",
             Errno::EADDRINUSE => "EADDRINUSE",
@@ -282,6 +285,7 @@ impl Errno {
             Errno::EPROTOTYPE => "Protocol wrong type for socket",
             Errno::ENOPROTOOPT => "Protocol not available",
             Errno::EPROTONOSUPPORT => "Protocol not supported",
+            Errno::ESOCKTNOSUPPORT => "Socket type not supported",
             Errno::EOPNOTSUPP => "Operation not supported",
             Errno::EAFNOSUPPORT => "Address family not supported by protocol",
             Errno::EADDRINUSE => "Address already in use",
@@ -371,6 +375,7 @@ const ALL: &[Errno] = &[
     Errno::EPROTOTYPE,
     Errno::ENOPROTOOPT,
     Errno::EPROTONOSUPPORT,
+    Errno::ESOCKTNOSUPPORT,
     Errno::EOPNOTSUPP,
     Errno::EAFNOSUPPORT,
     Errno::EADDRINUSE,

@@ -559,6 +559,14 @@ pub fn settle_closes(context: &mut Context) {
             fs.close(node.ino);
         }
     }
+    for kind in context.process.files.take_closed_objects() {
+        match kind {
+            FileKind::Socket { id } => crate::net::release(context, id),
+            FileKind::Epoll { id } => context.process.epolls.release(id),
+            FileKind::Eventfd { id } => crate::eventfd::release(context, id),
+            _ => {}
+        }
+    }
 }
 
 /// struct stat of a node.

@@ -49,6 +49,9 @@ pub const TCSETSF: u32 = 0x5404;
 pub const TIOCGPGRP: u32 = 0x540f;
 pub const TIOCGWINSZ: u32 = 0x5413;
 pub const FIONREAD: u32 = 0x541b;
+pub const FIONBIO: u32 = 0x5421;
+pub const FIONCLEX: u32 = 0x5450;
+pub const FIOCLEX: u32 = 0x5451;
 /// MAX_RW_COUNT: Linux caps one read or write at INT_MAX rounded down to a page.
 const MAX_RW_COUNT: usize = 0x7fff_f000;
 
@@ -65,6 +68,12 @@ pub enum FileKind {
     Node(pith_fs::vfs::Node),
     /// An end of a pipe (pipe.rs).
     Pipe { id: u32, write_end: bool },
+    /// A socket (net.rs).
+    Socket { id: u32 },
+    /// An epoll instance (epoll.rs).
+    Epoll { id: u32 },
+    /// An eventfd (eventfd.rs).
+    Eventfd { id: u32 },
 }
 
 /// The text of a generated file and the description's position in it.
@@ -100,6 +109,9 @@ pub struct FdTable {
     positions: BTreeMap<u32, u64>,
     /// Nodes whose last description was just closed: the filesystem is told (files.rs).
     closed: Vec<pith_fs::vfs::Node>,
+    /// Sockets, epoll instances and eventfds whose last description was just closed: their
+    /// owners are told (files.rs's settle_closes).
+    closed_objects: Vec<FileKind>,
     /// Pipes by id, and the next id.
     pipes: BTreeMap<u32, crate::pipe::Pipe>,
     /// The path each description of a node was opened by (for /proc/self/fd).
@@ -140,6 +152,7 @@ impl FdTable {
             generated: BTreeMap::new(),
             positions: BTreeMap::new(),
             closed: Vec::new(),
+            closed_objects: Vec::new(),
             pipes: BTreeMap::new(),
             flocks: BTreeMap::new(),
             record_locks: crate::locks::RecordLocks::default(),
@@ -238,6 +251,16 @@ impl FdTable {
                                 self.pipes.remove(&id);
                             }
                         }
+                    }
+                    Some((OpenFile { kind, .. }, _))
+                        if matches!(
+                            kind,
+                            FileKind::Socket { .. }
+                                | FileKind::Epoll { .. }
+                                | FileKind::Eventfd { .. }
+                        ) =>
+                    {
+                        self.closed_objects.push(kind);
                     }
                     _ => {}
                 }
@@ -385,6 +408,25 @@ impl FdTable {
         core::mem::take(&mut self.closed)
     }
 
+    /// The sockets, epoll instances and eventfds whose last open description closed since
+    /// the last call.
+    pub fn take_closed_objects(&mut self) -> Vec<FileKind> {
+        core::mem::take(&mut self.closed_objects)
+    }
+
+    /// The description `fd` refers to, and the file: epoll's key for an fd.
+    pub fn description(&self, fd: Fd) -> Result<(u32, OpenFile), Errno> {
+        let entry = self.entry(fd)?;
+        let file = self.get(fd)?;
+        Ok((entry.description, file))
+    }
+
+    /// Whether `fd` still refers to `description`.
+    pub fn refers_to(&self, fd: Fd, description: u32) -> bool {
+        self.entry(fd)
+            .is_ok_and(|entry| entry.description == description)
+    }
+
     /// How many fds are open (a counter for names that must differ).
     pub fn open_count(&self) -> usize {
         self.entries.len() + self.next_description as usize
@@ -492,6 +534,9 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
             crate::files::read_node(context, fd, file, node, buffer, count, None)
         }
         FileKind::Pipe { id, .. } => crate::pipe::read(context, file, id, buffer, count),
+        FileKind::Socket { id } => crate::net::read(context, id, file, &[(buffer.0, count)]),
+        FileKind::Epoll { .. } => Err(Errno::EINVAL),
+        FileKind::Eventfd { id } => crate::eventfd::read(context, id, file, buffer, count),
         FileKind::Generated => {
             if file.status_flags & O_ACCMODE == O_WRONLY {
                 return Err(Errno::EBADF);
@@ -712,6 +757,9 @@ pub fn write(
             crate::files::write_node(context, fd, file, node, buffer, count, None)
         }
         FileKind::Pipe { id, .. } => crate::pipe::write(context, file, id, buffer, count),
+        FileKind::Socket { id } => crate::net::write(context, id, file, &[(buffer.0, count)]),
+        FileKind::Epoll { .. } => Err(Errno::EINVAL),
+        FileKind::Eventfd { id } => crate::eventfd::write(context, id, file, buffer, count),
         // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
         FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
         FileKind::Generated => Err(Errno::EINVAL),
@@ -738,8 +786,16 @@ fn read_iovecs(context: &Context, vector: UserAddr, count: i32) -> Result<Vec<Io
 
 /// Implements writev(2).
 pub fn writev(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Result<usize, Errno> {
-    context.process.files.get(fd)?;
+    let file = context.process.files.get(fd)?;
     let iovecs = read_iovecs(context, vector, count)?;
+    if let FileKind::Socket { id } = file.kind {
+        // One send of all the pieces: a request and its body leave together.
+        let pieces: Vec<(u64, usize)> = iovecs
+            .iter()
+            .map(|iovec| (iovec.iov_base, iovec.iov_len as usize))
+            .collect();
+        return crate::net::write(context, id, file, &pieces);
+    }
     let mut total = 0;
     for iovec in iovecs {
         match write(
@@ -771,8 +827,19 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
         return Ok(0);
     }
     match file.kind {
+        FileKind::Socket { id } => {
+            let pieces: Vec<(u64, usize)> = iovecs
+                .iter()
+                .map(|iovec| (iovec.iov_base, iovec.iov_len as usize))
+                .collect();
+            crate::net::read(context, id, file, &pieces)
+        }
         // Files read whole records or text: fill the buffers in turn.
-        FileKind::Generated | FileKind::Signalfd { .. } | FileKind::Node(_) => {
+        FileKind::Generated
+        | FileKind::Signalfd { .. }
+        | FileKind::Node(_)
+        | FileKind::Epoll { .. }
+        | FileKind::Eventfd { .. } => {
             let mut total = 0;
             for iovec in iovecs {
                 let got = read(
@@ -923,9 +990,12 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
         return Err(Errno::EINVAL);
     }
     match file.kind {
-        FileKind::Console(_) | FileKind::Signalfd { .. } | FileKind::Pipe { .. } => {
-            Err(Errno::ESPIPE)
-        }
+        FileKind::Console(_)
+        | FileKind::Signalfd { .. }
+        | FileKind::Pipe { .. }
+        | FileKind::Socket { .. }
+        | FileKind::Epoll { .. }
+        | FileKind::Eventfd { .. } => Err(Errno::ESPIPE),
         FileKind::Node(node) => crate::files::seek_node(context, fd, node, offset, whence),
         FileKind::Generated => {
             let generated = context.process.files.generated_mut(fd)?;
@@ -997,6 +1067,24 @@ pub fn stat_of_fd(context: &mut Context, fd: Fd) -> Result<Stat, Errno> {
             st_blksize: 4096,
             ..Stat::default()
         },
+        // sockfs: a socket, mode 0777.
+        FileKind::Socket { id } => Stat {
+            st_dev: 0x8,
+            st_ino: 0x2000 + id as u64,
+            st_nlink: 1,
+            st_mode: S_IFSOCK | 0o777,
+            st_blksize: 4096,
+            ..Stat::default()
+        },
+        // Anonymous inodes, as "anon_inode:[eventpoll]" and "anon_inode:[eventfd]".
+        FileKind::Epoll { .. } | FileKind::Eventfd { .. } => Stat {
+            st_dev: 0xe,
+            st_ino: 5,
+            st_nlink: 1,
+            st_mode: 0o600,
+            st_blksize: 4096,
+            ..Stat::default()
+        },
     };
     Ok(value)
 }
@@ -1021,6 +1109,7 @@ pub fn write_kernel_bytes(context: &mut Context, fd: Fd, data: &[u8]) -> Result<
             crate::files::write_node_data(context, fd, file, node, data, None)
         }
         FileKind::Pipe { id, .. } => crate::pipe::write_data(context, file, id, data),
+        FileKind::Socket { id } => crate::net::write_kernel_bytes(context, id, file, data),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -1182,6 +1271,31 @@ pub fn newfstatat(
 /// Implements ioctl(2) on the console.
 pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Result<i32, Errno> {
     let file = context.process.files.get(fd)?;
+    match request {
+        FIONBIO => {
+            let on: i32 = context.read_struct(argument)?;
+            let file = context.process.files.file_mut(fd)?;
+            if on != 0 {
+                file.status_flags |= O_NONBLOCK;
+            } else {
+                file.status_flags &= !O_NONBLOCK;
+            }
+            return Ok(0);
+        }
+        FIOCLEX | FIONCLEX => {
+            context.process.files.entry_mut(fd)?.close_on_exec = request == FIOCLEX;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    if let FileKind::Socket { id } = file.kind {
+        if request != FIONREAD {
+            return Err(Errno::ENOTTY);
+        }
+        let waiting = crate::net::available(context, id)?.min(i32::MAX as usize) as i32;
+        context.write_struct(argument, &waiting)?;
+        return Ok(0);
+    }
     if let FileKind::Pipe { id, .. } = file.kind {
         if request != FIONREAD {
             return Err(Errno::ENOTTY);
@@ -1298,6 +1412,9 @@ fn fd_link(context: &mut Context, fd: Fd) -> Result<Vec<u8>, Errno> {
         },
         FileKind::Pipe { id, .. } => alloc::format!("pipe:[{}]", 0x1000 + id).into_bytes(),
         FileKind::Signalfd { .. } => b"anon_inode:[signalfd]".to_vec(),
+        FileKind::Socket { id } => crate::net::link_text(id),
+        FileKind::Epoll { .. } => b"anon_inode:[eventpoll]".to_vec(),
+        FileKind::Eventfd { .. } => b"anon_inode:[eventfd]".to_vec(),
         FileKind::Generated => b"/proc/self".to_vec(),
         FileKind::Console(_) if context.platform.console_is_terminal() => b"/dev/pts/0".to_vec(),
         FileKind::Console(_) => b"pipe:[1]".to_vec(),

@@ -9,14 +9,18 @@
 extern crate alloc;
 
 pub mod args;
+pub mod epoll;
 pub mod errno;
+pub mod eventfd;
 pub mod files;
 pub mod fs;
 pub mod futex;
+pub mod inet;
 pub mod locks;
 pub mod missing;
 pub mod mm;
 pub mod names;
+pub mod net;
 pub mod pipe;
 pub mod platform;
 pub mod poll;

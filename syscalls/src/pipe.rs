@@ -26,6 +26,8 @@ pub struct Pipe {
     pub capacity: usize,
     pub readers: usize,
     pub writers: usize,
+    /// Bumped at every read and write: epoll's edge-triggered mode reports each.
+    pub generation: u32,
 }
 
 impl Pipe {
@@ -97,6 +99,7 @@ pub fn read(
                 }
                 return Err(errno);
             }
+            pipe.generation = pipe.generation.wrapping_add(1);
             context.platform.wake_all(); // a writer may be waiting for room
             return Ok(take);
         }
@@ -164,6 +167,7 @@ pub fn write_data(
         };
         if take > 0 {
             pipe.buffer.extend(&data[done..done + take]);
+            pipe.generation = pipe.generation.wrapping_add(1);
             done += take;
             context.platform.wake_all(); // a reader may be waiting
             if done == data.len() {

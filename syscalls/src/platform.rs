@@ -184,6 +184,22 @@ pub trait Platform {
     fn disk_flush(&mut self) -> Result<(), Errno> {
         Err(Errno::ENXIO)
     }
+    /// The network device's MAC address, or None without one.
+    fn net_mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+    /// Takes one received Ethernet frame into `buffer` (room for MTU + 14 bytes): its length,
+    /// or None when nothing waits.
+    fn net_receive(&mut self, _buffer: &mut [u8]) -> Option<usize> {
+        None
+    }
+    /// Whether the device has room to queue a frame now.
+    fn net_can_transmit(&mut self) -> bool {
+        false
+    }
+    /// Queues one Ethernet frame for sending (dropped if the device has no room: the
+    /// caller asked `net_can_transmit` first).
+    fn net_transmit(&mut self, _frame: &[u8]) {}
     /// The CPU's identity, for /proc/cpuinfo.
     fn cpu_identity(&self) -> CpuIdentity {
         CpuIdentity::default()

@@ -1,5 +1,5 @@
-//! poll, ppoll, select and pselect6 over the files there are: the console, generated files
-//! and signalfds. (Sockets and epoll come with networking.)
+//! poll, ppoll, select and pselect6 over every kind of file: the console, files, pipes,
+//! signalfds, sockets, eventfds and epoll instances.
 
 use crate::args::{Fd, UserAddr};
 use crate::errno::Errno;
@@ -34,7 +34,7 @@ pub struct Pollfd {
 const MAX_POLL_FDS: u64 = 1 << 20;
 
 /// What `fd` is ready for now, of `events` (POLLERR, POLLHUP and POLLNVAL always count).
-fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
+pub fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
     let Ok(file) = context.process.files.get(fd) else {
         return POLLNVAL;
     };
@@ -63,6 +63,9 @@ fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
                 0
             }
         }
+        FileKind::Socket { id } => crate::net::readiness(context, id),
+        FileKind::Epoll { id } => crate::epoll::readiness(context, id),
+        FileKind::Eventfd { id } => crate::eventfd::readiness(context, id),
     };
     ready & (events | POLLERR | POLLHUP | POLLNVAL)
 }
@@ -70,6 +73,7 @@ fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
 /// Waits until one of `fds` is ready, a signal is to be delivered (EINTR), or `deadline`.
 fn wait_for(context: &mut Context, fds: &mut [Pollfd], deadline: u64) -> Result<usize, Errno> {
     loop {
+        crate::net::poll_stack(context);
         let mut count = 0;
         for entry in fds.iter_mut() {
             entry.revents = if entry.fd < 0 {
@@ -85,7 +89,7 @@ fn wait_for(context: &mut Context, fds: &mut [Pollfd], deadline: u64) -> Result<
         if context.platform.now(MachineClock::Monotonic) >= deadline {
             return Ok(0);
         }
-        crate::signal::wait_step(context, deadline, crate::platform::WakeOn::AnyEvent)?;
+        crate::net::wait(context, deadline)?;
     }
 }
 
@@ -131,7 +135,7 @@ pub fn poll(
     Ok(ready)
 }
 
-fn timespec_deadline(context: &Context, timeout: UserAddr) -> Result<u64, Errno> {
+pub fn timespec_deadline(context: &Context, timeout: UserAddr) -> Result<u64, Errno> {
     if timeout.is_null() {
         return Ok(u64::MAX);
     }
@@ -149,7 +153,7 @@ fn timespec_deadline(context: &Context, timeout: UserAddr) -> Result<u64, Errno>
 
 /// Runs `wait` with the signal mask `mask` (when given) in force, as ppoll and pselect6 do:
 /// the caller's mask comes back after a handler (via the frame) or at once otherwise.
-fn with_mask<R>(
+pub fn with_mask<R>(
     context: &mut Context,
     mask: UserAddr,
     mask_size: usize,

@@ -51,6 +51,11 @@ pub struct Process {
     /// The kernel-side buffer of file reads and writes, kept between calls: allocating and
     /// zeroing a megabyte per read cost as much as the copy itself.
     pub io_buffer: Vec<u8>,
+    /// Sockets and the TCP/IP stack (net.rs, inet.rs).
+    pub network: crate::net::Network,
+    /// epoll instances and eventfds.
+    pub epolls: crate::epoll::Epolls,
+    pub eventfds: crate::eventfd::Eventfds,
     /// The supplementary group IDs (setgroups(2)); none at start.
     pub groups: Vec<u32>,
 }
@@ -140,6 +145,9 @@ impl Process {
             scheduling: crate::sched::Scheduling::default(),
             unimplemented_logged: [0; 8],
             io_buffer: Vec::new(),
+            network: crate::net::Network::default(),
+            epolls: crate::epoll::Epolls::default(),
+            eventfds: crate::eventfd::Eventfds::default(),
             groups: Vec::new(),
             missing_files: None,
         }

@@ -7,7 +7,8 @@ use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
 use crate::{
-    files, fs, futex, mm, pipe, poll, process, random, sched, signal, thread, time, xattr,
+    epoll, eventfd, files, fs, futex, mm, net, pipe, poll, process, random, sched, signal, thread,
+    time, xattr,
 };
 
 /// How far a syscall is implemented.
@@ -105,6 +106,21 @@ syscall_table! {
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
     40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console or a pipe (sockets come with networking)");
+    41 socket(domain: i32, kind: u32, protocol: i32) => net::socket, Partial("AF_INET and AF_INET6, SOCK_STREAM (TCP) and SOCK_DGRAM (UDP) on the smoltcp stack; AF_UNIX, AF_NETLINK and raw sockets are EAFNOSUPPORT/ESOCKTNOSUPPORT");
+    42 connect(fd: Fd, address: UserAddr, len: u32) => net::connect, Supported;
+    43 accept(fd: Fd, address: UserAddr, len_address: UserAddr) => net::accept, Supported;
+    44 sendto(fd: Fd, buffer: UserAddr, len: usize, flags: u32, address: UserAddr, address_len: u32) => net::sendto, Partial("MSG_DONTWAIT, MSG_NOSIGNAL; MSG_MORE is accepted (TCP_CORK-like batching is not done); MSG_OOB is EOPNOTSUPP");
+    45 recvfrom(fd: Fd, buffer: UserAddr, len: usize, flags: u32, address: UserAddr, len_address: UserAddr) => net::recvfrom, Partial("MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC; no urgent data (MSG_OOB is EINVAL)");
+    46 sendmsg(fd: Fd, message: UserAddr, flags: u32) => net::sendmsg, Partial("as sendto, with iovecs; ancillary data is ignored on IP sockets");
+    47 recvmsg(fd: Fd, message: UserAddr, flags: u32) => net::recvmsg, Partial("as recvfrom, with iovecs; no ancillary data comes (msg_controllen 0)");
+    48 shutdown(fd: Fd, how: i32) => net::shutdown, Supported;
+    49 bind(fd: Fd, address: UserAddr, len: u32) => net::bind, Partial("the interface's own address or any; SO_REUSEPORT lets sockets share a port, but connections go to the first listener");
+    50 listen(fd: Fd, backlog: i32) => net::listen, Supported;
+    51 getsockname(fd: Fd, address: UserAddr, len_address: UserAddr) => net::getsockname, Supported;
+    52 getpeername(fd: Fd, address: UserAddr, len_address: UserAddr) => net::getpeername, Supported;
+    53 socketpair(domain: i32, kind: u32, protocol: i32, fds: UserAddr) => net::socketpair, Unimplemented("AF_UNIX is not there yet (EAFNOSUPPORT); IP sockets cannot be paired (EOPNOTSUPP, as Linux)");
+    54 setsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) => net::setsockopt, Partial("SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_RCVBUF/SO_SNDBUF (buffers of connections made after), SO_LINGER (0: reset at close), SO_RCVTIMEO/SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE/INTVL/CNT (the idle time is the keep-alive interval), IPV6_V6ONLY (stored: an AF_INET6 listener takes IPv4 too); SO_PRIORITY, IP_TOS, IP_TTL, TCP_MAXSEG, TCP_DEFER_ACCEPT, TCP_QUICKACK, TCP_USER_TIMEOUT, TCP_FASTOPEN are stored and read back without effect; others ENOPROTOOPT");
+    55 getsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len_address: UserAddr) => net::getsockopt, Partial("as setsockopt, and SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ERROR, SO_ACCEPTCONN");
     56 clone(flags: u64, stack: UserAddr, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => thread::clone, Partial("threads (CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND and CLONE_THREAD together, as pthread_create and Go ask); fork and vfork shapes return ENOSYS, logged with what was asked");
     57 fork() => process::fork, Partial("Pith runs one process: EAGAIN (Linux's answer when it cannot make another), with a warning naming the program");
     58 vfork() => process::vfork, Partial("as fork");
@@ -189,6 +205,7 @@ syscall_table! {
     202 futex(address: UserAddr, operation: i32, value: u32, timeout: UserAddr, address2: UserAddr, value3: u32) => futex::futex, Partial("WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, the BITSET pair, LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI (one priority: no boosting); private and shared keyed alike by address (one process); the requeue-PI operations are ENOSYS");
     203 sched_setaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_setaffinity, Supported;
     204 sched_getaffinity(pid: i32, size: usize, mask: UserAddr) => process::sched_getaffinity, Supported;
+    213 epoll_create(size: i32) => epoll::epoll_create, Supported;
     217 getdents64(fd: Fd, buffer: UserAddr, count: usize) => files::getdents64, Supported;
     218 set_tid_address(address: UserAddr) => process::set_tid_address, Supported;
     222 timer_create(clock: i32, event: UserAddr, id: UserAddr) => time::timer_create, Partial("wall, monotonic and CPU-time clocks (a thread's CPU-time clock counts the process's); SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID");
@@ -200,6 +217,8 @@ syscall_table! {
     229 clock_getres(clock: i32, resolution: UserAddr) => time::clock_getres, Supported;
     230 clock_nanosleep(clock: i32, flags: i32, request: UserAddr, remaining: UserAddr) => time::clock_nanosleep, Supported;
     231 exit_group(status: i32) => process::exit_group, Supported;
+    232 epoll_wait(epoll_fd: Fd, events: UserAddr, max: i32, timeout: i32) => epoll::epoll_wait, Partial("level- and edge-triggered, EPOLLONESHOT, EPOLLRDHUP, EPOLLEXCLUSIVE accepted (one process: it changes nothing); each wait looks at every interest (the cost grows with the interest list)");
+    233 epoll_ctl(epoll_fd: Fd, operation: i32, fd: Fd, event: UserAddr) => epoll::epoll_ctl, Partial("sockets, pipes, eventfds, signalfds, the console and epoll instances; regular files are EPERM as on Linux; an interest goes when its fd is closed, even if a dup of it stays open");
     234 tgkill(tgid: i32, tid: i32, signal: i32) => signal::tgkill, Supported;
     235 utimes(path: UserPath, times: UserAddr) => files::utimes, Supported;
     257 openat(dir_fd: Fd, path: UserPath, flags: u32, mode: u32) => fs::openat, Partial("as open");
@@ -219,15 +238,22 @@ syscall_table! {
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Supported;
     274 get_robust_list(tid: i32, head: UserAddr, length: UserAddr) => process::get_robust_list, Supported;
     280 utimensat(dir_fd: Fd, path: UserAddr, times: UserAddr, flags: i32) => files::utimensat, Supported;
+    281 epoll_pwait(epoll_fd: Fd, events: UserAddr, max: i32, timeout: i32, mask: UserAddr, mask_size: usize) => epoll::epoll_pwait, Partial("as epoll_wait");
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
+    284 eventfd(initial: u32) => eventfd::eventfd, Supported;
     285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0 takes the blocks past the end (zeros written; ENOSPC undone), holes inside the file stay holes; KEEP_SIZE inside the file is a no-op, past its end EOPNOTSUPP; PUNCH_HOLE|KEEP_SIZE makes the range read as zeros without freeing its blocks; the other modes are EOPNOTSUPP");
+    288 accept4(fd: Fd, address: UserAddr, len_address: UserAddr, flags: u32) => net::accept4, Supported;
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
+    290 eventfd2(initial: u32, flags: i32) => eventfd::eventfd2, Supported;
+    291 epoll_create1(flags: i32) => epoll::epoll_create1, Supported;
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;
     293 pipe2(fds: UserAddr, flags: u32) => pipe::pipe2, Partial("O_CLOEXEC and O_NONBLOCK; packet mode (O_DIRECT) is EINVAL");
     295 preadv(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::preadv, Supported;
     296 pwritev(fd: Fd, vector: UserAddr, count: i32, offset: i64) => fs::pwritev, Supported;
+    299 recvmmsg(fd: Fd, messages: UserAddr, count: u32, flags: u32, timeout: UserAddr) => net::recvmmsg, Partial("as recvmsg, message by message; MSG_WAITFORONE; the timeout is not looked at");
     302 prlimit64(pid: i32, resource: u32, new_limit: UserAddr, old_limit: UserAddr) => process::prlimit64, Partial("limits are recorded; RLIMIT_NOFILE is enforced; the stack's 8 MiB is fixed at start");
     306 syncfs(fd: Fd) => files::syncfs, Supported;
+    307 sendmmsg(fd: Fd, messages: UserAddr, count: u32, flags: u32) => net::sendmmsg, Partial("as sendmsg, message by message");
     309 getcpu(cpu: UserAddr, node: UserAddr, cache: UserAddr) => process::getcpu, Supported;
     316 renameat2(old_dir_fd: Fd, old_path: UserPath, new_dir_fd: Fd, new_path: UserPath, flags: u32) => files::renameat2, Partial("RENAME_NOREPLACE and RENAME_EXCHANGE; RENAME_WHITEOUT is EINVAL");
     318 getrandom(buffer: UserAddr, count: usize, flags: u32) => random::getrandom, Supported;
@@ -241,6 +267,7 @@ syscall_table! {
     436 close_range(first: u32, last: u32, flags: u32) => fs::close_range, Supported;
     437 openat2(dir_fd: Fd, path: UserPath, how: UserAddr, size: usize) => fs::openat2, Partial("as openat, strict about flags; RESOLVE_NO_XDEV, NO_SYMLINKS, BENEATH, IN_ROOT and NO_MAGICLINKS (the /proc/self/fd links); RESOLVE_CACHED opens as usual (every path is cached) but refuses O_CREAT, O_TRUNC and O_TMPFILE with EAGAIN");
     439 faccessat2(dir_fd: Fd, path: UserPath, mode: i32, flags: i32) => fs::faccessat2, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
+    441 epoll_pwait2(epoll_fd: Fd, events: UserAddr, max: i32, timeout: UserAddr, mask: UserAddr, mask_size: usize) => epoll::epoll_pwait2, Partial("as epoll_wait");
 }
 
 /// The highest syscall number the table can hold.

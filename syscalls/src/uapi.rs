@@ -114,6 +114,7 @@ pub struct Stat {
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFREG: u32 = 0o100000;
 pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFSOCK: u32 = 0o140000;
 
 /// `struct termios` as TCGETS returns it (include/uapi/asm-generic/termbits.h; NCCS = 19).
 #[repr(C)]

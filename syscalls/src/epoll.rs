@@ -1,0 +1,429 @@
+//! epoll(7): interest lists over fds, level- or edge-triggered, with EPOLLONESHOT. Readiness
+//! is what poll(2) sees of each file; the edge-triggered mode reports a file again when its
+//! readiness rises or when something new came (each file kind's event count: data or room
+//! on a socket, a pipe's read or write, an eventfd's change, a connection to accept).
+
+use crate::args::{Fd, UserAddr};
+use crate::errno::Errno;
+use crate::fs::{FileKind, OpenFile, O_CLOEXEC, O_RDWR};
+use crate::platform::{Context, MachineClock};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// epoll_create1 and epoll_ctl constants (include/uapi/linux/eventpoll.h).
+pub const EPOLL_CLOEXEC: i32 = O_CLOEXEC as i32;
+pub const EPOLL_CTL_ADD: i32 = 1;
+pub const EPOLL_CTL_DEL: i32 = 2;
+pub const EPOLL_CTL_MOD: i32 = 3;
+pub const EPOLLIN: u32 = 0x001;
+pub const EPOLLPRI: u32 = 0x002;
+pub const EPOLLOUT: u32 = 0x004;
+pub const EPOLLERR: u32 = 0x008;
+pub const EPOLLHUP: u32 = 0x010;
+pub const EPOLLRDNORM: u32 = 0x040;
+pub const EPOLLRDBAND: u32 = 0x080;
+pub const EPOLLWRNORM: u32 = 0x100;
+pub const EPOLLWRBAND: u32 = 0x200;
+pub const EPOLLMSG: u32 = 0x400;
+pub const EPOLLRDHUP: u32 = 0x2000;
+pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
+pub const EPOLLWAKEUP: u32 = 1 << 29;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+pub const EPOLLET: u32 = 1 << 31;
+/// The events a file can report (the rest of the bits are input flags).
+const EVENT_BITS: u32 = EPOLLIN
+    | EPOLLPRI
+    | EPOLLOUT
+    | EPOLLERR
+    | EPOLLHUP
+    | EPOLLRDNORM
+    | EPOLLRDBAND
+    | EPOLLWRNORM
+    | EPOLLWRBAND
+    | EPOLLMSG
+    | EPOLLRDHUP;
+/// EP_MAX_EVENTS: maxevents above INT_MAX / sizeof(struct epoll_event) is EINVAL.
+const MAX_EVENTS: i32 = i32::MAX / 12;
+
+/// `struct epoll_event` (include/uapi/linux/eventpoll.h): packed on x86_64, 12 bytes.
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct EpollEvent {
+    pub events: u32,
+    pub data: u64,
+}
+const _: () = assert!(core::mem::size_of::<EpollEvent>() == 12);
+
+/// One fd in an interest list.
+#[derive(Clone, Copy, Debug)]
+struct Interest {
+    events: u32,
+    data: u64,
+    /// EPOLLONESHOT fired: nothing more is reported until EPOLL_CTL_MOD.
+    disarmed: bool,
+    /// For EPOLLET: the readiness and event count when last looked at.
+    last_ready: u32,
+    last_generation: u32,
+}
+
+/// One epoll instance: its interests by (fd, open file description), as Linux keys them.
+#[derive(Debug, Default)]
+pub struct Epoll {
+    interests: BTreeMap<(i32, u32), Interest>,
+}
+
+/// The epoll instances by id.
+#[derive(Debug, Default)]
+pub struct Epolls {
+    instances: BTreeMap<u32, Epoll>,
+    next_id: u32,
+}
+
+impl Epolls {
+    /// Drops instance `id` (its last description closed).
+    pub fn release(&mut self, id: u32) {
+        self.instances.remove(&id);
+    }
+}
+
+/// Implements epoll_create1(2).
+pub fn epoll_create1(context: &mut Context, flags: i32) -> Result<i32, Errno> {
+    if flags & !EPOLL_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let limit = crate::fs::nofile_limit(context);
+    let epolls = &mut context.process.epolls;
+    let id = epolls.next_id;
+    epolls.next_id = epolls.next_id.wrapping_add(1);
+    epolls.instances.insert(id, Epoll::default());
+    let file = OpenFile {
+        kind: FileKind::Epoll { id },
+        status_flags: O_RDWR,
+    };
+    match context
+        .process
+        .files
+        .open(file, flags & EPOLL_CLOEXEC != 0, limit)
+    {
+        Ok(fd) => Ok(fd.0),
+        Err(errno) => {
+            context.process.epolls.instances.remove(&id);
+            Err(errno)
+        }
+    }
+}
+
+/// Implements epoll_create(2): `size` only has to be positive.
+pub fn epoll_create(context: &mut Context, size: i32) -> Result<i32, Errno> {
+    if size <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    epoll_create1(context, 0)
+}
+
+fn epoll_id(context: &Context, fd: Fd) -> Result<u32, Errno> {
+    match context.process.files.get(fd)?.kind {
+        FileKind::Epoll { id } => Ok(id),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Implements epoll_ctl(2).
+pub fn epoll_ctl(
+    context: &mut Context,
+    epoll_fd: Fd,
+    operation: i32,
+    fd: Fd,
+    event: UserAddr,
+) -> Result<(), Errno> {
+    let id = epoll_id(context, epoll_fd)?;
+    let (description, file) = context.process.files.description(fd)?;
+    if fd == epoll_fd {
+        return Err(Errno::EINVAL);
+    }
+    // Files that are always ready cannot be watched (epoll_ctl(2): EPERM).
+    if let FileKind::Node(node) = file.kind {
+        let kind = context.process.vfs.metadata(node)?.kind;
+        if matches!(
+            kind,
+            pith_fs::FileType::Regular | pith_fs::FileType::Directory
+        ) {
+            return Err(Errno::EPERM);
+        }
+    }
+    if matches!(file.kind, FileKind::Generated) {
+        return Err(Errno::EPERM);
+    }
+    if let FileKind::Epoll { id: inner } = file.kind {
+        if contains_epoll(context, inner, id) {
+            return Err(Errno::ELOOP);
+        }
+    }
+    let wanted = if operation == EPOLL_CTL_DEL {
+        EpollEvent::default()
+    } else {
+        context.read_struct::<EpollEvent>(event.0)?
+    };
+    let events = wanted.events;
+    let key = (fd.0, description);
+    let instance = context
+        .process
+        .epolls
+        .instances
+        .get_mut(&id)
+        .ok_or(Errno::EBADF)?;
+    match operation {
+        EPOLL_CTL_ADD => {
+            if instance.interests.contains_key(&key) {
+                return Err(Errno::EEXIST);
+            }
+            if events & EPOLLEXCLUSIVE != 0
+                && events
+                    & !(EPOLLEXCLUSIVE
+                        | EPOLLIN
+                        | EPOLLOUT
+                        | EPOLLERR
+                        | EPOLLHUP
+                        | EPOLLWAKEUP
+                        | EPOLLET
+                        | EPOLLRDHUP
+                        | EPOLLRDNORM
+                        | EPOLLWRNORM)
+                    != 0
+            {
+                return Err(Errno::EINVAL);
+            }
+            instance.interests.insert(
+                key,
+                Interest {
+                    events,
+                    data: wanted.data,
+                    disarmed: false,
+                    last_ready: 0,
+                    last_generation: 0,
+                },
+            );
+        }
+        EPOLL_CTL_MOD => {
+            let interest = instance.interests.get_mut(&key).ok_or(Errno::ENOENT)?;
+            if events & EPOLLEXCLUSIVE != 0 || interest.events & EPOLLEXCLUSIVE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            *interest = Interest {
+                events,
+                data: wanted.data,
+                disarmed: false,
+                last_ready: 0,
+                last_generation: 0,
+            };
+        }
+        EPOLL_CTL_DEL => {
+            instance.interests.remove(&key).ok_or(Errno::ENOENT)?;
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    // A new or changed interest may be ready now: a waiting thread looks again.
+    context.platform.wake_all();
+    Ok(())
+}
+
+/// Whether epoll instance `inner` is, or watches (through nested instances), `outer`.
+fn contains_epoll(context: &Context, inner: u32, outer: u32) -> bool {
+    if inner == outer {
+        return true;
+    }
+    let Some(instance) = context.process.epolls.instances.get(&inner) else {
+        return false;
+    };
+    instance.interests.keys().any(|&(fd, description)| {
+        context.process.files.refers_to(Fd(fd), description)
+            && matches!(
+                context.process.files.get(Fd(fd)).map(|file| file.kind),
+                Ok(FileKind::Epoll { id }) if contains_epoll(context, id, outer)
+            )
+    })
+}
+
+/// The count of things that happened to a file, for EPOLLET (0 where only readiness counts).
+fn generation(context: &mut Context, kind: FileKind) -> u32 {
+    match kind {
+        FileKind::Socket { id } => crate::net::generation(context, id),
+        FileKind::Pipe { id, .. } => context
+            .process
+            .files
+            .pipe_mut(id)
+            .map_or(0, |pipe| pipe.generation),
+        FileKind::Eventfd { id } => context
+            .process
+            .eventfds
+            .get(id)
+            .map_or(0, |eventfd| eventfd.generation),
+        _ => 0,
+    }
+}
+
+/// Collects up to `max` ready events of instance `id`: level-triggered interests while ready,
+/// edge-triggered ones when something new happened, one-shot ones once. With `consume`
+/// false it only looks (an epoll fd's own readiness) and changes no interest.
+fn collect(context: &mut Context, id: u32, max: usize, consume: bool) -> Vec<EpollEvent> {
+    let Some(instance) = context.process.epolls.instances.get(&id) else {
+        return Vec::new();
+    };
+    let keys: Vec<((i32, u32), Interest)> = instance
+        .interests
+        .iter()
+        .map(|(&key, &interest)| (key, interest))
+        .collect();
+    let mut ready_events = Vec::new();
+    let mut updates = Vec::new();
+    let mut stale = Vec::new();
+    for ((fd, description), interest) in keys {
+        if ready_events.len() >= max {
+            break;
+        }
+        if !context.process.files.refers_to(Fd(fd), description) {
+            stale.push((fd, description));
+            continue;
+        }
+        if interest.disarmed {
+            continue;
+        }
+        let Ok(file) = context.process.files.get(Fd(fd)) else {
+            continue;
+        };
+        let wanted = (interest.events & EVENT_BITS) | EPOLLERR | EPOLLHUP;
+        let ready = crate::poll::readiness(context, Fd(fd), wanted as i16) as u16 as u32 & wanted;
+        let mut updated = interest;
+        let report = if interest.events & EPOLLET != 0 {
+            let count = generation(context, file.kind);
+            let new = ready != 0
+                && (ready & !interest.last_ready != 0 || count != interest.last_generation);
+            updated.last_ready = ready;
+            updated.last_generation = count;
+            new
+        } else {
+            ready != 0
+        };
+        if report {
+            ready_events.push(EpollEvent {
+                events: ready,
+                data: interest.data,
+            });
+            if interest.events & EPOLLONESHOT != 0 {
+                updated.disarmed = true;
+            }
+        }
+        if consume {
+            updates.push(((fd, description), updated));
+        }
+    }
+    if let Some(instance) = context.process.epolls.instances.get_mut(&id) {
+        for key in stale {
+            instance.interests.remove(&key);
+        }
+        for (key, interest) in updates {
+            if let Some(slot) = instance.interests.get_mut(&key) {
+                *slot = interest;
+            }
+        }
+    }
+    ready_events
+}
+
+/// What epoll instance `id` is ready for, as a file (nested in poll or another epoll).
+pub fn readiness(context: &mut Context, id: u32) -> i16 {
+    if collect(context, id, 1, false).is_empty() {
+        0
+    } else {
+        crate::poll::POLLIN | crate::poll::POLLRDNORM
+    }
+}
+
+/// Waits for events on instance `epoll_fd` until `deadline`, and writes them out.
+fn wait(
+    context: &mut Context,
+    epoll_fd: Fd,
+    events: UserAddr,
+    max: i32,
+    deadline: u64,
+) -> Result<usize, Errno> {
+    if max <= 0 || max > MAX_EVENTS {
+        return Err(Errno::EINVAL);
+    }
+    let id = epoll_id(context, epoll_fd)?;
+    // Check that the whole array is writable first, as Linux does (EFAULT).
+    let size = max as usize * core::mem::size_of::<EpollEvent>();
+    context
+        .platform
+        .write_user(events.0, &alloc::vec![0u8; size.min(1 << 20)])?;
+    loop {
+        crate::net::poll_stack(context);
+        let ready = collect(context, id, max as usize, true);
+        if !ready.is_empty() {
+            for (index, event) in ready.iter().enumerate() {
+                context.write_struct(events.0 + index as u64 * 12, event)?;
+            }
+            return Ok(ready.len());
+        }
+        if context.platform.now(MachineClock::Monotonic) >= deadline {
+            return Ok(0);
+        }
+        crate::net::wait(context, deadline)?;
+    }
+}
+
+fn deadline_after_ms(context: &Context, timeout: i32) -> u64 {
+    if timeout < 0 {
+        u64::MAX
+    } else {
+        context
+            .platform
+            .now(MachineClock::Monotonic)
+            .saturating_add(timeout as u64 * 1_000_000)
+    }
+}
+
+/// Implements epoll_wait(2). A signal interrupts it with EINTR, never a restart.
+pub fn epoll_wait(
+    context: &mut Context,
+    epoll_fd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: i32,
+) -> Result<usize, Errno> {
+    let deadline = deadline_after_ms(context, timeout);
+    wait(context, epoll_fd, events, max, deadline)
+}
+
+/// Implements epoll_pwait(2).
+pub fn epoll_pwait(
+    context: &mut Context,
+    epoll_fd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: i32,
+    mask: UserAddr,
+    mask_size: usize,
+) -> Result<usize, Errno> {
+    let deadline = deadline_after_ms(context, timeout);
+    crate::poll::with_mask(context, mask, mask_size, |context| {
+        wait(context, epoll_fd, events, max, deadline)
+    })
+}
+
+/// Implements epoll_pwait2(2): the timeout is a timespec (NULL: none).
+pub fn epoll_pwait2(
+    context: &mut Context,
+    epoll_fd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: UserAddr,
+    mask: UserAddr,
+    mask_size: usize,
+) -> Result<usize, Errno> {
+    let deadline = crate::poll::timespec_deadline(context, timeout)?;
+    crate::poll::with_mask(context, mask, mask_size, |context| {
+        wait(context, epoll_fd, events, max, deadline)
+    })
+}

@@ -1,0 +1,520 @@
+//! The TCP/IP stack under AF_INET and AF_INET6 sockets: smoltcp over the machine's network
+//! device (`Platform::net_*`), with what smoltcp leaves to its user: listening sockets with an
+//! accept backlog, ephemeral ports, closing connections reaped once they are done, and the
+//! deadline of the stack's next timer (retransmits, keep-alives) for the waits.
+
+use crate::platform::{MachineClock, Platform};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
+    IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet,
+    TcpPacket,
+};
+
+/// The Ethernet MTU; frames carry 14 more bytes of header.
+pub const MTU: usize = 1500;
+/// Ephemeral ports, as Linux's ip_local_port_range default.
+const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 32768..=60999;
+/// A TCP socket's buffers unless SO_RCVBUF/SO_SNDBUF say otherwise.
+pub const DEFAULT_TCP_BUFFER: usize = 64 * 1024;
+/// A UDP socket's receive buffer: payload bytes, and how many datagrams.
+const UDP_BUFFER: usize = 64 * 1024;
+const UDP_DATAGRAMS: usize = 64;
+/// The largest UDP payload (a 64 KiB IPv4 datagram less its headers).
+pub const UDP_MAX_PAYLOAD: usize = 65507;
+/// SOMAXCONN: listen(2) caps its backlog at this (Linux's default since 5.4).
+pub const SOMAXCONN: usize = 4096;
+/// How long a connection that the program closed may take to finish (FIN_WAIT, LAST_ACK)
+/// before it is dropped: Linux's tcp_fin_timeout.
+const FIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// A handshake that a client never completes is dropped after this (Linux retries SYN-ACKs
+/// for about a minute).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the interface is addressed: from the kernel command line (`pith run` prints it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    pub address: Ipv4Address,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv4Address>,
+    pub dns: Option<Ipv4Address>,
+}
+
+/// A listening socket: smoltcp has one socket per connection, so a listener keeps one socket
+/// armed in LISTEN and, as each takes a SYN, queues it and arms another, up to the backlog.
+struct Listener {
+    endpoint: IpListenEndpoint,
+    backlog: usize,
+    armed: Option<SocketHandle>,
+    /// Connections the program has not accepted yet, oldest first (SYN_RECEIVED ones too:
+    /// accept takes only the established).
+    queue: VecDeque<SocketHandle>,
+    buffer_sizes: (usize, usize),
+    /// Connections accepted so far (with the established ones queued: an event count).
+    accepted: u32,
+}
+
+/// The stack: smoltcp's interface and sockets, and the listeners.
+pub struct Stack {
+    interface: Interface,
+    sockets: SocketSet<'static>,
+    pub config: NetConfig,
+    pub mac: [u8; 6],
+    listeners: BTreeMap<u32, Listener>,
+    /// Connections the program closed, reaped once they are done.
+    closing: Vec<SocketHandle>,
+    /// Ports bound, by protocol (true: TCP), and how many sockets hold each.
+    ports: BTreeMap<(bool, u16), usize>,
+    next_port: u16,
+    /// Scratch for one received frame.
+    frame: Vec<u8>,
+}
+
+/// The device under smoltcp: the platform's network device. SYNs to the ports in `full`
+/// (listeners whose backlog is full) are dropped, as Linux drops them: the client tries
+/// again, rather than being refused.
+struct Nic<'a> {
+    platform: &'a mut dyn Platform,
+    full: &'a BTreeSet<u16>,
+    frame: &'a mut Vec<u8>,
+}
+
+struct Received<'a>(&'a [u8]);
+struct Transmit<'a>(&'a mut dyn Platform);
+
+impl RxToken for Received<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+impl TxToken for Transmit<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let result = f(&mut frame);
+        // A full ring drops the frame: TCP sends it again, as from a lossy link.
+        self.0.net_transmit(&frame);
+        result
+    }
+}
+
+impl Device for Nic<'_> {
+    type RxToken<'a>
+        = Received<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = Transmit<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
+        loop {
+            self.frame.resize(MTU + 14, 0);
+            let len = self.platform.net_receive(self.frame)?;
+            self.frame.truncate(len);
+            if !is_syn_to(self.frame, self.full) {
+                break;
+            }
+        }
+        Some((Received(self.frame), Transmit(&mut *self.platform)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Transmit<'_>> {
+        if self.platform.net_can_transmit() {
+            Some(Transmit(&mut *self.platform))
+        } else {
+            None
+        }
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut capabilities = DeviceCapabilities::default();
+        capabilities.medium = Medium::Ethernet;
+        capabilities.max_transmission_unit = MTU + 14;
+        capabilities
+    }
+}
+
+/// Whether `frame` is a TCP SYN (not an ACK) to one of `ports`.
+fn is_syn_to(frame: &[u8], ports: &BTreeSet<u16>) -> bool {
+    if ports.is_empty() {
+        return false;
+    }
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let segment = match ethernet.ethertype() {
+        EthernetProtocol::Ipv4 => match Ipv4Packet::new_checked(ethernet.payload()) {
+            Ok(packet) if packet.next_header() == IpProtocol::Tcp => {
+                TcpPacket::new_checked(packet.payload())
+                    .ok()
+                    .map(|tcp| (tcp.syn() && !tcp.ack(), tcp.dst_port()))
+            }
+            _ => None,
+        },
+        EthernetProtocol::Ipv6 => match Ipv6Packet::new_checked(ethernet.payload()) {
+            Ok(packet) if packet.next_header() == IpProtocol::Tcp => {
+                TcpPacket::new_checked(packet.payload())
+                    .ok()
+                    .map(|tcp| (tcp.syn() && !tcp.ack(), tcp.dst_port()))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    matches!(segment, Some((true, port)) if ports.contains(&port))
+}
+
+fn instant(platform: &dyn Platform) -> Instant {
+    Instant::from_micros((platform.now(MachineClock::Monotonic) / 1000) as i64)
+}
+
+impl Stack {
+    /// The stack on the platform's network device, addressed by `config`; None without a
+    /// device.
+    pub fn new(platform: &mut dyn Platform, config: NetConfig) -> Option<Stack> {
+        let mac = platform.net_mac()?;
+        let mut seed = [0u8; 8];
+        let _ = platform.fill_random(&mut seed);
+        let mut interface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        interface_config.random_seed = u64::from_le_bytes(seed);
+        let full = BTreeSet::new();
+        let mut frame = Vec::new();
+        let now = instant(platform);
+        let mut nic = Nic {
+            platform,
+            full: &full,
+            frame: &mut frame,
+        };
+        let mut interface = Interface::new(interface_config, &mut nic, now);
+        interface.update_ip_addrs(|addresses| {
+            let _ = addresses.push(IpCidr::new(
+                IpAddress::Ipv4(config.address),
+                config.prefix_len,
+            ));
+            // The link-local IPv6 address from the MAC (EUI-64), as Linux configures.
+            let link_local = Ipv6Address::new(
+                0xfe80,
+                0,
+                0,
+                0,
+                u16::from_be_bytes([mac[0] ^ 2, mac[1]]),
+                u16::from_be_bytes([mac[2], 0xff]),
+                u16::from_be_bytes([0xfe, mac[3]]),
+                u16::from_be_bytes([mac[4], mac[5]]),
+            );
+            let _ = addresses.push(IpCidr::new(IpAddress::Ipv6(link_local), 64));
+        });
+        if let Some(gateway) = config.gateway {
+            let _ = interface.routes_mut().add_default_ipv4_route(gateway);
+        }
+        let seed_port = u16::from_le_bytes([seed[6], seed[7]]);
+        let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
+        Some(Stack {
+            interface,
+            sockets: SocketSet::new(Vec::new()),
+            config,
+            mac,
+            listeners: BTreeMap::new(),
+            closing: Vec::new(),
+            ports: BTreeMap::new(),
+            next_port: EPHEMERAL_PORTS.start() + seed_port % span,
+            frame,
+        })
+    }
+
+    /// Moves packets: takes what the device received, one frame at a time (a listener arms
+    /// its next socket between frames), sends what the sockets have to send, and reaps
+    /// closed connections.
+    pub fn poll(&mut self, platform: &mut dyn Platform) {
+        let now = instant(platform);
+        loop {
+            let full: BTreeSet<u16> = self
+                .listeners
+                .values()
+                .filter(|listener| listener.armed.is_none())
+                .map(|listener| listener.endpoint.port)
+                .collect();
+            let mut nic = Nic {
+                platform: &mut *platform,
+                full: &full,
+                frame: &mut self.frame,
+            };
+            let result = self
+                .interface
+                .poll_ingress_single(now, &mut nic, &mut self.sockets);
+            if result == smoltcp::iface::PollIngressSingleResult::None {
+                break;
+            }
+            self.rearm_listeners();
+        }
+        let full = BTreeSet::new();
+        let mut nic = Nic {
+            platform,
+            full: &full,
+            frame: &mut self.frame,
+        };
+        while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
+            != smoltcp::iface::PollResult::None
+        {}
+        self.reap();
+    }
+
+    /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
+    pub fn next_poll(&mut self, platform: &dyn Platform) -> Option<u64> {
+        let now = instant(platform);
+        self.interface
+            .poll_at(now, &self.sockets)
+            .map(|at| (at.total_micros().max(0) as u64).saturating_mul(1000))
+    }
+
+    /// Queues the connections that armed listening sockets took, and arms new ones.
+    fn rearm_listeners(&mut self) {
+        for listener in self.listeners.values_mut() {
+            if let Some(handle) = listener.armed {
+                let state = self.sockets.get::<tcp::Socket>(handle).state();
+                if state != tcp::State::Listen {
+                    listener.queue.push_back(handle);
+                    listener.armed = None;
+                }
+            }
+            listener.queue.retain(|&handle| {
+                let gone = self.sockets.get::<tcp::Socket>(handle).state() == tcp::State::Closed;
+                if gone {
+                    self.sockets.remove(handle);
+                }
+                !gone
+            });
+            if listener.armed.is_none() && listener.queue.len() < listener.backlog {
+                listener.armed = arm(&mut self.sockets, listener);
+            }
+        }
+    }
+
+    /// Removes the closed connections that are done (CLOSED or TIME_WAIT).
+    fn reap(&mut self) {
+        let sockets = &mut self.sockets;
+        self.closing.retain(|&handle| {
+            let state = sockets.get::<tcp::Socket>(handle).state();
+            let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            if done {
+                sockets.remove(handle);
+            }
+            !done
+        });
+    }
+
+    /// A port for a socket that bound none: the next free ephemeral one.
+    pub fn ephemeral_port(&mut self, tcp: bool) -> Option<u16> {
+        let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL_PORTS.end() {
+                *EPHEMERAL_PORTS.start()
+            } else {
+                port + 1
+            };
+            if !self.ports.contains_key(&(tcp, port)) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    /// Whether some socket holds `port`.
+    pub fn port_in_use(&self, tcp: bool, port: u16) -> bool {
+        self.ports.contains_key(&(tcp, port))
+    }
+
+    pub fn hold_port(&mut self, tcp: bool, port: u16) {
+        *self.ports.entry((tcp, port)).or_insert(0) += 1;
+    }
+
+    pub fn release_port(&mut self, tcp: bool, port: u16) {
+        if let Some(count) = self.ports.get_mut(&(tcp, port)) {
+            *count -= 1;
+            if *count == 0 {
+                self.ports.remove(&(tcp, port));
+            }
+        }
+    }
+
+    /// Starts listening as socket `id` on `endpoint`.
+    pub fn listen(
+        &mut self,
+        id: u32,
+        endpoint: IpListenEndpoint,
+        backlog: usize,
+        buffer_sizes: (usize, usize),
+    ) {
+        if let Some(listener) = self.listeners.get_mut(&id) {
+            // listen(2) again changes the backlog.
+            listener.backlog = backlog.max(1);
+            return;
+        }
+        let mut listener = Listener {
+            endpoint,
+            backlog: backlog.max(1),
+            armed: None,
+            queue: VecDeque::new(),
+            buffer_sizes,
+            accepted: 0,
+        };
+        listener.armed = arm(&mut self.sockets, &listener);
+        self.listeners.insert(id, listener);
+    }
+
+    /// Whether listener `id` has an established connection to accept.
+    pub fn acceptable(&self, id: u32) -> bool {
+        self.listeners.get(&id).is_some_and(|listener| {
+            listener
+                .queue
+                .iter()
+                .any(|&handle| established(self.sockets.get::<tcp::Socket>(handle).state()))
+        })
+    }
+
+    /// A count that grows with every connection listener `id` gets (epoll's EPOLLET).
+    pub fn listener_generation(&self, id: u32) -> u32 {
+        self.listeners.get(&id).map_or(0, |listener| {
+            let queued = listener
+                .queue
+                .iter()
+                .filter(|&&handle| established(self.sockets.get::<tcp::Socket>(handle).state()))
+                .count() as u32;
+            listener.accepted.wrapping_add(queued)
+        })
+    }
+
+    /// Takes listener `id`'s oldest established connection.
+    pub fn accept(&mut self, id: u32) -> Option<SocketHandle> {
+        let listener = self.listeners.get_mut(&id)?;
+        let position = listener
+            .queue
+            .iter()
+            .position(|&handle| established(self.sockets.get::<tcp::Socket>(handle).state()))?;
+        let handle = listener.queue.remove(position)?;
+        listener.accepted = listener.accepted.wrapping_add(1);
+        if listener.armed.is_none() {
+            listener.armed = arm(&mut self.sockets, listener);
+        }
+        self.sockets
+            .get_mut::<tcp::Socket>(handle)
+            .set_timeout(None);
+        Some(handle)
+    }
+
+    /// Stops listener `id`: the connections it had not handed over are reset.
+    pub fn close_listener(&mut self, id: u32) {
+        if let Some(listener) = self.listeners.remove(&id) {
+            for handle in listener.armed.into_iter().chain(listener.queue) {
+                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                self.closing.push(handle);
+            }
+        }
+    }
+
+    /// A new TCP connection from `local` to `remote` (SYN sent at the next poll).
+    pub fn connect(
+        &mut self,
+        remote: IpEndpoint,
+        local: IpListenEndpoint,
+        buffer_sizes: (usize, usize),
+    ) -> Result<SocketHandle, tcp::ConnectError> {
+        let mut socket = tcp_socket(buffer_sizes);
+        socket.connect(self.interface.context(), remote, local)?;
+        Ok(self.sockets.add(socket))
+    }
+
+    pub fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    pub fn tcp_ref(&self, handle: SocketHandle) -> &tcp::Socket<'static> {
+        self.sockets.get::<tcp::Socket>(handle)
+    }
+
+    /// Closes a connection the program is done with: FIN after what is queued, or a reset
+    /// (`abort`, as Linux does when unread data is thrown away or SO_LINGER is 0).
+    pub fn close_connection(&mut self, handle: SocketHandle, abort: bool) {
+        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        if abort || socket.recv_queue() > 0 {
+            socket.abort();
+        } else {
+            socket.close();
+            socket.set_timeout(Some(FIN_TIMEOUT));
+        }
+        self.closing.push(handle);
+    }
+
+    /// A UDP socket bound to `endpoint`.
+    pub fn bind_udp(&mut self, endpoint: IpListenEndpoint) -> Result<SocketHandle, udp::BindError> {
+        let buffer = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_DATAGRAMS],
+                vec![0; UDP_BUFFER],
+            )
+        };
+        let mut socket = udp::Socket::new(buffer(), buffer());
+        socket.bind(endpoint)?;
+        Ok(self.sockets.add(socket))
+    }
+
+    pub fn udp(&mut self, handle: SocketHandle) -> &mut udp::Socket<'static> {
+        self.sockets.get_mut::<udp::Socket>(handle)
+    }
+
+    pub fn close_udp(&mut self, handle: SocketHandle) {
+        self.sockets.remove(handle);
+    }
+
+    /// The address a connection to `remote` would go out from.
+    pub fn source_address(&self, remote: &IpAddress) -> Option<IpAddress> {
+        self.interface.get_source_address(remote)
+    }
+
+    /// Whether `address` is one of the interface's own.
+    pub fn is_local(&self, address: IpAddress) -> bool {
+        self.interface.has_ip_addr(address)
+    }
+
+    /// How many smoltcp sockets there are (the set each packet is matched against).
+    pub fn socket_count(&self) -> usize {
+        self.sockets.iter().count()
+    }
+}
+
+fn tcp_socket((receive, send): (usize, usize)) -> tcp::Socket<'static> {
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; receive]),
+        tcp::SocketBuffer::new(vec![0; send]),
+    );
+    // Linux acknowledges at once when the program is waiting on data (quick ack); a 10 ms
+    // delay would cost every request/response exchange that much.
+    socket.set_ack_delay(None);
+    socket
+}
+
+/// A socket in LISTEN for `listener`, added to the set (None if smoltcp refuses the endpoint).
+fn arm(sockets: &mut SocketSet<'static>, listener: &Listener) -> Option<SocketHandle> {
+    let mut socket = tcp_socket(listener.buffer_sizes);
+    socket.listen(listener.endpoint).ok()?;
+    socket.set_timeout(Some(HANDSHAKE_TIMEOUT));
+    Some(sockets.add(socket))
+}
+
+/// Whether a queued connection can be accepted: the handshake is done (data or a FIN may
+/// have come after it).
+fn established(state: tcp::State) -> bool {
+    !matches!(
+        state,
+        tcp::State::Listen | tcp::State::SynReceived | tcp::State::SynSent | tcp::State::Closed
+    )
+}

@@ -1,0 +1,1931 @@
+//! Sockets (socket(7), tcp(7), udp(7), ip(7), ipv6(7)): the socket syscalls, the table of
+//! open sockets, and their reads, writes and readiness. AF_INET and AF_INET6 run on the
+//! smoltcp stack (`inet.rs`).
+
+use crate::args::{Fd, UserAddr};
+use crate::errno::Errno;
+use crate::fs::{FileKind, OpenFile, O_CLOEXEC, O_NONBLOCK, O_RDWR};
+use crate::inet::{NetConfig, Stack};
+use crate::platform::{Context, LogLevel, MachineClock, WakeOn};
+use crate::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+use crate::uapi::Iovec;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::task::Waker;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Address families (include/linux/socket.h).
+pub const AF_UNSPEC: u16 = 0;
+pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+/// Socket types and the flags or'd into them (include/linux/net.h).
+pub const SOCK_STREAM: u32 = 1;
+pub const SOCK_DGRAM: u32 = 2;
+pub const SOCK_NONBLOCK: u32 = O_NONBLOCK;
+pub const SOCK_CLOEXEC: u32 = O_CLOEXEC;
+/// IP protocols (include/uapi/linux/in.h).
+pub const IPPROTO_IP: i32 = 0;
+pub const IPPROTO_TCP: i32 = 6;
+pub const IPPROTO_UDP: i32 = 17;
+pub const IPPROTO_IPV6: i32 = 41;
+/// Message flags (include/linux/socket.h).
+pub const MSG_OOB: u32 = 0x1;
+pub const MSG_PEEK: u32 = 0x2;
+pub const MSG_TRUNC: u32 = 0x20;
+pub const MSG_DONTWAIT: u32 = 0x40;
+pub const MSG_EOR: u32 = 0x80;
+pub const MSG_WAITALL: u32 = 0x100;
+pub const MSG_NOSIGNAL: u32 = 0x4000;
+pub const MSG_MORE: u32 = 0x8000;
+pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+/// shutdown(2)'s `how`.
+pub const SHUT_RD: i32 = 0;
+pub const SHUT_WR: i32 = 1;
+pub const SHUT_RDWR: i32 = 2;
+/// Socket option levels and names (include/uapi/asm-generic/socket.h, linux/tcp.h,
+/// linux/in.h, linux/in6.h).
+pub const SOL_SOCKET: i32 = 1;
+pub const SO_DEBUG: i32 = 1;
+pub const SO_REUSEADDR: i32 = 2;
+pub const SO_TYPE: i32 = 3;
+pub const SO_ERROR: i32 = 4;
+pub const SO_DONTROUTE: i32 = 5;
+pub const SO_BROADCAST: i32 = 6;
+pub const SO_SNDBUF: i32 = 7;
+pub const SO_RCVBUF: i32 = 8;
+pub const SO_KEEPALIVE: i32 = 9;
+pub const SO_OOBINLINE: i32 = 10;
+pub const SO_PRIORITY: i32 = 12;
+pub const SO_LINGER: i32 = 13;
+pub const SO_REUSEPORT: i32 = 15;
+pub const SO_RCVLOWAT: i32 = 18;
+pub const SO_SNDLOWAT: i32 = 19;
+pub const SO_RCVTIMEO: i32 = 20;
+pub const SO_SNDTIMEO: i32 = 21;
+pub const SO_ACCEPTCONN: i32 = 30;
+pub const SO_SNDBUFFORCE: i32 = 32;
+pub const SO_RCVBUFFORCE: i32 = 33;
+pub const SO_PROTOCOL: i32 = 38;
+pub const SO_DOMAIN: i32 = 39;
+pub const TCP_NODELAY: i32 = 1;
+pub const TCP_MAXSEG: i32 = 2;
+pub const TCP_CORK: i32 = 3;
+pub const TCP_KEEPIDLE: i32 = 4;
+pub const TCP_KEEPINTVL: i32 = 5;
+pub const TCP_KEEPCNT: i32 = 6;
+pub const TCP_DEFER_ACCEPT: i32 = 9;
+pub const TCP_QUICKACK: i32 = 12;
+pub const TCP_USER_TIMEOUT: i32 = 18;
+pub const TCP_FASTOPEN: i32 = 23;
+pub const IP_TOS: i32 = 1;
+pub const IP_TTL: i32 = 2;
+pub const IPV6_V6ONLY: i32 = 26;
+
+/// `struct sockaddr_in` (include/uapi/linux/in.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SockaddrIn {
+    pub sin_family: u16,
+    /// Network byte order.
+    pub sin_port: [u8; 2],
+    pub sin_addr: [u8; 4],
+    pub sin_zero: [u8; 8],
+}
+const _: () = assert!(core::mem::size_of::<SockaddrIn>() == 16);
+
+/// `struct sockaddr_in6` (include/uapi/linux/in6.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SockaddrIn6 {
+    pub sin6_family: u16,
+    pub sin6_port: [u8; 2],
+    pub sin6_flowinfo: u32,
+    pub sin6_addr: [u8; 16],
+    pub sin6_scope_id: u32,
+}
+const _: () = assert!(core::mem::size_of::<SockaddrIn6>() == 28);
+
+/// `struct linger` (include/linux/socket.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Linger {
+    pub l_onoff: i32,
+    pub l_linger: i32,
+}
+
+/// `struct msghdr` (include/linux/socket.h, the user's layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Msghdr {
+    pub msg_name: u64,
+    pub msg_namelen: u32,
+    pub pad0: u32,
+    pub msg_iov: u64,
+    pub msg_iovlen: u64,
+    pub msg_control: u64,
+    pub msg_controllen: u64,
+    pub msg_flags: u32,
+    pub pad1: u32,
+}
+const _: () = assert!(core::mem::size_of::<Msghdr>() == 56);
+
+/// `struct mmsghdr` (include/linux/socket.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Mmsghdr {
+    pub msg_hdr: Msghdr,
+    pub msg_len: u32,
+    pub pad: u32,
+}
+
+/// An IPv4 or IPv6 socket's family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+impl Family {
+    fn number(self) -> u16 {
+        match self {
+            Family::Inet => AF_INET,
+            Family::Inet6 => AF_INET6,
+        }
+    }
+}
+
+/// Where a socket stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Created, perhaps bound; no smoltcp socket yet.
+    Idle,
+    /// listen(2) was called: the stack's listener of this socket's id.
+    Listening,
+    /// A TCP connection (connecting, connected or closed by the peer).
+    Connection(SocketHandle),
+    /// A bound UDP socket.
+    Datagram(SocketHandle),
+}
+
+/// Options as setsockopt left them.
+#[derive(Clone, Copy)]
+struct Options {
+    reuse_address: bool,
+    reuse_port: bool,
+    keepalive: bool,
+    broadcast: bool,
+    no_delay: bool,
+    cork: bool,
+    v6_only: bool,
+    receive_buffer: usize,
+    send_buffer: usize,
+    linger: Option<i32>,
+    /// SO_RCVTIMEO and SO_SNDTIMEO in ns; 0 is none.
+    receive_timeout: u64,
+    send_timeout: u64,
+    keepalive_idle: i32,
+    keepalive_interval: i32,
+    keepalive_count: i32,
+    /// Options stored and read back that change nothing here (SO_PRIORITY, IP_TOS...), by
+    /// (level, name).
+    inert: [(i32, i32, i32); 8],
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            reuse_address: false,
+            reuse_port: false,
+            keepalive: false,
+            broadcast: false,
+            no_delay: false,
+            cork: false,
+            v6_only: false,
+            receive_buffer: crate::inet::DEFAULT_TCP_BUFFER,
+            send_buffer: crate::inet::DEFAULT_TCP_BUFFER,
+            linger: None,
+            receive_timeout: 0,
+            send_timeout: 0,
+            // Linux's defaults: tcp_keepalive_time 7200 s, intvl 75 s, probes 9.
+            keepalive_idle: 7200,
+            keepalive_interval: 75,
+            keepalive_count: 9,
+            inert: [(0, 0, 0); 8],
+        }
+    }
+}
+
+/// One socket.
+#[derive(Debug)]
+pub struct Socket {
+    family: Family,
+    stream: bool,
+    /// The bound address (None: any) and port (0: none yet).
+    local: (Option<IpAddress>, u16),
+    /// A UDP socket's connected peer.
+    peer: Option<IpEndpoint>,
+    state: State,
+    options: Options,
+    shut_read: bool,
+    shut_write: bool,
+    /// SO_ERROR: an error to report once (a failed non-blocking connect).
+    error: Option<Errno>,
+    /// The connection was established once (so a CLOSED state now means reset).
+    connected: bool,
+    /// A reset was reported already; later reads see end of file.
+    reset_reported: bool,
+    /// Counts what smoltcp reported of the socket (epoll's EPOLLET).
+    events: Arc<EventCount>,
+}
+
+/// A socket's event count: smoltcp wakes it when data, room or a state change comes.
+#[derive(Debug, Default)]
+struct EventCount(AtomicU32);
+
+impl Wake for EventCount {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A count that grows with each event of socket `id` (epoll's EPOLLET): the wakers are
+/// registered again, as smoltcp forgets them once woken.
+pub fn generation(context: &mut Context, id: u32) -> u32 {
+    let Ok(socket) = socket_mut(context, id) else {
+        return 0;
+    };
+    let (state, events) = (socket.state, socket.events.clone());
+    let Some(stack) = context.process.network.stack.as_mut() else {
+        return 0;
+    };
+    let waker = Waker::from(events.clone());
+    match state {
+        State::Connection(handle) => {
+            let connection = stack.tcp(handle);
+            connection.register_recv_waker(&waker);
+            connection.register_send_waker(&waker);
+        }
+        State::Datagram(handle) => {
+            let udp = stack.udp(handle);
+            udp.register_recv_waker(&waker);
+            udp.register_send_waker(&waker);
+        }
+        State::Listening => return stack.listener_generation(id),
+        State::Idle => {}
+    }
+    events.0.load(Ordering::Relaxed)
+}
+
+impl core::fmt::Debug for Options {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter) -> core::fmt::Result {
+        formatter.write_str("Options")
+    }
+}
+
+/// The sockets and the stack under them.
+#[derive(Default)]
+pub struct Network {
+    /// How the interface is addressed (from the kernel command line), until the stack starts.
+    pub config: Option<NetConfig>,
+    stack: Option<Stack>,
+    sockets: BTreeMap<u32, Socket>,
+    next_id: u32,
+    /// The stack was tried (it is None for good if the machine has no network device).
+    started: bool,
+}
+
+impl core::fmt::Debug for Network {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter) -> core::fmt::Result {
+        write!(formatter, "Network({} sockets)", self.sockets.len())
+    }
+}
+
+impl Network {
+    /// The stack, started on first use; ENETDOWN if the machine has no network device.
+    fn stack(&mut self, platform: &mut dyn crate::Platform) -> Result<&mut Stack, Errno> {
+        if !self.started {
+            self.started = true;
+            if let Some(config) = self.config {
+                self.stack = Stack::new(platform, config);
+            }
+        }
+        self.stack.as_mut().ok_or(Errno::ENETDOWN)
+    }
+
+    /// How many sockets are open, and how many smoltcp sockets the stack holds.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.sockets.len(),
+            self.stack.as_ref().map_or(0, Stack::socket_count),
+        )
+    }
+}
+
+/// Moves the stack's packets (received frames in, queued data out); cheap when nothing
+/// happened. Every wait of a socket, poll or epoll calls it.
+pub fn poll_stack(context: &mut Context) {
+    if let Some(stack) = context.process.network.stack.as_mut() {
+        stack.poll(context.platform);
+    }
+}
+
+/// Waits for an event until `deadline` or the stack's next timer, whichever is first: the
+/// caller polls the stack and looks again.
+pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
+    let timer = context
+        .process
+        .network
+        .stack
+        .as_mut()
+        .and_then(|stack| stack.next_poll(context.platform));
+    let wake = timer.map_or(deadline, |timer| timer.min(deadline));
+    crate::signal::wait_step(context, wake, WakeOn::AnyEvent)
+}
+
+fn socket_id(context: &Context, fd: Fd) -> Result<(u32, OpenFile), Errno> {
+    let file = context.process.files.get(fd)?;
+    match file.kind {
+        FileKind::Socket { id } => Ok((id, file)),
+        _ => Err(Errno::ENOTSOCK),
+    }
+}
+
+fn socket_mut<'a>(context: &'a mut Context, id: u32) -> Result<&'a mut Socket, Errno> {
+    context
+        .process
+        .network
+        .sockets
+        .get_mut(&id)
+        .ok_or(Errno::EBADF)
+}
+
+/// Implements socket(2).
+pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> Result<i32, Errno> {
+    let flags = kind & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    let base = kind & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    let family = match u16::try_from(domain).map_err(|_| Errno::EAFNOSUPPORT)? {
+        AF_INET => Family::Inet,
+        AF_INET6 => Family::Inet6,
+        _ => return Err(Errno::EAFNOSUPPORT),
+    };
+    let stream = match (base, protocol) {
+        (SOCK_STREAM, IPPROTO_IP | IPPROTO_TCP) => true,
+        (SOCK_DGRAM, IPPROTO_IP | IPPROTO_UDP) => false,
+        (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let socket = Socket {
+        family,
+        stream,
+        local: (None, 0),
+        peer: None,
+        state: State::Idle,
+        options: Options::default(),
+        shut_read: false,
+        shut_write: false,
+        error: None,
+        connected: false,
+        reset_reported: false,
+        events: Arc::default(),
+    };
+    install(context, socket, flags).map(|fd| fd.0)
+}
+
+/// Gives `socket` an id and an fd (with SOCK_NONBLOCK/SOCK_CLOEXEC from `flags`).
+fn install(context: &mut Context, socket: Socket, flags: u32) -> Result<Fd, Errno> {
+    let limit = crate::fs::nofile_limit(context);
+    let network = &mut context.process.network;
+    let id = network.next_id;
+    network.next_id = network.next_id.wrapping_add(1);
+    network.sockets.insert(id, socket);
+    let file = OpenFile {
+        kind: FileKind::Socket { id },
+        status_flags: O_RDWR | (flags & O_NONBLOCK),
+    };
+    match context
+        .process
+        .files
+        .open(file, flags & SOCK_CLOEXEC != 0, limit)
+    {
+        Ok(fd) => Ok(fd),
+        Err(errno) => {
+            context.process.network.sockets.remove(&id);
+            Err(errno)
+        }
+    }
+}
+
+/// Closes socket `id` (its last open description was closed): a connection gets its FIN (or
+/// a reset), a listener resets what it had not handed over, the port is free again.
+pub fn release(context: &mut Context, id: u32) {
+    let Some(socket) = context.process.network.sockets.remove(&id) else {
+        return;
+    };
+    let Some(stack) = context.process.network.stack.as_mut() else {
+        return;
+    };
+    match socket.state {
+        State::Idle => {}
+        State::Listening => stack.close_listener(id),
+        State::Connection(handle) => {
+            stack.close_connection(handle, socket.options.linger == Some(0))
+        }
+        State::Datagram(handle) => stack.close_udp(handle),
+    }
+    if socket.local.1 != 0 {
+        stack.release_port(socket.stream, socket.local.1);
+    }
+    stack.poll(context.platform);
+}
+
+/// Reads a socket address of `family` (AF_INET6 sockets take IPv4 as ::ffff:a.b.c.d).
+fn read_sockaddr(
+    context: &Context,
+    address: UserAddr,
+    len: u32,
+    family: Family,
+) -> Result<IpEndpoint, Errno> {
+    if address.is_null() {
+        return Err(Errno::EFAULT);
+    }
+    if !(2..=128).contains(&len) {
+        return Err(Errno::EINVAL);
+    }
+    let given: u16 = context.read_struct(address.0)?;
+    match (family, given) {
+        (Family::Inet, AF_INET) => {
+            if len < 16 {
+                return Err(Errno::EINVAL);
+            }
+            let sockaddr: SockaddrIn = context.read_struct(address.0)?;
+            Ok(IpEndpoint::new(
+                IpAddress::Ipv4(Ipv4Address::from(sockaddr.sin_addr)),
+                u16::from_be_bytes(sockaddr.sin_port),
+            ))
+        }
+        (Family::Inet6, AF_INET6) => {
+            if len < 24 {
+                return Err(Errno::EINVAL);
+            }
+            let mut bytes = [0u8; 28];
+            context
+                .platform
+                .read_user(address.0, &mut bytes[..len.min(28) as usize])?;
+            let sockaddr = SockaddrIn6::read_from_bytes(&bytes).map_err(|_| Errno::EINVAL)?;
+            let v6 = Ipv6Address::from(sockaddr.sin6_addr);
+            let address = match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddress::Ipv4(v4),
+                None => IpAddress::Ipv6(v6),
+            };
+            Ok(IpEndpoint::new(
+                address,
+                u16::from_be_bytes(sockaddr.sin6_port),
+            ))
+        }
+        (Family::Inet, _) => Err(Errno::EAFNOSUPPORT),
+        (Family::Inet6, AF_INET) => Err(Errno::EINVAL),
+        (Family::Inet6, _) => Err(Errno::EAFNOSUPPORT),
+    }
+}
+
+/// The bytes of a socket address of `family` for `endpoint` (None: the unspecified address).
+fn sockaddr_bytes(family: Family, address: Option<IpAddress>, port: u16) -> Vec<u8> {
+    match family {
+        Family::Inet => {
+            let v4 = match address {
+                Some(IpAddress::Ipv4(v4)) => v4.octets(),
+                _ => [0; 4],
+            };
+            SockaddrIn {
+                sin_family: AF_INET,
+                sin_port: port.to_be_bytes(),
+                sin_addr: v4,
+                sin_zero: [0; 8],
+            }
+            .as_bytes()
+            .to_vec()
+        }
+        Family::Inet6 => {
+            let v6 = match address {
+                Some(IpAddress::Ipv4(v4)) => v4.to_ipv6_mapped().octets(),
+                Some(IpAddress::Ipv6(v6)) => v6.octets(),
+                None => [0; 16],
+            };
+            SockaddrIn6 {
+                sin6_family: AF_INET6,
+                sin6_port: port.to_be_bytes(),
+                sin6_flowinfo: 0,
+                sin6_addr: v6,
+                sin6_scope_id: 0,
+            }
+            .as_bytes()
+            .to_vec()
+        }
+    }
+}
+
+/// Writes a socket address to (`address`, `*len_address`) as accept, recvfrom and getsockname
+/// do: truncated to the room given, with the full length stored back.
+fn write_sockaddr(
+    context: &mut Context,
+    address: UserAddr,
+    len_address: UserAddr,
+    bytes: &[u8],
+) -> Result<(), Errno> {
+    if address.is_null() {
+        return Ok(());
+    }
+    let room: u32 = context.read_struct(len_address.0)?;
+    if (room as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let take = bytes.len().min(room as usize);
+    context.platform.write_user(address.0, &bytes[..take])?;
+    context.write_struct(len_address.0, &(bytes.len() as u32))
+}
+
+/// The endpoint to bind or listen on for (address, port): None is any address.
+fn listen_endpoint(local: (Option<IpAddress>, u16)) -> IpListenEndpoint {
+    IpListenEndpoint {
+        addr: local.0,
+        port: local.1,
+    }
+}
+
+/// Implements bind(2).
+pub fn bind(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let family = socket_mut(context, id)?.family;
+    let endpoint = read_sockaddr(context, address, len, family)?;
+    let socket = socket_mut(context, id)?;
+    if socket.local.1 != 0 || socket.state != State::Idle {
+        return Err(Errno::EINVAL);
+    }
+    let (stream, reuse_port) = (socket.stream, socket.options.reuse_port);
+    let unspecified = endpoint.addr.is_unspecified();
+    let stack = context.process.network.stack(context.platform)?;
+    if !unspecified && !stack.is_local(endpoint.addr) {
+        return Err(Errno::EADDRNOTAVAIL);
+    }
+    let port = if endpoint.port == 0 {
+        stack.ephemeral_port(stream).ok_or(Errno::EADDRINUSE)?
+    } else {
+        if stack.port_in_use(stream, endpoint.port) && !reuse_port {
+            return Err(Errno::EADDRINUSE);
+        }
+        endpoint.port
+    };
+    stack.hold_port(stream, port);
+    let address = (!unspecified).then_some(endpoint.addr);
+    let socket = socket_mut(context, id)?;
+    socket.local = (address, port);
+    if !socket.stream {
+        bind_datagram(context, id)?;
+    }
+    Ok(())
+}
+
+/// Gives a UDP socket its smoltcp socket on its bound address and port.
+fn bind_datagram(context: &mut Context, id: u32) -> Result<SocketHandle, Errno> {
+    let socket = socket_mut(context, id)?;
+    if let State::Datagram(handle) = socket.state {
+        return Ok(handle);
+    }
+    let local = socket.local;
+    let network = &mut context.process.network;
+    let stack = network.stack(context.platform)?;
+    let local = if local.1 == 0 {
+        let port = stack.ephemeral_port(false).ok_or(Errno::EAGAIN)?;
+        stack.hold_port(false, port);
+        (local.0, port)
+    } else {
+        local
+    };
+    let handle = stack
+        .bind_udp(listen_endpoint(local))
+        .map_err(|_| Errno::EINVAL)?;
+    let socket = socket_mut(context, id)?;
+    socket.local = local;
+    socket.state = State::Datagram(handle);
+    Ok(handle)
+}
+
+/// Binds an unbound TCP socket to an ephemeral port (listen and connect do).
+fn bind_ephemeral(context: &mut Context, id: u32) -> Result<(), Errno> {
+    let socket = socket_mut(context, id)?;
+    if socket.local.1 != 0 {
+        return Ok(());
+    }
+    let stream = socket.stream;
+    let stack = context.process.network.stack(context.platform)?;
+    let port = stack.ephemeral_port(stream).ok_or(Errno::EADDRNOTAVAIL)?;
+    stack.hold_port(stream, port);
+    socket_mut(context, id)?.local.1 = port;
+    Ok(())
+}
+
+/// Implements listen(2).
+pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let socket = socket_mut(context, id)?;
+    if !socket.stream {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if !matches!(socket.state, State::Idle | State::Listening) {
+        return Err(Errno::EINVAL);
+    }
+    let backlog = if backlog < 0 {
+        crate::inet::SOMAXCONN
+    } else {
+        (backlog as usize).min(crate::inet::SOMAXCONN)
+    };
+    bind_ephemeral(context, id)?;
+    let socket = socket_mut(context, id)?;
+    let endpoint = listen_endpoint(socket.local);
+    let sizes = (socket.options.receive_buffer, socket.options.send_buffer);
+    socket.state = State::Listening;
+    let stack = context.process.network.stack(context.platform)?;
+    stack.listen(id, endpoint, backlog, sizes);
+    Ok(())
+}
+
+/// The deadline of a wait that SO_RCVTIMEO or SO_SNDTIMEO (`timeout` ns, 0: none) bounds.
+fn deadline(context: &Context, timeout: u64) -> u64 {
+    if timeout == 0 {
+        u64::MAX
+    } else {
+        context
+            .platform
+            .now(MachineClock::Monotonic)
+            .saturating_add(timeout)
+    }
+}
+
+/// Runs `attempt` until it is done, waiting between tries; EAGAIN at once when
+/// `nonblocking`, or at `deadline`. A signal ends the wait: ERESTARTSYS, or EINTR where a
+/// timeout is set (socket(7): such calls are not restarted).
+fn wait_until_done<T>(
+    context: &mut Context,
+    nonblocking: bool,
+    deadline: u64,
+    mut attempt: impl FnMut(&mut Context) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    loop {
+        poll_stack(context);
+        match attempt(context) {
+            Err(Errno::EAGAIN) => {}
+            other => return other,
+        }
+        if nonblocking || context.platform.now(MachineClock::Monotonic) >= deadline {
+            return Err(Errno::EAGAIN);
+        }
+        if wait(context, deadline).is_err() {
+            return Err(if deadline == u64::MAX {
+                Errno::ERESTARTSYS
+            } else {
+                Errno::EINTR
+            });
+        }
+    }
+}
+
+/// Implements accept4(2).
+pub fn accept4(
+    context: &mut Context,
+    fd: Fd,
+    address: UserAddr,
+    len_address: UserAddr,
+    flags: u32,
+) -> Result<i32, Errno> {
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (id, file) = socket_id(context, fd)?;
+    let listener = socket_mut(context, id)?;
+    if listener.state != State::Listening {
+        return Err(Errno::EINVAL);
+    }
+    let (family, options, timeout) = (
+        listener.family,
+        listener.options,
+        listener.options.receive_timeout,
+    );
+    let deadline = deadline(context, timeout);
+    let handle = wait_until_done(
+        context,
+        file.status_flags & O_NONBLOCK != 0,
+        deadline,
+        |context| {
+            let stack = context.process.network.stack(context.platform)?;
+            stack.accept(id).ok_or(Errno::EAGAIN)
+        },
+    )?;
+    let stack = context.process.network.stack(context.platform)?;
+    let connection = stack.tcp(handle);
+    connection.set_nagle_enabled(!options.no_delay);
+    if options.keepalive {
+        connection.set_keep_alive(Some(smoltcp::time::Duration::from_secs(
+            options.keepalive_idle.max(1) as u64,
+        )));
+    }
+    let local = connection.local_endpoint();
+    let remote = connection.remote_endpoint();
+    let socket = Socket {
+        family,
+        stream: true,
+        local: (
+            local.map(|endpoint| endpoint.addr),
+            local.map_or(0, |e| e.port),
+        ),
+        peer: None,
+        state: State::Connection(handle),
+        options: Options {
+            inert: [(0, 0, 0); 8],
+            ..options
+        },
+        shut_read: false,
+        shut_write: false,
+        error: None,
+        connected: true,
+        reset_reported: false,
+        events: Arc::default(),
+    };
+    let new_fd = match install(context, socket, flags) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            // No fd for it: the connection is reset, as Linux does when accept fails late.
+            if let Ok(stack) = context.process.network.stack(context.platform) {
+                stack.close_connection(handle, true);
+            }
+            return Err(errno);
+        }
+    };
+    if let Some(remote) = remote {
+        let bytes = sockaddr_bytes(family, Some(remote.addr), remote.port);
+        if let Err(errno) = write_sockaddr(context, address, len_address, &bytes) {
+            let _ = context.process.files.close(new_fd);
+            crate::files::settle_closes(context);
+            return Err(errno);
+        }
+    }
+    Ok(new_fd.0)
+}
+
+/// Implements accept(2).
+pub fn accept(
+    context: &mut Context,
+    fd: Fd,
+    address: UserAddr,
+    len_address: UserAddr,
+) -> Result<i32, Errno> {
+    accept4(context, fd, address, len_address, 0)
+}
+
+/// Implements connect(2).
+pub fn connect(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Result<(), Errno> {
+    let (id, file) = socket_id(context, fd)?;
+    let socket = socket_mut(context, id)?;
+    let family = socket.family;
+    if !socket.stream {
+        // A datagram socket's default peer; AF_UNSPEC forgets it.
+        let given: u16 = context.read_struct(address.0)?;
+        if given == AF_UNSPEC {
+            socket_mut(context, id)?.peer = None;
+            return Ok(());
+        }
+        let remote = read_sockaddr(context, address, len, family)?;
+        bind_datagram(context, id)?;
+        socket_mut(context, id)?.peer = Some(remote);
+        return Ok(());
+    }
+    match socket.state {
+        State::Listening => return Err(Errno::EISCONN),
+        State::Connection(handle) => {
+            let stack = context.process.network.stack(context.platform)?;
+            return match stack.tcp_ref(handle).state() {
+                tcp::State::SynSent | tcp::State::SynReceived => Err(Errno::EALREADY),
+                _ => Err(Errno::EISCONN),
+            };
+        }
+        _ => {}
+    }
+    let remote = read_sockaddr(context, address, len, family)?;
+    if remote.addr.is_unspecified() || remote.port == 0 {
+        return Err(Errno::ECONNREFUSED);
+    }
+    bind_ephemeral(context, id)?;
+    let socket = socket_mut(context, id)?;
+    let (local, options) = (socket.local, socket.options);
+    let stack = context.process.network.stack(context.platform)?;
+    let handle = stack
+        .connect(
+            remote,
+            listen_endpoint(local),
+            (options.receive_buffer, options.send_buffer),
+        )
+        .map_err(|_| Errno::ENETUNREACH)?;
+    stack.tcp(handle).set_nagle_enabled(!options.no_delay);
+    socket_mut(context, id)?.state = State::Connection(handle);
+    poll_stack(context);
+    if file.status_flags & O_NONBLOCK != 0 {
+        return Err(Errno::EINPROGRESS);
+    }
+    let deadline = deadline(context, options.send_timeout);
+    let result = wait_until_done(context, false, deadline, |context| match connection_state(
+        context, id,
+    )? {
+        tcp::State::SynSent | tcp::State::SynReceived => Err(Errno::EAGAIN),
+        tcp::State::Closed => Err(Errno::ECONNREFUSED),
+        _ => Ok(()),
+    });
+    match result {
+        Ok(()) => {
+            socket_mut(context, id)?.connected = true;
+            Ok(())
+        }
+        // A timeout leaves the connect in progress, as Linux does.
+        Err(Errno::EAGAIN) => Err(Errno::EINPROGRESS),
+        Err(Errno::ERESTARTSYS) => Err(Errno::EINTR),
+        Err(errno) => {
+            forget_connection(context, id);
+            Err(errno)
+        }
+    }
+}
+
+/// The smoltcp state of socket `id`'s connection (marking it connected once established).
+fn connection_state(context: &mut Context, id: u32) -> Result<tcp::State, Errno> {
+    let State::Connection(handle) = socket_mut(context, id)?.state else {
+        return Err(Errno::ENOTCONN);
+    };
+    let state = context
+        .process
+        .network
+        .stack(context.platform)?
+        .tcp_ref(handle)
+        .state();
+    if !matches!(
+        state,
+        tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed
+    ) {
+        socket_mut(context, id)?.connected = true;
+    }
+    Ok(state)
+}
+
+/// Drops a connection that never was (a refused connect): the socket may connect again.
+fn forget_connection(context: &mut Context, id: u32) {
+    let Ok(socket) = socket_mut(context, id) else {
+        return;
+    };
+    if let State::Connection(handle) = socket.state {
+        socket.state = State::Idle;
+        if let Ok(stack) = context.process.network.stack(context.platform) {
+            stack.close_connection(handle, true);
+        }
+    }
+}
+
+/// The app memory a read or write moves, as (address, length) pieces.
+type Pieces = Vec<(u64, usize)>;
+
+fn iovec_pieces(context: &Context, vector: UserAddr, count: u64) -> Result<Pieces, Errno> {
+    if count > crate::uapi::UIO_MAXIOV as u64 {
+        return Err(Errno::EMSGSIZE);
+    }
+    let mut pieces = Vec::with_capacity(count as usize);
+    let mut total: u64 = 0;
+    for index in 0..count {
+        let iovec: Iovec = context.read_struct(vector.0 + index * 16)?;
+        total = total
+            .checked_add(iovec.iov_len)
+            .filter(|&total| total <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
+        if iovec.iov_len > 0 {
+            pieces.push((iovec.iov_base, iovec.iov_len as usize));
+        }
+    }
+    Ok(pieces)
+}
+
+/// What a receive brought: the bytes, the sender, whether a datagram was cut.
+struct Received {
+    len: usize,
+    from: Option<IpEndpoint>,
+    truncated: bool,
+}
+
+/// Receives into `pieces` from socket `id` (read, recvfrom, recvmsg).
+fn receive(
+    context: &mut Context,
+    id: u32,
+    file: OpenFile,
+    pieces: &[(u64, usize)],
+    flags: u32,
+) -> Result<Received, Errno> {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EINVAL); // no urgent data is ever kept
+    }
+    let socket = socket_mut(context, id)?;
+    let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
+    let (timeout, stream) = (socket.options.receive_timeout, socket.stream);
+    let deadline = deadline(context, timeout);
+    let total: usize = pieces.iter().map(|piece| piece.1).sum();
+    if stream {
+        let wait_all = flags & MSG_WAITALL != 0 && flags & MSG_PEEK == 0;
+        let mut done = 0;
+        let result = wait_until_done(
+            context,
+            nonblocking,
+            deadline,
+            |context| match receive_stream(context, id, pieces, done, flags) {
+                Ok(0) if done == 0 || wait_all => Err(Errno::EAGAIN),
+                Ok(got) => {
+                    done += got;
+                    if wait_all && done < total {
+                        Err(Errno::EAGAIN)
+                    } else {
+                        Ok(done)
+                    }
+                }
+                Err(TCP_END) => Ok(done),
+                Err(_) if done > 0 => Ok(done),
+                Err(errno) => Err(errno),
+            },
+        );
+        let len = match result {
+            Ok(len) => len,
+            Err(Errno::EAGAIN | Errno::ERESTARTSYS | Errno::EINTR) if done > 0 => done,
+            Err(errno) => return Err(errno),
+        };
+        return Ok(Received {
+            len,
+            from: None,
+            truncated: false,
+        });
+    }
+    let handle = bind_datagram(context, id)?;
+    let peer = socket_mut(context, id)?.peer;
+    wait_until_done(context, nonblocking, deadline, |context| {
+        let stack = context.process.network.stack(context.platform)?;
+        let udp = stack.udp(handle);
+        loop {
+            let (payload, metadata) = if flags & MSG_PEEK != 0 {
+                match udp.peek() {
+                    Ok((payload, metadata)) => (payload, *metadata),
+                    Err(_) => return Err(Errno::EAGAIN),
+                }
+            } else {
+                match udp.recv() {
+                    Ok(datagram) => datagram,
+                    Err(_) => return Err(Errno::EAGAIN),
+                }
+            };
+            // A connected datagram socket takes datagrams from its peer only.
+            if peer.is_some_and(|peer| peer != metadata.endpoint) && flags & MSG_PEEK == 0 {
+                continue;
+            }
+            let len = payload.len();
+            scatter(context.platform, pieces, payload)?;
+            return Ok(Received {
+                len: if flags & MSG_TRUNC != 0 {
+                    len
+                } else {
+                    len.min(total)
+                },
+                from: Some(metadata.endpoint),
+                truncated: len > total,
+            });
+        }
+    })
+}
+
+/// Stands for "the peer closed and all was read" inside receive's loop.
+const TCP_END: Errno = Errno::ENODATA;
+
+/// Copies `data` into `pieces` (as far as they reach).
+fn scatter(
+    platform: &mut dyn crate::Platform,
+    pieces: &[(u64, usize)],
+    data: &[u8],
+) -> Result<(), Errno> {
+    let mut offset = 0;
+    for &(address, len) in pieces {
+        if offset >= data.len() {
+            break;
+        }
+        let take = len.min(data.len() - offset);
+        platform.write_user(address, &data[offset..offset + take])?;
+        offset += take;
+    }
+    Ok(())
+}
+
+/// One try at reading a connection into `pieces` past `skip` bytes: what it took (0: nothing
+/// there yet), TCP_END at the end of the stream, or the connection's error.
+fn receive_stream(
+    context: &mut Context,
+    id: u32,
+    pieces: &[(u64, usize)],
+    skip: usize,
+    flags: u32,
+) -> Result<usize, Errno> {
+    let socket = socket_mut(context, id)?;
+    if socket.shut_read {
+        return Err(TCP_END);
+    }
+    let State::Connection(handle) = socket.state else {
+        return Err(Errno::ENOTCONN);
+    };
+    let state = connection_state(context, id)?;
+    let stack = context.process.network.stack(context.platform)?;
+    let connection = stack.tcp(handle);
+    let platform = &mut *context.platform;
+    let mut done = 0;
+    if flags & MSG_PEEK != 0 {
+        let total: usize = pieces.iter().map(|piece| piece.1).sum();
+        let mut bytes = alloc::vec![0; total.min(connection.recv_queue())];
+        done = connection.peek_slice(&mut bytes).unwrap_or(0);
+        scatter(platform, pieces, &bytes[..done])?;
+    } else {
+        let mut position = 0;
+        for &(address, len) in pieces {
+            // Skip what an earlier try filled.
+            let cut = skip.saturating_sub(position).min(len);
+            position += len;
+            let (address, len) = (address + cut as u64, len - cut);
+            let mut filled = 0;
+            // The receive ring may wrap: a second take gets the rest.
+            while filled < len {
+                let result = connection.recv(|buffer| {
+                    let take = buffer.len().min(len - filled);
+                    match platform.write_user(address + filled as u64, &buffer[..take]) {
+                        Ok(()) => (take, Ok(take)),
+                        Err(errno) => (0, Err(errno)),
+                    }
+                });
+                let got = match result {
+                    Ok(Ok(got)) => got,
+                    Ok(Err(errno)) if done + filled == 0 => return Err(errno),
+                    _ => 0,
+                };
+                if got == 0 {
+                    break;
+                }
+                filled += got;
+            }
+            done += filled;
+            if filled < len {
+                break;
+            }
+        }
+    }
+    let may_recv = connection.may_recv();
+    if done > 0 {
+        return Ok(done);
+    }
+    match state {
+        tcp::State::SynSent | tcp::State::SynReceived => Ok(0),
+        tcp::State::Closed => {
+            let socket = socket_mut(context, id)?;
+            if socket.connected && !socket.reset_reported {
+                socket.reset_reported = true;
+                Err(Errno::ECONNRESET)
+            } else if socket.connected {
+                Err(TCP_END)
+            } else {
+                Err(Errno::ENOTCONN)
+            }
+        }
+        _ if !may_recv => Err(TCP_END),
+        _ => Ok(0),
+    }
+}
+
+/// Raises SIGPIPE for the running thread unless MSG_NOSIGNAL, and says EPIPE.
+fn broken_pipe(context: &mut Context, flags: u32) -> Errno {
+    if flags & MSG_NOSIGNAL == 0 {
+        let tid = context.process.threads.current;
+        let info = crate::signal::user_siginfo(13, crate::signal::SI_USER, context.process.pid);
+        context.process.raise_for_thread(tid, 13, info);
+        context.platform.signal_state_changed();
+    }
+    Errno::EPIPE
+}
+
+/// Sends `pieces` on socket `id` (write, sendto, sendmsg); `to` for datagrams.
+fn send(
+    context: &mut Context,
+    id: u32,
+    file: OpenFile,
+    pieces: &[(u64, usize)],
+    flags: u32,
+    to: Option<IpEndpoint>,
+) -> Result<usize, Errno> {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let socket = socket_mut(context, id)?;
+    let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
+    let (timeout, stream, peer) = (socket.options.send_timeout, socket.stream, socket.peer);
+    let (connected, shut_write, state) = (socket.connected, socket.shut_write, socket.state);
+    let deadline = deadline(context, timeout);
+    let total: usize = pieces.iter().map(|piece| piece.1).sum();
+    if !stream {
+        let destination = to.or(peer).ok_or(Errno::EDESTADDRREQ)?;
+        if total > crate::inet::UDP_MAX_PAYLOAD {
+            return Err(Errno::EMSGSIZE);
+        }
+        if destination.port == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut data = alloc::vec![0u8; total];
+        let mut offset = 0;
+        for &(address, len) in pieces {
+            context
+                .platform
+                .read_user(address, &mut data[offset..offset + len])?;
+            offset += len;
+        }
+        let handle = bind_datagram(context, id)?;
+        let result = wait_until_done(context, nonblocking, deadline, |context| {
+            let stack = context.process.network.stack(context.platform)?;
+            match stack.udp(handle).send_slice(&data, destination) {
+                Ok(()) => Ok(total),
+                Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
+                Err(udp::SendError::Unaddressable) => Err(Errno::ENETUNREACH),
+            }
+        });
+        poll_stack(context);
+        return result;
+    }
+    // A connected stream socket ignores the address (sendto(2)).
+    let _ = (to, connected);
+    if shut_write {
+        return Err(broken_pipe(context, flags));
+    }
+    let State::Connection(handle) = state else {
+        return Err(Errno::ENOTCONN);
+    };
+    let mut done = 0;
+    let result = wait_until_done(context, nonblocking, deadline, |context| {
+        let state = connection_state(context, id)?;
+        match state {
+            tcp::State::SynSent | tcp::State::SynReceived => return Err(Errno::EAGAIN),
+            tcp::State::Established | tcp::State::CloseWait => {}
+            tcp::State::Closed => {
+                let socket = socket_mut(context, id)?;
+                if socket.connected && !socket.reset_reported {
+                    socket.reset_reported = true;
+                    return Err(Errno::ECONNRESET);
+                }
+                return Err(broken_pipe(context, flags));
+            }
+            _ => return Err(broken_pipe(context, flags)),
+        }
+        let stack = context.process.network.stack(context.platform)?;
+        let connection = stack.tcp(handle);
+        let platform = &mut *context.platform;
+        let mut sent_now = 0;
+        let mut position = 0;
+        for &(address, len) in pieces {
+            if position + len <= done {
+                position += len;
+                continue;
+            }
+            let skip = done.saturating_sub(position);
+            let (mut address, mut len) = (address + skip as u64, len - skip);
+            position += skip;
+            while len > 0 {
+                let result = connection.send(|buffer| {
+                    let take = buffer.len().min(len);
+                    match platform.read_user(address, &mut buffer[..take]) {
+                        Ok(()) => (take, Ok(take)),
+                        Err(errno) => (0, Err(errno)),
+                    }
+                });
+                let took = match result {
+                    Ok(Ok(took)) => took,
+                    Ok(Err(errno)) => {
+                        if done + sent_now > 0 {
+                            done += sent_now;
+                            return Ok(done);
+                        }
+                        return Err(errno);
+                    }
+                    Err(_) => 0,
+                };
+                if took == 0 {
+                    break;
+                }
+                sent_now += took;
+                position += took;
+                address += took as u64;
+                len -= took;
+            }
+            if len > 0 {
+                break;
+            }
+        }
+        done += sent_now;
+        if sent_now > 0 {
+            stack.poll(platform);
+        }
+        if done == total {
+            Ok(done)
+        } else {
+            Err(Errno::EAGAIN)
+        }
+    });
+    match result {
+        Err(Errno::EAGAIN | Errno::ERESTARTSYS | Errno::EINTR) if done > 0 => Ok(done),
+        other => other,
+    }
+}
+
+/// Implements read(2) and readv(2) on a socket.
+pub fn read(
+    context: &mut Context,
+    id: u32,
+    file: OpenFile,
+    pieces: &[(u64, usize)],
+) -> Result<usize, Errno> {
+    receive(context, id, file, pieces, 0).map(|received| received.len)
+}
+
+/// Implements write(2) and writev(2) on a socket.
+pub fn write(
+    context: &mut Context,
+    id: u32,
+    file: OpenFile,
+    pieces: &[(u64, usize)],
+) -> Result<usize, Errno> {
+    send(context, id, file, pieces, 0, None)
+}
+
+/// Implements sendto(2).
+pub fn sendto(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    len: usize,
+    flags: u32,
+    address: UserAddr,
+    address_len: u32,
+) -> Result<usize, Errno> {
+    let (id, file) = socket_id(context, fd)?;
+    let to = if address.is_null() {
+        None
+    } else {
+        let family = socket_mut(context, id)?.family;
+        Some(read_sockaddr(context, address, address_len, family)?)
+    };
+    let len = len.min(i32::MAX as usize);
+    send(context, id, file, &[(buffer.0, len)], flags, to)
+}
+
+/// Implements recvfrom(2).
+pub fn recvfrom(
+    context: &mut Context,
+    fd: Fd,
+    buffer: UserAddr,
+    len: usize,
+    flags: u32,
+    address: UserAddr,
+    len_address: UserAddr,
+) -> Result<usize, Errno> {
+    let (id, file) = socket_id(context, fd)?;
+    let len = len.min(i32::MAX as usize);
+    let received = receive(context, id, file, &[(buffer.0, len)], flags)?;
+    write_source(context, id, &received, address, len_address)?;
+    Ok(received.len)
+}
+
+/// Writes where a datagram came from (a stream's peer) for recvfrom and recvmsg.
+fn write_source(
+    context: &mut Context,
+    id: u32,
+    received: &Received,
+    address: UserAddr,
+    len_address: UserAddr,
+) -> Result<(), Errno> {
+    if address.is_null() {
+        return Ok(());
+    }
+    let family = socket_mut(context, id)?.family;
+    match received.from {
+        Some(from) => {
+            let bytes = sockaddr_bytes(family, Some(from.addr), from.port);
+            write_sockaddr(context, address, len_address, &bytes)
+        }
+        // A stream socket leaves the address alone and says it is empty.
+        None => context.write_struct(len_address.0, &0u32),
+    }
+}
+
+/// Implements sendmsg(2) (no ancillary data is sent on IP sockets).
+pub fn sendmsg(
+    context: &mut Context,
+    fd: Fd,
+    message: UserAddr,
+    flags: u32,
+) -> Result<usize, Errno> {
+    let (id, file) = socket_id(context, fd)?;
+    let header: Msghdr = context.read_struct(message.0)?;
+    let pieces = iovec_pieces(context, UserAddr(header.msg_iov), header.msg_iovlen)?;
+    let to = if header.msg_name == 0 {
+        None
+    } else {
+        let family = socket_mut(context, id)?.family;
+        Some(read_sockaddr(
+            context,
+            UserAddr(header.msg_name),
+            header.msg_namelen,
+            family,
+        )?)
+    };
+    send(context, id, file, &pieces, flags, to)
+}
+
+/// Implements recvmsg(2) (no ancillary data comes on IP sockets: msg_controllen is 0).
+pub fn recvmsg(
+    context: &mut Context,
+    fd: Fd,
+    message: UserAddr,
+    flags: u32,
+) -> Result<usize, Errno> {
+    let (id, file) = socket_id(context, fd)?;
+    let mut header: Msghdr = context.read_struct(message.0)?;
+    let pieces = iovec_pieces(context, UserAddr(header.msg_iov), header.msg_iovlen)?;
+    let received = receive(context, id, file, &pieces, flags & !MSG_CMSG_CLOEXEC)?;
+    if header.msg_name != 0 {
+        let family = socket_mut(context, id)?.family;
+        header.msg_namelen = match received.from {
+            Some(from) => {
+                let bytes = sockaddr_bytes(family, Some(from.addr), from.port);
+                let take = bytes.len().min(header.msg_namelen as usize);
+                context
+                    .platform
+                    .write_user(header.msg_name, &bytes[..take])?;
+                bytes.len() as u32
+            }
+            None => 0,
+        };
+    }
+    header.msg_controllen = 0;
+    header.msg_flags = if received.truncated { MSG_TRUNC } else { 0 };
+    context.write_struct(message.0, &header)?;
+    Ok(received.len)
+}
+
+/// Implements sendmmsg(2): each message in turn; the count sent, or the first one's error.
+pub fn sendmmsg(
+    context: &mut Context,
+    fd: Fd,
+    messages: UserAddr,
+    count: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
+    let count = count.min(crate::uapi::UIO_MAXIOV as u32);
+    let size = core::mem::size_of::<Mmsghdr>() as u64;
+    for index in 0..count as u64 {
+        let address = messages.0 + index * size;
+        match sendmsg(context, fd, UserAddr(address), flags) {
+            Ok(len) => context.write_struct(address + 56, &(len as u32))?,
+            Err(errno) if index == 0 => return Err(errno),
+            Err(_) => return Ok(index as usize),
+        }
+    }
+    Ok(count as usize)
+}
+
+/// Implements recvmmsg(2) (its timeout is looked at between messages, as Linux does).
+pub fn recvmmsg(
+    context: &mut Context,
+    fd: Fd,
+    messages: UserAddr,
+    count: u32,
+    flags: u32,
+    _timeout: UserAddr,
+) -> Result<usize, Errno> {
+    const MSG_WAITFORONE: u32 = 0x10000;
+    let count = count.min(crate::uapi::UIO_MAXIOV as u32);
+    let size = core::mem::size_of::<Mmsghdr>() as u64;
+    let mut flags = flags;
+    for index in 0..count as u64 {
+        let address = messages.0 + index * size;
+        match recvmsg(context, fd, UserAddr(address), flags & !MSG_WAITFORONE) {
+            Ok(len) => context.write_struct(address + 56, &(len as u32))?,
+            Err(errno) if index == 0 => return Err(errno),
+            Err(_) => return Ok(index as usize),
+        }
+        if flags & MSG_WAITFORONE != 0 {
+            flags |= MSG_DONTWAIT;
+        }
+    }
+    Ok(count as usize)
+}
+
+/// Implements shutdown(2).
+pub fn shutdown(context: &mut Context, fd: Fd, how: i32) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
+        return Err(Errno::EINVAL);
+    }
+    let socket = socket_mut(context, id)?;
+    let handle = match socket.state {
+        State::Connection(handle) => handle,
+        State::Datagram(_) if socket.peer.is_some() => {
+            socket.shut_read |= how != SHUT_WR;
+            socket.shut_write |= how != SHUT_RD;
+            return Ok(());
+        }
+        State::Listening if how != SHUT_WR => {
+            // Linux wakes the accept waiters with EINVAL: the listener stops.
+            socket.state = State::Idle;
+            let stack = context.process.network.stack(context.platform)?;
+            stack.close_listener(id);
+            return Ok(());
+        }
+        _ => return Err(Errno::ENOTCONN),
+    };
+    socket.shut_read |= how != SHUT_WR;
+    let write = how != SHUT_RD && !socket.shut_write;
+    socket.shut_write |= how != SHUT_RD;
+    if write {
+        let stack = context.process.network.stack(context.platform)?;
+        stack.tcp(handle).close();
+        poll_stack(context);
+    }
+    Ok(())
+}
+
+/// Implements getsockname(2).
+pub fn getsockname(
+    context: &mut Context,
+    fd: Fd,
+    address: UserAddr,
+    len_address: UserAddr,
+) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let socket = socket_mut(context, id)?;
+    let (family, mut local, state) = (socket.family, socket.local, socket.state);
+    if let State::Connection(handle) = state {
+        let stack = context.process.network.stack(context.platform)?;
+        if let Some(endpoint) = stack.tcp_ref(handle).local_endpoint() {
+            local = (Some(endpoint.addr), endpoint.port);
+        }
+    }
+    let bytes = sockaddr_bytes(family, local.0, local.1);
+    write_sockaddr(context, address, len_address, &bytes)
+}
+
+/// Implements getpeername(2).
+pub fn getpeername(
+    context: &mut Context,
+    fd: Fd,
+    address: UserAddr,
+    len_address: UserAddr,
+) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let socket = socket_mut(context, id)?;
+    let (family, peer, state) = (socket.family, socket.peer, socket.state);
+    let remote = match state {
+        State::Connection(handle) => {
+            let state = connection_state(context, id)?;
+            if matches!(
+                state,
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed
+            ) {
+                return Err(Errno::ENOTCONN);
+            }
+            let stack = context.process.network.stack(context.platform)?;
+            stack.tcp_ref(handle).remote_endpoint()
+        }
+        _ => peer,
+    }
+    .ok_or(Errno::ENOTCONN)?;
+    let bytes = sockaddr_bytes(family, Some(remote.addr), remote.port);
+    write_sockaddr(context, address, len_address, &bytes)
+}
+
+/// Implements socketpair(2): AF_UNIX is not there yet.
+pub fn socketpair(
+    _context: &mut Context,
+    domain: i32,
+    _kind: u32,
+    _protocol: i32,
+    _fds: UserAddr,
+) -> Result<(), Errno> {
+    match u16::try_from(domain) {
+        Ok(AF_INET | AF_INET6) => Err(Errno::EOPNOTSUPP),
+        _ => Err(Errno::EAFNOSUPPORT),
+    }
+}
+
+fn read_int_option(context: &Context, value: UserAddr, len: u32) -> Result<i32, Errno> {
+    if len < 4 {
+        return Err(Errno::EINVAL);
+    }
+    context.read_struct(value.0)
+}
+
+/// A `struct timeval` option in ns (SO_RCVTIMEO, SO_SNDTIMEO).
+fn read_timeval_option(context: &Context, value: UserAddr, len: u32) -> Result<u64, Errno> {
+    if len < 16 {
+        return Err(Errno::EINVAL);
+    }
+    let time: crate::uapi::Timeval = context.read_struct(value.0)?;
+    if !(0..1_000_000).contains(&time.tv_usec) {
+        return Err(Errno::EDOM);
+    }
+    if time.tv_sec < 0 {
+        return Ok(0);
+    }
+    Ok((time.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(time.tv_usec as u64 * 1000))
+}
+
+/// The options that are stored and read back but change nothing in Pith.
+fn is_inert(level: i32, name: i32) -> bool {
+    matches!(
+        (level, name),
+        (
+            SOL_SOCKET,
+            SO_DEBUG | SO_DONTROUTE | SO_OOBINLINE | SO_PRIORITY | SO_RCVLOWAT | SO_SNDLOWAT
+        ) | (
+            IPPROTO_TCP,
+            TCP_MAXSEG | TCP_DEFER_ACCEPT | TCP_QUICKACK | TCP_USER_TIMEOUT | TCP_FASTOPEN
+        ) | (IPPROTO_IP, IP_TOS | IP_TTL)
+    )
+}
+
+/// Implements setsockopt(2).
+pub fn setsockopt(
+    context: &mut Context,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    value: UserAddr,
+    len: u32,
+) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let stream = socket_mut(context, id)?.stream;
+    if level == IPPROTO_TCP && !stream {
+        return Err(Errno::ENOPROTOOPT);
+    }
+    let mut options = socket_mut(context, id)?.options;
+    match (level, name) {
+        (SOL_SOCKET, SO_REUSEADDR) => {
+            options.reuse_address = read_int_option(context, value, len)? != 0
+        }
+        (SOL_SOCKET, SO_REUSEPORT) => {
+            options.reuse_port = read_int_option(context, value, len)? != 0
+        }
+        (SOL_SOCKET, SO_KEEPALIVE) => {
+            options.keepalive = read_int_option(context, value, len)? != 0
+        }
+        (SOL_SOCKET, SO_BROADCAST) => {
+            options.broadcast = read_int_option(context, value, len)? != 0
+        }
+        // Linux doubles the value asked for (bookkeeping room) and has a floor.
+        (SOL_SOCKET, SO_RCVBUF | SO_RCVBUFFORCE) => {
+            options.receive_buffer = (read_int_option(context, value, len)?.max(1152) as usize)
+                .saturating_mul(2)
+                .min(4 << 20)
+        }
+        (SOL_SOCKET, SO_SNDBUF | SO_SNDBUFFORCE) => {
+            options.send_buffer = (read_int_option(context, value, len)?.max(2304) as usize)
+                .saturating_mul(2)
+                .min(4 << 20)
+        }
+        (SOL_SOCKET, SO_LINGER) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            let linger: Linger = context.read_struct(value.0)?;
+            options.linger = (linger.l_onoff != 0).then_some(linger.l_linger);
+        }
+        (SOL_SOCKET, SO_RCVTIMEO) => {
+            options.receive_timeout = read_timeval_option(context, value, len)?
+        }
+        (SOL_SOCKET, SO_SNDTIMEO) => {
+            options.send_timeout = read_timeval_option(context, value, len)?
+        }
+        (IPPROTO_TCP, TCP_NODELAY) => options.no_delay = read_int_option(context, value, len)? != 0,
+        (IPPROTO_TCP, TCP_CORK) => options.cork = read_int_option(context, value, len)? != 0,
+        (IPPROTO_TCP, TCP_KEEPIDLE | TCP_KEEPINTVL | TCP_KEEPCNT) => {
+            let seconds = read_int_option(context, value, len)?;
+            let limit = if name == TCP_KEEPCNT { 127 } else { 32767 };
+            if !(1..=limit).contains(&seconds) {
+                return Err(Errno::EINVAL);
+            }
+            match name {
+                TCP_KEEPIDLE => options.keepalive_idle = seconds,
+                TCP_KEEPINTVL => options.keepalive_interval = seconds,
+                _ => options.keepalive_count = seconds,
+            }
+        }
+        (IPPROTO_IPV6, IPV6_V6ONLY) => {
+            if socket_mut(context, id)?.family != Family::Inet6 {
+                return Err(Errno::ENOPROTOOPT);
+            }
+            options.v6_only = read_int_option(context, value, len)? != 0;
+        }
+        _ if is_inert(level, name) => {
+            let number = read_int_option(context, value, len)?;
+            let slot = options
+                .inert
+                .iter()
+                .position(|&(l, n, _)| (l, n) == (level, name))
+                .or_else(|| options.inert.iter().position(|&(l, n, _)| (l, n) == (0, 0)))
+                .ok_or(Errno::ENOMEM)?;
+            options.inert[slot] = (level, name, number);
+        }
+        _ => {
+            context.platform.log(
+                LogLevel::Debug,
+                format_args!("setsockopt: level {level} option {name} is not there: ENOPROTOOPT"),
+            );
+            return Err(Errno::ENOPROTOOPT);
+        }
+    }
+    let socket = socket_mut(context, id)?;
+    socket.options = options;
+    // Options that reach the connection at once.
+    if let State::Connection(handle) = socket.state {
+        let stack = context.process.network.stack(context.platform)?;
+        let connection = stack.tcp(handle);
+        connection.set_nagle_enabled(!options.no_delay && !options.cork);
+        connection.set_keep_alive(
+            options
+                .keepalive
+                .then(|| smoltcp::time::Duration::from_secs(options.keepalive_idle.max(1) as u64)),
+        );
+        if !options.cork {
+            poll_stack(context);
+        }
+    }
+    Ok(())
+}
+
+/// Implements getsockopt(2).
+pub fn getsockopt(
+    context: &mut Context,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    value: UserAddr,
+    len_address: UserAddr,
+) -> Result<(), Errno> {
+    let (id, _) = socket_id(context, fd)?;
+    let room: i32 = context.read_struct(len_address.0)?;
+    if room < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let socket = socket_mut(context, id)?;
+    let options = socket.options;
+    let flag = |on: bool| on as i32;
+    let integer: i32 = match (level, name) {
+        (SOL_SOCKET, SO_TYPE) => {
+            if socket.stream {
+                SOCK_STREAM as i32
+            } else {
+                SOCK_DGRAM as i32
+            }
+        }
+        (SOL_SOCKET, SO_DOMAIN) => socket.family.number() as i32,
+        (SOL_SOCKET, SO_PROTOCOL) => {
+            if socket.stream {
+                IPPROTO_TCP
+            } else {
+                IPPROTO_UDP
+            }
+        }
+        (SOL_SOCKET, SO_ERROR) => {
+            let mut error = socket.error.take();
+            if error.is_none() {
+                if let State::Connection(_) = socket.state {
+                    let connected = socket.connected;
+                    if connection_state(context, id)? == tcp::State::Closed && !connected {
+                        error = Some(Errno::ECONNREFUSED);
+                        forget_connection(context, id);
+                    }
+                }
+            }
+            error.map_or(0, |errno| errno as i32)
+        }
+        (SOL_SOCKET, SO_ACCEPTCONN) => flag(socket.state == State::Listening),
+        (SOL_SOCKET, SO_REUSEADDR) => flag(options.reuse_address),
+        (SOL_SOCKET, SO_REUSEPORT) => flag(options.reuse_port),
+        (SOL_SOCKET, SO_KEEPALIVE) => flag(options.keepalive),
+        (SOL_SOCKET, SO_BROADCAST) => flag(options.broadcast),
+        (SOL_SOCKET, SO_RCVBUF) => options.receive_buffer as i32,
+        (SOL_SOCKET, SO_SNDBUF) => options.send_buffer as i32,
+        (SOL_SOCKET, SO_LINGER) => {
+            let linger = Linger {
+                l_onoff: options.linger.is_some() as i32,
+                l_linger: options.linger.unwrap_or(0),
+            };
+            return write_option(context, value, len_address, room, linger.as_bytes());
+        }
+        (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) => {
+            let ns = if name == SO_RCVTIMEO {
+                options.receive_timeout
+            } else {
+                options.send_timeout
+            };
+            let time = crate::uapi::Timeval {
+                tv_sec: (ns / 1_000_000_000) as i64,
+                tv_usec: ((ns % 1_000_000_000) / 1000) as i64,
+            };
+            return write_option(context, value, len_address, room, time.as_bytes());
+        }
+        (IPPROTO_TCP, _) if !socket.stream => return Err(Errno::ENOPROTOOPT),
+        (IPPROTO_TCP, TCP_NODELAY) => flag(options.no_delay),
+        (IPPROTO_TCP, TCP_CORK) => flag(options.cork),
+        (IPPROTO_TCP, TCP_KEEPIDLE) => options.keepalive_idle,
+        (IPPROTO_TCP, TCP_KEEPINTVL) => options.keepalive_interval,
+        (IPPROTO_TCP, TCP_KEEPCNT) => options.keepalive_count,
+        (IPPROTO_IPV6, IPV6_V6ONLY) if socket.family == Family::Inet6 => flag(options.v6_only),
+        _ if is_inert(level, name) => options
+            .inert
+            .iter()
+            .find(|&&(l, n, _)| (l, n) == (level, name))
+            .map_or(
+                match (level, name) {
+                    (IPPROTO_IP, IP_TTL) => 64,
+                    (IPPROTO_TCP, TCP_MAXSEG) => 1460,
+                    _ => 0,
+                },
+                |&(_, _, number)| number,
+            ),
+        _ => return Err(Errno::ENOPROTOOPT),
+    };
+    write_option(context, value, len_address, room, &integer.to_ne_bytes())
+}
+
+/// Writes an option's bytes, cut to `room`, and their length.
+fn write_option(
+    context: &mut Context,
+    value: UserAddr,
+    len_address: UserAddr,
+    room: i32,
+    bytes: &[u8],
+) -> Result<(), Errno> {
+    let take = bytes.len().min(room as usize);
+    context.platform.write_user(value.0, &bytes[..take])?;
+    context.write_struct(len_address.0, &(take as u32))
+}
+
+/// What socket `id` is ready for now (poll events), after the stack has moved its packets.
+pub fn readiness(context: &mut Context, id: u32) -> i16 {
+    let Ok(socket) = socket_mut(context, id) else {
+        return crate::poll::POLLNVAL;
+    };
+    let (state, shut_read, shut_write, stream, has_error, connected) = (
+        socket.state,
+        socket.shut_read,
+        socket.shut_write,
+        socket.stream,
+        socket.error.is_some(),
+        socket.connected,
+    );
+    let Ok(stack) = context.process.network.stack(context.platform) else {
+        return POLLOUT | POLLWRNORM | POLLHUP;
+    };
+    let readable = POLLIN | POLLRDNORM;
+    let writable = POLLOUT | POLLWRNORM;
+    let mut ready = if has_error { POLLERR } else { 0 };
+    let mut now_connected = false;
+    match state {
+        State::Idle if stream => ready |= writable | POLLHUP,
+        State::Idle => ready |= writable,
+        State::Listening => {
+            if stack.acceptable(id) {
+                ready |= readable;
+            }
+        }
+        State::Datagram(handle) => {
+            let udp = stack.udp(handle);
+            if udp.can_recv() || shut_read {
+                ready |= readable;
+            }
+            if udp.can_send() {
+                ready |= writable;
+            }
+        }
+        State::Connection(handle) => {
+            let connection = stack.tcp_ref(handle);
+            match connection.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {}
+                // A refused connect: Linux says POLLOUT | POLLERR | POLLHUP.
+                tcp::State::Closed if !connected => ready |= writable | POLLERR | POLLHUP,
+                tcp::State::Closed => ready |= readable | writable | POLLERR | POLLHUP,
+                _ => {
+                    now_connected = true;
+                    if connection.can_recv() || !connection.may_recv() || shut_read {
+                        ready |= readable;
+                    }
+                    if !connection.may_recv() {
+                        ready |= POLLRDHUP;
+                    }
+                    if connection.can_send() || !connection.may_send() {
+                        ready |= writable;
+                    }
+                    if shut_write && (!connection.may_recv() || shut_read) {
+                        ready |= POLLHUP;
+                    }
+                }
+            }
+        }
+    }
+    if now_connected {
+        if let Ok(socket) = socket_mut(context, id) {
+            socket.connected = true;
+        }
+    }
+    ready
+}
+
+/// POLLRDHUP (include/uapi/asm-generic/poll.h): the peer shut its writing half.
+pub const POLLRDHUP: i16 = 0x2000;
+
+/// How many bytes a read would get now (FIONREAD, SIOCINQ).
+pub fn available(context: &mut Context, id: u32) -> Result<usize, Errno> {
+    poll_stack(context);
+    let state = socket_mut(context, id)?.state;
+    let stack = context.process.network.stack(context.platform)?;
+    Ok(match state {
+        State::Connection(handle) => stack.tcp_ref(handle).recv_queue(),
+        State::Datagram(handle) => stack
+            .udp(handle)
+            .peek()
+            .map_or(0, |(payload, _)| payload.len()),
+        State::Listening => return Err(Errno::EINVAL),
+        State::Idle => 0,
+    })
+}
+
+/// Writes bytes the kernel holds to socket `id` (sendfile's writer).
+pub fn write_kernel_bytes(
+    context: &mut Context,
+    id: u32,
+    file: OpenFile,
+    data: &[u8],
+) -> Result<usize, Errno> {
+    let socket = socket_mut(context, id)?;
+    let State::Connection(handle) = socket.state else {
+        return Err(if socket.stream {
+            Errno::ENOTCONN
+        } else {
+            Errno::EINVAL
+        });
+    };
+    if socket.shut_write {
+        return Err(broken_pipe(context, 0));
+    }
+    let nonblocking = file.status_flags & O_NONBLOCK != 0;
+    let timeout = socket.options.send_timeout;
+    let deadline = deadline(context, timeout);
+    let mut done = 0;
+    let result = wait_until_done(context, nonblocking, deadline, |context| {
+        match connection_state(context, id)? {
+            tcp::State::SynSent | tcp::State::SynReceived => return Err(Errno::EAGAIN),
+            tcp::State::Established | tcp::State::CloseWait => {}
+            _ => return Err(broken_pipe(context, 0)),
+        }
+        let stack = context.process.network.stack(context.platform)?;
+        let took = stack.tcp(handle).send_slice(&data[done..]).unwrap_or(0);
+        done += took;
+        if took > 0 {
+            stack.poll(context.platform);
+        }
+        if done == data.len() {
+            Ok(done)
+        } else {
+            Err(Errno::EAGAIN)
+        }
+    });
+    match result {
+        Err(Errno::EAGAIN | Errno::ERESTARTSYS | Errno::EINTR) if done > 0 => Ok(done),
+        other => other,
+    }
+}
+
+/// The text of /proc/self/fd/N's link for a socket.
+pub fn link_text(id: u32) -> Vec<u8> {
+    alloc::format!("socket:[{}]", 0x2000 + id).into_bytes()
+}
