@@ -385,3 +385,120 @@ pub fn assert_checks_pass_as_on_linux(
         })
         .collect()
 }
+
+/// A `pith run` left running in the background (a server): its stdout read line by line as
+/// it comes, its stderr kept. Dropping it kills it.
+pub struct Server {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Server {
+    /// Starts `command` (a `pith run`, perhaps behind `ip netns exec`).
+    pub fn start(mut command: Command) -> Server {
+        use std::io::BufRead;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stderr.read_to_end(&mut bytes);
+            bytes
+        });
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for a line of stdout that starts with `prefix`, and returns it; fails the test
+    /// (with the output so far) if the server exits first or RUN_TIMEOUT passes.
+    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let stderr = self.take_stderr();
+                    panic!(
+                        "the server never printed {prefix:?}; stdout: {:?}\nstderr: {stderr}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    fn take_stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the server to exit (failing the test as a hang after RUN_TIMEOUT): its
+    /// status and everything it printed.
+    pub fn wait(mut self) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        let status = wait_or_kill(&mut self.child, "the server");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        let stdout = self.seen.join("\n");
+        let stderr = self.take_stderr();
+        Outcome {
+            status: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout_bytes: stdout.clone().into_bytes(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP and UDP port on the host's loopback (free when asked; the tests take their
+/// chance that nothing else takes it before QEMU does).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = tcp.local_addr().expect("its address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

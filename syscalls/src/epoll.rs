@@ -427,3 +427,127 @@ pub fn epoll_pwait2(
         wait(context, epoll_fd, events, max, deadline)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::errno::Errno;
+    use crate::testing::TestMachine;
+
+    const EPOLL_CREATE1: u64 = 291;
+    const EPOLL_CTL: u64 = 233;
+    const EPOLL_WAIT: u64 = 232;
+
+    /// Watches `fd` for `events` with `data`.
+    fn watch(
+        machine: &mut TestMachine,
+        epoll: u64,
+        operation: u64,
+        fd: u64,
+        events: u32,
+        data: u64,
+    ) {
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&events.to_le_bytes());
+        bytes[4..].copy_from_slice(&data.to_le_bytes());
+        let event = machine.put(&bytes);
+        assert_eq!(
+            machine.call(EPOLL_CTL, [epoll, operation, fd, event, 0, 0]),
+            Ok(0)
+        );
+    }
+
+    /// The (events, data) pairs a zero-timeout wait reports.
+    fn ready(machine: &mut TestMachine, epoll: u64) -> Vec<(u32, u64)> {
+        let events = machine.scratch(12 * 8);
+        let count = machine
+            .call(EPOLL_WAIT, [epoll, events, 8, 0, 0, 0])
+            .unwrap();
+        (0..count)
+            .map(|index| {
+                let bytes = machine.memory_at(events + index * 12, 12);
+                (
+                    u32::from_le_bytes(bytes[..4].try_into().unwrap()),
+                    u64::from_le_bytes(bytes[4..].try_into().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    fn pipe(machine: &mut TestMachine) -> (u64, u64) {
+        let fds = machine.scratch(8);
+        assert_eq!(machine.call(22, [fds, 0, 0, 0, 0, 0]), Ok(0));
+        let pair = machine.read_u64(fds);
+        (pair & 0xffff_ffff, pair >> 32)
+    }
+
+    #[test]
+    fn level_triggered_reports_while_ready_edge_triggered_once_per_event() {
+        let mut machine = TestMachine::new();
+        let epoll = machine.call(EPOLL_CREATE1, [0, 0, 0, 0, 0, 0]).unwrap();
+        let (level_read, level_write) = pipe(&mut machine);
+        let (edge_read, edge_write) = pipe(&mut machine);
+        watch(&mut machine, epoll, 1, level_read, super::EPOLLIN, 1);
+        watch(
+            &mut machine,
+            epoll,
+            1,
+            edge_read,
+            super::EPOLLIN | super::EPOLLET,
+            2,
+        );
+        assert_eq!(ready(&mut machine, epoll), []);
+        let byte = machine.put(b"x");
+        assert_eq!(machine.call(1, [level_write, byte, 1, 0, 0, 0]), Ok(1));
+        assert_eq!(machine.call(1, [edge_write, byte, 1, 0, 0, 0]), Ok(1));
+        assert_eq!(ready(&mut machine, epoll), [(1, 1), (1, 2)]);
+        assert_eq!(ready(&mut machine, epoll), [(1, 1)], "edge: reported once");
+        assert_eq!(machine.call(1, [edge_write, byte, 1, 0, 0, 0]), Ok(1));
+        assert_eq!(
+            ready(&mut machine, epoll),
+            [(1, 1), (1, 2)],
+            "edge: a new write is a new event, though the pipe was never drained"
+        );
+    }
+
+    #[test]
+    fn one_shot_reports_once_until_modified_and_closed_fds_leave_the_set() {
+        let mut machine = TestMachine::new();
+        let epoll = machine.call(EPOLL_CREATE1, [0, 0, 0, 0, 0, 0]).unwrap();
+        let (read_end, write_end) = pipe(&mut machine);
+        let byte = machine.put(b"x");
+        assert_eq!(machine.call(1, [write_end, byte, 1, 0, 0, 0]), Ok(1));
+        watch(
+            &mut machine,
+            epoll,
+            1,
+            read_end,
+            super::EPOLLIN | super::EPOLLONESHOT,
+            7,
+        );
+        assert_eq!(ready(&mut machine, epoll), [(1, 7)]);
+        assert_eq!(ready(&mut machine, epoll), []);
+        watch(
+            &mut machine,
+            epoll,
+            3,
+            read_end,
+            super::EPOLLIN | super::EPOLLONESHOT,
+            8,
+        );
+        assert_eq!(ready(&mut machine, epoll), [(1, 8)]);
+        // The write end watched for POLLOUT; closing the read end makes it EPOLLERR.
+        watch(&mut machine, epoll, 1, write_end, super::EPOLLOUT, 9);
+        assert_eq!(ready(&mut machine, epoll), [(4, 9)]);
+        assert_eq!(machine.call(3, [read_end, 0, 0, 0, 0, 0]), Ok(0));
+        let events = ready(&mut machine, epoll);
+        assert_eq!(events.len(), 1);
+        assert_ne!(events[0].0 & super::EPOLLERR, 0, "{events:?}");
+        assert_eq!(machine.call(3, [write_end, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(ready(&mut machine, epoll), [], "closed fds are dropped");
+        let event = machine.put(&[0u8; 12]);
+        assert_eq!(
+            machine.call(EPOLL_CTL, [epoll, 2, write_end, event, 0, 0]),
+            Err(Errno::EBADF)
+        );
+    }
+}

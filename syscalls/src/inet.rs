@@ -1,7 +1,8 @@
 //! The TCP/IP stack under AF_INET and AF_INET6 sockets: smoltcp over the machine's network
-//! device (`Platform::net_*`), with what smoltcp leaves to its user: listening sockets with an
-//! accept backlog, ephemeral ports, closing connections reaped once they are done, and the
-//! deadline of the stack's next timer (retransmits, keep-alives) for the waits.
+//! device (`Platform::net_*`), with what smoltcp leaves to its user: loopback (127.0.0.0/8,
+//! ::1 and the interface's own addresses: such frames never reach the device), listening
+//! sockets with an accept backlog, ephemeral ports, closing connections reaped once they are
+//! done, and the deadline of the stack's next timer (retransmits, keep-alives) for the waits.
 
 use crate::platform::{MachineClock, Platform};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -12,9 +13,9 @@ use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
-    IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet,
-    TcpPacket,
+    ArpPacket, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress,
+    IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address,
+    Ipv6Packet, TcpPacket,
 };
 
 /// The Ethernet MTU; frames carry 14 more bytes of header.
@@ -64,8 +65,14 @@ struct Listener {
 pub struct Stack {
     interface: Interface,
     sockets: SocketSet<'static>,
-    pub config: NetConfig,
+    pub config: Option<NetConfig>,
     pub mac: [u8; 6],
+    /// The machine has a network device.
+    wired: bool,
+    /// The interface's addresses, loopback's included (where frames loop back).
+    local: Vec<IpAddress>,
+    /// Frames on their way back to the stack.
+    looped: VecDeque<Vec<u8>>,
     listeners: BTreeMap<u32, Listener>,
     /// Connections the program closed, reaped once they are done.
     closing: Vec<SocketHandle>,
@@ -83,10 +90,20 @@ struct Nic<'a> {
     platform: &'a mut dyn Platform,
     full: &'a BTreeSet<u16>,
     frame: &'a mut Vec<u8>,
+    /// Frames sent to the stack's own addresses, to be received next.
+    looped: &'a mut VecDeque<Vec<u8>>,
+    /// The interface's IPv4 and IPv6 addresses (loopback's included).
+    local: &'a [IpAddress],
+    /// The machine has a network device (else only looped frames go anywhere).
+    wired: bool,
 }
 
 struct Received<'a>(&'a [u8]);
-struct Transmit<'a>(&'a mut dyn Platform);
+struct Transmit<'a> {
+    platform: &'a mut dyn Platform,
+    looped: &'a mut VecDeque<Vec<u8>>,
+    local: &'a [IpAddress],
+}
 
 impl RxToken for Received<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -98,9 +115,41 @@ impl TxToken for Transmit<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0; len];
         let result = f(&mut frame);
-        // A full ring drops the frame: TCP sends it again, as from a lossy link.
-        self.0.net_transmit(&frame);
+        if destination(&frame).is_some_and(|address| self.local.contains(&address)) {
+            self.looped.push_back(frame);
+        } else {
+            // A full ring drops the frame: TCP sends it again, as from a lossy link.
+            self.platform.net_transmit(&frame);
+        }
         result
+    }
+}
+
+/// The IP address a frame is for: an IP packet's destination, or the address an ARP packet
+/// asks about or answers for.
+fn destination(frame: &[u8]) -> Option<IpAddress> {
+    let ethernet = EthernetFrame::new_checked(frame).ok()?;
+    match ethernet.ethertype() {
+        EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(ethernet.payload())
+            .ok()
+            .map(|packet| IpAddress::Ipv4(packet.dst_addr())),
+        EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(ethernet.payload())
+            .ok()
+            .map(|packet| IpAddress::Ipv6(packet.dst_addr())),
+        EthernetProtocol::Arp => ArpPacket::new_checked(ethernet.payload())
+            .ok()
+            .and_then(|packet| <[u8; 4]>::try_from(packet.target_protocol_addr()).ok())
+            .map(|target| IpAddress::Ipv4(Ipv4Address::from(target))),
+        _ => None,
+    }
+}
+
+/// Whether `address` may only come from this machine (127.0.0.0/8, ::1): a frame from the
+/// wire that claims it is dropped, as Linux drops martians.
+fn is_loopback(address: IpAddress) -> bool {
+    match address {
+        IpAddress::Ipv4(v4) => v4.is_loopback(),
+        IpAddress::Ipv6(v6) => v6.is_loopback(),
     }
 }
 
@@ -115,20 +164,41 @@ impl Device for Nic<'_> {
         Self: 'a;
 
     fn receive(&mut self, _now: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
-        loop {
-            self.frame.resize(MTU + 14, 0);
-            let len = self.platform.net_receive(self.frame)?;
-            self.frame.truncate(len);
-            if !is_syn_to(self.frame, self.full) {
-                break;
+        if let Some(frame) = self.looped.pop_front() {
+            *self.frame = frame;
+            if is_syn_to(self.frame, self.full) {
+                // Dropped as one from the wire would be: the client sends it again.
+                self.frame.clear();
+            }
+        } else {
+            loop {
+                self.frame.resize(MTU + 14, 0);
+                let len = self.platform.net_receive(self.frame)?;
+                self.frame.truncate(len);
+                let martian = destination(self.frame).is_some_and(is_loopback);
+                if !martian && !is_syn_to(self.frame, self.full) {
+                    break;
+                }
             }
         }
-        Some((Received(self.frame), Transmit(&mut *self.platform)))
+        Some((
+            Received(self.frame),
+            Transmit {
+                platform: &mut *self.platform,
+                looped: &mut *self.looped,
+                local: self.local,
+            },
+        ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Transmit<'_>> {
-        if self.platform.net_can_transmit() {
-            Some(Transmit(&mut *self.platform))
+        // Without a device there is still loopback (frames elsewhere are dropped).
+        if !self.wired || self.platform.net_can_transmit() {
+            Some(Transmit {
+                platform: &mut *self.platform,
+                looped: &mut *self.looped,
+                local: self.local,
+            })
         } else {
             None
         }
@@ -177,98 +247,136 @@ fn instant(platform: &dyn Platform) -> Instant {
 }
 
 impl Stack {
-    /// The stack on the platform's network device, addressed by `config`; None without a
-    /// device.
-    pub fn new(platform: &mut dyn Platform, config: NetConfig) -> Option<Stack> {
-        let mac = platform.net_mac()?;
+    /// The stack on the platform's network device, addressed by `config`, with loopback;
+    /// without a device, loopback alone.
+    pub fn new(platform: &mut dyn Platform, config: Option<NetConfig>) -> Stack {
+        let device_mac = platform.net_mac();
+        // Without a device: a locally administered address for loopback's frames.
+        let mac = device_mac.unwrap_or([0x02, 0, 0, 0, 0, 1]);
         let mut seed = [0u8; 8];
         let _ = platform.fill_random(&mut seed);
         let mut interface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         interface_config.random_seed = u64::from_le_bytes(seed);
         let full = BTreeSet::new();
         let mut frame = Vec::new();
+        let mut looped = VecDeque::new();
         let now = instant(platform);
         let mut nic = Nic {
             platform,
             full: &full,
             frame: &mut frame,
+            looped: &mut looped,
+            local: &[],
+            wired: device_mac.is_some(),
         };
         let mut interface = Interface::new(interface_config, &mut nic, now);
+        let config = config.filter(|_| device_mac.is_some());
         interface.update_ip_addrs(|addresses| {
+            if let Some(config) = config {
+                let _ = addresses.push(IpCidr::new(
+                    IpAddress::Ipv4(config.address),
+                    config.prefix_len,
+                ));
+                // The link-local IPv6 address from the MAC (EUI-64), as Linux configures.
+                let link_local = Ipv6Address::new(
+                    0xfe80,
+                    0,
+                    0,
+                    0,
+                    u16::from_be_bytes([mac[0] ^ 2, mac[1]]),
+                    u16::from_be_bytes([mac[2], 0xff]),
+                    u16::from_be_bytes([0xfe, mac[3]]),
+                    u16::from_be_bytes([mac[4], mac[5]]),
+                );
+                let _ = addresses.push(IpCidr::new(IpAddress::Ipv6(link_local), 64));
+            }
             let _ = addresses.push(IpCidr::new(
-                IpAddress::Ipv4(config.address),
-                config.prefix_len,
+                IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
+                8,
             ));
-            // The link-local IPv6 address from the MAC (EUI-64), as Linux configures.
-            let link_local = Ipv6Address::new(
-                0xfe80,
-                0,
-                0,
-                0,
-                u16::from_be_bytes([mac[0] ^ 2, mac[1]]),
-                u16::from_be_bytes([mac[2], 0xff]),
-                u16::from_be_bytes([0xfe, mac[3]]),
-                u16::from_be_bytes([mac[4], mac[5]]),
-            );
-            let _ = addresses.push(IpCidr::new(IpAddress::Ipv6(link_local), 64));
+            let _ = addresses.push(IpCidr::new(IpAddress::Ipv6(Ipv6Address::LOCALHOST), 128));
         });
-        if let Some(gateway) = config.gateway {
+        if let Some(gateway) = config.and_then(|config| config.gateway) {
             let _ = interface.routes_mut().add_default_ipv4_route(gateway);
         }
+        let local = interface
+            .ip_addrs()
+            .iter()
+            .map(|cidr| cidr.address())
+            .collect();
         let seed_port = u16::from_le_bytes([seed[6], seed[7]]);
         let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
-        Some(Stack {
+        Stack {
             interface,
             sockets: SocketSet::new(Vec::new()),
             config,
             mac,
+            wired: device_mac.is_some(),
+            local,
+            looped,
             listeners: BTreeMap::new(),
             closing: Vec::new(),
             ports: BTreeMap::new(),
             next_port: EPHEMERAL_PORTS.start() + seed_port % span,
             frame,
-        })
+        }
     }
 
-    /// Moves packets: takes what the device received, one frame at a time (a listener arms
-    /// its next socket between frames), sends what the sockets have to send, and reaps
-    /// closed connections.
+    /// Moves packets: takes what the device received (and what looped back), one frame at a
+    /// time (a listener arms its next socket between frames), sends what the sockets have to
+    /// send, again while frames loop back, and reaps closed connections.
     pub fn poll(&mut self, platform: &mut dyn Platform) {
         let now = instant(platform);
-        loop {
-            let full: BTreeSet<u16> = self
-                .listeners
-                .values()
-                .filter(|listener| listener.armed.is_none())
-                .map(|listener| listener.endpoint.port)
-                .collect();
+        // Each round can loop frames back (a SYN, its SYN-ACK, the ACK...): bounded, as a
+        // program waits for the rest at its next call.
+        for _ in 0..16 {
+            loop {
+                let full: BTreeSet<u16> = self
+                    .listeners
+                    .values()
+                    .filter(|listener| listener.armed.is_none())
+                    .map(|listener| listener.endpoint.port)
+                    .collect();
+                let mut nic = Nic {
+                    platform: &mut *platform,
+                    full: &full,
+                    frame: &mut self.frame,
+                    looped: &mut self.looped,
+                    local: &self.local,
+                    wired: self.wired,
+                };
+                let result = self
+                    .interface
+                    .poll_ingress_single(now, &mut nic, &mut self.sockets);
+                if result == smoltcp::iface::PollIngressSingleResult::None {
+                    break;
+                }
+                self.rearm_listeners();
+            }
+            let full = BTreeSet::new();
             let mut nic = Nic {
                 platform: &mut *platform,
                 full: &full,
                 frame: &mut self.frame,
+                looped: &mut self.looped,
+                local: &self.local,
+                wired: self.wired,
             };
-            let result = self
-                .interface
-                .poll_ingress_single(now, &mut nic, &mut self.sockets);
-            if result == smoltcp::iface::PollIngressSingleResult::None {
+            while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
+                != smoltcp::iface::PollResult::None
+            {}
+            if self.looped.is_empty() {
                 break;
             }
-            self.rearm_listeners();
         }
-        let full = BTreeSet::new();
-        let mut nic = Nic {
-            platform,
-            full: &full,
-            frame: &mut self.frame,
-        };
-        while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
-            != smoltcp::iface::PollResult::None
-        {}
         self.reap();
     }
 
     /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
     pub fn next_poll(&mut self, platform: &dyn Platform) -> Option<u64> {
+        if !self.looped.is_empty() {
+            return Some(0);
+        }
         let now = instant(platform);
         self.interface
             .poll_at(now, &self.sockets)

@@ -301,8 +301,6 @@ pub struct Network {
     stack: Option<Stack>,
     sockets: BTreeMap<u32, Socket>,
     next_id: u32,
-    /// The stack was tried (it is None for good if the machine has no network device).
-    started: bool,
 }
 
 impl core::fmt::Debug for Network {
@@ -312,15 +310,13 @@ impl core::fmt::Debug for Network {
 }
 
 impl Network {
-    /// The stack, started on first use; ENETDOWN if the machine has no network device.
+    /// The stack, started on first use (loopback alone if the machine has no network
+    /// device).
     fn stack(&mut self, platform: &mut dyn crate::Platform) -> Result<&mut Stack, Errno> {
-        if !self.started {
-            self.started = true;
-            if let Some(config) = self.config {
-                self.stack = Stack::new(platform, config);
-            }
-        }
-        self.stack.as_mut().ok_or(Errno::ENETDOWN)
+        let config = self.config;
+        Ok(self
+            .stack
+            .get_or_insert_with(|| Stack::new(platform, config)))
     }
 
     /// How many sockets are open, and how many smoltcp sockets the stack holds.
@@ -383,6 +379,8 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
         (SOCK_STREAM, IPPROTO_IP | IPPROTO_TCP) => true,
         (SOCK_DGRAM, IPPROTO_IP | IPPROTO_UDP) => false,
         (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
+        // SOCK_MAX is 11: past it is no type at all.
+        (11.., _) => return Err(Errno::EINVAL),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
     };
     let socket = Socket {
@@ -722,11 +720,20 @@ pub fn accept4(
         listener.options.receive_timeout,
     );
     let deadline = deadline(context, timeout);
+    let limit = crate::fs::nofile_limit(context);
     let handle = wait_until_done(
         context,
         file.status_flags & O_NONBLOCK != 0,
         deadline,
         |context| {
+            let stack = context.process.network.stack(context.platform)?;
+            if !stack.acceptable(id) {
+                return Err(Errno::EAGAIN);
+            }
+            // Without a free fd the connection stays queued, as on Linux (EMFILE).
+            if !context.process.files.has_free_fd(limit) {
+                return Err(Errno::EMFILE);
+            }
             let stack = context.process.network.stack(context.platform)?;
             stack.accept(id).ok_or(Errno::EAGAIN)
         },
@@ -1928,4 +1935,138 @@ pub fn write_kernel_bytes(
 /// The text of /proc/self/fd/N's link for a socket.
 pub fn link_text(id: u32) -> Vec<u8> {
     alloc::format!("socket:[{}]", 0x2000 + id).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::errno::Errno;
+    use crate::testing::TestMachine;
+
+    const SOCKET: u64 = 41;
+    const CONNECT: u64 = 42;
+    const ACCEPT4: u64 = 288;
+    const BIND: u64 = 49;
+    const LISTEN: u64 = 50;
+    const GETSOCKNAME: u64 = 51;
+    const GETSOCKOPT: u64 = 55;
+    const NONBLOCK: u64 = 0o4000;
+
+    /// A sockaddr_in for 127.0.0.1:`port` in app memory.
+    fn loopback(machine: &mut TestMachine, port: u16) -> u64 {
+        let mut bytes = [0u8; 16];
+        bytes[0] = 2; // AF_INET
+        bytes[2..4].copy_from_slice(&port.to_be_bytes());
+        bytes[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        machine.put(&bytes)
+    }
+
+    /// A listener on 127.0.0.1 with `backlog`: its fd and port.
+    fn listener(machine: &mut TestMachine, backlog: u64) -> (u64, u16) {
+        let fd = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let address = loopback(machine, 0);
+        assert_eq!(machine.call(BIND, [fd, address, 16, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(LISTEN, [fd, backlog, 0, 0, 0, 0]), Ok(0));
+        let name = machine.scratch(16);
+        let len = machine.put(&16u32.to_le_bytes());
+        assert_eq!(machine.call(GETSOCKNAME, [fd, name, len, 0, 0, 0]), Ok(0));
+        let port = u16::from_be_bytes(machine.memory_at(name + 2, 2).try_into().unwrap());
+        (fd, port)
+    }
+
+    /// A non-blocking connect to 127.0.0.1:`port` (in progress or done).
+    fn connect(machine: &mut TestMachine, port: u16) -> u64 {
+        let fd = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let address = loopback(machine, port);
+        let result = machine.call(CONNECT, [fd, address, 16, 0, 0, 0]);
+        assert!(
+            matches!(result, Ok(0) | Err(Errno::EINPROGRESS)),
+            "{result:?}"
+        );
+        fd
+    }
+
+    fn so_error(machine: &mut TestMachine, fd: u64) -> i32 {
+        let value = machine.scratch(4);
+        let len = machine.put(&4u32.to_le_bytes());
+        assert_eq!(machine.call(GETSOCKOPT, [fd, 1, 4, value, len, 0]), Ok(0));
+        i32::from_le_bytes(machine.memory_at(value, 4).try_into().unwrap())
+    }
+
+    #[test]
+    fn a_connection_over_loopback_carries_bytes_both_ways_and_ends() {
+        let mut machine = TestMachine::new();
+        let (server, port) = listener(&mut machine, 8);
+        let client = connect(&mut machine, port);
+        let connection = machine.call(ACCEPT4, [server, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(so_error(&mut machine, client), 0);
+        let text = machine.put(b"ping");
+        assert_eq!(machine.call(1, [client, text, 4, 0, 0, 0]), Ok(4));
+        let buffer = machine.scratch(16);
+        assert_eq!(machine.call(0, [connection, buffer, 16, 0, 0, 0]), Ok(4));
+        assert_eq!(machine.memory_at(buffer, 4), b"ping");
+        assert_eq!(
+            machine.call(0, [connection, buffer, 16, 0, 0, 0]),
+            Err(Errno::EAGAIN),
+            "nothing more yet"
+        );
+        let answer = machine.put(b"pong!");
+        assert_eq!(machine.call(1, [connection, answer, 5, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.call(0, [client, buffer, 16, 0, 0, 0]), Ok(5));
+        assert_eq!(machine.call(3, [client, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(0, [connection, buffer, 16, 0, 0, 0]),
+            Ok(0),
+            "the peer closed: end of file"
+        );
+        assert_eq!(machine.call(3, [connection, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(3, [server, 0, 0, 0, 0, 0]), Ok(0));
+        // Everything closed is reaped once the last segments went: no socket stays behind.
+        super::poll_stack(&mut crate::platform::Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        });
+        assert_eq!(machine.process.network.counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_listener_queues_connections_up_to_its_backlog_and_drops_syns_past_it() {
+        let mut machine = TestMachine::new();
+        let (server, port) = listener(&mut machine, 2);
+        let clients: Vec<u64> = (0..3).map(|_| connect(&mut machine, port)).collect();
+        // Two were queued; the third's SYN was dropped (not refused): it is still trying.
+        assert_eq!(so_error(&mut machine, clients[2]), 0);
+        let mut accepted = 0;
+        while machine.call(ACCEPT4, [server, 0, 0, 0, 0, 0]).is_ok() {
+            accepted += 1;
+        }
+        assert_eq!(accepted, 2);
+        assert_eq!(
+            machine.call(ACCEPT4, [server, 0, 0, 0, 0, 0]),
+            Err(Errno::EAGAIN)
+        );
+        // A port nobody listens on refuses.
+        let (other, other_port) = listener(&mut machine, 1);
+        assert_eq!(machine.call(3, [other, 0, 0, 0, 0, 0]), Ok(0));
+        let refused = connect(&mut machine, other_port);
+        assert_eq!(so_error(&mut machine, refused), Errno::ECONNREFUSED as i32);
+    }
+
+    #[test]
+    fn accept_without_a_free_fd_leaves_the_connection_queued() {
+        let mut machine = TestMachine::new();
+        let (server, port) = listener(&mut machine, 4);
+        connect(&mut machine, port);
+        let limit = crate::fs::nofile_limit(&crate::platform::Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        }) as u64;
+        // Fill every fd below the limit.
+        while machine.call(32, [0, 0, 0, 0, 0, 0]).is_ok() {}
+        assert_eq!(
+            machine.call(ACCEPT4, [server, 0, 0, 0, 0, 0]),
+            Err(Errno::EMFILE)
+        );
+        assert_eq!(machine.call(3, [limit - 1, 0, 0, 0, 0, 0]), Ok(0));
+        assert!(machine.call(ACCEPT4, [server, 0, 0, 0, 0, 0]).is_ok());
+    }
 }

@@ -68,14 +68,14 @@ macro_rules! syscall_table {
 use Status::{Partial, Supported, Unimplemented};
 
 syscall_table! {
-    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("files and device nodes of the file tree, the console, the /proc files and signalfds; O_NONBLOCK gives EAGAIN on the console when nothing waits");
-    1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("files and device nodes of the file tree and the console; the /proc files and signalfds refuse writes as Linux");
+    0 read(fd: Fd, buffer: UserAddr, count: usize) => fs::read, Partial("files and device nodes of the file tree, the console, pipes, sockets, eventfds, the /proc files and signalfds; O_NONBLOCK gives EAGAIN on the console when nothing waits");
+    1 write(fd: Fd, buffer: UserAddr, count: usize) => fs::write, Partial("files and device nodes of the file tree, the console, pipes, sockets and eventfds; the /proc files and signalfds refuse writes as Linux");
     2 open(path: UserPath, flags: u32, mode: u32) => fs::open, Partial("the file tree (tmpfs or an ext4 image at /, ext4 volumes, tmpfs at /tmp and /dev/shm, the /dev nodes) with O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE, O_SYNC/O_DSYNC (each write durable when it returns); /proc's and /sys's generated files; /proc/self/fd/N and /dev/fd/N, /dev/stdin|stdout|stderr (a file opened again, a pipe or the console duplicated) and /proc/self/exe; O_DIRECT is accepted, its I/O going through the caches as any other");
     3 close(fd: Fd) => fs::close, Supported;
     4 stat(path: UserPath, stat: UserAddr) => fs::stat, Supported;
     5 fstat(fd: Fd, stat: UserAddr) => fs::fstat, Supported;
     6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Supported;
-    7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Partial("the console, /proc files and signalfds (sockets come with networking)");
+    7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Supported;
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
     9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree read in at mmap (MAP_PRIVATE as Linux; MAP_SHARED mappings of one file share their pages, are coherent with read/write/sendfile/copy_file_range and are written back at msync, munmap and fsync); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
@@ -91,7 +91,7 @@ syscall_table! {
     20 writev(fd: Fd, vector: UserAddr, count: i32) => fs::writev, Supported;
     21 access(path: UserPath, mode: i32) => fs::access, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
     22 pipe(fds: UserAddr) => pipe::pipe, Supported;
-    23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Partial("the console, /proc files and signalfds (sockets come with networking)");
+    23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Supported;
     24 sched_yield() => process::sched_yield, Supported;
     25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
     26 msync(address: UserAddr, length: u64, flags: i32) => mm::msync, Partial("writes shared file mappings back (MS_SYNC also commits the filesystem)");
@@ -105,7 +105,7 @@ syscall_table! {
     37 alarm(seconds: u32) => time::alarm, Supported;
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
-    40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console or a pipe (sockets come with networking)");
+    40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console, a pipe or a connected TCP socket (copied through a kernel buffer, not zero-copy)");
     41 socket(domain: i32, kind: u32, protocol: i32) => net::socket, Partial("AF_INET and AF_INET6, SOCK_STREAM (TCP) and SOCK_DGRAM (UDP) on the smoltcp stack; AF_UNIX, AF_NETLINK and raw sockets are EAFNOSUPPORT/ESOCKTNOSUPPORT");
     42 connect(fd: Fd, address: UserAddr, len: u32) => net::connect, Supported;
     43 accept(fd: Fd, address: UserAddr, len_address: UserAddr) => net::accept, Supported;
@@ -233,17 +233,17 @@ syscall_table! {
     267 readlinkat(dir_fd: Fd, path: UserPath, buffer: UserAddr, size: i32) => fs::readlinkat, Supported;
     268 fchmodat(dir_fd: Fd, path: UserPath, mode: u32) => files::fchmodat, Supported;
     269 faccessat(dir_fd: Fd, path: UserPath, mode: i32) => fs::faccessat, Partial("as root: read and write allowed on what exists, execute where an execute bit is set (directories: search)");
-    270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Partial("the console, /proc files and signalfds (sockets come with networking)");
-    271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Partial("the console, /proc files and signalfds (sockets come with networking)");
+    270 pselect6(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr, mask: UserAddr) => poll::pselect6, Supported;
+    271 ppoll(fds: UserAddr, count: u64, timeout: UserAddr, mask: UserAddr, mask_size: usize) => poll::ppoll, Supported;
     273 set_robust_list(head: UserAddr, length: usize) => process::set_robust_list, Supported;
     274 get_robust_list(tid: i32, head: UserAddr, length: UserAddr) => process::get_robust_list, Supported;
     280 utimensat(dir_fd: Fd, path: UserAddr, times: UserAddr, flags: i32) => files::utimensat, Supported;
     281 epoll_pwait(epoll_fd: Fd, events: UserAddr, max: i32, timeout: i32, mask: UserAddr, mask_size: usize) => epoll::epoll_pwait, Partial("as epoll_wait");
-    282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read and poll; epoll comes with networking");
+    282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read, poll and epoll");
     284 eventfd(initial: u32) => eventfd::eventfd, Supported;
     285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0 takes the blocks past the end (zeros written; ENOSPC undone), holes inside the file stay holes; KEEP_SIZE inside the file is a no-op, past its end EOPNOTSUPP; PUNCH_HOLE|KEEP_SIZE makes the range read as zeros without freeing its blocks; the other modes are EOPNOTSUPP");
     288 accept4(fd: Fd, address: UserAddr, len_address: UserAddr, flags: u32) => net::accept4, Supported;
-    289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read and poll; epoll comes with networking");
+    289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read, poll and epoll");
     290 eventfd2(initial: u32, flags: i32) => eventfd::eventfd2, Supported;
     291 epoll_create1(flags: i32) => epoll::epoll_create1, Supported;
     292 dup3(old_fd: Fd, new_fd: Fd, flags: i32) => fs::dup3, Supported;

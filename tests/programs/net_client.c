@@ -1,0 +1,186 @@
+/* The host side of the network tests, run natively: `net_client HOST PORT concurrent N`
+ * opens N connections at once, sends each a message of its own and checks the echo;
+ * `net_client HOST PORT bulk BYTES` sends BYTES through one connection while reading the echo
+ * back, and compares checksums; `net_client HOST PORT udp N` sends N datagrams and checks
+ * each echo; `net_client HOST PORT quit` tells the server to stop. Prints one line; exits 0
+ * when all was right. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct sockaddr_in server;
+
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static int connect_blocking(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr *)&server, sizeof server)) {
+        perror("connect");
+        exit(2);
+    }
+    return fd;
+}
+
+struct client {
+    int fd;
+    char message[32];
+    int length, sent, got;
+    char echo[32];
+};
+
+static int concurrent(int n) {
+    struct client *clients = calloc(n, sizeof *clients);
+    int epoll = epoll_create1(0);
+    for (int i = 0; i < n; i++) {
+        struct client *c = &clients[i];
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c->fd < 0) {
+            perror("socket");
+            return 2;
+        }
+        c->length = snprintf(c->message, sizeof c->message, "client %d\n", i);
+        if (connect(c->fd, (struct sockaddr *)&server, sizeof server) && errno != EINPROGRESS) {
+            perror("connect");
+            return 2;
+        }
+        struct epoll_event event = {.events = EPOLLOUT | EPOLLIN, .data.u32 = i};
+        epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event);
+    }
+    int done = 0, bad = 0;
+    long long deadline = now_ms() + 120000;
+    while (done < n && now_ms() < deadline) {
+        struct epoll_event events[256];
+        int count = epoll_wait(epoll, events, 256, 1000);
+        for (int e = 0; e < count; e++) {
+            struct client *c = &clients[events[e].data.u32];
+            if (events[e].events & (EPOLLERR | EPOLLHUP) && c->got < c->length) {
+                int error = 0;
+                socklen_t len = sizeof error;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len);
+                fprintf(stderr, "client %u: %s\n", events[e].data.u32, strerror(error));
+                bad++;
+                done++;
+                epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, 0);
+                continue;
+            }
+            if ((events[e].events & EPOLLOUT) && c->sent < c->length) {
+                ssize_t n = write(c->fd, c->message + c->sent, c->length - c->sent);
+                if (n > 0) c->sent += n;
+                if (c->sent == c->length) {
+                    struct epoll_event event = {.events = EPOLLIN, .data.u32 = events[e].data.u32};
+                    epoll_ctl(epoll, EPOLL_CTL_MOD, c->fd, &event);
+                }
+            }
+            if (events[e].events & EPOLLIN) {
+                ssize_t n = read(c->fd, c->echo + c->got, sizeof c->echo - c->got);
+                if (n > 0) c->got += n;
+                if (n == 0 || c->got >= c->length) {
+                    if (c->got != c->length || memcmp(c->echo, c->message, c->length)) bad++;
+                    done++;
+                    epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, 0);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) close(clients[i].fd);
+    printf("concurrent: %d of %d connections echoed, %d wrong or lost\n", done - bad, n, bad + (n - done));
+    return done == n && bad == 0 ? 0 : 1;
+}
+
+static int bulk(long long total) {
+    int fd = connect_blocking();
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    static unsigned char out[65536], in[65536];
+    long long sent = 0, got = 0;
+    uint32_t sent_sum = 0, got_sum = 0;
+    long long start = now_ms(), deadline = start + 600000;
+    while (got < total && now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN | (sent < total ? POLLOUT : 0), 0};
+        poll(&p, 1, 1000);
+        if (sent < total && (p.revents & POLLOUT)) {
+            long long want = total - sent < (long long)sizeof out ? total - sent : (long long)sizeof out;
+            for (long long i = 0; i < want; i++) out[i] = (unsigned char)((sent + i) * 131 + (sent + i) / 4096);
+            ssize_t n = write(fd, out, want);
+            if (n > 0) {
+                for (ssize_t i = 0; i < n; i++) sent_sum = sent_sum * 31 + out[i];
+                sent += n;
+            }
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(fd, in, sizeof in);
+            if (n == 0) break;
+            if (n > 0) {
+                for (ssize_t i = 0; i < n; i++) got_sum = got_sum * 31 + in[i];
+                got += n;
+            }
+        }
+    }
+    long long ms = now_ms() - start;
+    close(fd);
+    printf("bulk: sent %lld, got %lld back, checksums %s, %.1f MB/s each way\n", sent, got,
+           got_sum == sent_sum ? "equal" : "DIFFER", ms ? got / 1000.0 / ms : 0.0);
+    return got == total && got_sum == sent_sum ? 0 : 1;
+}
+
+static int datagrams(int n) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct timeval timeout = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    int echoed = 0;
+    for (int i = 0; i < n; i++) {
+        char message[64], echo[64];
+        int length = snprintf(message, sizeof message, "datagram %d", i);
+        /* UDP may lose one: each gets three tries. */
+        for (int attempt = 0; attempt < 3; attempt++) {
+            sendto(fd, message, length, 0, (struct sockaddr *)&server, sizeof server);
+            ssize_t got = recv(fd, echo, sizeof echo, 0);
+            if (got == length && memcmp(echo, message, length) == 0) {
+                echoed++;
+                break;
+            }
+        }
+    }
+    printf("udp: %d of %d datagrams echoed\n", echoed, n);
+    return echoed == n ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: net_client HOST PORT concurrent N|bulk BYTES|udp N|quit\n");
+        return 2;
+    }
+    server.sin_family = AF_INET;
+    server.sin_port = htons(atoi(argv[2]));
+    inet_pton(AF_INET, argv[1], &server.sin_addr);
+    if (!strcmp(argv[3], "concurrent") && argc > 4) return concurrent(atoi(argv[4]));
+    if (!strcmp(argv[3], "bulk") && argc > 4) return bulk(atoll(argv[4]));
+    if (!strcmp(argv[3], "udp") && argc > 4) return datagrams(atoi(argv[4]));
+    if (!strcmp(argv[3], "quit")) {
+        int fd = connect_blocking();
+        struct timeval timeout = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        write(fd, "QUIT", 4);
+        char answer[4];
+        int ok = recv(fd, answer, 4, MSG_WAITALL) == 4 && memcmp(answer, "bye\n", 4) == 0;
+        close(fd);
+        printf("quit: %s\n", ok ? "the server said bye" : "no answer");
+        return ok ? 0 : 1;
+    }
+    fprintf(stderr, "unknown mode %s\n", argv[3]);
+    return 2;
+}
