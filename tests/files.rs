@@ -260,6 +260,7 @@ for a in "$@"; do
   case "$a" in
     microvm,*) a=q35 ;;
     virtio-blk-device,*) a="virtio-blk-pci,${a#virtio-blk-device,}" ;;
+    virtio-net-device,*) a="virtio-net-pci,${a#virtio-net-device,}" ;;
   esac
   args+=("$a")
 done
@@ -293,6 +294,11 @@ exec qemu-system-x86_64 "${args[@]}" -fw_cfg name=etc/sercon-port,string=0
     );
     assert!(
         on_pci.stderr.contains("pith: disk: virtio-blk on PCI"),
+        "{}",
+        on_pci.stderr
+    );
+    assert!(
+        on_pci.stderr.contains("pith: network: virtio-net on PCI"),
         "{}",
         on_pci.stderr
     );

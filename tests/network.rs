@@ -152,7 +152,7 @@ impl Drop for Namespace {
     }
 }
 
-/// The load test: 1,000 concurrent clients, then 10,000 connections opened and
+/// The load test: ping, 1,000 concurrent clients, then 10,000 connections opened and
 /// closed in rounds, then 1 GiB each way through one connection with checksums. 10,000
 /// connections' buffers (128 KiB each) are far more than the VM's 512 MiB: the run only
 /// passes if closed connections give their memory back.
@@ -170,6 +170,8 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
     let mut server = Server::start(command);
     server.wait_for_line("ready");
     let guest = "10.0.100.2";
+    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+    assert!(ping.contains("3 of 3 echo requests answered"), "{ping}");
     let concurrent = client(&prefix, &[guest, "7", "concurrent", "1000"]);
     assert!(
         concurrent.contains("1000 of 1000 connections echoed"),

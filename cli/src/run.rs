@@ -105,7 +105,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     eprintln!("pith: accelerator: {accelerator}");
     let network = crate::network::Network::new(args.net.clone(), args.publish.clone())
         .map_err(|message| anyhow::anyhow!(message))?;
-    eprintln!("pith: network: {}", network.describe());
+    // Said when the user asked for a network (-p, --net) or -v: other runs keep their stderr
+    // the program's own.
+    if args.verbose || !args.publish.is_empty() || args.net != crate::network::NetMode::User {
+        eprintln!("pith: network: {}", network.describe());
+    }
     let network_args = network.qemu_args();
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
     let work_directory = tempfile::Builder::new()

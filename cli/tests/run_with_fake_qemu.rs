@@ -150,7 +150,20 @@ fn the_exit_record_is_the_status_and_records_are_relayed() {
     let words: Vec<&str> = append.split(' ').collect();
     assert_eq!(words[0], "pith.tsc_khz=1000000");
     assert!(words[1].starts_with("pith.realtime_ns="), "{append}");
-    assert_eq!(words[2..], ["pith.log=warn", "pith.console=framed"]);
+    assert_eq!(
+        words[2..],
+        [
+            "pith.log=warn",
+            "pith.console=framed",
+            "pith.net=10.0.2.15/24,10.0.2.2,10.0.2.3"
+        ]
+    );
+    // User-mode networking by default: a virtio-net device on a user netdev.
+    assert!(
+        argv.windows(2)
+            .any(|pair| pair == ["-device", "virtio-net-device,netdev=net0"]),
+        "{argv:?}"
+    );
     assert!(
         argv.windows(2).any(|pair| pair == ["-icount", "shift=0"]),
         "{argv:?}"

@@ -2,13 +2,16 @@
  * opens N connections at once, sends each a message of its own and checks the echo;
  * `net_client HOST PORT bulk BYTES` sends BYTES through one connection while reading the echo
  * back, and compares checksums; `net_client HOST PORT udp N` sends N datagrams and checks
- * each echo; `net_client HOST PORT quit` tells the server to stop. Prints one line; exits 0
+ * each echo; `net_client HOST PORT ping N` sends N ICMP echo requests (a raw socket: root)
+ * and counts the replies; `net_client HOST PORT quit` tells the server to stop. Prints one line; exits 0
  * when all was right. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -159,9 +162,56 @@ static int datagrams(int n) {
     return echoed == n ? 0 : 1;
 }
 
+static uint16_t checksum(const void *data, int len) {
+    const uint16_t *words = data;
+    uint32_t sum = 0;
+    for (; len > 1; len -= 2) sum += *words++;
+    if (len) sum += *(const uint8_t *)words;
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return ~sum;
+}
+
+static int ping(int n) {
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    if (fd < 0) {
+        perror("socket(SOCK_RAW) (ping needs root)");
+        return 2;
+    }
+    struct timeval timeout = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    int replies = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char request[64] = {0};
+        struct icmphdr *header = (struct icmphdr *)request;
+        header->type = ICMP_ECHO;
+        header->un.echo.id = htons(getpid() & 0xffff);
+        header->un.echo.sequence = htons(i);
+        memcpy(request + sizeof *header, "pith ping payload", 17);
+        header->checksum = checksum(request, sizeof request);
+        sendto(fd, request, sizeof request, 0, (struct sockaddr *)&server, sizeof server);
+        unsigned char reply[1500];
+        long long deadline = now_ms() + 1000;
+        while (now_ms() < deadline) {
+            ssize_t got = recv(fd, reply, sizeof reply, 0);
+            if (got < 0) break;
+            struct iphdr *ip = (struct iphdr *)reply;
+            struct icmphdr *answer = (struct icmphdr *)(reply + ip->ihl * 4);
+            if (ip->saddr == server.sin_addr.s_addr && answer->type == ICMP_ECHOREPLY &&
+                answer->un.echo.sequence == htons(i) && answer->un.echo.id == header->un.echo.id &&
+                got - ip->ihl * 4 == (ssize_t)sizeof request &&
+                memcmp((unsigned char *)answer + sizeof *answer, "pith ping payload", 17) == 0) {
+                replies++;
+                break;
+            }
+        }
+    }
+    printf("ping: %d of %d echo requests answered\n", replies, n);
+    return replies == n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: net_client HOST PORT concurrent N|bulk BYTES|udp N|quit\n");
+        fprintf(stderr, "usage: net_client HOST PORT concurrent N|bulk BYTES|udp N|ping N|quit\n");
         return 2;
     }
     server.sin_family = AF_INET;
@@ -170,6 +220,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[3], "concurrent") && argc > 4) return concurrent(atoi(argv[4]));
     if (!strcmp(argv[3], "bulk") && argc > 4) return bulk(atoll(argv[4]));
     if (!strcmp(argv[3], "udp") && argc > 4) return datagrams(atoi(argv[4]));
+    if (!strcmp(argv[3], "ping") && argc > 4) return ping(atoi(argv[4]));
     if (!strcmp(argv[3], "quit")) {
         int fd = connect_blocking();
         struct timeval timeout = {10, 0};
