@@ -178,7 +178,13 @@ pub struct Outcome {
 
 /// Runs a command to completion with stdin from `input`, failing the test if it outlives
 /// RUN_TIMEOUT.
-pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
+pub fn run_command(command: Command, input: Option<&[u8]>) -> Outcome {
+    run_command_within(command, input, RUN_TIMEOUT)
+}
+
+/// As `run_command`, with a longer limit for a run that is long by design (a gigabyte through
+/// an emulated network).
+pub fn run_command_within(mut command: Command, input: Option<&[u8]>, limit: Duration) -> Outcome {
     use std::os::unix::process::ExitStatusExt;
     command.stdin(if input.is_some() {
         Stdio::piped()
@@ -210,7 +216,7 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
         let _ = stderr.read_to_end(&mut bytes);
         bytes
     });
-    let status = wait_or_kill(&mut child, &description);
+    let status = wait_or_kill(&mut child, &description, limit);
     let stdout_bytes = out_reader.join().unwrap_or_default();
     let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
@@ -226,9 +232,13 @@ pub fn run_command(mut command: Command, input: Option<&[u8]>) -> Outcome {
 }
 
 /// `pith run [options] PROGRAM [args]`, with `env` passed as `-e` options.
-/// Waits for `child` to exit; after RUN_TIMEOUT kills it and fails the test as a hang.
-fn wait_or_kill(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + RUN_TIMEOUT;
+/// Waits for `child` to exit; after `limit` kills it and fails the test as a hang.
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    what: &str,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
             return status;
@@ -236,7 +246,7 @@ fn wait_or_kill(child: &mut std::process::Child, what: &str) -> std::process::Ex
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} still running after {RUN_TIMEOUT:?}: a hang");
+            panic!("{what} still running after {limit:?}: a hang");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -333,7 +343,7 @@ pub fn pith_run_and_interrupt(
         let _ = stdout.read_to_string(&mut rest);
         rest
     });
-    let status = wait_or_kill(&mut child, "pith after Ctrl-C");
+    let status = wait_or_kill(&mut child, "pith after Ctrl-C", RUN_TIMEOUT);
     seen.push_str(&out_reader.join().unwrap_or_default());
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let status = status
@@ -467,7 +477,7 @@ impl Server {
     /// status and everything it printed.
     pub fn wait(mut self) -> Outcome {
         use std::os::unix::process::ExitStatusExt;
-        let status = wait_or_kill(&mut self.child, "the server");
+        let status = wait_or_kill(&mut self.child, "the server", RUN_TIMEOUT);
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }

@@ -54,14 +54,14 @@ unsafe impl core::alloc::GlobalAlloc for KernelAllocator {
         // SAFETY: forwarded with the caller's layout, per GlobalAlloc's contract.
         let pointer = unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) };
         if pointer.is_null() {
-            if grow_heap() {
+            if grow_heap(layout.size() + layout.align()) {
                 // SAFETY: as above, now with more memory claimed.
                 return unsafe { core::alloc::GlobalAlloc::alloc(&HEAP, layout) };
             }
             return pointer;
         }
         if heap_free() < HEAP_LOW_WATER {
-            grow_heap();
+            grow_heap(0);
         }
         pointer
     }
@@ -90,22 +90,26 @@ fn heap_free() -> u64 {
     heap_size().saturating_sub(allocated)
 }
 
-/// Gives the heap `HEAP_GROWTH_FRAMES` more frames, contiguous, from the frame allocator;
-/// false if there are none, or it is growing already, or the frame allocator is busy.
-fn grow_heap() -> bool {
+/// Gives the heap `HEAP_GROWTH_FRAMES` more frames, contiguous, from the frame allocator, or
+/// enough for an allocation of `at_least` bytes if that is more (each growth is a region of
+/// its own: an allocation cannot span two); false if there are none, or it is growing
+/// already, or the frame allocator is busy.
+fn grow_heap(at_least: usize) -> bool {
     use core::sync::atomic::Ordering;
     if GROWING.swap(true, Ordering::Acquire) {
         return false;
     }
     // try_lock: this runs inside the allocator, which the frame allocator itself calls with
     // FRAMES held (its free lists live on the heap); then the heap grows another time.
-    let first = FRAMES
-        .try_lock()
-        .and_then(|mut frames| frames.alloc(HEAP_GROWTH_FRAMES));
+    // Room for talc's own headers of the region besides the allocation.
+    let count = HEAP_GROWTH_FRAMES
+        .max((at_least + 4096).div_ceil(PAGE_SIZE as usize))
+        .next_power_of_two();
+    let first = FRAMES.try_lock().and_then(|mut frames| frames.alloc(count));
     let grown = match first {
         Some(number) => {
-            let bytes = HEAP_GROWTH_FRAMES as u64 * PAGE_SIZE;
-            FRAMES_IN_USE.fetch_add(HEAP_GROWTH_FRAMES as u64, Ordering::Relaxed);
+            let bytes = count as u64 * PAGE_SIZE;
+            FRAMES_IN_USE.fetch_add(count as u64, Ordering::Relaxed);
             HEAP_BYTES.fetch_add(bytes, Ordering::Relaxed);
             // SAFETY: the frames were just handed out by the frame allocator, so nothing
             // else uses them; they are direct-mapped, and belong to the heap from now on

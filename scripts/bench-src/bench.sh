@@ -9,6 +9,7 @@
 #                      the clock source or the transparent-huge-page setting
 #   --ext4-disk DIR    load the virtio-blk driver from /modules (in name order: the initramfs
 #                      numbers them by dependency) and mount the disk /dev/vda, ext4, at DIR
+#   --net ADDRESS/PREFIX  load the virtio-net driver from /modules and give eth0 ADDRESS
 cpu_stat=no
 while :; do
     case "$1" in
@@ -35,6 +36,21 @@ while :; do
         done
         /bin/busybox mkdir -p "$2"
         /bin/busybox mount -t ext4 /dev/vda "$2" || echo "BENCH-ERROR mount /dev/vda"
+        shift 2 ;;
+    --net)
+        /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+        [ -d /sys/kernel ] || /bin/busybox mount -t sysfs sysfs /sys
+        for module in /modules/*.ko; do
+            /bin/busybox insmod "$module" || echo "BENCH-ERROR insmod $module"
+        done
+        tries=0
+        while [ ! -e /sys/class/net/eth0 ] && [ $tries -lt 100 ]; do
+            /bin/busybox sleep 0.1
+            tries=$((tries + 1))
+        done
+        /bin/busybox ip link set lo up
+        /bin/busybox ip addr add "$2" dev eth0 || echo "BENCH-ERROR ip addr add $2"
+        /bin/busybox ip link set eth0 up
         shift 2 ;;
     *) break ;;
     esac
