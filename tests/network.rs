@@ -158,8 +158,9 @@ impl Drop for Namespace {
     }
 }
 
-/// The load test: ping, 1 GiB each way through one connection with checksums, 1,000
-/// concurrent clients, then 10,000 connections opened and closed in rounds. 10,000
+/// The load and bad-input test: ping, 1 GiB each way through one connection with
+/// checksums, 20,000 random frames and a flood of 5,000 SYNs that never complete, then
+/// 1,000 concurrent clients and 10,000 connections opened and closed in rounds. 10,000
 /// connections' buffers (128 KiB each) are far more than the VM's 512 MiB: the run only
 /// passes if closed connections give their memory back.
 #[test]
@@ -187,6 +188,12 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
         std::time::Duration::from_secs(600),
     );
     assert!(bulk.contains("checksums equal"), "{bulk}");
+    // Bad input first: random frames (some with the guest's IPv4 headers), and a SYN flood
+    // from addresses that never answer; the server must go on serving everyone after.
+    let garbage = client(&prefix, &[guest, "7", "garbage", "20000", "pith0"]);
+    assert!(garbage.contains("frames sent"), "{garbage}");
+    let flood = client(&prefix, &[guest, "7", "synflood", "5000"]);
+    assert!(flood.contains("5000 SYNs sent"), "{flood}");
     let concurrent = client(&prefix, &[guest, "7", "concurrent", "1000"]);
     assert!(
         concurrent.contains("1000 of 1000 connections echoed"),
@@ -206,6 +213,33 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
         outcome
             .stderr
             .contains("pith: network: tap pith0, guest address 10.0.100.2/24, gateway 10.0.100.1"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+/// glibc's resolver reads the packed /etc/hosts: Debian's getent finds a name only there.
+#[test]
+fn getent_finds_a_name_in_the_packed_etc_hosts() {
+    let hosts = std::env::temp_dir().join(format!("pith-hosts-{}", std::process::id()));
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n10.1.2.3 pith-test-host.example pith-test-host\n",
+    )
+    .expect("write the hosts file");
+    let file = format!("{}:/etc/hosts", hosts.display());
+    let outcome = pith_tests::pith_run(
+        &["--file", &file],
+        std::path::Path::new("/usr/bin/getent"),
+        &["hosts", "pith-test-host"],
+        &[],
+    );
+    let _ = std::fs::remove_file(&hosts);
+    assert_eq!(outcome.status, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let words: Vec<&str> = outcome.stdout.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["10.1.2.3", "pith-test-host.example", "pith-test-host"],
         "{}",
         outcome.stderr
     );

@@ -259,6 +259,7 @@ fn generation(context: &mut Context, kind: FileKind) -> u32 {
             .eventfds
             .get(id)
             .map_or(0, |eventfd| eventfd.generation),
+        FileKind::Timerfd { id } => crate::timerfd::generation(context, id),
         _ => 0,
     }
 }

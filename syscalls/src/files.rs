@@ -564,6 +564,7 @@ pub fn settle_closes(context: &mut Context) {
             FileKind::Socket { id } => crate::net::release(context, id),
             FileKind::Epoll { id } => context.process.epolls.release(id),
             FileKind::Eventfd { id } => crate::eventfd::release(context, id),
+            FileKind::Timerfd { id } => crate::timerfd::release(context, id),
             _ => {}
         }
     }

@@ -74,6 +74,8 @@ pub enum FileKind {
     Epoll { id: u32 },
     /// An eventfd (eventfd.rs).
     Eventfd { id: u32 },
+    /// A timerfd (timerfd.rs).
+    Timerfd { id: u32 },
 }
 
 /// The text of a generated file and the description's position in it.
@@ -258,6 +260,7 @@ impl FdTable {
                             FileKind::Socket { .. }
                                 | FileKind::Epoll { .. }
                                 | FileKind::Eventfd { .. }
+                                | FileKind::Timerfd { .. }
                         ) =>
                     {
                         self.closed_objects.push(kind);
@@ -542,6 +545,7 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         FileKind::Socket { id } => crate::net::read(context, id, file, &[(buffer.0, count)]),
         FileKind::Epoll { .. } => Err(Errno::EINVAL),
         FileKind::Eventfd { id } => crate::eventfd::read(context, id, file, buffer, count),
+        FileKind::Timerfd { id } => crate::timerfd::read(context, id, file, buffer, count),
         FileKind::Generated => {
             if file.status_flags & O_ACCMODE == O_WRONLY {
                 return Err(Errno::EBADF);
@@ -765,6 +769,7 @@ pub fn write(
         FileKind::Socket { id } => crate::net::write(context, id, file, &[(buffer.0, count)]),
         FileKind::Epoll { .. } => Err(Errno::EINVAL),
         FileKind::Eventfd { id } => crate::eventfd::write(context, id, file, buffer, count),
+        FileKind::Timerfd { .. } => Err(Errno::EINVAL),
         // Not open for writing: EBADF; open for writing (root may): no write method, EINVAL.
         FileKind::Generated if file.status_flags & O_ACCMODE == 0 => Err(Errno::EBADF),
         FileKind::Generated => Err(Errno::EINVAL),
@@ -844,7 +849,8 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
         | FileKind::Signalfd { .. }
         | FileKind::Node(_)
         | FileKind::Epoll { .. }
-        | FileKind::Eventfd { .. } => {
+        | FileKind::Eventfd { .. }
+        | FileKind::Timerfd { .. } => {
             let mut total = 0;
             for iovec in iovecs {
                 let got = read(
@@ -1000,7 +1006,8 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
         | FileKind::Pipe { .. }
         | FileKind::Socket { .. }
         | FileKind::Epoll { .. }
-        | FileKind::Eventfd { .. } => Err(Errno::ESPIPE),
+        | FileKind::Eventfd { .. }
+        | FileKind::Timerfd { .. } => Err(Errno::ESPIPE),
         FileKind::Node(node) => crate::files::seek_node(context, fd, node, offset, whence),
         FileKind::Generated => {
             let generated = context.process.files.generated_mut(fd)?;
@@ -1082,7 +1089,7 @@ pub fn stat_of_fd(context: &mut Context, fd: Fd) -> Result<Stat, Errno> {
             ..Stat::default()
         },
         // Anonymous inodes, as "anon_inode:[eventpoll]" and "anon_inode:[eventfd]".
-        FileKind::Epoll { .. } | FileKind::Eventfd { .. } => Stat {
+        FileKind::Epoll { .. } | FileKind::Eventfd { .. } | FileKind::Timerfd { .. } => Stat {
             st_dev: 0xe,
             st_ino: 5,
             st_nlink: 1,
@@ -1420,6 +1427,7 @@ fn fd_link(context: &mut Context, fd: Fd) -> Result<Vec<u8>, Errno> {
         FileKind::Socket { id } => crate::net::link_text(id),
         FileKind::Epoll { .. } => b"anon_inode:[eventpoll]".to_vec(),
         FileKind::Eventfd { .. } => b"anon_inode:[eventfd]".to_vec(),
+        FileKind::Timerfd { .. } => b"anon_inode:[timerfd]".to_vec(),
         FileKind::Generated => b"/proc/self".to_vec(),
         FileKind::Console(_) if context.platform.console_is_terminal() => b"/dev/pts/0".to_vec(),
         FileKind::Console(_) => b"pipe:[1]".to_vec(),

@@ -400,7 +400,29 @@ impl Stack {
                 }
                 !gone
             });
-            if listener.armed.is_none() && listener.queue.len() < listener.backlog {
+            // The backlog bounds the connections waiting for accept; handshakes in progress
+            // have their own queue of that size, whose oldest entry goes when a SYN comes
+            // past it (a flood of SYNs from addresses that never answer must not shut
+            // clients out), as Linux's SYN queue drops its oldest requests.
+            let sockets = &self.sockets;
+            let state = |handle: &SocketHandle| sockets.get::<tcp::Socket>(*handle).state();
+            let waiting = listener
+                .queue
+                .iter()
+                .filter(|handle| established(state(handle)))
+                .count();
+            let half_open = listener.queue.len() - waiting;
+            if half_open > listener.backlog {
+                let oldest = listener
+                    .queue
+                    .iter()
+                    .position(|handle| state(handle) == tcp::State::SynReceived);
+                if let Some(handle) = oldest.and_then(|position| listener.queue.remove(position)) {
+                    self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                    self.closing.push(handle);
+                }
+            }
+            if listener.armed.is_none() && waiting < listener.backlog {
                 listener.armed = arm(&mut self.sockets, listener);
             }
         }
@@ -417,6 +439,17 @@ impl Stack {
             }
             !done
         });
+    }
+
+    /// Whether every connection the program closed has had all it sent, and its FIN,
+    /// acknowledged by the peer.
+    pub fn all_delivered(&self) -> bool {
+        self.closing.iter().all(|&handle| {
+            matches!(
+                self.sockets.get::<tcp::Socket>(handle).state(),
+                tcp::State::FinWait2 | tcp::State::TimeWait | tcp::State::Closed
+            )
+        })
     }
 
     /// A port for a socket that bound none: the next free ephemeral one.

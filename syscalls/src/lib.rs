@@ -33,6 +33,7 @@ pub mod signal;
 pub mod table;
 pub mod thread;
 pub mod time;
+pub mod timerfd;
 pub mod trace;
 pub mod uapi;
 pub mod xattr;

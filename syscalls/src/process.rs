@@ -56,6 +56,7 @@ pub struct Process {
     /// epoll instances and eventfds.
     pub epolls: crate::epoll::Epolls,
     pub eventfds: crate::eventfd::Eventfds,
+    pub timerfds: crate::timerfd::Timerfds,
     /// The supplementary group IDs (setgroups(2)); none at start.
     pub groups: Vec<u32>,
 }
@@ -148,6 +149,7 @@ impl Process {
             network: crate::net::Network::default(),
             epolls: crate::epoll::Epolls::default(),
             eventfds: crate::eventfd::Eventfds::default(),
+            timerfds: crate::timerfd::Timerfds::default(),
             groups: Vec::new(),
             missing_files: None,
         }
@@ -170,6 +172,7 @@ impl Process {
 /// Implements exit_group(2): the status a shell sees is the low 8 bits. The VM stops with the
 /// program, so its volumes are unmounted first, as a clean shutdown would.
 pub fn exit_group(context: &mut Context, status: i32) -> Result<(), Errno> {
+    crate::net::flush_at_exit(context);
     crate::files::shutdown(context);
     context.platform.exit(status & 0xff)
 }

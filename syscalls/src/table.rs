@@ -8,7 +8,7 @@ use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
 use crate::{
     epoll, eventfd, files, fs, futex, mm, net, pipe, poll, process, random, sched, signal, thread,
-    time, xattr,
+    time, timerfd, xattr,
 };
 
 /// How far a syscall is implemented.
@@ -240,8 +240,11 @@ syscall_table! {
     280 utimensat(dir_fd: Fd, path: UserAddr, times: UserAddr, flags: i32) => files::utimensat, Supported;
     281 epoll_pwait(epoll_fd: Fd, events: UserAddr, max: i32, timeout: i32, mask: UserAddr, mask_size: usize) => epoll::epoll_pwait, Partial("as epoll_wait");
     282 signalfd(fd: Fd, mask: UserAddr, mask_size: usize) => fs::signalfd, Partial("read, poll and epoll");
+    283 timerfd_create(clock: i32, flags: i32) => timerfd::timerfd_create, Partial("CLOCK_REALTIME, CLOCK_MONOTONIC and CLOCK_BOOTTIME (the _ALARM clocks as those); read, poll and epoll");
     284 eventfd(initial: u32) => eventfd::eventfd, Supported;
     285 fallocate(fd: Fd, mode: i32, offset: i64, length: i64) => files::fallocate, Partial("mode 0 takes the blocks past the end (zeros written; ENOSPC undone), holes inside the file stay holes; KEEP_SIZE inside the file is a no-op, past its end EOPNOTSUPP; PUNCH_HOLE|KEEP_SIZE makes the range read as zeros without freeing its blocks; the other modes are EOPNOTSUPP");
+    286 timerfd_settime(fd: Fd, flags: i32, new_value: UserAddr, old_value: UserAddr) => timerfd::timerfd_settime, Partial("TFD_TIMER_ABSTIME; TFD_TIMER_CANCEL_ON_SET is accepted, and the realtime clock is never set, so nothing is cancelled");
+    287 timerfd_gettime(fd: Fd, current_value: UserAddr) => timerfd::timerfd_gettime, Supported;
     288 accept4(fd: Fd, address: UserAddr, len_address: UserAddr, flags: u32) => net::accept4, Supported;
     289 signalfd4(fd: Fd, mask: UserAddr, mask_size: usize, flags: i32) => fs::signalfd4, Partial("read, poll and epoll");
     290 eventfd2(initial: u32, flags: i32) => eventfd::eventfd2, Supported;

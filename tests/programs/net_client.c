@@ -3,7 +3,11 @@
  * `net_client HOST PORT bulk BYTES` sends BYTES through one connection while reading the echo
  * back, and compares checksums; `net_client HOST PORT udp N` sends N datagrams and checks
  * each echo; `net_client HOST PORT ping N` sends N ICMP echo requests (a raw socket: root)
- * and counts the replies; `net_client HOST PORT quit` tells the server to stop. Prints one line; exits 0
+ * and counts the replies; `net_client HOST PORT synflood N` sends N SYNs to PORT from
+ * addresses of HOST's /24 that do not exist (root), half-open connections that never
+ * complete; `net_client HOST PORT garbage N INTERFACE` sends N random Ethernet frames (random
+ * lengths and bytes, some with HOST's headers) out of INTERFACE (root);
+ * `net_client HOST PORT quit` tells the server to stop. Prints one line; exits 0
  * when all was right. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -12,6 +16,10 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <net/ethernet.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,9 +230,94 @@ static int ping(int n) {
     return replies == n ? 0 : 1;
 }
 
+/* The TCP checksum over the IPv4 pseudo-header. */
+static uint16_t tcp_checksum(uint32_t source, uint32_t destination, const void *segment, int len) {
+    unsigned char buffer[12 + 64];
+    memcpy(buffer, &source, 4);
+    memcpy(buffer + 4, &destination, 4);
+    buffer[8] = 0;
+    buffer[9] = IPPROTO_TCP;
+    buffer[10] = len >> 8;
+    buffer[11] = len & 0xff;
+    memcpy(buffer + 12, segment, len);
+    return checksum(buffer, 12 + len);
+}
+
+static int synflood(int n) {
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    if (fd < 0) {
+        perror("socket(SOCK_RAW) (synflood needs root)");
+        return 2;
+    }
+    srand(getpid());
+    for (int i = 0; i < n; i++) {
+        unsigned char packet[40] = {0};
+        struct iphdr *ip = (struct iphdr *)packet;
+        struct tcphdr *tcp = (struct tcphdr *)(packet + 20);
+        ip->ihl = 5;
+        ip->version = 4;
+        ip->ttl = 64;
+        ip->protocol = IPPROTO_TCP;
+        ip->tot_len = htons(40);
+        /* A host of the /24 that does not answer ARP: x.x.x.200 to x.x.x.249. */
+        ip->saddr = (server.sin_addr.s_addr & htonl(0xffffff00)) | htonl(200 + rand() % 50);
+        ip->daddr = server.sin_addr.s_addr;
+        tcp->source = htons(1024 + rand() % 60000);
+        tcp->dest = server.sin_port;
+        tcp->seq = rand();
+        tcp->doff = 5;
+        tcp->syn = 1;
+        tcp->window = htons(65535);
+        tcp->check = tcp_checksum(ip->saddr, ip->daddr, tcp, 20);
+        struct sockaddr_in to = server;
+        sendto(fd, packet, sizeof packet, 0, (struct sockaddr *)&to, sizeof to);
+    }
+    printf("synflood: %d SYNs sent\n", n);
+    return 0;
+}
+
+static int garbage(int n, const char *interface) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0) {
+        perror("socket(AF_PACKET) (garbage needs root)");
+        return 2;
+    }
+    struct sockaddr_ll device = {.sll_family = AF_PACKET, .sll_ifindex = if_nametoindex(interface),
+                                 .sll_halen = 6};
+    memset(device.sll_addr, 0xff, 6);
+    srand(getpid());
+    unsigned char frame[1514];
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        int len = 14 + rand() % (sizeof frame - 14);
+        for (int j = 0; j < len; j++) frame[j] = rand();
+        memset(frame, 0xff, 6); /* broadcast: every frame reaches the guest's stack */
+        int kind = rand() % 4;
+        if (kind > 0) {
+            /* IPv4 headers to the guest, then garbage: the parsers' harder cases. */
+            frame[12] = 0x08;
+            frame[13] = 0x00;
+            struct iphdr *ip = (struct iphdr *)(frame + 14);
+            ip->version = 4;
+            ip->daddr = server.sin_addr.s_addr;
+            ip->protocol = kind == 1 ? IPPROTO_TCP : kind == 2 ? IPPROTO_UDP : IPPROTO_ICMP;
+            if (rand() % 2) {
+                ip->ihl = 5;
+                ip->tot_len = htons(len - 14);
+                ip->frag_off = 0;
+                ip->check = 0;
+                ip->check = checksum(ip, 20);
+            }
+        }
+        if (sendto(fd, frame, len, 0, (struct sockaddr *)&device, sizeof device) == len) sent++;
+    }
+    printf("garbage: %d of %d frames sent\n", sent, n);
+    return sent > 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: net_client HOST PORT concurrent N|bulk BYTES|udp N|ping N|quit\n");
+        fprintf(stderr, "usage: net_client HOST PORT concurrent N|bulk BYTES|udp N|ping N|synflood N|garbage N INTERFACE|quit\n");
         return 2;
     }
     server.sin_family = AF_INET;
@@ -234,6 +327,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[3], "bulk") && argc > 4) return bulk(atoll(argv[4]));
     if (!strcmp(argv[3], "udp") && argc > 4) return datagrams(atoi(argv[4]));
     if (!strcmp(argv[3], "ping") && argc > 4) return ping(atoi(argv[4]));
+    if (!strcmp(argv[3], "synflood") && argc > 4) return synflood(atoi(argv[4]));
+    if (!strcmp(argv[3], "garbage") && argc > 5) return garbage(atoi(argv[4]), argv[5]);
     if (!strcmp(argv[3], "quit")) {
         int fd = connect_blocking();
         struct timeval timeout = {10, 0};

@@ -1,7 +1,7 @@
 /* Sockets over loopback, run on Linux and in Pith alike: TCP (connect, accept4, backlog,
  * peek, waitall, shutdown, a bulk transfer with a checksum, refused connects, resets), UDP,
  * socket options, errors, epoll (level, edge, one-shot, rdhup, nested, with pipes and
- * eventfds), eventfd, and getaddrinfo("localhost").
+ * eventfds), eventfd, timerfd, and getaddrinfo("localhost").
  * Prints "ok NAME" or "FAIL NAME" and exits with the number of failures. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -462,6 +463,49 @@ static void eventfd_checks(void) {
     close(fd);
 }
 
+static void timerfd_checks(void) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    check("timerfd_create", fd >= 0 && fcntl(fd, F_GETFD) == FD_CLOEXEC);
+    uint64_t count = 0;
+    check("a disarmed timerfd: EAGAIN", read(fd, &count, sizeof count) == -1 && errno == EAGAIN);
+    struct itimerspec setting = {{0, 20000000}, {0, 50000000}}, now;
+    check("timerfd_settime", timerfd_settime(fd, 0, &setting, 0) == 0);
+    check("timerfd_gettime: the interval, and time left",
+          timerfd_gettime(fd, &now) == 0 && now.it_interval.tv_nsec == 20000000 &&
+              now.it_value.tv_sec == 0 && now.it_value.tv_nsec > 0 && now.it_value.tv_nsec <= 50000000);
+    struct pollfd p = {fd, POLLIN, 0};
+    check("poll sees it expire", poll(&p, 1, 2000) == 1 && (p.revents & POLLIN));
+    usleep(100000);
+    check("read counts the expirations (first, then every 20 ms)",
+          read(fd, &count, sizeof count) == 8 && count >= 2);
+    check("a 4-byte read: EINVAL", read(fd, &count, 4) == -1 && errno == EINVAL);
+    int epoll = epoll_create1(0);
+    struct epoll_event event = {.events = EPOLLIN | EPOLLET, .data.u64 = 5};
+    epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+    struct epoll_event events[2];
+    check("epoll: the next expiration", epoll_wait(epoll, events, 2, 2000) == 1 && events[0].data.u64 == 5);
+    read(fd, &count, sizeof count);
+    check("epoll, edge-triggered: after a read, the next expiration is an event again",
+          epoll_wait(epoll, events, 2, 2000) == 1);
+    close(epoll);
+    struct itimerspec off = {{0, 0}, {0, 0}}, old;
+    check("disarming returns the old setting",
+          timerfd_settime(fd, 0, &off, &old) == 0 && old.it_interval.tv_nsec == 20000000);
+    check("disarmed: gettime says 0", timerfd_gettime(fd, &now) == 0 && now.it_value.tv_sec == 0 &&
+                                          now.it_value.tv_nsec == 0);
+    struct itimerspec bad = {{0, 0}, {0, 1000000000}};
+    check("tv_nsec of a second: EINVAL", timerfd_settime(fd, 0, &bad, 0) == -1 && errno == EINVAL);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct itimerspec absolute = {{0, 0}, start};
+    read(fd, &count, sizeof count);
+    check("TFD_TIMER_ABSTIME in the past expires at once",
+          timerfd_settime(fd, TFD_TIMER_ABSTIME, &absolute, 0) == 0 &&
+              read(fd, &count, sizeof count) == 8 && count == 1);
+    close(fd);
+    check("a clock that is not one: EINVAL", timerfd_create(12345, 0) == -1 && errno == EINVAL);
+}
+
 static void names(void) {
     struct addrinfo hints = {0}, *result = 0;
     hints.ai_family = AF_INET;
@@ -485,6 +529,7 @@ int main(void) {
     options_and_errors();
     epoll_checks();
     eventfd_checks();
+    timerfd_checks();
     names();
     return failures;
 }
