@@ -29,6 +29,7 @@ mod signals;
 mod syscall;
 mod vdso;
 mod virtio_blk;
+mod virtio_mmio;
 mod virtio_net;
 
 /// Called by the PVH entry code in long mode, on the boot stack, with the physical address of

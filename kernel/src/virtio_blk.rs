@@ -6,17 +6,8 @@ use crate::memory::{phys_to_virt, PAGE_SIZE};
 use core::ptr::NonNull;
 use spin::Mutex;
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
-use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
+use virtio_drivers::transport::{DeviceType, SomeTransport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
-
-/// Where microvm puts its virtio-mmio transports (hw/i386/microvm.c VIRTIO_MMIO_BASE), 512
-/// bytes each; up to 24 with the second I/O APIC.
-const VIRTIO_MMIO_BASE: u64 = 0xfeb0_0000;
-const VIRTIO_MMIO_SIZE: usize = 512;
-const VIRTIO_MMIO_SLOTS: u64 = 24;
-/// "virt", the magic at the start of a transport.
-const VIRTIO_MAGIC: u32 = 0x7472_6976;
 
 /// The kernel's side of virtio-drivers: DMA memory from the frame allocator, through the
 /// direct map (physical and virtual addresses differ by DIRECT_MAP_BASE).
@@ -98,35 +89,9 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
 
 /// The first virtio-blk device on microvm's virtio-mmio transports; false if none came up.
 fn init_mmio() -> bool {
-    for slot in 0..VIRTIO_MMIO_SLOTS {
-        let phys = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_SIZE as u64;
-        let virt = phys_to_virt(phys).as_mut_ptr::<u32>();
-        // SAFETY: the direct map covers the microvm MMIO window below 4 GiB; reading a
-        // transport's magic and device id has no side effect, and an empty slot reads 0.
-        let (magic, device) = unsafe { (virt.read_volatile(), virt.add(2).read_volatile()) };
-        if magic != VIRTIO_MAGIC || device != DeviceType::Block as u32 {
-            continue;
-        }
-        let Some(header) = NonNull::new(virt as *mut VirtIOHeader) else {
-            continue;
-        };
-        // SAFETY: `header` is a virtio-mmio transport (magic checked) of VIRTIO_MMIO_SIZE
-        // bytes, mapped for the kernel's life, and only this driver uses it.
-        let transport = match unsafe { MmioTransport::new(header, VIRTIO_MMIO_SIZE) } {
-            Ok(transport) => transport,
-            Err(error) => {
-                crate::log_warn!("virtio-mmio slot {slot}: {error:?}");
-                continue;
-            }
-        };
-        if transport.device_type() != DeviceType::Block {
-            continue;
-        }
-        if start(SomeTransport::from(transport), "virtio-mmio") {
-            return true;
-        }
-    }
-    false
+    crate::virtio_mmio::find(DeviceType::Block, |transport, _, _| {
+        start(SomeTransport::from(transport), "virtio-mmio")
+    })
 }
 
 /// The disk's size in bytes, if there is a disk.

@@ -3,15 +3,12 @@
 //! device at once, transmits are queued without waiting for the device to finish them, and
 //! the device's interrupt ends the CPU's halt (the waiting threads then look at the sockets).
 
-use crate::memory::phys_to_virt;
 use crate::virtio_blk::PithHal;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ptr::NonNull;
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 
 /// Descriptors per queue: 256 receive buffers in flight.
@@ -20,10 +17,6 @@ const QUEUE_SIZE: usize = 256;
 const BUFFER_LEN: usize = 2048;
 /// The vector the device's interrupt arrives on.
 pub const NET_VECTOR: u8 = 0x22;
-const VIRTIO_MMIO_BASE: u64 = 0xfeb0_0000;
-const VIRTIO_MMIO_SIZE: usize = 512;
-const VIRTIO_MMIO_SLOTS: u64 = 24;
-const VIRTIO_MAGIC: u32 = 0x7472_6976;
 
 struct Nic {
     device: VirtIONetRaw<PithHal, SomeTransport<'static>, QUEUE_SIZE>,
@@ -38,39 +31,24 @@ struct Nic {
 
 static NIC: Mutex<Option<Nic>> = Mutex::new(None);
 
-/// Finds the first virtio-net device (virtio-mmio slot `gsis` tells each slot's interrupt
-/// line, from QEMU's `virtio_mmio.device=` words; or PCI) and brings it up.
+/// Finds the first virtio-net device (on virtio-mmio, whose interrupt lines
+/// `mmio_interrupts` gives from QEMU's `virtio_mmio.device=` words; or on PCI) and brings it
+/// up.
 pub fn init(rsdp_hint: u64, mmio_interrupts: &[(u64, u32)]) {
-    for slot in 0..VIRTIO_MMIO_SLOTS {
-        let phys = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_SIZE as u64;
-        let virt = phys_to_virt(phys).as_mut_ptr::<u32>();
-        // SAFETY: the direct map covers the microvm MMIO window below 4 GiB; reading a
-        // transport's magic and device id has no side effect, and an empty slot reads 0.
-        let (magic, device) = unsafe { (virt.read_volatile(), virt.add(2).read_volatile()) };
-        if magic != VIRTIO_MAGIC || device != DeviceType::Network as u32 {
-            continue;
-        }
-        let Some(header) = NonNull::new(virt as *mut VirtIOHeader) else {
-            continue;
-        };
-        // SAFETY: `header` is a virtio-mmio transport (magic checked) of VIRTIO_MMIO_SIZE
-        // bytes, mapped for the kernel's life, and only this driver uses it.
-        let transport = match unsafe { MmioTransport::new(header, VIRTIO_MMIO_SIZE) } {
-            Ok(transport) => transport,
-            Err(error) => {
-                crate::log_warn!("virtio-mmio slot {slot}: {error:?}");
-                continue;
-            }
-        };
+    let found = crate::virtio_mmio::find(DeviceType::Network, |transport, slot, phys| {
         let gsi = mmio_interrupts
             .iter()
             .find(|&&(base, _)| base == phys)
             .map(|&(_, gsi)| gsi)
             .unwrap_or_else(|| default_gsi(slot as u32));
-        if start(SomeTransport::from(transport), "virtio-mmio") {
+        let started = start(SomeTransport::from(transport), "virtio-mmio");
+        if started {
             crate::ioapic::route_level(gsi, NET_VECTOR, crate::apic::id());
-            return;
         }
+        started
+    });
+    if found {
+        return;
     }
     if let Some(transport) = crate::pci::find_virtio(rsdp_hint, DeviceType::Network) {
         // PCI's legacy interrupt lines are not routed: the device is polled at each wait's

@@ -92,7 +92,6 @@ pub fn epoll_create1(context: &mut Context, flags: i32) -> Result<i32, Errno> {
     if flags & !EPOLL_CLOEXEC != 0 {
         return Err(Errno::EINVAL);
     }
-    let limit = crate::fs::nofile_limit(context);
     let epolls = &mut context.process.epolls;
     let id = epolls.next_id;
     epolls.next_id = epolls.next_id.wrapping_add(1);
@@ -101,17 +100,10 @@ pub fn epoll_create1(context: &mut Context, flags: i32) -> Result<i32, Errno> {
         kind: FileKind::Epoll { id },
         status_flags: O_RDWR,
     };
-    match context
-        .process
-        .files
-        .open(file, flags & EPOLL_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd.0),
-        Err(errno) => {
-            context.process.epolls.instances.remove(&id);
-            Err(errno)
-        }
-    }
+    let fd = crate::fs::install(context, file, flags & EPOLL_CLOEXEC != 0, |context| {
+        context.process.epolls.instances.remove(&id);
+    })?;
+    Ok(fd.0)
 }
 
 /// Implements epoll_create(2): `size` only has to be positive.

@@ -46,7 +46,6 @@ pub fn eventfd2(context: &mut Context, initial: u32, flags: i32) -> Result<i32, 
     if flags & !(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let limit = crate::fs::nofile_limit(context);
     let eventfds = &mut context.process.eventfds;
     let id = eventfds.next_id;
     eventfds.next_id = eventfds.next_id.wrapping_add(1);
@@ -62,17 +61,10 @@ pub fn eventfd2(context: &mut Context, initial: u32, flags: i32) -> Result<i32, 
         kind: FileKind::Eventfd { id },
         status_flags: O_RDWR | (flags as u32 & O_NONBLOCK),
     };
-    match context
-        .process
-        .files
-        .open(file, flags & EFD_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd.0),
-        Err(errno) => {
-            context.process.eventfds.counters.remove(&id);
-            Err(errno)
-        }
-    }
+    let fd = crate::fs::install(context, file, flags & EFD_CLOEXEC != 0, |context| {
+        context.process.eventfds.counters.remove(&id);
+    })?;
+    Ok(fd.0)
 }
 
 /// Implements eventfd(2).

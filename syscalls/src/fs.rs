@@ -520,6 +520,22 @@ pub fn nofile_limit(context: &Context) -> u32 {
         .min(NR_OPEN) as u32
 }
 
+/// Gives a new object's first open description `file` the lowest free fd; without one
+/// (EMFILE), `undo` drops the object again.
+pub fn install(
+    context: &mut Context,
+    file: OpenFile,
+    close_on_exec: bool,
+    undo: impl FnOnce(&mut Context),
+) -> Result<Fd, Errno> {
+    let limit = nofile_limit(context);
+    context
+        .process
+        .files
+        .open(file, close_on_exec, limit)
+        .inspect_err(|_| undo(context))
+}
+
 /// Implements read(2).
 pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Result<usize, Errno> {
     let file = context.process.files.get(fd)?;

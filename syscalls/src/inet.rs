@@ -67,20 +67,25 @@ pub struct Stack {
     sockets: SocketSet<'static>,
     pub config: Option<NetConfig>,
     pub mac: [u8; 6],
-    /// The machine has a network device.
-    wired: bool,
-    /// The interface's addresses, loopback's included (where frames loop back).
-    local: Vec<IpAddress>,
-    /// Frames on their way back to the stack.
-    looped: VecDeque<Vec<u8>>,
+    wire: Wire,
     listeners: BTreeMap<u32, Listener>,
     /// Connections the program closed, reaped once they are done.
     closing: Vec<SocketHandle>,
     /// Ports bound, by protocol (true: TCP), and how many sockets hold each.
     ports: BTreeMap<(bool, u16), usize>,
     next_port: u16,
+}
+
+/// What the device under smoltcp keeps from one poll to the next.
+struct Wire {
     /// Scratch for one received frame.
     frame: Vec<u8>,
+    /// Frames sent to the stack's own addresses, to be received next.
+    looped: VecDeque<Vec<u8>>,
+    /// The interface's IPv4 and IPv6 addresses (loopback's included).
+    local: Vec<IpAddress>,
+    /// The machine has a network device (else only looped frames go anywhere).
+    wired: bool,
 }
 
 /// The device under smoltcp: the platform's network device. SYNs to the ports in `full`
@@ -89,13 +94,7 @@ pub struct Stack {
 struct Nic<'a> {
     platform: &'a mut dyn Platform,
     full: &'a BTreeSet<u16>,
-    frame: &'a mut Vec<u8>,
-    /// Frames sent to the stack's own addresses, to be received next.
-    looped: &'a mut VecDeque<Vec<u8>>,
-    /// The interface's IPv4 and IPv6 addresses (loopback's included).
-    local: &'a [IpAddress],
-    /// The machine has a network device (else only looped frames go anywhere).
-    wired: bool,
+    wire: &'a mut Wire,
 }
 
 struct Received<'a>(&'a [u8]);
@@ -164,40 +163,41 @@ impl Device for Nic<'_> {
         Self: 'a;
 
     fn receive(&mut self, _now: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
-        if let Some(frame) = self.looped.pop_front() {
-            *self.frame = frame;
-            if is_syn_to(self.frame, self.full) {
+        let wire = &mut *self.wire;
+        if let Some(frame) = wire.looped.pop_front() {
+            wire.frame = frame;
+            if is_syn_to(&wire.frame, self.full) {
                 // Dropped as one from the wire would be: the client sends it again.
-                self.frame.clear();
+                wire.frame.clear();
             }
         } else {
             loop {
-                self.frame.resize(MTU + 14, 0);
-                let len = self.platform.net_receive(self.frame)?;
-                self.frame.truncate(len);
-                let martian = destination(self.frame).is_some_and(is_loopback);
-                if !martian && !is_syn_to(self.frame, self.full) {
+                wire.frame.resize(MTU + 14, 0);
+                let len = self.platform.net_receive(&mut wire.frame)?;
+                wire.frame.truncate(len);
+                let martian = destination(&wire.frame).is_some_and(is_loopback);
+                if !martian && !is_syn_to(&wire.frame, self.full) {
                     break;
                 }
             }
         }
         Some((
-            Received(self.frame),
+            Received(&wire.frame),
             Transmit {
                 platform: &mut *self.platform,
-                looped: &mut *self.looped,
-                local: self.local,
+                looped: &mut wire.looped,
+                local: &wire.local,
             },
         ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Transmit<'_>> {
         // Without a device there is still loopback (frames elsewhere are dropped).
-        if !self.wired || self.platform.net_can_transmit() {
+        if !self.wire.wired || self.platform.net_can_transmit() {
             Some(Transmit {
                 platform: &mut *self.platform,
-                looped: &mut *self.looped,
-                local: self.local,
+                looped: &mut self.wire.looped,
+                local: &self.wire.local,
             })
         } else {
             None
@@ -258,16 +258,17 @@ impl Stack {
         let mut interface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         interface_config.random_seed = u64::from_le_bytes(seed);
         let full = BTreeSet::new();
-        let mut frame = Vec::new();
-        let mut looped = VecDeque::new();
+        let mut wire = Wire {
+            frame: Vec::new(),
+            looped: VecDeque::new(),
+            local: Vec::new(),
+            wired: device_mac.is_some(),
+        };
         let now = instant(platform);
         let mut nic = Nic {
             platform,
             full: &full,
-            frame: &mut frame,
-            looped: &mut looped,
-            local: &[],
-            wired: device_mac.is_some(),
+            wire: &mut wire,
         };
         let mut interface = Interface::new(interface_config, &mut nic, now);
         let config = config.filter(|_| device_mac.is_some());
@@ -299,7 +300,7 @@ impl Stack {
         if let Some(gateway) = config.and_then(|config| config.gateway) {
             let _ = interface.routes_mut().add_default_ipv4_route(gateway);
         }
-        let local = interface
+        wire.local = interface
             .ip_addrs()
             .iter()
             .map(|cidr| cidr.address())
@@ -311,14 +312,11 @@ impl Stack {
             sockets: SocketSet::new(Vec::new()),
             config,
             mac,
-            wired: device_mac.is_some(),
-            local,
-            looped,
+            wire,
             listeners: BTreeMap::new(),
             closing: Vec::new(),
             ports: BTreeMap::new(),
             next_port: EPHEMERAL_PORTS.start() + seed_port % span,
-            frame,
         }
     }
 
@@ -340,10 +338,7 @@ impl Stack {
                 let mut nic = Nic {
                     platform: &mut *platform,
                     full: &full,
-                    frame: &mut self.frame,
-                    looped: &mut self.looped,
-                    local: &self.local,
-                    wired: self.wired,
+                    wire: &mut self.wire,
                 };
                 let result = self
                     .interface
@@ -357,15 +352,12 @@ impl Stack {
             let mut nic = Nic {
                 platform: &mut *platform,
                 full: &full,
-                frame: &mut self.frame,
-                looped: &mut self.looped,
-                local: &self.local,
-                wired: self.wired,
+                wire: &mut self.wire,
             };
             while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
                 != smoltcp::iface::PollResult::None
             {}
-            if self.looped.is_empty() {
+            if self.wire.looped.is_empty() {
                 break;
             }
         }
@@ -374,7 +366,7 @@ impl Stack {
 
     /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
     pub fn next_poll(&mut self, platform: &dyn Platform) -> Option<u64> {
-        if !self.looped.is_empty() {
+        if !self.wire.looped.is_empty() {
             return Some(0);
         }
         let now = instant(platform);

@@ -404,7 +404,6 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
 
 /// Gives `socket` an id and an fd (with SOCK_NONBLOCK/SOCK_CLOEXEC from `flags`).
 fn install(context: &mut Context, socket: Socket, flags: u32) -> Result<Fd, Errno> {
-    let limit = crate::fs::nofile_limit(context);
     let network = &mut context.process.network;
     let id = network.next_id;
     network.next_id = network.next_id.wrapping_add(1);
@@ -413,17 +412,9 @@ fn install(context: &mut Context, socket: Socket, flags: u32) -> Result<Fd, Errn
         kind: FileKind::Socket { id },
         status_flags: O_RDWR | (flags & O_NONBLOCK),
     };
-    match context
-        .process
-        .files
-        .open(file, flags & SOCK_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd),
-        Err(errno) => {
-            context.process.network.sockets.remove(&id);
-            Err(errno)
-        }
-    }
+    crate::fs::install(context, file, flags & SOCK_CLOEXEC != 0, |context| {
+        context.process.network.sockets.remove(&id);
+    })
 }
 
 /// Closes socket `id` (its last open description was closed): a connection gets its FIN (or

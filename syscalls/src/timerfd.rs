@@ -102,7 +102,6 @@ pub fn timerfd_create(context: &mut Context, clock: i32, flags: i32) -> Result<i
     if flags & !(TFD_CLOEXEC | TFD_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let limit = crate::fs::nofile_limit(context);
     let timers = &mut context.process.timerfds;
     let id = timers.next_id;
     timers.next_id = timers.next_id.wrapping_add(1);
@@ -120,17 +119,10 @@ pub fn timerfd_create(context: &mut Context, clock: i32, flags: i32) -> Result<i
         kind: FileKind::Timerfd { id },
         status_flags: flags as u32 & O_NONBLOCK,
     };
-    match context
-        .process
-        .files
-        .open(file, flags & TFD_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd.0),
-        Err(errno) => {
-            context.process.timerfds.timers.remove(&id);
-            Err(errno)
-        }
-    }
+    let fd = crate::fs::install(context, file, flags & TFD_CLOEXEC != 0, |context| {
+        context.process.timerfds.timers.remove(&id);
+    })?;
+    Ok(fd.0)
 }
 
 /// Drops timerfd `id` (its last description closed).
