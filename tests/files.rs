@@ -247,28 +247,10 @@ fn a_volume_keeps_files_across_boots_and_stays_clean() {
 /// machine and the device (and silences SeaBIOS's serial console, which is the program's).
 #[test]
 fn a_volume_on_pci_works_as_on_virtio_mmio() {
-    use std::os::unix::fs::PermissionsExt as _;
     let dir = std::env::temp_dir().join(format!("pith-pci-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a test directory");
-    let wrapper = dir.join("qemu-q35");
-    std::fs::write(
-        &wrapper,
-        r#"#!/bin/bash
-args=()
-for a in "$@"; do
-  case "$a" in
-    microvm,*) a=q35 ;;
-    virtio-blk-device,*) a="virtio-blk-pci,${a#virtio-blk-device,}" ;;
-    virtio-net-device,*) a="virtio-net-pci,${a#virtio-net-device,}" ;;
-  esac
-  args+=("$a")
-done
-exec qemu-system-x86_64 "${args[@]}" -fw_cfg name=etc/sercon-port,string=0
-"#,
-    )
-    .expect("wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wrapper = pith_tests::q35_wrapper(&dir);
     let image = dir.join("volume.img");
     let volume = format!("{}:/data", image.display());
     let program = compile("volume", Toolchain::GlibcStatic);

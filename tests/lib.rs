@@ -512,3 +512,30 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// A QEMU wrapper in `dir` that turns `pith run`'s machine into q35 and its virtio-mmio
+/// devices into virtio-pci ones (and silences SeaBIOS's serial console, which is the
+/// program's): the kernel's PCI paths, which `pith` itself never asks for.
+pub fn q35_wrapper(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let wrapper = dir.join("qemu-q35");
+    std::fs::write(
+        &wrapper,
+        r#"#!/bin/bash
+args=()
+for a in "$@"; do
+  case "$a" in
+    microvm,*) a=q35 ;;
+    virtio-blk-device,*) a="virtio-blk-pci,${a#virtio-blk-device,}" ;;
+    virtio-net-device,*) a="virtio-net-pci,${a#virtio-net-device,}" ;;
+  esac
+  args+=("$a")
+done
+exec qemu-system-x86_64 "${args[@]}" -fw_cfg name=etc/sercon-port,string=0
+"#,
+    )
+    .expect("write the QEMU wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("make the QEMU wrapper executable");
+    wrapper
+}

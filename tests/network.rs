@@ -244,3 +244,39 @@ fn getent_finds_a_name_in_the_packed_etc_hosts() {
         outcome.stderr
     );
 }
+
+/// On q35 the network device is virtio-net on PCI, whose interrupt is not routed: waits look
+/// at it every millisecond. A server there answers through a forwarded port all the same.
+#[test]
+fn a_server_on_pci_answers_through_a_forwarded_port() {
+    let dir = std::env::temp_dir().join(format!("pith-pci-net-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let wrapper = pith_tests::q35_wrapper(&dir);
+    let server_program = compile("net_server", Toolchain::MuslStatic);
+    let port = pith_tests::free_port().to_string();
+    let mut command = Command::new(pith_binary());
+    command
+        .arg("run")
+        .arg("-v")
+        .arg("--qemu")
+        .arg(&wrapper)
+        .args(["-p", &format!("127.0.0.1:{port}:7")]);
+    command.arg(&server_program);
+    let mut server = Server::start(command);
+    server.wait_for_line("ready");
+    let concurrent = client(&[], &["127.0.0.1", &port, "concurrent", "5"]);
+    assert!(
+        concurrent.contains("5 of 5 connections echoed"),
+        "{concurrent}"
+    );
+    let bulk = client(&[], &["127.0.0.1", &port, "bulk", "5000000"]);
+    assert!(bulk.contains("checksums equal"), "{bulk}");
+    let outcome = quit(server, &[], "127.0.0.1", &port);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        outcome.stderr.contains("pith: network: virtio-net on PCI"),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -266,6 +266,10 @@ impl Platform for KernelPlatform {
         crate::virtio_net::mac()
     }
 
+    fn net_polled(&self) -> bool {
+        crate::virtio_net::polled()
+    }
+
     fn net_receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
         crate::virtio_net::receive(buffer)
     }

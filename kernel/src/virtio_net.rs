@@ -7,6 +7,7 @@ use crate::virtio_blk::PithHal;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::{DeviceType, SomeTransport};
@@ -30,6 +31,8 @@ struct Nic {
 }
 
 static NIC: Mutex<Option<Nic>> = Mutex::new(None);
+/// The device's interrupt is not routed (PCI): waits look at it every millisecond instead.
+static POLLED: AtomicBool = AtomicBool::new(false);
 
 /// Finds the first virtio-net device (on virtio-mmio, whose interrupt lines
 /// `mmio_interrupts` gives from QEMU's `virtio_mmio.device=` words; or on PCI) and brings it
@@ -51,9 +54,11 @@ pub fn init(rsdp_hint: u64, mmio_interrupts: &[(u64, u32)]) {
         return;
     }
     if let Some(transport) = crate::pci::find_virtio(rsdp_hint, DeviceType::Network) {
-        // PCI's legacy interrupt lines are not routed: the device is polled at each wait's
-        // end (the timer still wakes the CPU for the stack's deadlines).
-        start(SomeTransport::from(transport), "PCI");
+        // PCI's legacy interrupt lines are not routed: waits for the network end every
+        // millisecond to look at the device (`polled`).
+        if start(SomeTransport::from(transport), "PCI") {
+            POLLED.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -100,6 +105,11 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         mac,
     });
     true
+}
+
+/// Whether the device raises no interrupt, and waits must poll it.
+pub fn polled() -> bool {
+    POLLED.load(Ordering::Relaxed)
 }
 
 /// The device's MAC address, if there is a device.

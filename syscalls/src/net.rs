@@ -336,6 +336,9 @@ pub fn poll_stack(context: &mut Context) {
     }
 }
 
+/// How often a wait looks at a network device that raises no interrupt.
+const POLLED_DEVICE_NS: u64 = 1_000_000;
+
 /// Waits for an event until `deadline` or the stack's next timer, whichever is first: the
 /// caller polls the stack and looks again.
 pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
@@ -348,6 +351,16 @@ pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     let wake = timer.map_or(deadline, |timer| timer.min(deadline));
     // A timerfd's expiry is an event too.
     let wake = crate::timerfd::next_deadline(context).map_or(wake, |timer| timer.min(wake));
+    // A device without an interrupt (virtio-net on PCI) is looked at every millisecond.
+    let wake = if context.platform.net_polled() && context.process.network.stack.is_some() {
+        let soon = context
+            .platform
+            .now(MachineClock::Monotonic)
+            .saturating_add(POLLED_DEVICE_NS);
+        wake.min(soon)
+    } else {
+        wake
+    };
     crate::signal::wait_step(context, wake, WakeOn::AnyEvent)
 }
 

@@ -193,6 +193,11 @@ pub trait Platform {
     fn net_receive(&mut self, _buffer: &mut [u8]) -> Option<usize> {
         None
     }
+    /// Whether the network device raises no interrupt for what it receives (then a wait for
+    /// the network must end now and then to look).
+    fn net_polled(&self) -> bool {
+        false
+    }
     /// Whether the device has room to queue a frame now.
     fn net_can_transmit(&mut self) -> bool {
         false
