@@ -467,7 +467,8 @@ impl FdTable {
     /// Opens `file` at the lowest free fd.
     /// Whether an fd below `limit` is free (the next open would not be EMFILE).
     pub fn has_free_fd(&self, limit: u32) -> bool {
-        self.entries.range(..limit).count() < limit as usize
+        // Fewer fds than the limit in all: one below it is free, without counting them.
+        self.entries.len() < limit as usize || self.entries.range(..limit).count() < limit as usize
     }
 
     pub fn open(&mut self, file: OpenFile, close_on_exec: bool, limit: u32) -> Result<Fd, Errno> {

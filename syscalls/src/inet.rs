@@ -65,8 +65,6 @@ struct Listener {
 pub struct Stack {
     interface: Interface,
     sockets: SocketSet<'static>,
-    pub config: Option<NetConfig>,
-    pub mac: [u8; 6],
     wire: Wire,
     listeners: BTreeMap<u32, Listener>,
     /// Connections the program closed, reaped once they are done.
@@ -310,8 +308,6 @@ impl Stack {
         Stack {
             interface,
             sockets: SocketSet::new(Vec::new()),
-            config,
-            mac,
             wire,
             listeners: BTreeMap::new(),
             closing: Vec::new(),
@@ -606,11 +602,6 @@ impl Stack {
 
     pub fn close_udp(&mut self, handle: SocketHandle) {
         self.sockets.remove(handle);
-    }
-
-    /// The address a connection to `remote` would go out from.
-    pub fn source_address(&self, remote: &IpAddress) -> Option<IpAddress> {
-        self.interface.get_source_address(remote)
     }
 
     /// Whether `address` is one of the interface's own.

@@ -235,8 +235,6 @@ pub struct Socket {
     options: Options,
     shut_read: bool,
     shut_write: bool,
-    /// SO_ERROR: an error to report once (a failed non-blocking connect).
-    error: Option<Errno>,
     /// The connection was established once (so a CLOSED state now means reset).
     connected: bool,
     /// A reset was reported already; later reads see end of file.
@@ -407,7 +405,6 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
         options: Options::default(),
         shut_read: false,
         shut_write: false,
-        error: None,
         connected: false,
         reset_reported: false,
         events: Arc::default(),
@@ -819,7 +816,6 @@ pub fn accept4(
         },
         shut_read: false,
         shut_write: false,
-        error: None,
         connected: true,
         reset_reported: false,
         events: Arc::default(),
@@ -1202,7 +1198,7 @@ fn send(
     let socket = socket_mut(context, id)?;
     let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
     let (timeout, stream, peer) = (socket.options.send_timeout, socket.stream, socket.peer);
-    let (connected, shut_write, state) = (socket.connected, socket.shut_write, socket.state);
+    let (shut_write, state) = (socket.shut_write, socket.state);
     let deadline = deadline(context, timeout);
     let total: usize = pieces.iter().map(|piece| piece.1).sum();
     if !stream {
@@ -1233,8 +1229,8 @@ fn send(
         poll_stack(context);
         return result;
     }
-    // A connected stream socket ignores the address (sendto(2)).
-    let _ = (to, connected);
+    // A stream socket ignores `to` (sendto(2): "the arguments dest_addr and addrlen are
+    // ignored" on a connection-mode socket).
     if shut_write {
         return Err(broken_pipe(context, flags));
     }
@@ -1778,17 +1774,16 @@ pub fn getsockopt(
             }
         }
         (SOL_SOCKET, SO_ERROR) => {
-            let mut error = socket.error.take();
-            if error.is_none() {
-                if let State::Connection(_) = socket.state {
-                    let connected = socket.connected;
-                    if connection_state(context, id)? == tcp::State::Closed && !connected {
-                        error = Some(Errno::ECONNREFUSED);
-                        forget_connection(context, id);
-                    }
+            // A connect refused while nobody waited for it: said once, then forgotten.
+            let mut error = 0;
+            if let State::Connection(_) = socket.state {
+                let connected = socket.connected;
+                if connection_state(context, id)? == tcp::State::Closed && !connected {
+                    error = Errno::ECONNREFUSED as i32;
+                    forget_connection(context, id);
                 }
             }
-            error.map_or(0, |errno| errno as i32)
+            error
         }
         (SOL_SOCKET, SO_ACCEPTCONN) => flag(socket.state == State::Listening),
         (SOL_SOCKET, SO_REUSEADDR) => flag(options.reuse_address),
@@ -1858,12 +1853,11 @@ pub fn readiness(context: &mut Context, id: u32) -> i16 {
     let Ok(socket) = socket_mut(context, id) else {
         return crate::poll::POLLNVAL;
     };
-    let (state, shut_read, shut_write, stream, has_error, connected) = (
+    let (state, shut_read, shut_write, stream, connected) = (
         socket.state,
         socket.shut_read,
         socket.shut_write,
         socket.stream,
-        socket.error.is_some(),
         socket.connected,
     );
     let Ok(stack) = context.process.network.stack(context.platform) else {
@@ -1871,7 +1865,7 @@ pub fn readiness(context: &mut Context, id: u32) -> i16 {
     };
     let readable = POLLIN | POLLRDNORM;
     let writable = POLLOUT | POLLWRNORM;
-    let mut ready = if has_error { POLLERR } else { 0 };
+    let mut ready = 0;
     let mut now_connected = false;
     match state {
         State::Idle if stream => ready |= writable | POLLHUP,
