@@ -18,6 +18,16 @@ fn sockets_behave_as_on_linux() {
     );
 }
 
+#[test]
+fn unix_sockets_behave_as_on_linux() {
+    assert_checks_pass_as_on_linux(
+        "unix_sockets",
+        &[Toolchain::MuslStatic, Toolchain::GlibcDynamic],
+        &[],
+        None,
+    );
+}
+
 /// Runs the host-side client (tests/programs/net_client.c, compiled natively) with `args`,
 /// behind `prefix` (e.g. `ip netns exec NAME`); asserts it succeeded; returns its line.
 fn client(prefix: &[&str], args: &[&str]) -> String {

@@ -13,8 +13,26 @@ use rsext4::{
     BlockIo, DeviceCapabilities, DeviceGeometry, DirectoryCursor, Ext4, Ext4Error, Ext4ErrorKind,
     Ext4Result, Ext4Timestamp, FileName, FilePermissions, InodeInfo, InodeMetadataUpdate,
     InodeNumber, MkfsOptions, MountOptions, MountServices, MountedServices, MutationContext,
-    NoopObserver, RenameOptions, SectorId, UnlinkOutcome,
+    NoopObserver, RenameOptions, SectorId, SpecialInodeKind, UnlinkOutcome,
 };
+
+/// The inode kind of a special node: a socket (an AF_UNIX socket's file), a fifo, or a
+/// device with the number `device` (a Linux dev_t).
+fn special_kind(kind: FileType, device: u64) -> Result<SpecialInodeKind, Error> {
+    let number = || {
+        let major = ((device >> 8) & 0xfff) | ((device >> 32) & !0xfff);
+        let minor = (device & 0xff) | ((device >> 12) & !0xff);
+        let fits = |value: u64| u32::try_from(value).map_err(|_| Error::Invalid);
+        rsext4::DeviceNumber::new(fits(major)?, fits(minor)?).map_err(|_| Error::Invalid)
+    };
+    Ok(match kind {
+        FileType::Socket => SpecialInodeKind::Socket,
+        FileType::Fifo => SpecialInodeKind::Fifo,
+        FileType::CharDevice => SpecialInodeKind::CharacterDevice(number()?),
+        FileType::BlockDevice => SpecialInodeKind::BlockDevice(number()?),
+        _ => return Err(Error::Invalid),
+    })
+}
 
 /// EXT4_SUPER_MAGIC (include/uapi/linux/magic.h).
 pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
@@ -384,7 +402,14 @@ fn metadata_of(info: &InodeInfo) -> Metadata {
         accessed: time(info.atime),
         modified: time(info.mtime),
         changed: time(info.ctime),
-        device: 0,
+        // A device node's number, as a Linux dev_t.
+        device: info.device_number.map_or(0, |number| {
+            let (major, minor) = (u64::from(number.major()), u64::from(number.minor()));
+            ((major & 0xfff) << 8)
+                | ((major & !0xfff) << 32)
+                | (minor & 0xff)
+                | ((minor & !0xff) << 12)
+        }),
     }
 }
 
@@ -445,7 +470,13 @@ impl<D: Disk> FileSystem for Ext4Fs<D> {
             NewNode::Symlink(target) => {
                 fs.create_symlink(context(&creation), parent, child, &target)
             }
-            NewNode::Special(..) => return Err(Error::NotPermitted),
+            NewNode::Special(kind, device) => fs.create_special_inode(
+                context(&creation),
+                parent,
+                child,
+                permissions(creation.permissions)?,
+                special_kind(kind, device)?,
+            ),
         }
         .map_err(error)?;
         Ok(info.number.raw() as Ino)
@@ -987,6 +1018,31 @@ mod tests {
                 "file {file} after a remount"
             );
         }
+    }
+
+    #[test]
+    fn special_nodes_are_made_and_kept() {
+        let disk = MemoryDisk(Arc::new(Mutex::new(alloc::vec![0u8; 32 << 20])));
+        let disk = format(disk, clock).unwrap();
+        let null = (1 << 8) | 3; // makedev(1, 3)
+        {
+            let mut fs = Ext4Fs::mount(disk.clone(), clock).map_err(|e| e.0).unwrap();
+            let root = fs.root();
+            let socket = NewNode::Special(FileType::Socket, 0);
+            fs.create(root, b"server.sock", socket, CREATE).unwrap();
+            let fifo = NewNode::Special(FileType::Fifo, 0);
+            fs.create(root, b"queue", fifo, CREATE).unwrap();
+            let device = NewNode::Special(FileType::CharDevice, null);
+            fs.create(root, b"null", device, CREATE).unwrap();
+            fs.sync(None).unwrap();
+        }
+        let fs = Ext4Fs::mount(disk, clock).map_err(|e| e.0).unwrap();
+        let root = fs.root();
+        let kind = |name: &[u8]| fs.metadata(fs.lookup(root, name).unwrap()).unwrap();
+        assert_eq!(kind(b"server.sock").kind, FileType::Socket);
+        assert_eq!(kind(b"queue").kind, FileType::Fifo);
+        assert_eq!(kind(b"null").kind, FileType::CharDevice);
+        assert_eq!(kind(b"null").device, null);
     }
 
     #[test]

@@ -241,6 +241,7 @@ fn contains_epoll(context: &Context, inner: u32, outer: u32) -> bool {
 fn generation(context: &mut Context, kind: FileKind) -> u32 {
     match kind {
         FileKind::Socket { id } => crate::net::generation(context, id),
+        FileKind::UnixSocket { id } => crate::unix::generation(context, id),
         FileKind::Pipe { id, .. } => context
             .process
             .files

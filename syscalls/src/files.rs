@@ -466,6 +466,8 @@ fn open_from(
     if flags & O_PATH == 0 {
         match metadata.kind {
             FileType::Symlink => return Err(Errno::ELOOP), // O_NOFOLLOW met a link
+            // A socket file is reached by connect(2), never opened.
+            FileType::Socket => return Err(Errno::ENXIO),
             FileType::Directory if writing || flags & O_CREAT != 0 => return Err(Errno::EISDIR),
             kind if kind != FileType::Directory && flags & O_DIRECTORY != 0 => {
                 return Err(Errno::ENOTDIR)
@@ -552,20 +554,31 @@ fn install(context: &mut Context, node: Node, flags: u32, _tmpfile: bool) -> Res
     }
 }
 
-/// Tells the filesystems about the open files that were just closed for the last time.
+/// Tells the filesystems about the open files that were just closed for the last time, and
+/// the owners of sockets, epoll instances, eventfds and timerfds. A socket closed here may
+/// hold files in flight (SCM_RIGHTS) whose last reference goes with it: this goes on until
+/// nothing more closes.
 pub fn settle_closes(context: &mut Context) {
-    for node in context.process.files.take_closed() {
-        if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
-            fs.close(node.ino);
+    loop {
+        let nodes = context.process.files.take_closed();
+        let objects = context.process.files.take_closed_objects();
+        if nodes.is_empty() && objects.is_empty() {
+            return;
         }
-    }
-    for kind in context.process.files.take_closed_objects() {
-        match kind {
-            FileKind::Socket { id } => crate::net::release(context, id),
-            FileKind::Epoll { id } => context.process.epolls.release(id),
-            FileKind::Eventfd { id } => crate::eventfd::release(context, id),
-            FileKind::Timerfd { id } => crate::timerfd::release(context, id),
-            _ => {}
+        for node in nodes {
+            if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
+                fs.close(node.ino);
+            }
+        }
+        for kind in objects {
+            match kind {
+                FileKind::Socket { id } => crate::net::release(context, id),
+                FileKind::UnixSocket { id } => crate::unix::release(context, id),
+                FileKind::Epoll { id } => context.process.epolls.release(id),
+                FileKind::Eventfd { id } => crate::eventfd::release(context, id),
+                FileKind::Timerfd { id } => crate::timerfd::release(context, id),
+                _ => {}
+            }
         }
     }
 }
@@ -922,6 +935,31 @@ pub fn mkdirat(context: &mut Context, dir_fd: Fd, path: UserPath, mode: u32) -> 
     let fs = context.process.vfs.fs_mut(parent.dir.mount)?;
     fs.create(parent.dir.ino, &parent.name, NewNode::Directory, creation)?;
     Ok(())
+}
+
+/// Makes the socket file of an AF_UNIX socket bound to `path` (mode 0777 less the umask, as
+/// Linux's unix_bind): EADDRINUSE if anything is there already.
+pub fn make_socket_file(context: &mut Context, path: &[u8]) -> Result<Node, Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let start = start_node(context, Fd(AT_FDCWD), path)?;
+    let parent = context.process.vfs.resolve_parent(start, path)?;
+    if parent.name.is_empty() || parent.name == b"." || parent.name == b".." {
+        return Err(Errno::EADDRINUSE);
+    }
+    let now = now(context);
+    let creation = creation(context, 0o777, now);
+    let fs = context.process.vfs.fs_mut(parent.dir.mount)?;
+    let socket = NewNode::Special(FileType::Socket, 0);
+    match fs.create(parent.dir.ino, &parent.name, socket, creation) {
+        Ok(ino) => Ok(Node {
+            mount: parent.dir.mount,
+            ino,
+        }),
+        Err(Error::Exists) => Err(Errno::EADDRINUSE),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Implements mkdir(2).

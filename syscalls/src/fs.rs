@@ -68,8 +68,10 @@ pub enum FileKind {
     Node(pith_fs::vfs::Node),
     /// An end of a pipe (pipe.rs).
     Pipe { id: u32, write_end: bool },
-    /// A socket (net.rs).
+    /// An IPv4 or IPv6 socket (net.rs).
     Socket { id: u32 },
+    /// An AF_UNIX socket (unix.rs).
+    UnixSocket { id: u32 },
     /// An epoll instance (epoll.rs).
     Epoll { id: u32 },
     /// An eventfd (eventfd.rs).
@@ -207,6 +209,49 @@ impl FdTable {
         }
     }
 
+    /// Takes a reference on `fd`'s open description for a message in flight (SCM_RIGHTS):
+    /// the file stays open while the message waits, though every fd of it may be closed.
+    pub fn hold(&mut self, fd: Fd) -> Result<u32, Errno> {
+        let entry = self.entry(fd)?;
+        if let Some((_, references)) = self.descriptions.get_mut(&entry.description) {
+            *references += 1;
+        }
+        Ok(entry.description)
+    }
+
+    /// Gives a held description the lowest free fd below `limit`: the hold becomes the fd's
+    /// reference.
+    pub fn install_held(
+        &mut self,
+        description: u32,
+        close_on_exec: bool,
+        limit: u32,
+    ) -> Result<Fd, Errno> {
+        let free = (0..limit)
+            .find(|fd| !self.entries.contains_key(fd))
+            .ok_or(Errno::EMFILE)?;
+        self.entries.insert(
+            free,
+            FdEntry {
+                description,
+                close_on_exec,
+            },
+        );
+        Ok(Fd(free as i32))
+    }
+
+    /// Takes one more reference on a held description (a peeked message's files).
+    pub fn hold_description(&mut self, description: u32) {
+        if let Some((_, references)) = self.descriptions.get_mut(&description) {
+            *references += 1;
+        }
+    }
+
+    /// Drops a held reference (a message in flight was dropped unread).
+    pub fn drop_held(&mut self, description: u32) {
+        self.unreference(description);
+    }
+
     fn release(&mut self, description: u32) {
         if let Some((
             OpenFile {
@@ -220,6 +265,11 @@ impl FdTable {
             self.record_locks
                 .release(*node, crate::locks::Owner::Process);
         }
+        self.unreference(description);
+    }
+
+    /// Drops one reference to `description`; the last one closes it.
+    fn unreference(&mut self, description: u32) {
         if let Some((_, references)) = self.descriptions.get_mut(&description) {
             *references -= 1;
             if *references == 0 {
@@ -258,6 +308,7 @@ impl FdTable {
                         if matches!(
                             kind,
                             FileKind::Socket { .. }
+                                | FileKind::UnixSocket { .. }
                                 | FileKind::Epoll { .. }
                                 | FileKind::Eventfd { .. }
                                 | FileKind::Timerfd { .. }
@@ -560,6 +611,7 @@ pub fn read(context: &mut Context, fd: Fd, buffer: UserAddr, count: usize) -> Re
         }
         FileKind::Pipe { id, .. } => crate::pipe::read(context, file, id, buffer, count),
         FileKind::Socket { id } => crate::net::read(context, id, file, &[(buffer.0, count)]),
+        FileKind::UnixSocket { id } => crate::unix::read(context, id, file, &[(buffer.0, count)]),
         FileKind::Epoll { .. } => Err(Errno::EINVAL),
         FileKind::Eventfd { id } => crate::eventfd::read(context, id, file, buffer, count),
         FileKind::Timerfd { id } => crate::timerfd::read(context, id, file, buffer, count),
@@ -784,6 +836,7 @@ pub fn write(
         }
         FileKind::Pipe { id, .. } => crate::pipe::write(context, file, id, buffer, count),
         FileKind::Socket { id } => crate::net::write(context, id, file, &[(buffer.0, count)]),
+        FileKind::UnixSocket { id } => crate::unix::write(context, id, file, &[(buffer.0, count)]),
         FileKind::Epoll { .. } => Err(Errno::EINVAL),
         FileKind::Eventfd { id } => crate::eventfd::write(context, id, file, buffer, count),
         FileKind::Timerfd { .. } => Err(Errno::EINVAL),
@@ -815,12 +868,15 @@ fn read_iovecs(context: &Context, vector: UserAddr, count: i32) -> Result<Vec<Io
 pub fn writev(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Result<usize, Errno> {
     let file = context.process.files.get(fd)?;
     let iovecs = read_iovecs(context, vector, count)?;
-    if let FileKind::Socket { id } = file.kind {
+    if let FileKind::Socket { id } | FileKind::UnixSocket { id } = file.kind {
         // One send of all the pieces: a request and its body leave together.
         let pieces: Vec<(u64, usize)> = iovecs
             .iter()
             .map(|iovec| (iovec.iov_base, iovec.iov_len as usize))
             .collect();
+        if let FileKind::UnixSocket { .. } = file.kind {
+            return crate::unix::write(context, id, file, &pieces);
+        }
         return crate::net::write(context, id, file, &pieces);
     }
     let mut total = 0;
@@ -860,6 +916,13 @@ pub fn readv(context: &mut Context, fd: Fd, vector: UserAddr, count: i32) -> Res
                 .map(|iovec| (iovec.iov_base, iovec.iov_len as usize))
                 .collect();
             crate::net::read(context, id, file, &pieces)
+        }
+        FileKind::UnixSocket { id } => {
+            let pieces: Vec<(u64, usize)> = iovecs
+                .iter()
+                .map(|iovec| (iovec.iov_base, iovec.iov_len as usize))
+                .collect();
+            crate::unix::read(context, id, file, &pieces)
         }
         // Files read whole records or text: fill the buffers in turn.
         FileKind::Generated
@@ -1022,6 +1085,7 @@ pub fn lseek(context: &mut Context, fd: Fd, offset: i64, whence: i32) -> Result<
         | FileKind::Signalfd { .. }
         | FileKind::Pipe { .. }
         | FileKind::Socket { .. }
+        | FileKind::UnixSocket { .. }
         | FileKind::Epoll { .. }
         | FileKind::Eventfd { .. }
         | FileKind::Timerfd { .. } => Err(Errno::ESPIPE),
@@ -1097,9 +1161,12 @@ pub fn stat_of_fd(context: &mut Context, fd: Fd) -> Result<Stat, Errno> {
             ..Stat::default()
         },
         // sockfs: a socket, mode 0777.
-        FileKind::Socket { id } => Stat {
+        FileKind::Socket { id } | FileKind::UnixSocket { id } => Stat {
             st_dev: 0x8,
-            st_ino: 0x2000 + id as u64,
+            st_ino: match file.kind {
+                FileKind::UnixSocket { .. } => 0x4000_0000 + id as u64,
+                _ => 0x2000 + id as u64,
+            },
             st_nlink: 1,
             st_mode: S_IFSOCK | 0o777,
             st_blksize: 4096,
@@ -1139,6 +1206,7 @@ pub fn write_kernel_bytes(context: &mut Context, fd: Fd, data: &[u8]) -> Result<
         }
         FileKind::Pipe { id, .. } => crate::pipe::write_data(context, file, id, data),
         FileKind::Socket { id } => crate::net::write_kernel_bytes(context, id, file, data),
+        FileKind::UnixSocket { id } => crate::unix::write_kernel_bytes(context, id, file, data),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -1317,11 +1385,15 @@ pub fn ioctl(context: &mut Context, fd: Fd, request: u32, argument: u64) -> Resu
         }
         _ => {}
     }
-    if let FileKind::Socket { id } = file.kind {
+    if let FileKind::Socket { id } | FileKind::UnixSocket { id } = file.kind {
         if request != FIONREAD {
             return Err(Errno::ENOTTY);
         }
-        let waiting = crate::net::available(context, id)?.min(i32::MAX as usize) as i32;
+        let waiting = match file.kind {
+            FileKind::UnixSocket { .. } => crate::unix::available(context, id)?,
+            _ => crate::net::available(context, id)?,
+        };
+        let waiting = waiting.min(i32::MAX as usize) as i32;
         context.write_struct(argument, &waiting)?;
         return Ok(0);
     }
@@ -1442,6 +1514,7 @@ fn fd_link(context: &mut Context, fd: Fd) -> Result<Vec<u8>, Errno> {
         FileKind::Pipe { id, .. } => alloc::format!("pipe:[{}]", 0x1000 + id).into_bytes(),
         FileKind::Signalfd { .. } => b"anon_inode:[signalfd]".to_vec(),
         FileKind::Socket { id } => crate::net::link_text(id),
+        FileKind::UnixSocket { id } => crate::unix::link_text(id),
         FileKind::Epoll { .. } => b"anon_inode:[eventpoll]".to_vec(),
         FileKind::Eventfd { .. } => b"anon_inode:[eventfd]".to_vec(),
         FileKind::Timerfd { .. } => b"anon_inode:[timerfd]".to_vec(),

@@ -36,6 +36,7 @@ pub mod time;
 pub mod timerfd;
 pub mod trace;
 pub mod uapi;
+pub mod unix;
 pub mod xattr;
 
 #[cfg(test)]

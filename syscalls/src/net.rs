@@ -362,6 +362,15 @@ pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     crate::signal::wait_step(context, wake, WakeOn::AnyEvent)
 }
 
+/// The AF_UNIX socket `fd` refers to, if it is one (unix.rs serves it).
+fn unix_socket(context: &Context, fd: Fd) -> Option<(u32, OpenFile)> {
+    let file = context.process.files.get(fd).ok()?;
+    match file.kind {
+        FileKind::UnixSocket { id } => Some((id, file)),
+        _ => None,
+    }
+}
+
 fn socket_id(context: &Context, fd: Fd) -> Result<(u32, OpenFile), Errno> {
     let file = context.process.files.get(fd)?;
     match file.kind {
@@ -384,6 +393,7 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
     let flags = kind & (SOCK_NONBLOCK | SOCK_CLOEXEC);
     let base = kind & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
     let family = match u16::try_from(domain).map_err(|_| Errno::EAFNOSUPPORT)? {
+        AF_UNIX => return crate::unix::socket(context, kind, protocol),
         AF_INET => Family::Inet,
         AF_INET6 => Family::Inet6,
         _ => return Err(Errno::EAFNOSUPPORT),
@@ -588,7 +598,7 @@ fn sockaddr_bytes(family: Family, address: Option<IpAddress>, port: u16) -> Vec<
 
 /// Writes a socket address to (`address`, `*len_address`) as accept, recvfrom and getsockname
 /// do: truncated to the room given, with the full length stored back.
-fn write_sockaddr(
+pub(crate) fn write_sockaddr(
     context: &mut Context,
     address: UserAddr,
     len_address: UserAddr,
@@ -616,6 +626,9 @@ fn listen_endpoint(local: (Option<IpAddress>, u16)) -> IpListenEndpoint {
 
 /// Implements bind(2).
 pub fn bind(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::bind(context, id, address, len);
+    }
     let (id, _) = socket_id(context, fd)?;
     let family = socket_mut(context, id)?.family;
     let endpoint = read_sockaddr(context, address, len, family)?;
@@ -688,6 +701,9 @@ fn bind_ephemeral(context: &mut Context, id: u32) -> Result<(), Errno> {
 
 /// Implements listen(2).
 pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::listen(context, id, backlog);
+    }
     let (id, _) = socket_id(context, fd)?;
     let socket = socket_mut(context, id)?;
     if !socket.stream {
@@ -761,6 +777,9 @@ pub fn accept4(
 ) -> Result<i32, Errno> {
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if let Some((id, file)) = unix_socket(context, fd) {
+        return crate::unix::accept(context, id, file, address, len_address, flags);
     }
     let (id, file) = socket_id(context, fd)?;
     let listener = socket_mut(context, id)?;
@@ -853,6 +872,9 @@ pub fn accept(
 
 /// Implements connect(2).
 pub fn connect(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Result<(), Errno> {
+    if let Some((id, file)) = unix_socket(context, fd) {
+        return crate::unix::connect(context, id, file, address, len);
+    }
     let (id, file) = socket_id(context, fd)?;
     let socket = socket_mut(context, id)?;
     let family = socket.family;
@@ -957,7 +979,7 @@ fn forget_connection(context: &mut Context, id: u32) {
 }
 
 /// The app memory a read or write moves, as (address, length) pieces.
-type Pieces = Vec<(u64, usize)>;
+pub(crate) type Pieces = Vec<(u64, usize)>;
 
 fn iovec_pieces(context: &Context, vector: UserAddr, count: u64) -> Result<Pieces, Errno> {
     if count > crate::uapi::UIO_MAXIOV as u64 {
@@ -1343,6 +1365,11 @@ pub fn sendto(
     address: UserAddr,
     address_len: u32,
 ) -> Result<usize, Errno> {
+    let len = len.min(i32::MAX as usize);
+    if let Some((id, file)) = unix_socket(context, fd) {
+        let pieces = [(buffer.0, len)];
+        return crate::unix::sendto(context, id, file, &pieces, flags, address, address_len);
+    }
     let (id, file) = socket_id(context, fd)?;
     let to = if address.is_null() {
         None
@@ -1364,8 +1391,12 @@ pub fn recvfrom(
     address: UserAddr,
     len_address: UserAddr,
 ) -> Result<usize, Errno> {
-    let (id, file) = socket_id(context, fd)?;
     let len = len.min(i32::MAX as usize);
+    if let Some((id, file)) = unix_socket(context, fd) {
+        let pieces = [(buffer.0, len)];
+        return crate::unix::recvfrom(context, id, file, &pieces, flags, address, len_address);
+    }
+    let (id, file) = socket_id(context, fd)?;
     let received = receive(context, id, file, &[(buffer.0, len)], flags)?;
     write_source(context, id, &received, address, len_address)?;
     Ok(received.len)
@@ -1400,9 +1431,12 @@ pub fn sendmsg(
     message: UserAddr,
     flags: u32,
 ) -> Result<usize, Errno> {
-    let (id, file) = socket_id(context, fd)?;
     let header: Msghdr = context.read_struct(message.0)?;
     let pieces = iovec_pieces(context, UserAddr(header.msg_iov), header.msg_iovlen)?;
+    if let Some((id, file)) = unix_socket(context, fd) {
+        return crate::unix::sendmsg(context, id, file, &header, &pieces, flags);
+    }
+    let (id, file) = socket_id(context, fd)?;
     let to = if header.msg_name == 0 {
         None
     } else {
@@ -1424,9 +1458,14 @@ pub fn recvmsg(
     message: UserAddr,
     flags: u32,
 ) -> Result<usize, Errno> {
-    let (id, file) = socket_id(context, fd)?;
     let mut header: Msghdr = context.read_struct(message.0)?;
     let pieces = iovec_pieces(context, UserAddr(header.msg_iov), header.msg_iovlen)?;
+    if let Some((id, file)) = unix_socket(context, fd) {
+        let len = crate::unix::recvmsg(context, id, file, &mut header, &pieces, flags)?;
+        context.write_struct(message.0, &header)?;
+        return Ok(len);
+    }
+    let (id, file) = socket_id(context, fd)?;
     let received = receive(context, id, file, &pieces, flags & !MSG_CMSG_CLOEXEC)?;
     if header.msg_name != 0 {
         let family = socket_mut(context, id)?.family;
@@ -1498,6 +1537,9 @@ pub fn recvmmsg(
 
 /// Implements shutdown(2).
 pub fn shutdown(context: &mut Context, fd: Fd, how: i32) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::shutdown(context, id, how);
+    }
     let (id, _) = socket_id(context, fd)?;
     if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
         return Err(Errno::EINVAL);
@@ -1537,6 +1579,9 @@ pub fn getsockname(
     address: UserAddr,
     len_address: UserAddr,
 ) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::getsockname(context, id, address, len_address);
+    }
     let (id, _) = socket_id(context, fd)?;
     let socket = socket_mut(context, id)?;
     let (family, mut local, state) = (socket.family, socket.local, socket.state);
@@ -1557,6 +1602,9 @@ pub fn getpeername(
     address: UserAddr,
     len_address: UserAddr,
 ) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::getpeername(context, id, address, len_address);
+    }
     let (id, _) = socket_id(context, fd)?;
     let socket = socket_mut(context, id)?;
     let (family, peer, state) = (socket.family, socket.peer, socket.state);
@@ -1579,21 +1627,22 @@ pub fn getpeername(
     write_sockaddr(context, address, len_address, &bytes)
 }
 
-/// Implements socketpair(2): AF_UNIX is not there yet.
+/// Implements socketpair(2): AF_UNIX sockets only, as on Linux.
 pub fn socketpair(
-    _context: &mut Context,
+    context: &mut Context,
     domain: i32,
-    _kind: u32,
-    _protocol: i32,
-    _fds: UserAddr,
+    kind: u32,
+    protocol: i32,
+    fds: UserAddr,
 ) -> Result<(), Errno> {
     match u16::try_from(domain) {
+        Ok(AF_UNIX) => crate::unix::socketpair(context, kind, protocol, fds),
         Ok(AF_INET | AF_INET6) => Err(Errno::EOPNOTSUPP),
         _ => Err(Errno::EAFNOSUPPORT),
     }
 }
 
-fn read_int_option(context: &Context, value: UserAddr, len: u32) -> Result<i32, Errno> {
+pub(crate) fn read_int_option(context: &Context, value: UserAddr, len: u32) -> Result<i32, Errno> {
     if len < 4 {
         return Err(Errno::EINVAL);
     }
@@ -1601,7 +1650,11 @@ fn read_int_option(context: &Context, value: UserAddr, len: u32) -> Result<i32, 
 }
 
 /// A `struct timeval` option in ns (SO_RCVTIMEO, SO_SNDTIMEO).
-fn read_timeval_option(context: &Context, value: UserAddr, len: u32) -> Result<u64, Errno> {
+pub(crate) fn read_timeval_option(
+    context: &Context,
+    value: UserAddr,
+    len: u32,
+) -> Result<u64, Errno> {
     if len < 16 {
         return Err(Errno::EINVAL);
     }
@@ -1640,6 +1693,9 @@ pub fn setsockopt(
     value: UserAddr,
     len: u32,
 ) -> Result<(), Errno> {
+    if let Some((id, _)) = unix_socket(context, fd) {
+        return crate::unix::setsockopt(context, id, level, name, value, len);
+    }
     let (id, _) = socket_id(context, fd)?;
     let stream = socket_mut(context, id)?.stream;
     if level == IPPROTO_TCP && !stream {
@@ -1749,11 +1805,15 @@ pub fn getsockopt(
     value: UserAddr,
     len_address: UserAddr,
 ) -> Result<(), Errno> {
-    let (id, _) = socket_id(context, fd)?;
     let room: i32 = context.read_struct(len_address.0)?;
     if room < 0 {
         return Err(Errno::EINVAL);
     }
+    if let Some((id, _)) = unix_socket(context, fd) {
+        let bytes = crate::unix::getsockopt(context, id, level, name)?;
+        return write_option(context, value, len_address, room, &bytes);
+    }
+    let (id, _) = socket_id(context, fd)?;
     let socket = socket_mut(context, id)?;
     let options = socket.options;
     let flag = |on: bool| on as i32;

@@ -64,6 +64,7 @@ pub fn readiness(context: &mut Context, fd: Fd, events: i16) -> i16 {
             }
         }
         FileKind::Socket { id } => crate::net::readiness(context, id),
+        FileKind::UnixSocket { id } => crate::unix::readiness(context, id),
         FileKind::Epoll { id } => crate::epoll::readiness(context, id),
         FileKind::Eventfd { id } => crate::eventfd::readiness(context, id),
         FileKind::Timerfd { id } => crate::timerfd::readiness(context, id),

@@ -53,6 +53,8 @@ pub struct Process {
     pub io_buffer: Vec<u8>,
     /// Sockets and the TCP/IP stack (net.rs, inet.rs).
     pub network: crate::net::Network,
+    /// AF_UNIX sockets (unix.rs).
+    pub unix_sockets: crate::unix::UnixSockets,
     /// epoll instances and eventfds.
     pub epolls: crate::epoll::Epolls,
     pub eventfds: crate::eventfd::Eventfds,
@@ -147,6 +149,7 @@ impl Process {
             unimplemented_logged: [0; 8],
             io_buffer: Vec::new(),
             network: crate::net::Network::default(),
+            unix_sockets: crate::unix::UnixSockets::default(),
             epolls: crate::epoll::Epolls::default(),
             eventfds: crate::eventfd::Eventfds::default(),
             timerfds: crate::timerfd::Timerfds::default(),
