@@ -2,12 +2,18 @@
 //! is what poll(2) sees of each file; the edge-triggered mode reports a file again when its
 //! readiness rises or when something new came (each file kind's event count: data or room
 //! on a socket, a pipe's read or write, an eventfd's change, a connection to accept).
+//!
+//! A wait looks only at the interests on its ready list, as Linux's does: those whose file
+//! had an event since (sockets' wakers, pipes, eventfds and AF_UNIX sockets record theirs),
+//! and the level-triggered ones that were ready at the last look. Idle connections cost a
+//! wait nothing. Files that report no events (timerfds, the console, signalfds, nested
+//! epoll instances, device nodes) are looked at in every wait.
 
 use crate::args::{Fd, UserAddr};
 use crate::errno::Errno;
 use crate::fs::{FileKind, OpenFile, O_CLOEXEC, O_RDWR};
 use crate::platform::{Context, MachineClock};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -55,9 +61,14 @@ pub struct EpollEvent {
 }
 const _: () = assert!(core::mem::size_of::<EpollEvent>() == 12);
 
+/// An interest's key: the fd and its open file description, as Linux keys them.
+type Key = (i32, u32);
+
 /// One fd in an interest list.
 #[derive(Clone, Copy, Debug)]
 struct Interest {
+    /// The file, whose events put the interest on the ready list.
+    kind: FileKind,
     events: u32,
     data: u64,
     /// EPOLLONESHOT fired: nothing more is reported until EPOLL_CTL_MOD.
@@ -67,23 +78,121 @@ struct Interest {
     last_generation: u32,
 }
 
-/// One epoll instance: its interests by (fd, open file description), as Linux keys them.
+/// One epoll instance.
 #[derive(Debug, Default)]
 pub struct Epoll {
-    interests: BTreeMap<(i32, u32), Interest>,
+    interests: BTreeMap<Key, Interest>,
+    /// The interests the next wait looks at: files with events since the last look, and
+    /// level-triggered interests that were ready then.
+    ready: BTreeSet<Key>,
+    /// Interests on files that report no events: every wait looks at them.
+    polled: BTreeSet<Key>,
+    /// Where the last wait that filled its array stopped: the next starts after it, so
+    /// that every ready file gets its turn.
+    resume_after: Option<Key>,
 }
 
-/// The epoll instances by id.
+/// The epoll instances by id, and the interests on each file.
 #[derive(Debug, Default)]
 pub struct Epolls {
     instances: BTreeMap<u32, Epoll>,
     next_id: u32,
+    watchers: BTreeMap<FileKind, Vec<(u32, Key)>>,
+    /// How many interests waits have looked at, in all (what a wait costs, for tests).
+    looks: u64,
 }
 
 impl Epolls {
     /// Drops instance `id` (its last description closed).
     pub fn release(&mut self, id: u32) {
-        self.instances.remove(&id);
+        if let Some(instance) = self.instances.remove(&id) {
+            for (key, interest) in instance.interests {
+                self.unwatch(interest.kind, id, key);
+            }
+        }
+    }
+
+    fn unwatch(&mut self, kind: FileKind, id: u32, key: Key) {
+        if let Some(watchers) = self.watchers.get_mut(&kind) {
+            watchers.retain(|&watcher| watcher != (id, key));
+            if watchers.is_empty() {
+                self.watchers.remove(&kind);
+            }
+        }
+    }
+
+    /// Removes interest `key` of instance `id` altogether.
+    fn remove(&mut self, id: u32, key: Key) -> Option<Interest> {
+        let instance = self.instances.get_mut(&id)?;
+        let interest = instance.interests.remove(&key)?;
+        instance.ready.remove(&key);
+        instance.polled.remove(&key);
+        self.unwatch(interest.kind, id, key);
+        Some(interest)
+    }
+}
+
+/// Whether a file of this kind reports its events to epoll (else every wait looks at it).
+fn reports_events(kind: FileKind) -> bool {
+    matches!(
+        kind,
+        FileKind::Socket { .. }
+            | FileKind::UnixSocket { .. }
+            | FileKind::Pipe { .. }
+            | FileKind::Eventfd { .. }
+    )
+}
+
+/// Asks the owner of `kind` to record its events from now on.
+fn watch_file(context: &mut Context, kind: FileKind) {
+    context.process.files.epoll_watch(kind);
+    match kind {
+        FileKind::Socket { id } => crate::net::watch(context, id),
+        FileKind::UnixSocket { id } => crate::unix::watch(context, id),
+        _ => {}
+    }
+}
+
+/// Puts the interests on files that had events onto their instances' ready lists, and
+/// drops the interests on descriptions closed for good.
+fn absorb_events(context: &mut Context) {
+    let mut files: Vec<FileKind> = crate::net::take_woken(context)
+        .into_iter()
+        .map(|id| FileKind::Socket { id })
+        .collect();
+    files.extend(
+        crate::unix::take_touched(context)
+            .into_iter()
+            .map(|id| FileKind::UnixSocket { id }),
+    );
+    files.extend(context.process.files.take_epoll_touched());
+    let closed = context.process.files.take_epoll_closed();
+    let epolls = &mut context.process.epolls;
+    for kind in files {
+        let Some(watchers) = epolls.watchers.get(&kind) else {
+            continue;
+        };
+        for &(id, key) in watchers {
+            if let Some(instance) = epolls.instances.get_mut(&id) {
+                instance.ready.insert(key);
+            }
+        }
+    }
+    for (description, kind) in closed {
+        let doomed: Vec<(u32, Key)> = epolls
+            .watchers
+            .get(&kind)
+            .map(|watchers| {
+                watchers
+                    .iter()
+                    .copied()
+                    .filter(|&(_, key)| key.1 == description)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, key) in doomed {
+            epolls.remove(id, key);
+        }
     }
 }
 
@@ -159,6 +268,7 @@ pub fn epoll_ctl(
     };
     let events = wanted.events;
     let key = (fd.0, description);
+    let kind = file.kind;
     let instance = context
         .process
         .epolls
@@ -189,6 +299,7 @@ pub fn epoll_ctl(
             instance.interests.insert(
                 key,
                 Interest {
+                    kind,
                     events,
                     data: wanted.data,
                     disarmed: false,
@@ -196,6 +307,15 @@ pub fn epoll_ctl(
                     last_generation: 0,
                 },
             );
+            // Looked at in the next wait, as Linux's ep_insert polls the file at once.
+            if reports_events(kind) {
+                instance.ready.insert(key);
+            } else {
+                instance.polled.insert(key);
+            }
+            let epolls = &mut context.process.epolls;
+            epolls.watchers.entry(kind).or_default().push((id, key));
+            watch_file(context, kind);
         }
         EPOLL_CTL_MOD => {
             let interest = instance.interests.get_mut(&key).ok_or(Errno::ENOENT)?;
@@ -203,15 +323,23 @@ pub fn epoll_ctl(
                 return Err(Errno::EINVAL);
             }
             *interest = Interest {
+                kind,
                 events,
                 data: wanted.data,
                 disarmed: false,
                 last_ready: 0,
                 last_generation: 0,
             };
+            if reports_events(kind) {
+                instance.ready.insert(key);
+            }
         }
         EPOLL_CTL_DEL => {
-            instance.interests.remove(&key).ok_or(Errno::ENOENT)?;
+            context
+                .process
+                .epolls
+                .remove(id, key)
+                .ok_or(Errno::ENOENT)?;
         }
         _ => return Err(Errno::EINVAL),
     }
@@ -257,72 +385,111 @@ fn generation(context: &mut Context, kind: FileKind) -> u32 {
     }
 }
 
-/// Collects up to `max` ready events of instance `id`: level-triggered interests while ready,
-/// edge-triggered ones when something new happened, one-shot ones once. With `consume`
-/// false it only looks (an epoll fd's own readiness) and changes no interest.
+/// Collects up to `max` ready events of instance `id` from its ready list: level-triggered
+/// interests while ready, edge-triggered ones when something new happened, one-shot ones
+/// once. With `consume` false it only looks (an epoll fd's own readiness) and changes no
+/// interest.
 fn collect(context: &mut Context, id: u32, max: usize, consume: bool) -> Vec<EpollEvent> {
+    absorb_events(context);
     let Some(instance) = context.process.epolls.instances.get(&id) else {
         return Vec::new();
     };
-    let keys: Vec<((i32, u32), Interest)> = instance
-        .interests
-        .iter()
-        .map(|(&key, &interest)| (key, interest))
-        .collect();
+    // The ready list and the polled interests, in key order from where the last full wait
+    // stopped.
+    let mut keys: Vec<Key> = instance.ready.union(&instance.polled).copied().collect();
+    if let Some(after) = instance.resume_after {
+        let start = keys.partition_point(|&key| key <= after);
+        keys.rotate_left(start);
+    }
     let mut ready_events = Vec::new();
-    let mut updates = Vec::new();
-    let mut stale = Vec::new();
-    for ((fd, description), interest) in keys {
+    let mut last_reported = None;
+    for key in keys {
         if ready_events.len() >= max {
             break;
         }
+        let (fd, description) = key;
+        let Some(&interest) = context
+            .process
+            .epolls
+            .instances
+            .get(&id)
+            .and_then(|instance| instance.interests.get(&key))
+        else {
+            continue;
+        };
         if !context.process.files.refers_to(Fd(fd), description) {
-            stale.push((fd, description));
+            // The fd was closed (or now holds another file): the interest goes.
+            if consume {
+                context.process.epolls.remove(id, key);
+            }
             continue;
         }
-        if interest.disarmed {
-            continue;
+        context.process.epolls.looks += 1;
+        let (report, updated) = look_at(context, fd, interest);
+        if report.is_some() {
+            last_reported = Some(key);
         }
-        let Ok(file) = context.process.files.get(Fd(fd)) else {
-            continue;
-        };
-        let wanted = (interest.events & EVENT_BITS) | EPOLLERR | EPOLLHUP;
-        let ready = crate::poll::readiness(context, Fd(fd), wanted as i16) as u16 as u32 & wanted;
-        let mut updated = interest;
-        let report = if interest.events & EPOLLET != 0 {
-            let count = generation(context, file.kind);
-            let new = ready != 0
-                && (ready & !interest.last_ready != 0 || count != interest.last_generation);
-            updated.last_ready = ready;
-            updated.last_generation = count;
-            new
-        } else {
-            ready != 0
-        };
-        if report {
+        if let Some(events) = report {
             ready_events.push(EpollEvent {
-                events: ready,
+                events,
                 data: interest.data,
             });
-            if interest.events & EPOLLONESHOT != 0 {
-                updated.disarmed = true;
-            }
         }
-        if consume {
-            updates.push(((fd, description), updated));
+        if !consume {
+            continue;
+        }
+        let Some(instance) = context.process.epolls.instances.get_mut(&id) else {
+            break;
+        };
+        if let Some(slot) = instance.interests.get_mut(&key) {
+            *slot = updated;
+        }
+        // A level-triggered interest stays on the list while it is ready: the next wait
+        // reports it again. Others leave it until their file's next event.
+        let level = interest.events & (EPOLLET | EPOLLONESHOT) == 0;
+        if !(level && report.is_some()) {
+            instance.ready.remove(&key);
         }
     }
-    if let Some(instance) = context.process.epolls.instances.get_mut(&id) {
-        for key in stale {
-            instance.interests.remove(&key);
-        }
-        for (key, interest) in updates {
-            if let Some(slot) = instance.interests.get_mut(&key) {
-                *slot = interest;
-            }
+    if consume {
+        if let Some(instance) = context.process.epolls.instances.get_mut(&id) {
+            instance.resume_after = if ready_events.len() >= max {
+                last_reported
+            } else {
+                None
+            };
         }
     }
     ready_events
+}
+
+/// Looks at one interest: the events to report (None: nothing now) and the interest as it
+/// stands after the look.
+fn look_at(context: &mut Context, fd: i32, interest: Interest) -> (Option<u32>, Interest) {
+    let mut updated = interest;
+    if interest.disarmed {
+        return (None, updated);
+    }
+    // For a socket this also registers its wakers again: smoltcp forgets them once woken.
+    let count = generation(context, interest.kind);
+    let wanted = (interest.events & EVENT_BITS) | EPOLLERR | EPOLLHUP;
+    let ready = crate::poll::readiness(context, Fd(fd), wanted as i16) as u16 as u32 & wanted;
+    let report = if interest.events & EPOLLET != 0 {
+        let new =
+            ready != 0 && (ready & !interest.last_ready != 0 || count != interest.last_generation);
+        updated.last_ready = ready;
+        updated.last_generation = count;
+        new
+    } else {
+        ready != 0
+    };
+    if !report {
+        return (None, updated);
+    }
+    if interest.events & EPOLLONESHOT != 0 {
+        updated.disarmed = true;
+    }
+    (Some(ready), updated)
 }
 
 /// What epoll instance `id` is ready for, as a file (nested in poll or another epoll).
@@ -501,6 +668,70 @@ mod tests {
             [(1, 1), (1, 2)],
             "edge: a new write is a new event, though the pipe was never drained"
         );
+    }
+
+    #[test]
+    fn a_wait_looks_only_at_files_with_events_not_at_idle_ones() {
+        let mut machine = TestMachine::new();
+        let epoll = machine.call(EPOLL_CREATE1, [0, 0, 0, 0, 0, 0]).unwrap();
+        // 500 idle pipes: 1,000 fds, near the default limit of 1,024.
+        for index in 0..500 {
+            let (read_end, _) = pipe(&mut machine);
+            watch(&mut machine, epoll, 1, read_end, super::EPOLLIN, index);
+        }
+        let (level_read, level_write) = pipe(&mut machine);
+        let (edge_read, edge_write) = pipe(&mut machine);
+        watch(&mut machine, epoll, 1, level_read, super::EPOLLIN, 2000);
+        let edge = super::EPOLLIN | super::EPOLLET;
+        watch(&mut machine, epoll, 1, edge_read, edge, 3000);
+        assert_eq!(
+            ready(&mut machine, epoll),
+            [],
+            "each is looked at once when added"
+        );
+        let before = machine.process.epolls.looks;
+        assert_eq!(ready(&mut machine, epoll), []);
+        assert_eq!(
+            machine.process.epolls.looks, before,
+            "idle: nothing to look at"
+        );
+        let byte = machine.put(b"x");
+        assert_eq!(machine.call(1, [level_write, byte, 1, 0, 0, 0]), Ok(1));
+        assert_eq!(machine.call(1, [edge_write, byte, 1, 0, 0, 0]), Ok(1));
+        let before = machine.process.epolls.looks;
+        assert_eq!(ready(&mut machine, epoll), [(1, 2000), (1, 3000)]);
+        assert_eq!(machine.process.epolls.looks - before, 2);
+        // Level-triggered and still ready: looked at again, and reported; the edge is not.
+        assert_eq!(ready(&mut machine, epoll), [(1, 2000)]);
+        assert_eq!(machine.process.epolls.looks - before, 3);
+        let buffer = machine.scratch(8);
+        assert_eq!(machine.call(0, [level_read, buffer, 8, 0, 0, 0]), Ok(1));
+        assert_eq!(ready(&mut machine, epoll), []);
+        assert_eq!(ready(&mut machine, epoll), []);
+        assert_eq!(
+            machine.process.epolls.looks - before,
+            4,
+            "drained: looked at once more, then left alone"
+        );
+    }
+
+    #[test]
+    fn a_full_array_resumes_where_it_stopped() {
+        let mut machine = TestMachine::new();
+        let epoll = machine.call(EPOLL_CREATE1, [0, 0, 0, 0, 0, 0]).unwrap();
+        let byte = machine.put(b"x");
+        for index in 0..3 {
+            let (read_end, write_end) = pipe(&mut machine);
+            assert_eq!(machine.call(1, [write_end, byte, 1, 0, 0, 0]), Ok(1));
+            watch(&mut machine, epoll, 1, read_end, super::EPOLLIN, index);
+        }
+        let first = |machine: &mut TestMachine| {
+            let events = machine.scratch(12);
+            assert_eq!(machine.call(EPOLL_WAIT, [epoll, events, 1, 0, 0, 0]), Ok(1));
+            u64::from_le_bytes(machine.memory_at(events + 4, 8).try_into().unwrap())
+        };
+        let turns: Vec<u64> = (0..4).map(|_| first(&mut machine)).collect();
+        assert_eq!(turns, [0, 1, 2, 0], "every ready file gets its turn");
     }
 
     #[test]

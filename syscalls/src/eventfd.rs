@@ -75,6 +75,10 @@ pub fn eventfd(context: &mut Context, initial: u32) -> Result<i32, Errno> {
 /// Drops eventfd `id` (its last description closed).
 pub fn release(context: &mut Context, id: u32) {
     context.process.eventfds.counters.remove(&id);
+    context
+        .process
+        .files
+        .epoll_unwatch(FileKind::Eventfd { id });
 }
 
 /// Waits (unless O_NONBLOCK: EAGAIN) until `attempt` succeeds.
@@ -88,6 +92,7 @@ fn wait_for(
         let eventfd = context.process.eventfds.get_mut(id)?;
         if let Some(value) = attempt(eventfd) {
             eventfd.generation = eventfd.generation.wrapping_add(1);
+            context.process.files.epoll_note(FileKind::Eventfd { id });
             context.platform.wake_all(); // a reader or writer may be waiting on the other side
             return Ok(value);
         }

@@ -6,7 +6,7 @@ use crate::args::{Fd, UserAddr, UserPath};
 use crate::errno::Errno;
 use crate::platform::{ConsoleStream, Context, PATH_MAX};
 use crate::uapi::*;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use pith_fs::vfs::Restrictions;
 
@@ -56,7 +56,7 @@ pub const FIOCLEX: u32 = 0x5451;
 const MAX_RW_COUNT: usize = 0x7fff_f000;
 
 /// What an open file is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     /// The console; writes go to the given stream (fd 2's to the host's stderr).
     Console(ConsoleStream),
@@ -128,6 +128,13 @@ pub struct FdTable {
     next_description: u32,
     /// The console's termios, as TCSETS last set it.
     pub console_termios: Termios,
+    /// For epoll's ready list (epoll.rs), once the program has an interest anywhere: the
+    /// pipe ends and eventfds watched, those of them with events not looked at yet, and
+    /// the descriptions closed for good (their interests go).
+    epoll_in_use: bool,
+    epoll_watched: BTreeSet<FileKind>,
+    epoll_touched: BTreeSet<FileKind>,
+    epoll_closed: Vec<(u32, FileKind)>,
 }
 
 /// The termios of a freshly opened Linux tty (drivers/tty/tty_io.c's tty_std_termios).
@@ -164,6 +171,10 @@ impl FdTable {
             next_pipe: 0,
             next_description: 0,
             console_termios: DEFAULT_TERMIOS,
+            epoll_in_use: false,
+            epoll_watched: BTreeSet::new(),
+            epoll_touched: BTreeSet::new(),
+            epoll_closed: Vec::new(),
         };
         let console = |stream| OpenFile {
             kind: FileKind::Console(stream),
@@ -268,11 +279,55 @@ impl FdTable {
         self.unreference(description);
     }
 
+    /// An epoll instance watches `kind` (a pipe end or an eventfd): its events are
+    /// recorded from now on. Any interest makes closed descriptions recorded too.
+    pub fn epoll_watch(&mut self, kind: FileKind) {
+        self.epoll_in_use = true;
+        if matches!(kind, FileKind::Pipe { .. } | FileKind::Eventfd { .. }) {
+            self.epoll_watched.insert(kind);
+        }
+    }
+
+    /// `kind` is gone: nothing more is recorded of it.
+    pub fn epoll_unwatch(&mut self, kind: FileKind) {
+        self.epoll_watched.remove(&kind);
+        self.epoll_touched.remove(&kind);
+    }
+
+    /// Something happened to `kind` (data, room, an end closed): epoll looks at it again.
+    pub fn epoll_note(&mut self, kind: FileKind) {
+        if self.epoll_watched.contains(&kind) {
+            self.epoll_touched.insert(kind);
+        }
+    }
+
+    /// Something happened to pipe `id`: both ends may have changed.
+    pub fn epoll_note_pipe(&mut self, id: u32) {
+        for write_end in [false, true] {
+            self.epoll_note(FileKind::Pipe { id, write_end });
+        }
+    }
+
+    /// The watched files with events since the last call.
+    pub fn take_epoll_touched(&mut self) -> BTreeSet<FileKind> {
+        core::mem::take(&mut self.epoll_touched)
+    }
+
+    /// The descriptions closed for good since the last call, with their files.
+    pub fn take_epoll_closed(&mut self) -> Vec<(u32, FileKind)> {
+        core::mem::take(&mut self.epoll_closed)
+    }
+
     /// Drops one reference to `description`; the last one closes it.
     fn unreference(&mut self, description: u32) {
         if let Some((_, references)) = self.descriptions.get_mut(&description) {
             *references -= 1;
             if *references == 0 {
+                if self.epoll_in_use {
+                    if let Some((file, _)) = self.descriptions.get(&description) {
+                        self.epoll_closed.push((description, file.kind));
+                    }
+                }
                 match self.descriptions.remove(&description) {
                     Some((
                         OpenFile {
@@ -301,6 +356,13 @@ impl FdTable {
                             }
                             if pipe.readers == 0 && pipe.writers == 0 {
                                 self.pipes.remove(&id);
+                                for write_end in [false, true] {
+                                    let end = FileKind::Pipe { id, write_end };
+                                    self.epoll_watched.remove(&end);
+                                }
+                            } else {
+                                // The other end sees POLLHUP or POLLERR now.
+                                self.epoll_note_pipe(id);
                             }
                         }
                     }

@@ -59,6 +59,8 @@ struct Listener {
     buffer_sizes: (usize, usize),
     /// Connections accepted so far (with the established ones queued: an event count).
     accepted: u32,
+    /// That count when epoll was last told of the listener.
+    noted_generation: u32,
 }
 
 /// The stack: smoltcp's interface and sockets, and the listeners.
@@ -72,6 +74,8 @@ pub struct Stack {
     /// Ports bound, by protocol (true: TCP), and how many sockets hold each.
     ports: BTreeMap<(bool, u16), usize>,
     next_port: u16,
+    /// Listeners that got a connection to accept, for epoll (take_listener_events).
+    listener_events: Vec<u32>,
 }
 
 /// What the device under smoltcp keeps from one poll to the next.
@@ -313,6 +317,7 @@ impl Stack {
             closing: Vec::new(),
             ports: BTreeMap::new(),
             next_port: EPHEMERAL_PORTS.start() + seed_port % span,
+            listener_events: Vec::new(),
         }
     }
 
@@ -371,9 +376,15 @@ impl Stack {
             .map(|at| (at.total_micros().max(0) as u64).saturating_mul(1000))
     }
 
+    /// The listeners that got a connection to accept since the last call (epoll's ready
+    /// list: no waker tells of them).
+    pub fn take_listener_events(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.listener_events)
+    }
+
     /// Queues the connections that armed listening sockets took, and arms new ones.
     fn rearm_listeners(&mut self) {
-        for listener in self.listeners.values_mut() {
+        for (&id, listener) in self.listeners.iter_mut() {
             if let Some(handle) = listener.armed {
                 let state = self.sockets.get::<tcp::Socket>(handle).state();
                 if state != tcp::State::Listen {
@@ -412,6 +423,11 @@ impl Stack {
             }
             if listener.armed.is_none() && waiting < listener.backlog {
                 listener.armed = arm(&mut self.sockets, listener);
+            }
+            let generation = listener.accepted.wrapping_add(waiting as u32);
+            if generation != listener.noted_generation {
+                listener.noted_generation = generation;
+                self.listener_events.push(id);
             }
         }
     }
@@ -495,6 +511,7 @@ impl Stack {
             queue: VecDeque::new(),
             buffer_sizes,
             accepted: 0,
+            noted_generation: 0,
         };
         listener.armed = arm(&mut self.sockets, &listener);
         self.listeners.insert(id, listener);

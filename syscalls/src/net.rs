@@ -13,7 +13,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::task::Waker;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
@@ -243,18 +243,78 @@ pub struct Socket {
     events: Arc<EventCount>,
 }
 
-/// A socket's event count: smoltcp wakes it when data, room or a state change comes.
+/// The sockets smoltcp woke since epoll last looked (their wakers push their ids here).
 #[derive(Debug, Default)]
-struct EventCount(AtomicU32);
+pub struct Woken(spin::Mutex<Vec<u32>>);
+
+/// A socket's waker: smoltcp wakes it when data, room or a state change comes. It counts
+/// the events (epoll's EPOLLET) and, once an epoll instance watches the socket, queues the
+/// socket's id for epoll's ready list (once until epoll takes it).
+#[derive(Debug, Default)]
+struct EventCount {
+    id: u32,
+    count: AtomicU32,
+    watched: AtomicBool,
+    queued: AtomicBool,
+    woken: Arc<Woken>,
+}
+
+impl EventCount {
+    fn note(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.watched.load(Ordering::Relaxed) && !self.queued.swap(true, Ordering::Relaxed) {
+            self.woken.0.lock().push(self.id);
+        }
+    }
+}
 
 impl Wake for EventCount {
     fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.note();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.note();
     }
+}
+
+/// An epoll instance watches socket `id`: its events are queued for epoll from now on.
+pub fn watch(context: &mut Context, id: u32) {
+    if let Ok(socket) = socket_mut(context, id) {
+        socket.events.watched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Counts an event the program's own call caused on socket `id` (a connect, a listen, a
+/// bind: a state smoltcp has no waker for yet).
+fn note(context: &mut Context, id: u32) {
+    if let Ok(socket) = socket_mut(context, id) {
+        socket.events.note();
+    }
+}
+
+/// The watched sockets that had events since the last call: those smoltcp woke, and
+/// listeners with a new connection to accept.
+pub fn take_woken(context: &mut Context) -> Vec<u32> {
+    let network = &mut context.process.network;
+    let mut woken = core::mem::take(&mut *network.woken.0.lock());
+    for id in &woken {
+        if let Some(socket) = network.sockets.get(id) {
+            socket.events.queued.store(false, Ordering::Relaxed);
+        }
+    }
+    if let Some(stack) = network.stack.as_mut() {
+        for id in stack.take_listener_events() {
+            let watched = network
+                .sockets
+                .get(&id)
+                .is_some_and(|socket| socket.events.watched.load(Ordering::Relaxed));
+            if watched {
+                woken.push(id);
+            }
+        }
+    }
+    woken
 }
 
 /// A count that grows with each event of socket `id` (epoll's EPOLLET): the wakers are
@@ -282,7 +342,7 @@ pub fn generation(context: &mut Context, id: u32) -> u32 {
         State::Listening => return stack.listener_generation(id),
         State::Idle => {}
     }
-    events.0.load(Ordering::Relaxed)
+    events.count.load(Ordering::Relaxed)
 }
 
 impl core::fmt::Debug for Options {
@@ -299,6 +359,8 @@ pub struct Network {
     stack: Option<Stack>,
     sockets: BTreeMap<u32, Socket>,
     next_id: u32,
+    /// Where the sockets' wakers queue their ids for epoll.
+    woken: Arc<Woken>,
 }
 
 impl core::fmt::Debug for Network {
@@ -423,10 +485,15 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
 }
 
 /// Gives `socket` an id and an fd (with SOCK_NONBLOCK/SOCK_CLOEXEC from `flags`).
-fn install(context: &mut Context, socket: Socket, flags: u32) -> Result<Fd, Errno> {
+fn install(context: &mut Context, mut socket: Socket, flags: u32) -> Result<Fd, Errno> {
     let network = &mut context.process.network;
     let id = network.next_id;
     network.next_id = network.next_id.wrapping_add(1);
+    socket.events = Arc::new(EventCount {
+        id,
+        woken: network.woken.clone(),
+        ..EventCount::default()
+    });
     network.sockets.insert(id, socket);
     let file = OpenFile {
         kind: FileKind::Socket { id },
@@ -682,6 +749,7 @@ fn bind_datagram(context: &mut Context, id: u32) -> Result<SocketHandle, Errno> 
     let socket = socket_mut(context, id)?;
     socket.local = local;
     socket.state = State::Datagram(handle);
+    note(context, id);
     Ok(handle)
 }
 
@@ -724,6 +792,7 @@ pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> 
     socket.state = State::Listening;
     let stack = context.process.network.stack(context.platform)?;
     stack.listen(id, endpoint, backlog, sizes);
+    note(context, id);
     Ok(())
 }
 
@@ -918,6 +987,7 @@ pub fn connect(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Re
         .map_err(|_| Errno::ENETUNREACH)?;
     stack.tcp(handle).set_nagle_enabled(!options.no_delay);
     socket_mut(context, id)?.state = State::Connection(handle);
+    note(context, id);
     poll_stack(context);
     if file.status_flags & O_NONBLOCK != 0 {
         return Err(Errno::EINPROGRESS);

@@ -100,6 +100,7 @@ pub fn read(
                 return Err(errno);
             }
             pipe.generation = pipe.generation.wrapping_add(1);
+            context.process.files.epoll_note_pipe(id);
             context.platform.wake_all(); // a writer may be waiting for room
             return Ok(take);
         }
@@ -168,6 +169,7 @@ pub fn write_data(
         if take > 0 {
             pipe.buffer.extend(&data[done..done + take]);
             pipe.generation = pipe.generation.wrapping_add(1);
+            context.process.files.epoll_note_pipe(id);
             done += take;
             context.platform.wake_all(); // a reader may be waiting
             if done == data.len() {

@@ -6,7 +6,7 @@ use core::fmt;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Which console stream a write goes to: the host shows fd 2 separately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConsoleStream {
     Output,
     Error,

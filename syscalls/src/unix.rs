@@ -18,7 +18,7 @@ use crate::net::{
 };
 use crate::platform::{Context, MachineClock, WakeOn};
 use crate::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use pith_fs::vfs::Node;
 
@@ -165,6 +165,8 @@ pub struct UnixSocket {
     send_timeout: u64,
     /// Bumped at every change of what poll would say (epoll's EPOLLET).
     events: u32,
+    /// An epoll instance watches it: its events are recorded in `touched`.
+    watched: bool,
 }
 
 impl UnixSocket {
@@ -185,6 +187,7 @@ impl UnixSocket {
             receive_timeout: 0,
             send_timeout: 0,
             events: 0,
+            watched: false,
         }
     }
 
@@ -210,6 +213,8 @@ pub struct UnixSockets {
     next_id: u32,
     /// The next autobind name (five hex digits, as Linux's).
     next_autobind: u32,
+    /// Watched sockets with events epoll has not looked at yet.
+    touched: BTreeSet<u32>,
 }
 
 impl UnixSockets {
@@ -256,7 +261,6 @@ impl UnixSockets {
         });
         if let Some(socket) = self.sockets.get_mut(&receiver) {
             socket.queued += bytes.len();
-            socket.events = socket.events.wrapping_add(1);
             socket.queue.push_back(Segment {
                 bytes,
                 read: 0,
@@ -267,19 +271,25 @@ impl UnixSockets {
                 charge,
             });
         }
+        self.touch(receiver);
     }
 
     /// Gives `sender` back `amount` of its send buffer (its bytes were read or dropped).
     fn uncharge(&mut self, sender: u32, amount: usize) {
         if let Some(socket) = self.sockets.get_mut(&sender) {
             socket.in_flight = socket.in_flight.saturating_sub(amount);
-            socket.events = socket.events.wrapping_add(1);
         }
+        self.touch(sender);
     }
 
+    /// Counts an event of socket `id` (what poll says of it may have changed), and tells
+    /// epoll if it watches the socket.
     fn touch(&mut self, id: u32) {
         if let Some(socket) = self.sockets.get_mut(&id) {
             socket.events = socket.events.wrapping_add(1);
+            if socket.watched {
+                self.touched.insert(id);
+            }
         }
     }
 }
@@ -386,8 +396,8 @@ fn close_socket(context: &mut Context, id: u32, embryo: bool) {
                 if reset {
                     other.error = Some(Errno::ECONNRESET);
                 }
-                other.events = other.events.wrapping_add(1);
             }
+            table.touch(peer);
         }
         State::Listening { pending, .. } => {
             for server in pending {
@@ -1429,7 +1439,7 @@ pub fn shutdown(context: &mut Context, id: u32, how: i32) -> Result<(), Errno> {
         _ => return Err(Errno::ENOTCONN),
     };
     socket.shutdown |= mine;
-    socket.events = socket.events.wrapping_add(1);
+    table.touch(id);
     if let (true, Some(peer)) = (kind.connected_kind(), peer) {
         if let Ok(other) = table.get(peer) {
             if mine & RCV_SHUTDOWN != 0 {
@@ -1438,8 +1448,8 @@ pub fn shutdown(context: &mut Context, id: u32, how: i32) -> Result<(), Errno> {
             if mine & SEND_SHUTDOWN != 0 {
                 other.shutdown |= RCV_SHUTDOWN;
             }
-            other.events = other.events.wrapping_add(1);
         }
+        table.touch(peer);
     }
     context.platform.wake_all();
     Ok(())
@@ -1605,6 +1615,18 @@ pub fn readiness(context: &mut Context, id: u32) -> i16 {
         ready |= POLLOUT | POLLWRNORM;
     }
     ready
+}
+
+/// An epoll instance watches socket `id`: its events are recorded from now on.
+pub fn watch(context: &mut Context, id: u32) {
+    if let Ok(socket) = socket_of(context, id) {
+        socket.watched = true;
+    }
+}
+
+/// The watched sockets that had events since the last call.
+pub fn take_touched(context: &mut Context) -> BTreeSet<u32> {
+    core::mem::take(&mut sockets(context).touched)
 }
 
 /// A count that grows with each event of socket `id` (epoll's EPOLLET).
