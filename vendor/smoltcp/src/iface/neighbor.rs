@@ -46,6 +46,9 @@ impl Answer {
 pub struct Cache {
     storage: LinearMap<IpAddress, Neighbor, IFACE_NEIGHBOR_CACHE_COUNT>,
     silent_until: Instant,
+    // Pith: bumped at every fill, so that the egress pass looks again at the sockets that
+    // wait for a neighbor (they are otherwise skipped until their silence ends).
+    pub(crate) generation: u32,
 }
 
 impl Cache {
@@ -60,6 +63,7 @@ impl Cache {
         Self {
             storage: LinearMap::new(),
             silent_until: Instant::from_millis(0),
+            generation: 0,
         }
     }
 
@@ -100,6 +104,8 @@ impl Cache {
     ) {
         debug_assert!(protocol_addr.is_unicast());
         debug_assert!(hardware_addr.is_unicast());
+        // Pith: see `generation`.
+        self.generation = self.generation.wrapping_add(1);
 
         let neighbor = Neighbor {
             expires_at,

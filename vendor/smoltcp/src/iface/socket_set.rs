@@ -2,7 +2,7 @@ use core::fmt;
 use managed::ManagedSlice;
 
 use super::socket_meta::Meta;
-use crate::socket::{AnySocket, Socket};
+use crate::socket::{AnySocket, PollAt, Socket};
 
 /// Opaque struct with space for storing one socket.
 ///
@@ -22,6 +22,13 @@ impl<'a> SocketStorage<'a> {
 pub(crate) struct Item<'a> {
     pub(crate) meta: Meta,
     pub(crate) socket: Socket<'a>,
+    // Pith: the egress pass skips a socket that did not change since it was last
+    // dispatched (`egress_pending` false: not added, handed out by `get_mut` or given a
+    // packet since) until `egress_at`, the time its dispatch then said it wants next.
+    // Asking every socket whether it has something to send was most of the time a server
+    // with fifty connections spent.
+    pub(crate) egress_pending: bool,
+    pub(crate) egress_at: PollAt,
 }
 
 /// A handle, identifying a socket in an Interface.
@@ -43,6 +50,8 @@ impl fmt::Display for SocketHandle {
 #[derive(Debug)]
 pub struct SocketSet<'a> {
     sockets: ManagedSlice<'a, SocketStorage<'a>>,
+    // Pith: the neighbor cache's generation at the last egress pass (see `Item`).
+    pub(crate) neighbor_generation: u32,
 }
 
 impl<'a> SocketSet<'a> {
@@ -52,7 +61,10 @@ impl<'a> SocketSet<'a> {
         SocketsT: Into<ManagedSlice<'a, SocketStorage<'a>>>,
     {
         let sockets = sockets.into();
-        SocketSet { sockets }
+        SocketSet {
+            sockets,
+            neighbor_generation: 0,
+        }
     }
 
     /// Add a socket to the set, and return its handle.
@@ -66,7 +78,12 @@ impl<'a> SocketSet<'a> {
             let mut meta = Meta::default();
             meta.handle = handle;
             *slot = SocketStorage {
-                inner: Some(Item { meta, socket }),
+                inner: Some(Item {
+                    meta,
+                    socket,
+                    egress_pending: true,
+                    egress_at: PollAt::Now,
+                }),
             };
             handle
         }
@@ -111,8 +128,12 @@ impl<'a> SocketSet<'a> {
     /// or the socket has the wrong type.
     pub fn get_mut<T: AnySocket<'a>>(&mut self, handle: SocketHandle) -> &mut T {
         match self.sockets[handle.0].inner.as_mut() {
-            Some(item) => T::downcast_mut(&mut item.socket)
-                .expect("handle refers to a socket of a wrong type"),
+            Some(item) => {
+                // Pith: the caller may change it (see `Item`).
+                item.egress_pending = true;
+                T::downcast_mut(&mut item.socket)
+                    .expect("handle refers to a socket of a wrong type")
+            }
             None => panic!("handle does not refer to a valid socket"),
         }
     }
@@ -136,7 +157,11 @@ impl<'a> SocketSet<'a> {
 
     /// Get a mutable iterator to the inner sockets.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (SocketHandle, &mut Socket<'a>)> {
-        self.items_mut().map(|i| (i.meta.handle, &mut i.socket))
+        self.items_mut().map(|i| {
+            // Pith: the caller may change it (see `Item`).
+            i.egress_pending = true;
+            (i.meta.handle, &mut i.socket)
+        })
     }
 
     /// Iterate every socket in this set.

@@ -599,16 +599,23 @@ impl Interface {
             return Some(Instant::from_millis(0));
         }
 
+        // Pith: a socket that did not change since its last dispatch wants the next one when
+        // that dispatch said (see `socket_set::Item`); the others are asked.
         #[allow(unused_mut)]
         let mut res = sockets
             .items()
             .filter_map(|item| {
-                let socket_poll_at = item.socket.poll_at(&mut self.inner);
-                match item.meta.poll_at(
-                    socket_poll_at,
-                    |ip_addr| self.inner.has_neighbor(&ip_addr),
-                    timestamp,
-                ) {
+                let poll_at = if item.egress_pending {
+                    let socket_poll_at = item.socket.poll_at(&mut self.inner);
+                    item.meta.poll_at(
+                        socket_poll_at,
+                        |ip_addr| self.inner.has_neighbor(&ip_addr),
+                        timestamp,
+                    )
+                } else {
+                    item.egress_at
+                };
+                match poll_at {
                     PollAt::Ingress => None,
                     PollAt::Time(instant) => Some(instant),
                     PollAt::Now => Some(Instant::from_millis(0)),
@@ -722,11 +729,42 @@ impl Interface {
         }
 
         let mut result = PollResult::None;
+        // Pith: a neighbor learned since the last pass may unblock sockets that wait for one.
+        let neighbors_changed = sockets.neighbor_generation != self.inner.neighbor_cache.generation;
+        sockets.neighbor_generation = self.inner.neighbor_cache.generation;
         for item in sockets.items_mut() {
+            // Pith: skip a TCP or UDP socket that did not change since its last dispatch and
+            // whose time has not come (see `socket_set::Item`).
+            let tracked = match &item.socket {
+                #[cfg(feature = "socket-tcp")]
+                Socket::Tcp(_) => true,
+                #[cfg(feature = "socket-udp")]
+                Socket::Udp(_) => true,
+                #[allow(unreachable_patterns)]
+                _ => false,
+            };
+            let due = match item.egress_at {
+                PollAt::Now => true,
+                PollAt::Time(at) => at <= self.inner.now,
+                PollAt::Ingress => false,
+            };
+            if tracked && !item.egress_pending && !due && !neighbors_changed {
+                continue;
+            }
+            item.egress_pending = false;
+            // Pith: computed again after this look at the socket, whatever it finds.
+            item.egress_at = PollAt::Now;
+
             if !item
                 .meta
                 .egress_permitted(self.inner.now, |ip_addr| self.inner.has_neighbor(&ip_addr))
             {
+                let socket_poll_at = item.socket.poll_at(&mut self.inner);
+                item.egress_at = item.meta.poll_at(
+                    socket_poll_at,
+                    |ip_addr| self.inner.has_neighbor(&ip_addr),
+                    self.inner.now,
+                );
                 continue;
             }
 
@@ -808,7 +846,11 @@ impl Interface {
             };
 
             match result {
-                Err(EgressError::Exhausted) => break, // Device buffer full.
+                Err(EgressError::Exhausted) => {
+                    // Pith: it has more to send: looked at again in the next pass.
+                    item.egress_pending = true;
+                    break; // Device buffer full.
+                }
                 Err(EgressError::Dispatch) => {
                     // `NeighborCache` already takes care of rate limiting the neighbor discovery
                     // requests from the socket. However, without an additional rate limiting
@@ -821,6 +863,13 @@ impl Interface {
                 }
                 Ok(()) => {}
             }
+            // Pith: when the socket wants its next dispatch (see `socket_set::Item`).
+            let socket_poll_at = item.socket.poll_at(&mut self.inner);
+            item.egress_at = item.meta.poll_at(
+                socket_poll_at,
+                |ip_addr| self.inner.has_neighbor(&ip_addr),
+                self.inner.now,
+            );
         }
         result
     }
