@@ -274,6 +274,10 @@ impl Platform for KernelPlatform {
         crate::virtio_net::receive(buffer)
     }
 
+    fn net_arm_interrupt(&mut self) -> bool {
+        crate::virtio_net::arm_receive_interrupt()
+    }
+
     fn net_can_transmit(&mut self) -> bool {
         crate::virtio_net::can_transmit()
     }

@@ -28,6 +28,8 @@ struct Nic {
     /// Transmit buffers the device gave back.
     spare: Vec<Box<[u8]>>,
     mac: [u8; 6],
+    /// The device interrupts for the next received frame (a thread is about to wait).
+    receive_armed: bool,
 }
 
 static NIC: Mutex<Option<Nic>> = Mutex::new(None);
@@ -86,7 +88,11 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
             Err(_) => break,
         }
     }
-    device.enable_interrupts();
+    // No interrupt for sent frames: their buffers are taken back at the next transmit. None
+    // for received frames either while the stack polls the device: a thread about to wait
+    // arms one (`arm_receive_interrupt`), as Linux's NAPI turns them on only when idle.
+    device.set_transmit_interrupts(false);
+    device.set_receive_interrupts(false);
     let mac = device.mac_address();
     crate::log_info!(
         "network: virtio-net on {place}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -103,6 +109,7 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         sending: (0..QUEUE_SIZE).map(|_| None).collect(),
         spare: Vec::new(),
         mac,
+        receive_armed: false,
     });
     true
 }
@@ -121,6 +128,11 @@ pub fn mac() -> Option<[u8; 6]> {
 pub fn receive(buffer: &mut [u8]) -> Option<usize> {
     let mut guard = NIC.lock();
     let nic = guard.as_mut()?;
+    if nic.receive_armed {
+        // The stack is polling again: no interrupts until the next wait.
+        nic.device.set_receive_interrupts(false);
+        nic.receive_armed = false;
+    }
     let token = nic.device.poll_receive()?;
     let mut received = nic.receiving.get_mut(token as usize)?.take()?;
     // SAFETY: `received` is the buffer receive_begin was given for this token.
@@ -151,6 +163,25 @@ impl Nic {
             }
         }
     }
+}
+
+/// A thread is about to wait for the network: the next received frame interrupts. True if
+/// frames came already (they raised no interrupt): the caller takes them rather than wait.
+pub fn arm_receive_interrupt() -> bool {
+    let mut guard = NIC.lock();
+    let Some(nic) = guard.as_mut() else {
+        return false;
+    };
+    if !nic.receive_armed {
+        nic.device.set_receive_interrupts(true);
+        nic.receive_armed = true;
+    }
+    // After arming: a frame that came before raised nothing, one after will interrupt. The
+    // fence orders the store of the ring's used_event before the load of its used index:
+    // without it, QEMU's thread could miss the one while this reads the other's old value,
+    // and the frame would wake nobody (Linux's virtqueue_enable_cb has the same barrier).
+    core::sync::atomic::fence(Ordering::SeqCst);
+    nic.device.poll_receive().is_some()
 }
 
 /// Whether a frame can be queued now.

@@ -402,6 +402,11 @@ const POLLED_DEVICE_NS: u64 = 1_000_000;
 /// Waits for an event until `deadline` or the stack's next timer, whichever is first: the
 /// caller polls the stack and looks again.
 pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
+    // The device interrupts while the stack polls it no more: arm it for the next frame,
+    // and if frames came meanwhile, take them now instead.
+    if context.process.network.stack.is_some() && context.platform.net_arm_interrupt() {
+        return Ok(());
+    }
     let timer = context
         .process
         .network
@@ -568,6 +573,9 @@ pub fn flush_at_exit(context: &mut Context) {
         // Halting lets the device's interrupt end the wait; with other threads, a wait would
         // run them, and they are ending: the stack is polled without waiting instead.
         if context.process.threads.count() == 1 {
+            if context.platform.net_arm_interrupt() {
+                continue; // frames came: take them
+            }
             context
                 .platform
                 .wait_until(context.process, wake.max(now + 1), WakeOn::AnyEvent);

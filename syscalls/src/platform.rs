@@ -198,6 +198,12 @@ pub trait Platform {
     fn net_polled(&self) -> bool {
         false
     }
+    /// About to wait for the network: the device interrupts for the next frame it receives
+    /// (it does not while the stack polls it). True if frames are already waiting: the
+    /// caller takes them instead of waiting.
+    fn net_arm_interrupt(&mut self) -> bool {
+        false
+    }
     /// Whether the device has room to queue a frame now.
     fn net_can_transmit(&mut self) -> bool {
         false

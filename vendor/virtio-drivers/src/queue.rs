@@ -64,6 +64,9 @@ pub struct VirtQueue<H: Hal, const SIZE: usize> {
     last_used_idx: u16,
     /// Whether the `VIRTIO_F_EVENT_IDX` feature has been negotiated.
     event_idx: bool,
+    // Pith: whether the driver wants used buffer notifications (`set_dev_notify`); with
+    // `event_idx`, `pop_used` moves `used_event` on only while it does.
+    dev_notify: bool,
     #[cfg(feature = "alloc")]
     indirect: bool,
     #[cfg(feature = "alloc")]
@@ -141,6 +144,7 @@ impl<H: Hal, const SIZE: usize> VirtQueue<H, SIZE> {
             avail_idx: 0,
             last_used_idx: 0,
             event_idx,
+            dev_notify: true,
             #[cfg(feature = "alloc")]
             indirect,
             #[cfg(feature = "alloc")]
@@ -336,6 +340,24 @@ impl<H: Hal, const SIZE: usize> VirtQueue<H, SIZE> {
     ///
     /// See Virtio v1.1 2.6.7 Used Buffer Notification Suppression
     pub fn set_dev_notify(&mut self, enable: bool) {
+        self.dev_notify = enable;
+        // Pith: with `event_idx` the flags are ignored: `used_event` says when to notify. At
+        // the last used index, the next used buffer notifies; one behind it, none does until
+        // the index wraps (Linux's virtqueue_disable_cb writes a stale index likewise).
+        if self.event_idx {
+            let used_event = if enable {
+                self.last_used_idx
+            } else {
+                self.last_used_idx.wrapping_sub(1)
+            };
+            // SAFETY: `self.avail` points to a valid, aligned, initialised, dereferenceable,
+            // readable instance of `AvailRing`.
+            unsafe {
+                (*self.avail.as_ptr())
+                    .used_event
+                    .store(used_event, Ordering::Release);
+            }
+        }
         let avail_ring_flags = if enable { 0x0000 } else { 0x0001 };
         if !self.event_idx {
             // SAFETY: `self.avail` points to a valid, aligned, initialised, dereferenceable, readable
@@ -544,7 +566,8 @@ impl<H: Hal, const SIZE: usize> VirtQueue<H, SIZE> {
         }
         self.last_used_idx = self.last_used_idx.wrapping_add(1);
 
-        if self.event_idx {
+        // Pith: only while notifications are wanted (`dev_notify`).
+        if self.event_idx && self.dev_notify {
             // SAFETY: `self.avail` points to a valid, aligned, initialised, dereferenceable,
             // readable instance of `AvailRing`.
             unsafe {

@@ -79,6 +79,19 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
         self.recv_queue.set_dev_notify(true);
     }
 
+    // Pith: each queue's interrupts on their own. A driver that reclaims its transmit
+    // buffers when it next transmits needs no interrupt for them, and one that polls while
+    // busy wants receive interrupts only when it is about to wait.
+    /// Enables or disables the interrupts for received frames.
+    pub fn set_receive_interrupts(&mut self, enable: bool) {
+        self.recv_queue.set_dev_notify(enable);
+    }
+
+    /// Enables or disables the interrupts for completed transmissions.
+    pub fn set_transmit_interrupts(&mut self, enable: bool) {
+        self.send_queue.set_dev_notify(enable);
+    }
+
     /// Get MAC address.
     pub fn mac_address(&self) -> EthernetAddress {
         self.mac
