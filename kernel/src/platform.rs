@@ -286,6 +286,10 @@ impl Platform for KernelPlatform {
         crate::virtio_net::transmit(frame)
     }
 
+    fn net_flush(&mut self) {
+        crate::virtio_net::flush()
+    }
+
     fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {
         crate::cpu::identity(crate::clock::tsc_khz())
     }

@@ -358,6 +358,8 @@ impl Stack {
             while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
                 != smoltcp::iface::PollResult::None
             {}
+            // The device is told of the burst once.
+            platform.net_flush();
             if self.wire.looped.is_empty() {
                 break;
             }

@@ -209,8 +209,10 @@ pub trait Platform {
         false
     }
     /// Queues one Ethernet frame for sending (dropped if the device has no room: the
-    /// caller asked `net_can_transmit` first).
+    /// caller asked `net_can_transmit` first). It may wait for `net_flush`.
     fn net_transmit(&mut self, _frame: &[u8]) {}
+    /// Sends the frames queued since the last flush (the stack calls it after each burst).
+    fn net_flush(&mut self) {}
     /// The CPU's identity, for /proc/cpuinfo.
     fn cpu_identity(&self) -> CpuIdentity {
         CpuIdentity::default()

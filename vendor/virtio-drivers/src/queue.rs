@@ -67,6 +67,8 @@ pub struct VirtQueue<H: Hal, const SIZE: usize> {
     // Pith: whether the driver wants used buffer notifications (`set_dev_notify`); with
     // `event_idx`, `pop_used` moves `used_event` on only while it does.
     dev_notify: bool,
+    // Pith: the avail index when `should_notify` last decided (`event_idx`'s "old").
+    notify_checked_avail_idx: AtomicU16,
     #[cfg(feature = "alloc")]
     indirect: bool,
     #[cfg(feature = "alloc")]
@@ -145,6 +147,7 @@ impl<H: Hal, const SIZE: usize> VirtQueue<H, SIZE> {
             last_used_idx: 0,
             event_idx,
             dev_notify: true,
+            notify_checked_avail_idx: AtomicU16::new(0),
             #[cfg(feature = "alloc")]
             indirect,
             #[cfg(feature = "alloc")]
@@ -376,10 +379,20 @@ impl<H: Hal, const SIZE: usize> VirtQueue<H, SIZE> {
     /// This will be false if the device has suppressed notifications.
     pub fn should_notify(&self) -> bool {
         if self.event_idx {
+            // Pith: the device's avail_event asks for a notification once the avail index
+            // moves past it; the index moved from `old` to `new` since the last decision
+            // (the spec's vring_need_event, in u16 arithmetic). `avail_idx >= avail_event + 1`
+            // held for every buffer while the device left avail_event behind (QEMU does,
+            // while it has buffers or a transmission is under way), so each buffer cost a
+            // notification, an exit to the device. The fence makes the new index visible
+            // before avail_event is read, as Linux's virtqueue_kick_prepare's barrier.
+            fence(Ordering::SeqCst);
             // SAFETY: `self.used` points to a valid, aligned, initialised, dereferenceable, readable
             // instance of `UsedRing`.
             let avail_event = unsafe { (*self.used.as_ptr()).avail_event.load(Ordering::Acquire) };
-            self.avail_idx >= avail_event.wrapping_add(1)
+            let new = self.avail_idx;
+            let old = self.notify_checked_avail_idx.swap(new, Ordering::Relaxed);
+            new.wrapping_sub(avail_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
             // SAFETY: `self.used` points to a valid, aligned, initialised, dereferenceable, readable
             // instance of `UsedRing`.

@@ -182,6 +182,31 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
         Ok(token)
     }
 
+    // Pith: transmissions in batches. `transmit_begin` asks the event index whether to
+    // notify; a driver that sends several frames in a row queues them without a notification
+    // and notifies once after the last (each notification is an exit to the device).
+    /// Queues a frame as `transmit_begin` does, without notifying the device: the caller
+    /// calls [`notify_transmit`](Self::notify_transmit) after its last frame.
+    ///
+    /// # Safety
+    ///
+    /// As for [`transmit_begin`](Self::transmit_begin).
+    pub unsafe fn transmit_begin_quiet(&mut self, tx_buf: &[u8]) -> Result<u16> {
+        self.check_tx_buf_len(tx_buf)?;
+        // SAFETY: The caller promises that `tx_buf` is not accessed before the request completes.
+        unsafe { self.send_queue.add(&[tx_buf], &mut []) }
+    }
+
+    /// Tells the device that frames were queued by [`transmit_begin_quiet`](Self::transmit_begin_quiet).
+    pub fn notify_transmit(&mut self) {
+        self.transport.notify(QUEUE_TRANSMIT);
+    }
+
+    /// Tells the device that receive buffers were queued, whatever the event index says.
+    pub fn notify_receive(&mut self) {
+        self.transport.notify(QUEUE_RECEIVE);
+    }
+
     /// Fetches the token of the next completed transmission request from the
     /// used ring and returns it, without removing it from the used ring. If
     /// there are no pending completed requests it returns [`None`].
