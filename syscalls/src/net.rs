@@ -805,7 +805,7 @@ pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> 
 }
 
 /// The deadline of a wait that SO_RCVTIMEO or SO_SNDTIMEO (`timeout` ns, 0: none) bounds.
-fn deadline(context: &Context, timeout: u64) -> u64 {
+pub(crate) fn deadline(context: &Context, timeout: u64) -> u64 {
     if timeout == 0 {
         u64::MAX
     } else {
@@ -1174,7 +1174,7 @@ fn receive(
 const TCP_END: Errno = Errno::ENODATA;
 
 /// Copies `data` into `pieces` (as far as they reach).
-fn scatter(
+pub(crate) fn scatter(
     platform: &mut dyn crate::Platform,
     pieces: &[(u64, usize)],
     data: &[u8],
@@ -1273,7 +1273,7 @@ fn receive_stream(
 }
 
 /// Raises SIGPIPE for the running thread unless MSG_NOSIGNAL, and says EPIPE.
-fn broken_pipe(context: &mut Context, flags: u32) -> Errno {
+pub(crate) fn broken_pipe(context: &mut Context, flags: u32) -> Errno {
     if flags & MSG_NOSIGNAL == 0 {
         let tid = context.process.threads.current;
         let info = crate::signal::user_siginfo(13, crate::signal::SI_USER, context.process.pid);

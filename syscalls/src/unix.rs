@@ -12,9 +12,9 @@ use crate::errno::Errno;
 use crate::fs::{FileKind, OpenFile, O_NONBLOCK, O_RDWR};
 use crate::net::POLLRDHUP;
 use crate::net::{
-    Msghdr, Pieces, AF_UNIX, MSG_CMSG_CLOEXEC, MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_NOSIGNAL,
-    MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC,
-    SOCK_DGRAM, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+    Msghdr, Pieces, AF_UNIX, MSG_CMSG_CLOEXEC, MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_OOB, MSG_PEEK,
+    MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK,
+    SOCK_STREAM, SOL_SOCKET,
 };
 use crate::platform::{Context, MachineClock, WakeOn};
 use crate::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
@@ -564,18 +564,6 @@ pub fn listen(context: &mut Context, id: u32, backlog: i32) -> Result<(), Errno>
     Ok(())
 }
 
-/// The deadline of a wait that a socket timeout (`timeout` ns, 0: none) bounds.
-fn deadline(context: &Context, timeout: u64) -> u64 {
-    if timeout == 0 {
-        u64::MAX
-    } else {
-        context
-            .platform
-            .now(MachineClock::Monotonic)
-            .saturating_add(timeout)
-    }
-}
-
 /// Waits for any event before trying again: EAGAIN at once when `nonblocking` or past
 /// `deadline`; a signal ends the wait with ERESTARTSYS, or EINTR under a timeout.
 fn pause(context: &mut Context, nonblocking: bool, deadline: u64) -> Result<(), Errno> {
@@ -622,7 +610,7 @@ pub fn connect(
     }
     let nonblocking = file.status_flags & O_NONBLOCK != 0;
     let timeout = socket_of(context, id)?.send_timeout;
-    let deadline = deadline(context, timeout);
+    let deadline = crate::net::deadline(context, timeout);
     loop {
         let listener = find(context, &name, kind)?;
         let table = sockets(context);
@@ -665,7 +653,7 @@ pub fn accept(
     }
     let nonblocking = file.status_flags & O_NONBLOCK != 0;
     let timeout = socket.receive_timeout;
-    let deadline = deadline(context, timeout);
+    let deadline = crate::net::deadline(context, timeout);
     let server = loop {
         let State::Listening { pending, .. } = &mut socket_of(context, id)?.state else {
             return Err(Errno::EINVAL);
@@ -703,22 +691,6 @@ struct Received {
     /// Files received, not yet given fds, and the sender's credentials.
     rights: Vec<u32>,
     credentials: Option<Ucred>,
-}
-
-/// Copies `data` into `pieces` (as far as they reach).
-fn scatter(context: &mut Context, pieces: &[(u64, usize)], data: &[u8]) -> Result<(), Errno> {
-    let mut offset = 0;
-    for &(address, len) in pieces {
-        if offset >= data.len() {
-            break;
-        }
-        let take = len.min(data.len() - offset);
-        context
-            .platform
-            .write_user(address, &data[offset..offset + take])?;
-        offset += take;
-    }
-    Ok(())
 }
 
 /// One look at the queue of stream socket `id`: up to `room` bytes, stopping after a segment
@@ -818,7 +790,7 @@ fn receive(
     }
     let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
     let timeout = socket.receive_timeout;
-    let deadline = deadline(context, timeout);
+    let deadline = crate::net::deadline(context, timeout);
     let room: usize = pieces.iter().map(|&(_, len)| len).sum();
     let peek = flags & MSG_PEEK != 0;
     if kind != Kind::Stream {
@@ -839,7 +811,9 @@ fn receive(
     };
     loop {
         if let Some((received, bytes)) = take_stream(context, id, room - done, peek)? {
-            if let Err(errno) = scatter(context, &advance(pieces, done), &bytes) {
+            if let Err(errno) =
+                crate::net::scatter(context.platform, &advance(pieces, done), &bytes)
+            {
                 // The bytes are consumed: Linux loses them alike on a bad buffer, and says
                 // so only when nothing was copied.
                 drop_rights(context, received.rights);
@@ -911,7 +885,7 @@ fn receive_message(
             let len = segment.bytes.len();
             let take = len.min(room);
             let bytes = segment.bytes[..take].to_vec();
-            scatter(context, pieces, &bytes)?;
+            crate::net::scatter(context.platform, pieces, &bytes)?;
             let socket = socket_of(context, id)?;
             let (from, credentials, rights) = if peek {
                 let segment = socket.queue.front().ok_or(Errno::EAGAIN)?;
@@ -1025,17 +999,6 @@ fn drop_rights(context: &mut Context, rights: Vec<u32>) {
     crate::files::settle_closes(context);
 }
 
-/// Raises SIGPIPE unless MSG_NOSIGNAL, and says EPIPE.
-fn broken_pipe(context: &mut Context, flags: u32) -> Errno {
-    if flags & MSG_NOSIGNAL == 0 {
-        let tid = context.process.threads.current;
-        let info = crate::signal::user_siginfo(13, crate::signal::SI_USER, context.process.pid);
-        context.process.raise_for_thread(tid, 13, info);
-        context.platform.signal_state_changed();
-    }
-    Errno::EPIPE
-}
-
 /// Gathers the bytes of `pieces` from the app's memory.
 fn gather(context: &Context, pieces: &[(u64, usize)]) -> Result<Vec<u8>, Errno> {
     let len: usize = pieces.iter().map(|&(_, len)| len).sum();
@@ -1083,7 +1046,7 @@ fn send_inner(
     let socket = socket_of(context, id)?;
     let (kind, timeout) = (socket.kind, socket.send_timeout);
     let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
-    let deadline = deadline(context, timeout);
+    let deadline = crate::net::deadline(context, timeout);
     if kind == Kind::Datagram {
         return send_datagram(context, id, data, flags, to, rights, nonblocking, deadline);
     }
@@ -1118,7 +1081,7 @@ fn send_inner(
             if done > 0 {
                 return Ok(done);
             }
-            return Err(broken_pipe(context, flags));
+            return Err(crate::net::broken_pipe(context, flags));
         };
         if !table.must_wait(id, peer) {
             // A stream goes in pieces of at most half the send buffer, as Linux's.
@@ -1175,7 +1138,7 @@ fn send_datagram(
         return Err(Errno::EMSGSIZE);
     }
     if socket.shutdown & SEND_SHUTDOWN != 0 {
-        return Err(broken_pipe(context, flags));
+        return Err(crate::net::broken_pipe(context, flags));
     }
     let connected = socket.peer();
     let target = match &to {
@@ -1197,7 +1160,7 @@ fn send_datagram(
             return Err(Errno::EPERM);
         }
         if receiver.shutdown & RCV_SHUTDOWN != 0 {
-            return Err(broken_pipe(context, flags));
+            return Err(crate::net::broken_pipe(context, flags));
         }
         if !table.must_wait(id, target) {
             let rights = rights.take().unwrap_or_default();
