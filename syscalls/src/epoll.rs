@@ -166,7 +166,7 @@ fn absorb_events(context: &mut Context) {
             .map(|id| FileKind::UnixSocket { id }),
     );
     files.extend(context.process.files.take_epoll_touched());
-    let closed = context.process.files.take_epoll_closed();
+    forget_closed(context);
     let epolls = &mut context.process.epolls;
     for kind in files {
         let Some(watchers) = epolls.watchers.get(&kind) else {
@@ -178,6 +178,13 @@ fn absorb_events(context: &mut Context) {
             }
         }
     }
+}
+
+/// Drops the interests on descriptions closed for good (called at every close too, so that
+/// a program that stopped waiting does not pile them up).
+pub fn forget_closed(context: &mut Context) {
+    let closed = context.process.files.take_epoll_closed();
+    let epolls = &mut context.process.epolls;
     for (description, kind) in closed {
         let doomed: Vec<(u32, Key)> = epolls
             .watchers

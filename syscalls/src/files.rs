@@ -560,6 +560,7 @@ fn install(context: &mut Context, node: Node, flags: u32, _tmpfile: bool) -> Res
 /// nothing more closes.
 pub fn settle_closes(context: &mut Context) {
     loop {
+        crate::epoll::forget_closed(context);
         let nodes = context.process.files.take_closed();
         let objects = context.process.files.take_closed_objects();
         if nodes.is_empty() && objects.is_empty() {

@@ -230,6 +230,13 @@ impl FdTable {
         Ok(entry.description)
     }
 
+    /// The lowest fd below `limit` that is free (EMFILE if none is).
+    fn lowest_free_fd(&self, limit: u32) -> Result<u32, Errno> {
+        (0..limit)
+            .find(|fd| !self.entries.contains_key(fd))
+            .ok_or(Errno::EMFILE)
+    }
+
     /// Gives a held description the lowest free fd below `limit`: the hold becomes the fd's
     /// reference.
     pub fn install_held(
@@ -238,9 +245,7 @@ impl FdTable {
         close_on_exec: bool,
         limit: u32,
     ) -> Result<Fd, Errno> {
-        let free = (0..limit)
-            .find(|fd| !self.entries.contains_key(fd))
-            .ok_or(Errno::EMFILE)?;
+        let free = self.lowest_free_fd(limit)?;
         self.entries.insert(
             free,
             FdEntry {
@@ -585,9 +590,7 @@ impl FdTable {
     }
 
     pub fn open(&mut self, file: OpenFile, close_on_exec: bool, limit: u32) -> Result<Fd, Errno> {
-        let free = (0..limit)
-            .find(|fd| !self.entries.contains_key(fd))
-            .ok_or(Errno::EMFILE)?;
+        let free = self.lowest_free_fd(limit)?;
         let description = self.new_description(file);
         self.attach(free, description, close_on_exec);
         Ok(Fd(free as i32))
@@ -601,9 +604,7 @@ impl FdTable {
         close_on_exec: bool,
         limit: u32,
     ) -> Result<Fd, Errno> {
-        let free = (0..limit)
-            .find(|fd| !self.entries.contains_key(fd))
-            .ok_or(Errno::EMFILE)?;
+        let free = self.lowest_free_fd(limit)?;
         let description = self.new_description(OpenFile {
             kind: FileKind::Generated,
             status_flags: O_LARGEFILE | access,

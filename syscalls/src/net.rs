@@ -250,7 +250,7 @@ pub struct Woken(spin::Mutex<Vec<u32>>);
 /// A socket's waker: smoltcp wakes it when data, room or a state change comes. It counts
 /// the events (epoll's EPOLLET) and, once an epoll instance watches the socket, queues the
 /// socket's id for epoll's ready list (once until epoll takes it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct EventCount {
     id: u32,
     count: AtomicU32,
@@ -484,21 +484,28 @@ pub fn socket(context: &mut Context, domain: i32, kind: u32, protocol: i32) -> R
         shut_write: false,
         connected: false,
         reset_reported: false,
-        events: Arc::default(),
+        events: new_events(&mut context.process.network),
     };
     install(context, socket, flags).map(|fd| fd.0)
 }
 
-/// Gives `socket` an id and an fd (with SOCK_NONBLOCK/SOCK_CLOEXEC from `flags`).
-fn install(context: &mut Context, mut socket: Socket, flags: u32) -> Result<Fd, Errno> {
+/// A new socket's event count, under the id `install` gives the socket next.
+fn new_events(network: &mut Network) -> Arc<EventCount> {
+    Arc::new(EventCount {
+        id: network.next_id,
+        count: AtomicU32::new(0),
+        watched: AtomicBool::new(false),
+        queued: AtomicBool::new(false),
+        woken: network.woken.clone(),
+    })
+}
+
+/// Gives `socket` its id (the one `new_events` named) and an fd (with
+/// SOCK_NONBLOCK/SOCK_CLOEXEC from `flags`).
+fn install(context: &mut Context, socket: Socket, flags: u32) -> Result<Fd, Errno> {
     let network = &mut context.process.network;
     let id = network.next_id;
     network.next_id = network.next_id.wrapping_add(1);
-    socket.events = Arc::new(EventCount {
-        id,
-        woken: network.woken.clone(),
-        ..EventCount::default()
-    });
     network.sockets.insert(id, socket);
     let file = OpenFile {
         kind: FileKind::Socket { id },
@@ -914,7 +921,7 @@ pub fn accept4(
         shut_write: false,
         connected: true,
         reset_reported: false,
-        events: Arc::default(),
+        events: new_events(&mut context.process.network),
     };
     let new_fd = match install(context, socket, flags) {
         Ok(fd) => fd,

@@ -12,9 +12,9 @@ use crate::errno::Errno;
 use crate::fs::{FileKind, OpenFile, O_NONBLOCK, O_RDWR};
 use crate::net::POLLRDHUP;
 use crate::net::{
-    Msghdr, Pieces, AF_UNIX, MSG_CMSG_CLOEXEC, MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_OOB, MSG_PEEK,
-    MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK,
-    SOCK_STREAM, SOL_SOCKET,
+    Msghdr, Pieces, AF_UNIX, MSG_CMSG_CLOEXEC, MSG_DONTWAIT, MSG_OOB, MSG_PEEK, MSG_TRUNC,
+    MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_STREAM,
+    SOL_SOCKET,
 };
 use crate::platform::{Context, MachineClock, WakeOn};
 use crate::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
@@ -684,8 +684,8 @@ pub fn accept(
 
 /// What a receive brought.
 struct Received {
-    pub len: usize,
-    pub truncated: bool,
+    len: usize,
+    truncated: bool,
     /// The sender's name (a datagram's; a stream's peer).
     from: Option<Name>,
     /// Files received, not yet given fds, and the sender's credentials.
@@ -1042,7 +1042,6 @@ fn send_inner(
         return Err(Errno::EOPNOTSUPP);
     }
     // MSG_EOR and MSG_MORE are accepted: neither changes anything here.
-    let _ = (MSG_EOR, MSG_MORE);
     let socket = socket_of(context, id)?;
     let (kind, timeout) = (socket.kind, socket.send_timeout);
     let nonblocking = file.status_flags & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0;
@@ -1083,6 +1082,11 @@ fn send_inner(
             }
             return Err(crate::net::broken_pipe(context, flags));
         };
+        // A stream carries no empty segment: writing nothing sends nothing (files
+        // included), as Linux's unix_stream_sendmsg, once the connection is checked.
+        if kind == Kind::Stream && data.is_empty() {
+            return Ok(0);
+        }
         if !table.must_wait(id, peer) {
             // A stream goes in pieces of at most half the send buffer, as Linux's.
             let left = data.len() - done;
@@ -1331,8 +1335,7 @@ pub fn recvmsg(
         let limit = crate::fs::nofile_limit(context);
         let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
         let mut fds = Vec::new();
-        let mut rights = rights.into_iter();
-        for description in rights.by_ref() {
+        for description in rights {
             if fds.len() >= fits {
                 context.process.files.drop_held(description);
                 message_flags |= MSG_CTRUNC;
@@ -1742,6 +1745,18 @@ mod tests {
         );
         assert_eq!(machine.call(CLOSE, [left, 0, 0, 0, 0, 0]), Ok(0));
         assert_eq!(machine.process.unix_sockets.sockets.len(), 0);
+    }
+
+    #[test]
+    fn an_empty_stream_send_queues_nothing() {
+        let mut machine = TestMachine::new();
+        let (left, _right) = pair(&mut machine, SOCK_STREAM);
+        let buffer = machine.scratch(8);
+        assert_eq!(machine.call(44, [left, buffer, 0, 0, 0, 0]), Ok(0)); // sendto
+        let sockets = &machine.process.unix_sockets.sockets;
+        assert!(sockets
+            .values()
+            .all(|socket| socket.in_flight == 0 && socket.queue.is_empty()));
     }
 
     #[test]
