@@ -270,7 +270,11 @@ impl Platform for KernelPlatform {
         crate::virtio_net::polled()
     }
 
-    fn net_receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
+    fn net_checksum_offload(&self) -> pith_syscalls::platform::ChecksumOffload {
+        crate::virtio_net::checksum_offload()
+    }
+
+    fn net_receive(&mut self, buffer: &mut [u8]) -> Option<pith_syscalls::platform::ReceivedFrame> {
         crate::virtio_net::receive(buffer)
     }
 
@@ -282,8 +286,12 @@ impl Platform for KernelPlatform {
         crate::virtio_net::can_transmit()
     }
 
-    fn net_transmit(&mut self, frame: &[u8]) {
-        crate::virtio_net::transmit(frame)
+    fn net_transmit(
+        &mut self,
+        frame: &[u8],
+        checksum: Option<pith_syscalls::platform::PartialChecksum>,
+    ) {
+        crate::virtio_net::transmit(frame, checksum)
     }
 
     fn net_flush(&mut self) {

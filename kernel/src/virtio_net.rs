@@ -8,8 +8,9 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
+use pith_syscalls::platform::{ChecksumOffload, FrameChecksum, PartialChecksum, ReceivedFrame};
 use spin::Mutex;
-use virtio_drivers::device::net::VirtIONetRaw;
+use virtio_drivers::device::net::{ReceivedChecksum, VirtIONetRaw};
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 
 /// Descriptors per queue: 256 receive buffers in flight.
@@ -75,13 +76,16 @@ fn default_gsi(slot: u32) -> u32 {
 }
 
 fn start(transport: SomeTransport<'static>, place: &str) -> bool {
-    let mut device = match VirtIONetRaw::<PithHal, _, QUEUE_SIZE>::new(transport) {
-        Ok(device) => device,
-        Err(error) => {
-            crate::log_warn!("virtio-net on {place}: {error:?}");
-            return false;
-        }
-    };
+    // Checksum offload where the device offers it (QEMU does on a tap, not with user-mode
+    // networking): the stack uses it only when it goes both ways (`offload.rs`).
+    let mut device =
+        match VirtIONetRaw::<PithHal, _, QUEUE_SIZE>::new_with_checksum_offload(transport) {
+            Ok(device) => device,
+            Err(error) => {
+                crate::log_warn!("virtio-net on {place}: {error:?}");
+                return false;
+            }
+        };
     let mut receiving: Vec<Option<Box<[u8]>>> = (0..QUEUE_SIZE).map(|_| None).collect();
     for _ in 0..QUEUE_SIZE {
         let mut buffer = vec![0u8; BUFFER_LEN].into_boxed_slice();
@@ -98,14 +102,20 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
     device.set_transmit_interrupts(false);
     device.set_receive_interrupts(false);
     let mac = device.mac_address();
+    let offload = device.checksum_offload();
     crate::log_info!(
-        "network: virtio-net on {place}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        "network: virtio-net on {place}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, checksum offload: {}",
         mac[0],
         mac[1],
         mac[2],
         mac[3],
         mac[4],
-        mac[5]
+        mac[5],
+        match (offload.transmit, offload.receive) {
+            (true, true) => "yes",
+            (false, false) => "no",
+            _ => "one way only (unused)",
+        }
     );
     *NIC.lock() = Some(Nic {
         device,
@@ -130,8 +140,23 @@ pub fn mac() -> Option<[u8; 6]> {
     NIC.lock().as_ref().map(|nic| nic.mac)
 }
 
-/// Takes one received frame into `buffer`: its length, or None when none waits.
-pub fn receive(buffer: &mut [u8]) -> Option<usize> {
+/// The checksum offloads the device agreed to.
+pub fn checksum_offload() -> ChecksumOffload {
+    NIC.lock()
+        .as_ref()
+        .map(|nic| {
+            let offload = nic.device.checksum_offload();
+            ChecksumOffload {
+                transmit: offload.transmit,
+                receive: offload.receive,
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// Takes one received frame into `buffer`: its length and what the device says of its
+/// checksum, or None when none waits.
+pub fn receive(buffer: &mut [u8]) -> Option<ReceivedFrame> {
     let mut guard = NIC.lock();
     let nic = guard.as_mut()?;
     if nic.receive_armed {
@@ -146,7 +171,11 @@ pub fn receive(buffer: &mut [u8]) -> Option<usize> {
     let result = completed.ok().map(|(header_len, frame_len)| {
         let len = frame_len.min(buffer.len());
         buffer[..len].copy_from_slice(&received[header_len..header_len + len]);
-        len
+        let checksum = match nic.device.received_checksum(&received) {
+            ReceivedChecksum::Unchecked => FrameChecksum::Unchecked,
+            ReceivedChecksum::Valid | ReceivedChecksum::Partial => FrameChecksum::Trusted,
+        };
+        ReceivedFrame { len, checksum }
     });
     nic.received += 1;
     // SAFETY: as in `start`: the buffer stays in `receiving` until it completes.
@@ -201,8 +230,9 @@ pub fn can_transmit() -> bool {
     nic.device.can_send()
 }
 
-/// Queues `frame` for sending; dropped if the device has no room (TCP sends it again).
-pub fn transmit(frame: &[u8]) {
+/// Queues `frame` for sending, with the partial checksum the device completes if any;
+/// dropped if the device has no room (TCP sends it again).
+pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
     let mut guard = NIC.lock();
     let Some(nic) = guard.as_mut() else {
         return;
@@ -212,10 +242,20 @@ pub fn transmit(frame: &[u8]) {
         .spare
         .pop()
         .unwrap_or_else(|| vec![0u8; BUFFER_LEN].into_boxed_slice());
-    let Ok(header_len) = nic.device.fill_buffer_header(&mut buffer) else {
+    let header = match checksum {
+        Some(partial) => nic.device.fill_buffer_header_partial_checksum(
+            &mut buffer,
+            partial.start,
+            partial.offset,
+        ),
+        None => nic.device.fill_buffer_header(&mut buffer),
+    };
+    let Ok(header_len) = header else {
+        nic.spare.push(buffer);
         return;
     };
     if header_len + frame.len() > buffer.len() {
+        nic.spare.push(buffer);
         return;
     }
     buffer[header_len..header_len + frame.len()].copy_from_slice(frame);

@@ -4,12 +4,12 @@
 //! sockets with an accept backlog, ephemeral ports, closing connections reaped once they are
 //! done, and the deadline of the stack's next timer (retransmits, keep-alives) for the waits.
 
-use crate::platform::{MachineClock, Platform};
+use crate::platform::{ChecksumOffload, MachineClock, Platform};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
@@ -88,6 +88,9 @@ struct Wire {
     local: Vec<IpAddress>,
     /// The machine has a network device (else only looped frames go anywhere).
     wired: bool,
+    /// The device completes and checks TCP checksums (`offload.rs`); only when it does
+    /// both.
+    offload: bool,
 }
 
 /// The device under smoltcp: the platform's network device. SYNs to the ports in `full`
@@ -104,6 +107,7 @@ struct Transmit<'a> {
     platform: &'a mut dyn Platform,
     looped: &'a mut VecDeque<Vec<u8>>,
     local: &'a [IpAddress],
+    offload: bool,
 }
 
 impl RxToken for Received<'_> {
@@ -117,10 +121,16 @@ impl TxToken for Transmit<'_> {
         let mut frame = vec![0; len];
         let result = f(&mut frame);
         if destination(&frame).is_some_and(|address| self.local.contains(&address)) {
+            // Under offload its TCP checksum is left out: a looped frame is not checked.
             self.looped.push_back(frame);
         } else {
+            let checksum = if self.offload {
+                crate::offload::prepare_partial(&mut frame)
+            } else {
+                None
+            };
             // A full ring drops the frame: TCP sends it again, as from a lossy link.
-            self.platform.net_transmit(&frame);
+            self.platform.net_transmit(&frame, checksum);
         }
         result
     }
@@ -175,10 +185,13 @@ impl Device for Nic<'_> {
         } else {
             loop {
                 wire.frame.resize(MTU + 14, 0);
-                let len = self.platform.net_receive(&mut wire.frame)?;
-                wire.frame.truncate(len);
+                let received = self.platform.net_receive(&mut wire.frame)?;
+                wire.frame.truncate(received.len);
                 let martian = destination(&wire.frame).is_some_and(is_loopback);
-                if !martian && !is_syn_to(&wire.frame, self.full) {
+                // Under offload smoltcp checks no TCP checksum: a bad one is dropped here.
+                let damaged = wire.offload
+                    && !crate::offload::accept_received(&mut wire.frame, received.checksum);
+                if !martian && !damaged && !is_syn_to(&wire.frame, self.full) {
                     break;
                 }
             }
@@ -189,6 +202,7 @@ impl Device for Nic<'_> {
                 platform: &mut *self.platform,
                 looped: &mut wire.looped,
                 local: &wire.local,
+                offload: wire.offload,
             },
         ))
     }
@@ -200,6 +214,7 @@ impl Device for Nic<'_> {
                 platform: &mut *self.platform,
                 looped: &mut self.wire.looped,
                 local: &self.wire.local,
+                offload: self.wire.offload,
             })
         } else {
             None
@@ -210,6 +225,12 @@ impl Device for Nic<'_> {
         let mut capabilities = DeviceCapabilities::default();
         capabilities.medium = Medium::Ethernet;
         capabilities.max_transmission_unit = MTU + 14;
+        if self.wire.offload {
+            // The device sums what goes out; what comes in is checked by `receive` unless
+            // the device vouched for it; looped frames are never checked (as Linux's
+            // loopback). UDP stays with smoltcp (`offload.rs` says why).
+            capabilities.checksum.tcp = Checksum::None;
+        }
         capabilities
     }
 }
@@ -265,6 +286,11 @@ impl Stack {
             looped: VecDeque::new(),
             local: Vec::new(),
             wired: device_mac.is_some(),
+            offload: platform.net_checksum_offload()
+                == ChecksumOffload {
+                    transmit: true,
+                    receive: true,
+                },
         };
         let now = instant(platform);
         let mut nic = Nic {

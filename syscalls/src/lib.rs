@@ -21,6 +21,7 @@ pub mod missing;
 pub mod mm;
 pub mod names;
 pub mod net;
+pub mod offload;
 pub mod pipe;
 pub mod platform;
 pub mod poll;

@@ -44,6 +44,42 @@ pub enum WakeOn {
     Wake,
 }
 
+/// The checksum work a network device takes on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChecksumOffload {
+    /// It completes a sent frame's TCP/UDP checksum from the pseudo-header's sum
+    /// (`PartialChecksum`).
+    pub transmit: bool,
+    /// It marks received frames whose checksum needs no check (`FrameChecksum::Trusted`).
+    pub receive: bool,
+}
+
+/// A partial checksum for the device to complete: it sums the frame from `start` to its end
+/// (the field at `start + offset` holds the pseudo-header's sum) and stores the sum there,
+/// as Linux's CHECKSUM_PARTIAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialChecksum {
+    pub start: u16,
+    pub offset: u16,
+}
+
+/// What the device says of a received frame's TCP/UDP checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameChecksum {
+    /// Nothing: the stack checks it.
+    Unchecked,
+    /// The device checked it, or the frame comes from a sender on the same host that left
+    /// the checksum to the hardware (its field holds only the pseudo-header's sum).
+    Trusted,
+}
+
+/// A frame `net_receive` took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceivedFrame {
+    pub len: usize,
+    pub checksum: FrameChecksum,
+}
+
 /// What /proc/cpuinfo says of the CPU (from CPUID).
 #[derive(Clone, Debug, Default)]
 pub struct CpuIdentity {
@@ -188,9 +224,13 @@ pub trait Platform {
     fn net_mac(&self) -> Option<[u8; 6]> {
         None
     }
-    /// Takes one received Ethernet frame into `buffer` (room for MTU + 14 bytes): its length,
-    /// or None when nothing waits.
-    fn net_receive(&mut self, _buffer: &mut [u8]) -> Option<usize> {
+    /// The checksum work the network device takes on (virtio-net's CSUM and GUEST_CSUM).
+    fn net_checksum_offload(&self) -> ChecksumOffload {
+        ChecksumOffload::default()
+    }
+    /// Takes one received Ethernet frame into `buffer` (room for MTU + 14 bytes): its length
+    /// and what the device says of its checksum, or None when nothing waits.
+    fn net_receive(&mut self, _buffer: &mut [u8]) -> Option<ReceivedFrame> {
         None
     }
     /// Whether the network device raises no interrupt for what it receives (then a wait for
@@ -209,8 +249,10 @@ pub trait Platform {
         false
     }
     /// Queues one Ethernet frame for sending (dropped if the device has no room: the
-    /// caller asked `net_can_transmit` first). It may wait for `net_flush`.
-    fn net_transmit(&mut self, _frame: &[u8]) {}
+    /// caller asked `net_can_transmit` first). It may wait for `net_flush`. With
+    /// `checksum`, the device completes the frame's TCP or UDP checksum (only when
+    /// `net_checksum_offload` says it can).
+    fn net_transmit(&mut self, _frame: &[u8], _checksum: Option<PartialChecksum>) {}
     /// Sends the frames queued since the last flush (the stack calls it after each burst).
     fn net_flush(&mut self) {}
     /// The CPU's identity, for /proc/cpuinfo.

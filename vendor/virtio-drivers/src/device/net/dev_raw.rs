@@ -1,4 +1,4 @@
-use super::{Config, EthernetAddress, Features, VirtioNetHdr, VirtioNetHdrLegacy};
+use super::{Config, EthernetAddress, Features, Flags, VirtioNetHdr, VirtioNetHdrLegacy};
 use super::{MIN_BUFFER_LEN, QUEUE_RECEIVE, QUEUE_TRANSMIT, SUPPORTED_FEATURES};
 use crate::config::read_config;
 use crate::hal::Hal;
@@ -24,12 +24,56 @@ pub struct VirtIONetRaw<H: Hal, T: Transport, const QUEUE_SIZE: usize> {
     send_queue: VirtQueue<H, QUEUE_SIZE>,
     /// Whether `num_buffers` is missing in the `virtio_net_hdr` struct.
     pub(crate) legacy_header: bool,
+    /// Pith: the checksum offloads negotiated (`new_with_checksum_offload`).
+    offload: ChecksumOffload,
+}
+
+// Pith: checksum offload. The crate negotiates none; a driver that fills the pseudo-header
+// sum itself and can take frames whose checksum the device vouches for asks for
+// VIRTIO_NET_F_CSUM and VIRTIO_NET_F_GUEST_CSUM (`new_with_checksum_offload`).
+/// The checksum offloads a device agreed to.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct ChecksumOffload {
+    /// VIRTIO_NET_F_CSUM: the device completes a sent frame's partial checksum
+    /// ([`VirtIONetRaw::fill_buffer_header_partial_checksum`]).
+    pub transmit: bool,
+    /// VIRTIO_NET_F_GUEST_CSUM: received frames may say their checksum needs no check
+    /// ([`VirtIONetRaw::received_checksum`]).
+    pub receive: bool,
+}
+
+/// What a received frame's header says of its checksum (VIRTIO_NET_F_GUEST_CSUM).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ReceivedChecksum {
+    /// Nothing: the driver checks it.
+    Unchecked,
+    /// VIRTIO_NET_HDR_F_DATA_VALID: the device checked it.
+    Valid,
+    /// VIRTIO_NET_HDR_F_NEEDS_CSUM: a partial checksum from a sender on the same host (the
+    /// field holds only the pseudo-header's sum); the data is as the sender made it.
+    Partial,
 }
 
 impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZE> {
     /// Create a new VirtIO-Net driver.
-    pub fn new(mut transport: T) -> Result<Self> {
-        let negotiated_features = transport.begin_init(SUPPORTED_FEATURES);
+    pub fn new(transport: T) -> Result<Self> {
+        Self::with_features(transport, SUPPORTED_FEATURES)
+    }
+
+    /// Creates the driver as [`new`](Self::new) does, also asking for checksum offload
+    /// in both directions; [`checksum_offload`](Self::checksum_offload) says what the
+    /// device agreed to.
+    pub fn new_with_checksum_offload(transport: T) -> Result<Self> {
+        Self::with_features(
+            transport,
+            SUPPORTED_FEATURES
+                .union(Features::CSUM)
+                .union(Features::GUEST_CSUM),
+        )
+    }
+
+    fn with_features(mut transport: T, supported: Features) -> Result<Self> {
+        let negotiated_features = transport.begin_init(supported);
         info!("negotiated_features {:?}", negotiated_features);
 
         // Read configuration space.
@@ -59,7 +103,65 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
             send_queue,
             legacy_header: !negotiated_features.contains(Features::VERSION_1)
                 && !negotiated_features.contains(Features::MRG_RXBUF),
+            offload: ChecksumOffload {
+                transmit: negotiated_features.contains(Features::CSUM),
+                receive: negotiated_features.contains(Features::GUEST_CSUM),
+            },
         })
+    }
+
+    /// The checksum offloads negotiated.
+    pub fn checksum_offload(&self) -> ChecksumOffload {
+        self.offload
+    }
+
+    /// Fills the header of `buffer` as [`fill_buffer_header`](Self::fill_buffer_header)
+    /// does, asking the device to complete the frame's checksum: it sums the frame from
+    /// `start` to its end and stores the sum at `start + offset`, where the driver left the
+    /// pseudo-header's sum. Only with [`ChecksumOffload::transmit`].
+    pub fn fill_buffer_header_partial_checksum(
+        &self,
+        buffer: &mut [u8],
+        start: u16,
+        offset: u16,
+    ) -> Result<usize> {
+        if !self.offload.transmit {
+            return Err(Error::Unsupported);
+        }
+        macro_rules! fill {
+            ($hdr:ty) => {{
+                if buffer.len() < size_of::<$hdr>() {
+                    return Err(Error::InvalidParam);
+                }
+                let mut header = <$hdr>::default();
+                header.flags = Flags::NEEDS_CSUM;
+                header.csum_start = start;
+                header.csum_offset = offset;
+                buffer[..size_of::<$hdr>()].copy_from_slice(header.as_bytes());
+                Ok(size_of::<$hdr>())
+            }};
+        }
+        if self.legacy_header {
+            fill!(VirtioNetHdrLegacy)
+        } else {
+            fill!(VirtioNetHdr)
+        }
+    }
+
+    /// What the header of a received `rx_buf` (as [`receive_complete`](Self::receive_complete)
+    /// left it) says of the frame's checksum.
+    pub fn received_checksum(&self, rx_buf: &[u8]) -> ReceivedChecksum {
+        // Both headers begin with the flags byte.
+        let flags = Flags::from_bits_truncate(rx_buf.first().copied().unwrap_or(0));
+        if !self.offload.receive {
+            ReceivedChecksum::Unchecked
+        } else if flags.contains(Flags::NEEDS_CSUM) {
+            ReceivedChecksum::Partial
+        } else if flags.contains(Flags::DATA_VALID) {
+            ReceivedChecksum::Valid
+        } else {
+            ReceivedChecksum::Unchecked
+        }
     }
 
     /// Acknowledge interrupt.
