@@ -27,6 +27,10 @@ pub enum Command {
     /// Write a bootable ext4 image: PROGRAM at /NAME, the --file/--dir entries; boot it with
     /// `pith run --image IMAGE [ARGS]`.
     Build(crate::build::BuildArgs),
+    /// Packages: servers from Debian (redis, nginx, memcached) with a recipe each
+    /// (packages/NAME/): list them, run one, or build its image.
+    #[command(subcommand)]
+    Pkg(crate::package::PkgCommand),
     /// List what a dynamically linked PROGRAM needs and why: its interpreter and each library
     /// (which DT_NEEDED of which object, found where), searched as glibc's ld.so searches,
     /// without running it.
@@ -386,7 +390,7 @@ mod tests {
         argv.extend_from_slice(words);
         Cli::try_parse_from(argv).and_then(|cli| match cli.command {
             Command::Run(run) => Ok(run),
-            Command::Image(_) | Command::Build(_) | Command::Deps(_) => {
+            Command::Image(_) | Command::Build(_) | Command::Deps(_) | Command::Pkg(_) => {
                 Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))
             }
         })

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod ldcache;
 pub mod manifest;
 pub mod network;
+pub mod package;
 pub mod program;
 pub mod qemu;
 pub mod qemu_process;

@@ -37,6 +37,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Pkg(command) => match pith_cli::package::run(&command) {
+            Ok(status) => ExitCode::from(status),
+            Err(error) => {
+                eprintln!("pith: error: {error:#}");
+                ExitCode::from(PITH_FAILED)
+            }
+        },
         Command::Image(command) => match pith_cli::inspect::run(&command) {
             Ok(status) => ExitCode::from(status),
             Err(error) => {

@@ -47,10 +47,31 @@ pub struct NetConfig {
     pub dns: Option<Ipv4Address>,
 }
 
+/// Which IP versions a socket takes connections of: an AF_INET socket IPv4's, an AF_INET6
+/// one IPv6's and, unless IPV6_V6ONLY, IPv4's too (as IPv4-mapped addresses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Versions {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Versions {
+    fn take(self, address: IpAddress) -> bool {
+        match address {
+            IpAddress::Ipv4(_) => self.v4,
+            IpAddress::Ipv6(_) => self.v6,
+        }
+    }
+}
+
 /// A listening socket: smoltcp has one socket per connection, so a listener keeps one socket
 /// armed in LISTEN and, as each takes a SYN, queues it and arms another, up to the backlog.
 struct Listener {
     endpoint: IpListenEndpoint,
+    /// smoltcp's listening sockets take either version: a connection of the other goes to
+    /// a listener on the same port that takes it (an IPv4 and an IPv6-only listener side by
+    /// side, as redis binds), or is reset.
+    versions: Versions,
     backlog: usize,
     armed: Option<SocketHandle>,
     /// Connections the program has not accepted yet, oldest first (SYN_RECEIVED ones too:
@@ -412,14 +433,42 @@ impl Stack {
 
     /// Queues the connections that armed listening sockets took, and arms new ones.
     fn rearm_listeners(&mut self) {
-        for (&id, listener) in self.listeners.iter_mut() {
+        // Connections of the IP version their listener does not take, for another.
+        let mut strays = Vec::new();
+        for listener in self.listeners.values_mut() {
             if let Some(handle) = listener.armed {
-                let state = self.sockets.get::<tcp::Socket>(handle).state();
-                if state != tcp::State::Listen {
-                    listener.queue.push_back(handle);
+                let socket = self.sockets.get::<tcp::Socket>(handle);
+                if socket.state() != tcp::State::Listen {
+                    let remote = socket.remote_endpoint().map(|endpoint| endpoint.addr);
+                    if remote.is_some_and(|address| !listener.versions.take(address)) {
+                        strays.push((handle, listener.endpoint.port));
+                    } else {
+                        listener.queue.push_back(handle);
+                    }
                     listener.armed = None;
                 }
             }
+        }
+        for (handle, port) in strays {
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            let local = socket.local_endpoint().map(|endpoint| endpoint.addr);
+            let remote = socket.remote_endpoint().map(|endpoint| endpoint.addr);
+            let home = self.listeners.values_mut().find(|listener| {
+                listener.endpoint.port == port
+                    && remote.is_some_and(|address| listener.versions.take(address))
+                    && (listener.endpoint.addr.is_none() || listener.endpoint.addr == local)
+            });
+            match home {
+                Some(listener) => listener.queue.push_back(handle),
+                None => {
+                    // Nobody listens for it: reset, as Linux answers a SYN to a port
+                    // without a listener of its version.
+                    socket.abort();
+                    self.closing.push(handle);
+                }
+            }
+        }
+        for (&id, listener) in self.listeners.iter_mut() {
             listener.queue.retain(|&handle| {
                 let gone = self.sockets.get::<tcp::Socket>(handle).state() == tcp::State::Closed;
                 if gone {
@@ -501,9 +550,9 @@ impl Stack {
         None
     }
 
-    /// Whether some socket holds `port`.
-    pub fn port_in_use(&self, tcp: bool, port: u16) -> bool {
-        self.ports.contains_key(&(tcp, port))
+    /// How many sockets hold `port`.
+    pub fn port_holders(&self, tcp: bool, port: u16) -> usize {
+        self.ports.get(&(tcp, port)).copied().unwrap_or(0)
     }
 
     pub fn hold_port(&mut self, tcp: bool, port: u16) {
@@ -524,6 +573,7 @@ impl Stack {
         &mut self,
         id: u32,
         endpoint: IpListenEndpoint,
+        versions: Versions,
         backlog: usize,
         buffer_sizes: (usize, usize),
     ) {
@@ -534,6 +584,7 @@ impl Stack {
         }
         let mut listener = Listener {
             endpoint,
+            versions,
             backlog: backlog.max(1),
             armed: None,
             queue: VecDeque::new(),

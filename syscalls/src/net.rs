@@ -352,6 +352,32 @@ impl core::fmt::Debug for Options {
 }
 
 /// The sockets and the stack under them.
+impl Socket {
+    /// The IP versions the socket takes (`inet::Versions`).
+    fn versions(&self) -> crate::inet::Versions {
+        versions(self.family, self.local.0, self.options.v6_only)
+    }
+
+    /// Whether binding this socket to `address` (None: any) would overlap `other`'s binding
+    /// of the same port: an IP version both take, and the same address or a wildcard.
+    fn overlaps(&self, address: Option<IpAddress>, other: &Socket) -> bool {
+        let mine = versions(self.family, address, self.options.v6_only);
+        let theirs = other.versions();
+        let common = (mine.v4 && theirs.v4) || (mine.v6 && theirs.v6);
+        common && (address.is_none() || other.local.0.is_none() || address == other.local.0)
+    }
+}
+
+/// The IP versions a socket of `family` bound to `address` (None: any) takes.
+fn versions(family: Family, address: Option<IpAddress>, v6_only: bool) -> crate::inet::Versions {
+    let (v4, v6) = match (family, address) {
+        (_, Some(IpAddress::Ipv4(_))) | (Family::Inet, _) => (true, false),
+        (Family::Inet6, Some(IpAddress::Ipv6(_))) => (false, true),
+        (Family::Inet6, None) => (!v6_only, true),
+    };
+    crate::inet::Versions { v4, v6 }
+}
+
 #[derive(Default)]
 pub struct Network {
     /// How the interface is addressed (from the kernel command line), until the stack starts.
@@ -727,11 +753,30 @@ pub fn bind(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Resul
     let port = if endpoint.port == 0 {
         stack.ephemeral_port(stream).ok_or(Errno::EADDRINUSE)?
     } else {
-        if stack.port_in_use(stream, endpoint.port) && !reuse_port {
-            return Err(Errno::EADDRINUSE);
+        let held = stack.port_holders(stream, endpoint.port);
+        if held > 0 && !reuse_port {
+            let network = &context.process.network;
+            let binding = network.sockets.get(&id).ok_or(Errno::EBADF)?;
+            let address = (!unspecified).then_some(endpoint.addr);
+            // Every holder is a socket here whose addresses do not overlap (IPv4 beside an
+            // IPv6-only socket, or two specific addresses): the port is shared. A holder not
+            // here (a connection closing after its program closed it) keeps it.
+            let holders: Vec<&Socket> = network
+                .sockets
+                .values()
+                .filter(|other| other.stream == stream && other.local.1 == endpoint.port)
+                .collect();
+            let shared = holders.len() == held
+                && holders
+                    .iter()
+                    .all(|other| !binding.overlaps(address, other));
+            if !shared {
+                return Err(Errno::EADDRINUSE);
+            }
         }
         endpoint.port
     };
+    let stack = context.process.network.stack(context.platform)?;
     stack.hold_port(stream, port);
     let address = (!unspecified).then_some(endpoint.addr);
     let socket = socket_mut(context, id)?;
@@ -804,9 +849,10 @@ pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> 
     let socket = socket_mut(context, id)?;
     let endpoint = listen_endpoint(socket.local);
     let sizes = (socket.options.receive_buffer, socket.options.send_buffer);
+    let versions = socket.versions();
     socket.state = State::Listening;
     let stack = context.process.network.stack(context.platform)?;
-    stack.listen(id, endpoint, backlog, sizes);
+    stack.listen(id, endpoint, versions, backlog, sizes);
     note(context, id);
     Ok(())
 }
@@ -2185,6 +2231,104 @@ mod tests {
         let len = machine.put(&4u32.to_le_bytes());
         assert_eq!(machine.call(GETSOCKOPT, [fd, 1, 4, value, len, 0]), Ok(0));
         i32::from_le_bytes(machine.memory_at(value, 4).try_into().unwrap())
+    }
+
+    /// A sockaddr for the wildcard address of `family` (2 or 10) and `port`.
+    fn wildcard(machine: &mut TestMachine, family: u8, port: u16) -> (u64, u64) {
+        let mut bytes = [0u8; 28];
+        bytes[0] = family;
+        bytes[2..4].copy_from_slice(&port.to_be_bytes());
+        let len = if family == 2 { 16 } else { 28 };
+        (machine.put(&bytes[..len]), len as u64)
+    }
+
+    /// A sockaddr_in6 for ::1:`port`.
+    fn loopback6(machine: &mut TestMachine, port: u16) -> u64 {
+        let mut bytes = [0u8; 28];
+        bytes[0] = 10; // AF_INET6
+        bytes[2..4].copy_from_slice(&port.to_be_bytes());
+        bytes[23] = 1;
+        machine.put(&bytes)
+    }
+
+    #[test]
+    fn an_ipv4_and_an_ipv6_only_listener_share_a_port_and_each_gets_its_own() {
+        const SETSOCKOPT: u64 = 54;
+        let mut machine = TestMachine::new();
+        let port = 6379;
+        let v4 = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let (address, len) = wildcard(&mut machine, 2, port);
+        assert_eq!(machine.call(BIND, [v4, address, len, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(LISTEN, [v4, 8, 0, 0, 0, 0]), Ok(0));
+        // A dual-stack IPv6 socket overlaps the IPv4 one: refused, as on Linux.
+        let dual = machine
+            .call(SOCKET, [10, 1 | NONBLOCK, 0, 0, 0, 0])
+            .unwrap();
+        let (address6, len6) = wildcard(&mut machine, 10, port);
+        assert_eq!(
+            machine.call(BIND, [dual, address6, len6, 0, 0, 0]),
+            Err(Errno::EADDRINUSE)
+        );
+        // So does a second IPv4 socket on a specific address.
+        let specific = machine.call(SOCKET, [2, 1, 0, 0, 0, 0]).unwrap();
+        let address = loopback(&mut machine, port);
+        assert_eq!(
+            machine.call(BIND, [specific, address, 16, 0, 0, 0]),
+            Err(Errno::EADDRINUSE)
+        );
+        // An IPv6-only one does not (redis binds `* -::*` so).
+        let v6 = machine
+            .call(SOCKET, [10, 1 | NONBLOCK, 0, 0, 0, 0])
+            .unwrap();
+        let one = machine.put(&1i32.to_le_bytes());
+        assert_eq!(machine.call(SETSOCKOPT, [v6, 41, 26, one, 4, 0]), Ok(0));
+        assert_eq!(machine.call(BIND, [v6, address6, len6, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(LISTEN, [v6, 8, 0, 0, 0, 0]), Ok(0));
+        // Clients of each version reach the listener of theirs, whichever smoltcp's
+        // armed socket took the SYN (the IPv6 client first: the IPv4 listener's armed
+        // socket comes first in smoltcp's set and takes it).
+        for _ in 0..3 {
+            let client6 = machine
+                .call(SOCKET, [10, 1 | NONBLOCK, 0, 0, 0, 0])
+                .unwrap();
+            let address = loopback6(&mut machine, port);
+            let result = machine.call(CONNECT, [client6, address, 28, 0, 0, 0]);
+            assert!(
+                matches!(result, Ok(0) | Err(Errno::EINPROGRESS)),
+                "{result:?}"
+            );
+            let client4 = connect(&mut machine, port);
+            let (peer4, peer6) = (machine.scratch(28), machine.scratch(28));
+            let (len4, len6) = (
+                machine.put(&28u32.to_le_bytes()),
+                machine.put(&28u32.to_le_bytes()),
+            );
+            let mut accepted = (None, None);
+            for _ in 0..10 {
+                if accepted.0.is_none() {
+                    accepted.0 = machine.call(ACCEPT4, [v4, peer4, len4, 0, 0, 0]).ok();
+                }
+                if accepted.1.is_none() {
+                    accepted.1 = machine.call(ACCEPT4, [v6, peer6, len6, 0, 0, 0]).ok();
+                }
+            }
+            assert!(accepted.0.is_some() && accepted.1.is_some(), "{accepted:?}");
+            // The IPv4 listener's peer is 127.0.0.1, the IPv6 one's ::1.
+            assert_eq!(machine.memory_at(peer4, 2), [2, 0]);
+            assert_eq!(machine.memory_at(peer4 + 4, 4), [127, 0, 0, 1]);
+            assert_eq!(machine.memory_at(peer6, 2), [10, 0]);
+            assert_eq!(machine.memory_at(peer6 + 23, 1), [1]);
+            assert_eq!(
+                machine.call(ACCEPT4, [v4, 0, 0, 0, 0, 0]),
+                Err(Errno::EAGAIN)
+            );
+            assert_eq!(
+                machine.call(ACCEPT4, [v6, 0, 0, 0, 0, 0]),
+                Err(Errno::EAGAIN)
+            );
+            assert_eq!(so_error(&mut machine, client4), 0);
+            assert_eq!(so_error(&mut machine, client6), 0);
+        }
     }
 
     #[test]

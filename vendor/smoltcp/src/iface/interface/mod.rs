@@ -1130,6 +1130,15 @@ impl InterfaceInner {
             return Ok((hardware_addr, tx_token));
         }
 
+        // Pith: a packet to one of the interface's own addresses (loopback's included) is
+        // for this interface: its own hardware address, without asking the neighbors. The
+        // device under it loops such frames back. Without this, ::1 never resolved
+        // (`has_solicited_node` leaves LOCALHOST out), and 127.0.0.1 cost an ARP round.
+        #[cfg(feature = "medium-ethernet")]
+        if self.caps.medium == Medium::Ethernet && self.has_ip_addr(*dst_addr) {
+            return Ok((self.hardware_addr, tx_token));
+        }
+
         if dst_addr.is_multicast() {
             let hardware_addr = match *dst_addr {
                 #[cfg(feature = "proto-ipv4")]
