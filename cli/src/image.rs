@@ -151,7 +151,29 @@ pub fn collect_tree(files: &[PathMapping], dirs: &[PathMapping]) -> anyhow::Resu
             &mut entries,
         )?;
     }
+    later_mappings_win(&mut entries);
     Ok(entries)
+}
+
+/// Where two mappings put something at the same path, the later one's stays (a manifest's
+/// entries come first, the command line's after: `--dir ./site:/var/www/html` replaces a
+/// recipe's page of the same name). A directory stays where it first came, before what is in
+/// it.
+fn later_mappings_win(entries: &mut Vec<TreeEntry>) {
+    let mut keep_at = std::collections::HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let directory = matches!(entry, TreeEntry::Directory { .. });
+        let slot = keep_at.entry(entry.guest().to_vec()).or_insert(index);
+        if !directory {
+            *slot = index;
+        }
+    }
+    let mut index = 0;
+    entries.retain(|entry| {
+        let kept = keep_at.get(entry.guest()) == Some(&index);
+        index += 1;
+        kept
+    });
 }
 
 fn walk(host: &Path, guest: &[u8], entries: &mut Vec<TreeEntry>) -> anyhow::Result<()> {
@@ -472,6 +494,54 @@ pub fn write_image(directory: &Path, image: &[u8]) -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
     use pith_loader::image::Image;
+
+    #[test]
+    fn a_later_mapping_replaces_an_earlier_ones_file_at_the_same_path() {
+        let base = std::env::temp_dir().join(format!("pith-later-wins-{}", std::process::id()));
+        let (recipe, mine) = (base.join("recipe"), base.join("mine"));
+        std::fs::create_dir_all(&recipe).unwrap();
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::write(recipe.join("index.html"), "recipe's").unwrap();
+        std::fs::write(recipe.join("404.html"), "recipe's 404").unwrap();
+        std::fs::write(mine.join("index.html"), "mine").unwrap();
+        let mapping = |host: &Path| PathMapping {
+            host: host.to_path_buf(),
+            guest: "/var/www/html".into(),
+        };
+        let tree = collect_tree(&[], &[mapping(&recipe), mapping(&mine)]).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+        let found: Vec<(String, Option<PathBuf>)> = tree
+            .iter()
+            .map(|entry| {
+                let host = match entry {
+                    TreeEntry::File { host, .. } => Some(host.clone()),
+                    _ => None,
+                };
+                (String::from_utf8_lossy(entry.guest()).into_owned(), host)
+            })
+            .collect();
+        let index: Vec<_> = found
+            .iter()
+            .filter(|(guest, _)| guest == "/var/www/html/index.html")
+            .collect();
+        assert_eq!(index.len(), 1, "{found:?}");
+        assert_eq!(
+            index[0].1.as_deref(),
+            Some(mine.join("index.html").as_path())
+        );
+        // The directory comes once, first; the earlier mapping's other files stay.
+        assert_eq!(found[0].0, "/var/www/html");
+        assert_eq!(
+            found
+                .iter()
+                .filter(|(guest, _)| guest == "/var/www/html")
+                .count(),
+            1
+        );
+        assert!(found
+            .iter()
+            .any(|(guest, _)| guest == "/var/www/html/404.html"));
+    }
 
     #[test]
     fn the_image_holds_the_program_its_path_argv_and_only_the_given_environment() {

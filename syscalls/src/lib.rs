@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod args;
+pub mod credentials;
 pub mod epoll;
 pub mod errno;
 pub mod eventfd;

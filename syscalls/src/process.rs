@@ -59,8 +59,8 @@ pub struct Process {
     pub epolls: crate::epoll::Epolls,
     pub eventfds: crate::eventfd::Eventfds,
     pub timerfds: crate::timerfd::Timerfds,
-    /// The supplementary group IDs (setgroups(2)); none at start.
-    pub groups: Vec<u32>,
+    /// The user and group IDs it runs as (root's at start; credentials.rs).
+    pub credentials: crate::credentials::Credentials,
 }
 
 /// Linux's defaults for a process started as root (include/asm-generic/resource.h, with the
@@ -153,7 +153,7 @@ impl Process {
             epolls: crate::epoll::Epolls::default(),
             eventfds: crate::eventfd::Eventfds::default(),
             timerfds: crate::timerfd::Timerfds::default(),
-            groups: Vec::new(),
+            credentials: crate::credentials::Credentials::default(),
             missing_files: None,
         }
     }
@@ -240,63 +240,6 @@ pub fn setpgid(context: &mut Context, pid: i32, pgid: i32) -> Result<(), Errno> 
     }
     own_group_or_session(context, pid)?;
     Err(Errno::EPERM)
-}
-
-/// Implements getuid(2): the program runs as root, the only user there is.
-pub fn getuid(_context: &mut Context) -> Result<i32, Errno> {
-    Ok(0)
-}
-/// Implements geteuid(2).
-pub fn geteuid(_context: &mut Context) -> Result<i32, Errno> {
-    Ok(0)
-}
-/// Implements getgid(2).
-pub fn getgid(_context: &mut Context) -> Result<i32, Errno> {
-    Ok(0)
-}
-/// NGROUPS_MAX (include/uapi/linux/limits.h).
-const NGROUPS_MAX: usize = 65536;
-
-/// Implements getgroups(2): the supplementary groups setgroups set (none at start).
-pub fn getgroups(context: &mut Context, size: i32, list: UserAddr) -> Result<i32, Errno> {
-    let count = context.process.groups.len();
-    if size < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if size == 0 {
-        return Ok(count as i32);
-    }
-    if (size as usize) < count {
-        return Err(Errno::EINVAL);
-    }
-    let bytes: Vec<u8> = context
-        .process
-        .groups
-        .iter()
-        .flat_map(|group| group.to_le_bytes())
-        .collect();
-    context.platform.write_user(list.0, &bytes)?;
-    Ok(count as i32)
-}
-
-/// Implements setgroups(2): the program runs as root (CAP_SETGID), so the list is taken.
-pub fn setgroups(context: &mut Context, size: usize, list: UserAddr) -> Result<(), Errno> {
-    if size > NGROUPS_MAX {
-        return Err(Errno::EINVAL);
-    }
-    let bytes = context.read_bytes(list.0, size * 4)?;
-    let mut groups: Vec<u32> = bytes
-        .chunks_exact(4)
-        .map(|group| u32::from_le_bytes([group[0], group[1], group[2], group[3]]))
-        .collect();
-    groups.sort_unstable();
-    context.process.groups = groups;
-    Ok(())
-}
-
-/// Implements getegid(2).
-pub fn getegid(_context: &mut Context) -> Result<i32, Errno> {
-    Ok(0)
 }
 
 /// Implements sched_yield(2): the thread goes behind the other runnable ones.

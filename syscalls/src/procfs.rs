@@ -208,11 +208,19 @@ fn status(context: &mut Context) -> Vec<u8> {
     let caught = (1..=crate::signal::NSIG)
         .filter(|&signal| signals.action(signal).sa_handler > crate::signal::SIG_IGN)
         .fold(0u64, |mask, signal| mask | crate::signal::bit(signal));
+    let credentials = &context.process.credentials;
+    let (user, group) = (credentials.user, credentials.group);
+    // Each group followed by a space, as Linux prints them.
+    let groups: alloc::string::String = credentials
+        .groups
+        .iter()
+        .map(|group| alloc::format!("{group} "))
+        .collect();
     let mut text = alloc::string::String::new();
     let _ = write!(
         text,
         "Name:\t{}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t0\nTracerPid:\t0\n\
-         Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n\
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\n\
          VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
          RssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
          VmLib:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB\nThreads:\t{}\nSigQ:\t0/4096\n\
@@ -220,6 +228,15 @@ fn status(context: &mut Context) -> Vec<u8> {
          Cpus_allowed:\t1\nCpus_allowed_list:\t0\n",
         name(context),
         context.process.umask,
+        user.real,
+        user.effective,
+        user.saved,
+        user.filesystem,
+        group.real,
+        group.effective,
+        group.saved,
+        group.filesystem,
+        groups,
         kb(sizes.total),
         kb(sizes.total),
         0,

@@ -7,8 +7,8 @@ use crate::errno::Errno;
 use crate::names::SYSCALL_NAMES;
 use crate::platform::{Context, LogLevel};
 use crate::{
-    epoll, eventfd, files, fs, futex, mm, net, pipe, poll, process, random, sched, signal, thread,
-    time, timerfd, xattr,
+    credentials, epoll, eventfd, files, fs, futex, mm, net, pipe, poll, process, random, sched,
+    signal, thread, time, timerfd, xattr,
 };
 
 /// How far a syscall is implemented.
@@ -156,17 +156,27 @@ syscall_table! {
     98 getrusage(who: i32, usage: UserAddr) => process::getrusage, Partial("CPU time all in ru_utime (syscalls are not told apart), RUSAGE_THREAD the process's, ru_maxrss the peak resident set; the other counters read 0");
     99 sysinfo(info: UserAddr) => process::sysinfo, Partial("uptime, RAM total and free as the allocator sees them, 1 process; load averages are not kept (0); no swap");
     100 times(buffer: UserAddr) => process::times, Partial("CPU time all in tms_utime, as getrusage");
-    102 getuid() => process::getuid, Supported;
-    104 getgid() => process::getgid, Supported;
-    107 geteuid() => process::geteuid, Supported;
-    108 getegid() => process::getegid, Supported;
+    102 getuid() => credentials::getuid, Supported;
+    104 getgid() => credentials::getgid, Supported;
+    105 setuid(uid: u32) => credentials::setuid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    106 setgid(gid: u32) => credentials::setgid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    107 geteuid() => credentials::geteuid, Supported;
+    108 getegid() => credentials::getegid, Supported;
     109 setpgid(pid: i32, pgid: i32) => process::setpgid, Supported;
     110 getppid() => process::getppid, Supported;
     111 getpgrp() => process::getpgrp, Supported;
     112 setsid() => process::setsid, Supported;
-    115 getgroups(size: i32, list: UserAddr) => process::getgroups, Supported;
-    116 setgroups(size: usize, list: UserAddr) => process::setgroups, Supported;
+    113 setreuid(real: u32, effective: u32) => credentials::setreuid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    114 setregid(real: u32, effective: u32) => credentials::setregid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    115 getgroups(size: i32, list: UserAddr) => credentials::getgroups, Supported;
+    116 setgroups(size: usize, list: UserAddr) => credentials::setgroups, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    117 setresuid(real: u32, effective: u32, saved: u32) => credentials::setresuid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    118 getresuid(real: UserAddr, effective: UserAddr, saved: UserAddr) => credentials::getresuid, Supported;
+    119 setresgid(real: u32, effective: u32, saved: u32) => credentials::setresgid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    120 getresgid(real: UserAddr, effective: UserAddr, saved: UserAddr) => credentials::getresgid, Supported;
     121 getpgid(pid: i32) => process::getpgid, Supported;
+    122 setfsuid(uid: u32) => credentials::setfsuid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
+    123 setfsgid(gid: u32) => credentials::setfsgid, Partial("the IDs are kept and reported; Pith checks no file permissions against them");
     124 getsid(pid: i32) => process::getsid, Supported;
     127 rt_sigpending(set: UserAddr, set_size: usize) => signal::rt_sigpending, Supported;
     128 rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, set_size: usize) => signal::rt_sigtimedwait, Supported;
