@@ -465,6 +465,39 @@ impl Server {
         }
     }
 
+    /// Waits for a line of stdout that contains `text` (as `wait_for_line`).
+    pub fn wait_for_text(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let stderr = self.take_stderr();
+                    panic!(
+                        "the server never printed {text:?}; stdout: {:?}\nstderr: {stderr}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends SIGINT to `pith` (Ctrl-C at a terminal).
+    pub fn interrupt(&self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+    }
+
     fn take_stderr(&mut self) -> String {
         self.stderr
             .take()
