@@ -1867,12 +1867,18 @@ pub fn copy_file_range(
         }
         // What shared mappings hold is the files' (as for read and write).
         crate::mm::read_through_mappings(context, from, read_at, &mut chunk[..got]);
-        let wrote =
+        let written =
             context
                 .process
                 .vfs
                 .fs_mut(to.mount)?
-                .write(to.ino, write_at, &chunk[..got], now)?;
+                .write(to.ino, write_at, &chunk[..got], now);
+        let wrote = match written {
+            Ok(wrote) => wrote,
+            // ENOSPC after some was copied: the count copied, as Linux answers.
+            Err(_) if done > 0 => break,
+            Err(error) => return Err(error.into()),
+        };
         crate::mm::write_through_mappings(context, to, write_at, &chunk[..wrote]);
         read_at += wrote as u64;
         write_at += wrote as u64;
@@ -1932,7 +1938,14 @@ pub fn sendfile(
             break;
         }
         crate::mm::read_through_mappings(context, from, at, &mut chunk[..got]);
-        let wrote = crate::fs::write_kernel_bytes(context, out_fd, &chunk[..got])?;
+        let wrote = match crate::fs::write_kernel_bytes(context, out_fd, &chunk[..got]) {
+            Ok(wrote) => wrote,
+            // A socket or pipe that filled up after taking some (EAGAIN): what went is the
+            // answer, and the offset moves by it, as Linux's partial sendfile. Losing it would
+            // make the program send those bytes again.
+            Err(_) if done > 0 => break,
+            Err(error) => return Err(error),
+        };
         at += wrote as u64;
         done += wrote;
         if wrote < got {

@@ -2112,6 +2112,55 @@ mod tests {
     }
 
     #[test]
+    fn sendfile_to_a_full_socket_answers_what_went_and_moves_the_offset_by_it() {
+        let mut machine = TestMachine::new();
+        let path = machine.put(b"/big\0");
+        let file = machine
+            .call(2, [path, (O_CREAT | 2) as u64, 0o644, 0, 0, 0])
+            .unwrap();
+        let content: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        let data = machine.put(&content);
+        assert_eq!(machine.call(1, [file, data, 1 << 20, 0, 0, 0]), Ok(1 << 20));
+        assert_eq!(machine.call(8, [file, 0, 0, 0, 0, 0]), Ok(0));
+        // A non-blocking stream pair: its buffer holds far less than a mebibyte.
+        let pair = machine.scratch(8);
+        assert_eq!(machine.call(53, [1, 1 | 0o4000, 0, pair, 0, 0]), Ok(0));
+        let ends = machine.memory_at(pair, 8);
+        let (sender, receiver) = (ends[0] as u64, ends[4] as u64);
+        let buffer = machine.scratch(1 << 16);
+        let mut received = Vec::new();
+        let mut sent = 0u64;
+        // Bounded: a sendfile that lost what went would go round forever.
+        for _ in 0..1000 {
+            if sent == 1 << 20 {
+                break;
+            }
+            match machine.call(40, [sender, file, 0, (1 << 20) - sent, 0, 0]) {
+                Ok(count) => {
+                    sent += count;
+                    // The file's offset moved by exactly what went.
+                    assert_eq!(machine.call(8, [file, 0, 1, 0, 0, 0]), Ok(sent));
+                }
+                Err(Errno::EAGAIN) => {
+                    while let Ok(got) = machine.call(0, [receiver, buffer, 1 << 16, 0, 0, 0]) {
+                        received.extend(machine.memory_at(buffer, got as usize));
+                    }
+                }
+                Err(other) => panic!("sendfile: {other:?}"),
+            }
+        }
+        while let Ok(got) = machine.call(0, [receiver, buffer, 1 << 16, 0, 0, 0]) {
+            received.extend(machine.memory_at(buffer, got as usize));
+        }
+        assert!(
+            received == content,
+            "{} bytes came, {} sent",
+            received.len(),
+            sent
+        );
+    }
+
+    #[test]
     fn open_creates_reads_and_lists_files_in_the_tree() {
         let mut machine = TestMachine::new();
         let missing = machine.put(b"/etc/passwd\0");
