@@ -295,7 +295,7 @@ impl Platform for KernelPlatform {
     }
 
     fn net_flush(&mut self) {
-        crate::virtio_net::flush()
+        crate::virtio_net::flush_if_due()
     }
 
     fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {

@@ -505,6 +505,9 @@ fn halt_once(deadline: Option<u64>) {
             None => crate::apic::disarm(),
         }
     });
+    // Frames queued for the network go before the CPU idles (their notification waits for
+    // this or a burst's end: virtio_net::flush).
+    crate::virtio_net::flush();
     let halted_at = crate::clock::monotonic_ns();
     // SAFETY: interrupts are enabled only for the halt: `sti` takes effect after `hlt`
     // starts, so no wake-up is lost; the interrupt's handler runs on an IST stack, and `cli`

@@ -33,6 +33,8 @@ struct Nic {
     receive_armed: bool,
     /// Frames queued since the device was last notified (`flush`).
     unnotified: usize,
+    /// When the oldest of them was queued (monotonic ns).
+    unnotified_since: u64,
     /// Frames received since the last `flush` (their buffers went back to the device).
     received: usize,
 }
@@ -125,6 +127,7 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         mac,
         receive_armed: false,
         unnotified: 0,
+        unnotified_since: 0,
         received: 0,
     });
     true
@@ -266,6 +269,9 @@ pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
             if let Some(slot) = nic.sending.get_mut(token as usize) {
                 *slot = Some((buffer, len));
             }
+            if nic.unnotified == 0 {
+                nic.unnotified_since = crate::clock::monotonic_ns();
+            }
             nic.unnotified += 1;
             // A long burst keeps the device busy meanwhile.
             if nic.unnotified >= FLUSH_EVERY {
@@ -280,14 +286,34 @@ pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
 /// How many frames a burst queues before the device is told of them anyway.
 const FLUSH_EVERY: usize = 32;
 
-/// Tells the device of the frames queued since it was last told: once per burst (each
-/// notification is an exit to the device, which under TCG costs as much as sending a frame).
+/// How long a queued frame may wait for its notification while the program keeps running
+/// (it goes at once when the CPU is about to halt, and after `FLUSH_EVERY` frames).
+const FLUSH_DELAY_NS: u64 = 100_000;
+
+/// Tells the device of the frames queued since it was last told. Each notification is an
+/// exit to the device, which under TCG costs as much as sending a frame: a server answering
+/// many clients in one turn of its event loop (redis writes each reply on its own) queues
+/// their frames and tells the device once, when the CPU is about to halt (`sched`), after
+/// `FLUSH_EVERY` frames, or once the oldest has waited `FLUSH_DELAY_NS` (looked at after each
+/// pass of the stack). Linux batches the same way with xmit_more and its event index.
 pub fn flush() {
+    notify(true);
+}
+
+/// As `flush`, if the oldest queued frame has waited `FLUSH_DELAY_NS` (the stack's passes
+/// call this).
+pub fn flush_if_due() {
+    notify(false);
+}
+
+fn notify(now: bool) {
     let mut guard = NIC.lock();
     let Some(nic) = guard.as_mut() else {
         return;
     };
-    if nic.unnotified > 0 {
+    let due =
+        now || crate::clock::monotonic_ns().saturating_sub(nic.unnotified_since) >= FLUSH_DELAY_NS;
+    if nic.unnotified > 0 && due {
         nic.device.notify_transmit();
         nic.unnotified = 0;
     }
@@ -297,8 +323,8 @@ pub fn flush() {
     // receive nothing more.
     if nic.received >= QUEUE_SIZE / 4 {
         nic.device.notify_receive();
+        nic.received = 0;
     }
-    nic.received = 0;
 }
 
 /// The device's interrupt: acknowledged at the device (which lowers its line); the frames

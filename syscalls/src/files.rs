@@ -1853,7 +1853,8 @@ pub fn copy_file_range(
     };
     let now = now(context);
     let mut done = 0;
-    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    // No bigger than the request: a small file costs no 64 KiB buffer to zero.
+    let mut chunk = alloc::vec![0u8; length.min(64 * 1024)];
     while done < length {
         let want = (length - done).min(chunk.len());
         let got =
@@ -1925,7 +1926,9 @@ pub fn sendfile(
             .map_err(|_| Errno::EINVAL)?,
     };
     let mut done = 0;
-    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    // No bigger than the request: nginx sends a small file per request, and zeroing 64 KiB
+    // for each cost more than the copy.
+    let mut chunk = alloc::vec![0u8; count.min(64 * 1024)];
     // Through a kernel buffer, then out as write(2) would send it.
     while done < count {
         let want = (count - done).min(chunk.len());

@@ -405,7 +405,8 @@ impl Stack {
             while self.interface.poll_egress(now, &mut nic, &mut self.sockets)
                 != smoltcp::iface::PollResult::None
             {}
-            // The device is told of the burst once.
+            // The device is told of the burst (the platform may hold the notification for a
+            // later burst: virtio_net::flush).
             platform.net_flush();
             if self.wire.looped.is_empty() {
                 break;

@@ -1921,7 +1921,15 @@ pub fn setsockopt(
                 .then(|| smoltcp::time::Duration::from_secs(options.keepalive_idle.max(1) as u64)),
         );
         if !options.cork {
+            // Uncorked (or never corked): what waits goes now, Nagle or not, as Linux pushes
+            // the pending frames when TCP_CORK is cleared. Nagle comes back after this pass
+            // (nginx corks the header and the file, then uncorks: with Nagle holding the
+            // body until the header's ACK, each response waited for a delayed ACK).
+            connection.set_nagle_enabled(false);
             poll_stack(context);
+            if let Ok(stack) = context.process.network.stack(context.platform) {
+                stack.tcp(handle).set_nagle_enabled(!options.no_delay);
+            }
         }
     }
     Ok(())
