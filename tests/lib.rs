@@ -443,37 +443,22 @@ impl Server {
     /// Waits for a line of stdout that starts with `prefix`, and returns it; fails the test
     /// (with the output so far) if the server exits first or RUN_TIMEOUT passes.
     pub fn wait_for_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let stderr = self.take_stderr();
-                    panic!(
-                        "the server never printed {prefix:?}; stdout: {:?}\nstderr: {stderr}",
-                        self.seen
-                    );
-                }
-            }
-        }
+        self.wait_for(prefix, |line| line.starts_with(prefix))
     }
 
     /// Waits for a line of stdout that contains `text` (as `wait_for_line`).
     pub fn wait_for_text(&mut self, text: &str) -> String {
+        self.wait_for(text, |line| line.contains(text))
+    }
+
+    fn wait_for(&mut self, wanted: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + RUN_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.contains(text) {
+                    if matches(&line) {
                         return line;
                     }
                 }
@@ -481,7 +466,7 @@ impl Server {
                     let _ = self.child.kill();
                     let stderr = self.take_stderr();
                     panic!(
-                        "the server never printed {text:?}; stdout: {:?}\nstderr: {stderr}",
+                        "the server never printed {wanted:?}; stdout: {:?}\nstderr: {stderr}",
                         self.seen
                     );
                 }

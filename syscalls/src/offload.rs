@@ -266,6 +266,36 @@ mod tests {
         frame
     }
 
+    /// An IPv4 UDP frame from port 53 to 5353, its checksum summed.
+    fn udp_v4_frame(payload: &[u8]) -> Vec<u8> {
+        let udp = UdpRepr {
+            src_port: 53,
+            dst_port: 5353,
+        };
+        let ip = Ipv4Repr {
+            src_addr: V4_SOURCE,
+            dst_addr: V4_DESTINATION,
+            next_header: IpProtocol::Udp,
+            payload_len: 8 + payload.len(),
+            hop_limit: 64,
+        };
+        let mut frame = vec![0; 14 + 20 + 8 + payload.len()];
+        ethernet(EthernetProtocol::Ipv4, &mut frame);
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(&mut frame[14..34]),
+            &ChecksumCapabilities::default(),
+        );
+        udp.emit(
+            &mut UdpPacket::new_unchecked(&mut frame[34..]),
+            &V4_SOURCE.into(),
+            &V4_DESTINATION.into(),
+            payload.len(),
+            |room| room.copy_from_slice(payload),
+            &ChecksumCapabilities::default(),
+        );
+        frame
+    }
+
     fn no_checksums() -> ChecksumCapabilities {
         ChecksumCapabilities::ignored()
     }
@@ -311,31 +341,7 @@ mod tests {
 
     #[test]
     fn only_whole_tcp_segments_are_left_to_the_device() {
-        let udp = UdpRepr {
-            src_port: 53,
-            dst_port: 5353,
-        };
-        let ip = Ipv4Repr {
-            src_addr: V4_SOURCE,
-            dst_addr: V4_DESTINATION,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + 3,
-            hop_limit: 64,
-        };
-        let mut frame = vec![0; 14 + 20 + 8 + 3];
-        ethernet(EthernetProtocol::Ipv4, &mut frame);
-        ip.emit(
-            &mut Ipv4Packet::new_unchecked(&mut frame[14..34]),
-            &ChecksumCapabilities::default(),
-        );
-        udp.emit(
-            &mut UdpPacket::new_unchecked(&mut frame[34..]),
-            &V4_SOURCE.into(),
-            &V4_DESTINATION.into(),
-            3,
-            |payload| payload.copy_from_slice(b"abc"),
-            &ChecksumCapabilities::default(),
-        );
+        let mut frame = udp_v4_frame(b"abc");
         let before = frame.clone();
         assert_eq!(prepare_partial(&mut frame), None);
         assert_eq!(frame, before);
@@ -376,31 +382,7 @@ mod tests {
 
     #[test]
     fn a_partial_udp_checksum_is_completed_for_smoltcp() {
-        let udp = UdpRepr {
-            src_port: 53,
-            dst_port: 5353,
-        };
-        let ip = Ipv4Repr {
-            src_addr: V4_SOURCE,
-            dst_addr: V4_DESTINATION,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + 5,
-            hop_limit: 64,
-        };
-        let mut frame = vec![0; 14 + 20 + 8 + 5];
-        ethernet(EthernetProtocol::Ipv4, &mut frame);
-        ip.emit(
-            &mut Ipv4Packet::new_unchecked(&mut frame[14..34]),
-            &ChecksumCapabilities::default(),
-        );
-        udp.emit(
-            &mut UdpPacket::new_unchecked(&mut frame[34..]),
-            &V4_SOURCE.into(),
-            &V4_DESTINATION.into(),
-            5,
-            |payload| payload.copy_from_slice(b"hello"),
-            &ChecksumCapabilities::default(),
-        );
+        let mut frame = udp_v4_frame(b"hello");
         let right = frame.clone();
         // As the host sends it: the pseudo-header's sum alone.
         let sum = pseudo_header_sum(V4_SOURCE.into(), V4_DESTINATION.into(), IpProtocol::Udp, 13);
