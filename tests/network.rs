@@ -301,3 +301,47 @@ fn a_server_on_pci_answers_through_a_forwarded_port() {
         outcome.stderr
     );
 }
+
+/// A program that sends and then computes without a syscall: what it sent arrives while it
+/// computes (Pith holds the device's notification only briefly: virtio_net::flush_if_due).
+#[test]
+fn what_a_program_sent_arrives_while_it_computes() {
+    use std::io::{BufRead as _, BufReader};
+    let program = compile("send_then_compute", Toolchain::MuslStatic);
+    let port = pith_tests::free_port();
+    let mut command = Command::new(pith_binary());
+    command
+        .arg("run")
+        .args(["-p", &format!("127.0.0.1:{port}:7")])
+        .arg(&program);
+    let mut server = Server::start(command);
+    server.wait_for_line("ready");
+    // QEMU's forwarded port accepts before the program listens: retry until a line comes.
+    let deadline = std::time::Instant::now() + pith_tests::RUN_TIMEOUT;
+    let (first_at, mut reader) = loop {
+        assert!(std::time::Instant::now() < deadline, "no first line");
+        let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() && line == "first\n" {
+            break (std::time::Instant::now(), reader);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "second\n");
+    // The program computed 4 s between the two: the first came well before the second.
+    let gap = first_at.elapsed();
+    assert!(
+        gap >= std::time::Duration::from_secs(2),
+        "the first line came only {gap:?} before the second: it waited for the program's next syscall"
+    );
+    let outcome = server.wait();
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+}

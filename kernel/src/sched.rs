@@ -259,6 +259,12 @@ impl Scheduler {
         if !self.run_queue.is_empty() {
             earliest(self.slice_start + TIME_SLICE_NS);
         }
+        // Sent frames whose notification was held (a halt tells the device anyway).
+        if !halting {
+            if let Some(deadline) = crate::virtio_net::flush_deadline() {
+                earliest(deadline);
+            }
+        }
         next
     }
 

@@ -261,6 +261,8 @@ pub fn alarm_deadline() -> Option<u64> {
 /// deliver them, wake the threads whose wait is over, and preempt the running one if its
 /// slice is over and another can run.
 pub fn on_timer_in_program(frame: &mut TrapFrame) {
+    // Frames sent before the program went on computing (virtio_net::flush_if_due).
+    crate::virtio_net::flush_if_due();
     crate::process::try_with_process(|process, platform| {
         let now = crate::clock::monotonic_ns();
         let cpu_now = crate::clock::program_cpu_ns();

@@ -35,7 +35,10 @@ struct Nic {
     unnotified: usize,
     /// When the oldest of them was queued (monotonic ns).
     unnotified_since: u64,
-    /// Frames received since the last `flush` (their buffers went back to the device).
+    /// The timer is armed for their backstop (`flush_deadline`).
+    backstop_armed: bool,
+    /// Frames received since the device was last told of receive buffers (they went back
+    /// to it without a notification).
     received: usize,
 }
 
@@ -128,6 +131,7 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         receive_armed: false,
         unnotified: 0,
         unnotified_since: 0,
+        backstop_armed: false,
         received: 0,
     });
     true
@@ -277,6 +281,7 @@ pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
             if nic.unnotified >= FLUSH_EVERY {
                 nic.device.notify_transmit();
                 nic.unnotified = 0;
+                nic.backstop_armed = false;
             }
         }
         Err(_) => nic.spare.push(buffer),
@@ -289,6 +294,10 @@ const FLUSH_EVERY: usize = 32;
 /// How long a queued frame may wait for its notification while the program keeps running
 /// (it goes at once when the CPU is about to halt, and after `FLUSH_EVERY` frames).
 const FLUSH_DELAY_NS: u64 = 100_000;
+/// How long it may wait at most when the program makes no syscall meanwhile: the timer
+/// interrupt's backstop. Longer than `FLUSH_DELAY_NS`, so that under load (syscalls all
+/// along) it seldom fires: a timer interrupt every 100 us halved redis' requests per second.
+const FLUSH_BACKSTOP_NS: u64 = 1_000_000;
 
 /// Tells the device of the frames queued since it was last told. Each notification is an
 /// exit to the device, which under TCG costs as much as sending a frame: a server answering
@@ -301,13 +310,38 @@ pub fn flush() {
 }
 
 /// As `flush`, if the oldest queued frame has waited `FLUSH_DELAY_NS` (the stack's passes
-/// call this).
+/// and the timer interrupt call this). Frames that must wait more arm the timer for their
+/// deadline, so a program that computes without a syscall after sending does not hold
+/// them (`flush_deadline`).
 pub fn flush_if_due() {
     notify(false);
+    let arm = NIC.try_lock().is_some_and(|mut guard| {
+        guard.as_mut().is_some_and(|nic| {
+            let arm = nic.unnotified > 0 && !nic.backstop_armed;
+            nic.backstop_armed |= arm;
+            arm
+        })
+    });
+    if arm {
+        crate::sched::arm_timer();
+    }
+}
+
+/// When the frames queued and not yet told of must be told of at the latest, if there are
+/// any (the scheduler arms the timer for it).
+pub fn flush_deadline() -> Option<u64> {
+    // try_lock: the scheduler asks with its own lock held, and never while this is held.
+    let guard = NIC.try_lock()?;
+    let nic = guard.as_ref()?;
+    (nic.unnotified > 0).then_some(nic.unnotified_since + FLUSH_BACKSTOP_NS)
 }
 
 fn notify(now: bool) {
-    let mut guard = NIC.lock();
+    // try_lock: the timer interrupt calls this too (the kernel holds the lock only with
+    // interrupts off, so it is free then; a miss is caught at the next halt or pass).
+    let Some(mut guard) = NIC.try_lock() else {
+        return;
+    };
     let Some(nic) = guard.as_mut() else {
         return;
     };
@@ -316,6 +350,7 @@ fn notify(now: bool) {
     if nic.unnotified > 0 && due {
         nic.device.notify_transmit();
         nic.unnotified = 0;
+        nic.backstop_armed = false;
     }
     // Receive buffers go back to the device with a notification only when its event index
     // asks (rarely: QEMU asks when it ran out). After a burst that used a quarter of them,

@@ -253,7 +253,8 @@ pub trait Platform {
     /// `checksum`, the device completes the frame's TCP or UDP checksum (only when
     /// `net_checksum_offload` says it can).
     fn net_transmit(&mut self, _frame: &[u8], _checksum: Option<PartialChecksum>) {}
-    /// Sends the frames queued since the last flush (the stack calls it after each burst).
+    /// The stack's burst is over: the device sends what was queued (the platform may hold
+    /// the notification briefly to cover several bursts with one; the kernel does).
     fn net_flush(&mut self) {}
     /// The CPU's identity, for /proc/cpuinfo.
     fn cpu_identity(&self) -> CpuIdentity {
