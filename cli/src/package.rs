@@ -277,6 +277,16 @@ pub fn build_args(recipe: &Recipe, rest: &[OsString]) -> anyhow::Result<BuildArg
     BuildArgs::from_arg_matches(matches).map_err(|error| anyhow::anyhow!("{error}"))
 }
 
+/// The recipe `pith pkg run` or `pith pkg build` names, if its program is installed.
+fn installed_recipe(args: &PkgRunArgs) -> anyhow::Result<Recipe> {
+    let packages = packages_directory(args.packages.as_deref())?;
+    let recipe = find_recipe(&packages, &args.name)?;
+    if !recipe.installed() {
+        return Err(recipe.not_installed());
+    }
+    Ok(recipe)
+}
+
 /// Runs `pith pkg`: the exit status for the process.
 pub fn run(command: &PkgCommand) -> anyhow::Result<u8> {
     match command {
@@ -288,22 +298,12 @@ pub fn run(command: &PkgCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         PkgCommand::Run(args) => {
-            let packages = packages_directory(args.packages.as_deref())?;
-            let recipe = find_recipe(&packages, &args.name)?;
-            if !recipe.installed() {
-                return Err(recipe.not_installed());
-            }
-            let run_args = run_args(&recipe, &args.rest)?;
-            crate::run::run(&run_args)
+            let recipe = installed_recipe(args)?;
+            crate::run::run(&run_args(&recipe, &args.rest)?)
         }
         PkgCommand::Build(args) => {
-            let packages = packages_directory(args.packages.as_deref())?;
-            let recipe = find_recipe(&packages, &args.name)?;
-            if !recipe.installed() {
-                return Err(recipe.not_installed());
-            }
-            let build_args = build_args(&recipe, &args.rest)?;
-            crate::build::build(&build_args)
+            let recipe = installed_recipe(args)?;
+            crate::build::build(&build_args(&recipe, &args.rest)?)
         }
     }
 }
