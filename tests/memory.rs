@@ -64,6 +64,35 @@ fn mremap_and_mincore_behave_as_on_linux() {
     );
 }
 
+/// An ELF file's pages are shown where they lie in the image (to private mappings, and as the
+/// program's own segments) until the program stores to one: stores and write(2) then behave as
+/// on Linux, and none reaches the image, which every later reader of the file shares.
+#[test]
+fn image_pages_are_shared_until_a_store_as_on_linux() {
+    let copy = std::env::temp_dir().join(format!("pith-image-pages-{}", std::process::id()));
+    for toolchain in [Toolchain::GlibcDynamic, Toolchain::MuslStatic] {
+        let program = compile("image_pages", toolchain);
+        // Each run changes the file: each starts from a fresh copy of /usr/bin/true.
+        std::fs::copy("/usr/bin/true", &copy).expect("copy /usr/bin/true");
+        let native = native_run(&program, &[copy.to_str().unwrap()], &[]);
+        assert_eq!(
+            native.status, 0,
+            "the checks must pass on Linux first: {}",
+            native.stdout
+        );
+        std::fs::copy("/usr/bin/true", &copy).expect("copy /usr/bin/true");
+        let file = format!("{}:/data/elf", copy.display());
+        let outcome = pith_run(&["--file", &file], &program, &["/data/elf"], &[]);
+        assert_eq!(
+            outcome.status, 0,
+            "{toolchain:?}: {}{}",
+            outcome.stdout, outcome.stderr
+        );
+        assert_eq!(outcome.stdout, native.stdout, "{toolchain:?}");
+    }
+    let _ = std::fs::remove_file(&copy);
+}
+
 #[test]
 fn hello_runs_in_a_16_mib_vm() {
     // Issue 3's target is 16 MiB of guest RAM; the kernel heap scales down with the machine.

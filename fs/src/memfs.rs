@@ -214,6 +214,30 @@ impl FileSystem for MemFs {
         1
     }
 
+    fn borrowed_page(&self, ino: Ino, offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+        let Some(Node {
+            content: Content::Regular { pages, size, base },
+            ..
+        }) = self.nodes.get(&ino)
+        else {
+            return None;
+        };
+        // A page the program wrote is in `pages`; one past the end (or the image's part of
+        // it, after a truncate) reads as zeros, which the image's bytes there are not.
+        if !offset.is_multiple_of(PAGE) || pages.contains_key(&(offset / PAGE)) {
+            return None;
+        }
+        if offset.checked_add(PAGE)? > *size {
+            return None;
+        }
+        let base: &'static [u8] = base;
+        let start = usize::try_from(offset).ok()?;
+        let page: &'static [u8; PAGE_SIZE] = base.get(start..start + PAGE_SIZE)?.try_into().ok()?;
+        (page.as_ptr() as usize)
+            .is_multiple_of(PAGE_SIZE)
+            .then_some(page)
+    }
+
     fn metadata(&self, ino: Ino) -> Result<Metadata, Error> {
         let node = self.node(ino)?;
         let mut metadata = node.metadata;
@@ -774,6 +798,43 @@ mod tests {
         fs.truncate(file, 20, NOW).unwrap();
         assert_eq!(fs.read(file, 8, &mut buffer), Ok(8));
         assert_eq!(&buffer, b"\x07\x07\0\0\0\0\0\0");
+    }
+
+    #[test]
+    fn whole_unwritten_aligned_pages_of_borrowed_content_are_lent() {
+        #[repr(C, align(4096))]
+        struct Aligned([u8; 3 * 4096]);
+        static CONTENT: Aligned = Aligned([5; 3 * 4096]);
+        let mut fs = MemFs::new(0o755, 1 << 20, NOW);
+        let root = fs.root();
+        let whole = &CONTENT.0[..];
+        let file = fs.create_with_content(root, b"lib", whole, CREATE).unwrap();
+        let lent = |fs: &MemFs, offset| fs.borrowed_page(file, offset).map(|page| page.as_ptr());
+        assert_eq!(lent(&fs, 0), Some(whole.as_ptr()));
+        assert_eq!(lent(&fs, 8192), Some(whole[8192..].as_ptr()));
+        assert_eq!(lent(&fs, 100), None, "not a page boundary");
+        assert_eq!(lent(&fs, 3 * 4096), None, "past the end");
+        fs.write(file, 4097, b"x", NOW).unwrap();
+        assert_eq!(lent(&fs, 4096), None, "a written page is the file's own");
+        fs.truncate(file, 8192 + 10, NOW).unwrap();
+        assert_eq!(
+            lent(&fs, 8192),
+            None,
+            "a page cut by truncate reads zeros at its end"
+        );
+        assert_eq!(lent(&fs, 0), Some(whole.as_ptr()));
+
+        let unaligned = fs
+            .create_with_content(root, b"unaligned", &CONTENT.0[1..], CREATE)
+            .unwrap();
+        assert_eq!(
+            fs.borrowed_page(unaligned, 0),
+            None,
+            "not aligned in memory"
+        );
+        let written = fs.create(root, b"tmp", NewNode::Regular, CREATE).unwrap();
+        fs.write(written, 0, &[1; 4096], NOW).unwrap();
+        assert_eq!(fs.borrowed_page(written, 0), None, "nothing borrowed");
     }
 
     #[test]

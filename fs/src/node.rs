@@ -259,7 +259,17 @@ pub trait FileSystem {
     fn read_only(&self) -> bool {
         false
     }
+    /// The bytes of `ino`'s page at `offset` (a multiple of `PAGE_SIZE`), when they lie
+    /// whole, unchanged and page-aligned in memory that lives as long as the VM (an image's
+    /// file): a private mapping of the file can then show that very page until the program
+    /// stores to it, with no copy. None otherwise (the page must be read).
+    fn borrowed_page(&self, _ino: Ino, _offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+        None
+    }
 }
+
+/// The size of the pages `FileSystem::borrowed_page` hands out.
+pub const PAGE_SIZE: usize = 4096;
 
 /// renameat2's flags, one at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use crate::node::{
     Changes, Creation, DirEntry, Error, FileSystem, FsStats, Ino, Metadata, NewNode, RenameMode,
-    Timestamp,
+    Timestamp, PAGE_SIZE,
 };
 
 /// `inner`, read-only.
@@ -89,5 +89,8 @@ impl FileSystem for ReadOnly {
     }
     fn read_only(&self) -> bool {
         true
+    }
+    fn borrowed_page(&self, ino: Ino, offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+        self.inner.borrowed_page(ino, offset)
     }
 }

@@ -59,6 +59,8 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     ];
     let stats = memory::init(boot_info.memory_map, &reserved);
     paging::init();
+    // The image stays reserved and unwritten: its files' pages can be mapped where they lie.
+    paging::set_lendable(image_phys, image_phys + image_size);
     cpu::init();
     clock::init(
         boot::first_instruction_tsc(),

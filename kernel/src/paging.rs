@@ -51,6 +51,29 @@ fn count_app_page() {
 
 /// Software bit in a non-present entry: the entry still owns its frame (the page is PROT_NONE).
 const PARKED: PageTableFlags = PageTableFlags::BIT_9;
+/// Software bit: the entry shows a frame it does not own, an image file's page lent to a
+/// private mapping (`lend_page`). Such an entry is never writable: a store by the program
+/// copies the page first (`fault_in`), and the kernel copies it before writing it
+/// (`writable_frame`), so the image stays as the CLI packed it.
+const LENT: PageTableFlags = PageTableFlags::BIT_10;
+
+/// The physical range of the image (the initrd), whose pages may be lent: it is reserved and
+/// never written for the VM's life. Empty until `set_lendable`.
+static LENDABLE: Mutex<(u64, u64)> = Mutex::new((0, 0));
+
+/// The image's physical range [start, end): its whole pages may be lent to mappings.
+pub fn set_lendable(start: u64, end: u64) {
+    *LENDABLE.lock() = (start, end);
+}
+
+/// The physical address of the image page at `bytes`, if it is one.
+fn lendable_frame(bytes: *const u8) -> Option<PhysAddr> {
+    let virt = bytes as u64;
+    let phys = virt.checked_sub(crate::boot::DIRECT_MAP_BASE)?;
+    let (start, end) = *LENDABLE.lock();
+    let whole = phys.is_multiple_of(PAGE_SIZE) && phys >= start && phys + PAGE_SIZE <= end;
+    whole.then(|| PhysAddr::new(phys))
+}
 const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);
 
 /// Page protections of an app mapping.
@@ -133,8 +156,60 @@ fn leaf_flags(protection: Protection) -> Option<PageTableFlags> {
     Some(flags)
 }
 
+/// Whether the entry shows a frame (its own, or a lent one), present or parked.
 fn owns_frame(entry: &PageTableEntry) -> bool {
     entry.flags().intersects(PageTableFlags::PRESENT | PARKED)
+}
+
+fn is_lent(entry: &PageTableEntry) -> bool {
+    entry.flags().contains(LENT)
+}
+
+/// The flags of a page with a frame under `protection`: PROT_NONE parks the frame behind a
+/// non-present entry; a lent page stays read-only and keeps its mark.
+fn backed_flags(protection: Protection, lent: bool) -> PageTableFlags {
+    let flags = leaf_flags(protection).unwrap_or(PARKED | PageTableFlags::NO_EXECUTE);
+    if lent {
+        (flags - PageTableFlags::WRITABLE) | LENT
+    } else {
+        flags
+    }
+}
+
+/// Clears an entry that shows a frame: its own frame goes back (`release_frame`), a lent one
+/// stays where it is.
+fn drop_entry(page: u64, entry: &mut PageTableEntry) {
+    let frame = PhysFrame::containing_address(entry.addr());
+    let lent = is_lent(entry);
+    entry.set_unused();
+    flush(page);
+    if lent {
+        APP_PAGES.fetch_sub(1, Ordering::Relaxed);
+    } else {
+        release_frame(frame);
+    }
+}
+
+/// Gives a lent page's entry a frame of its own with the same bytes, mapped with `flags`.
+fn copy_lent(
+    page: u64,
+    entry: &mut PageTableEntry,
+    flags: PageTableFlags,
+) -> Result<(), FaultError> {
+    // Not zeroed: every byte is copied over.
+    let copy = crate::memory::allocate_contiguous(1).ok_or(FaultError::OutOfMemory)?;
+    // SAFETY: both frames are direct-mapped and a page long; the lent one is only read, and
+    // the new one is ours alone until the entry below shows it.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            phys_to_virt(entry.addr().as_u64()).as_ptr::<u8>(),
+            phys_to_virt(copy).as_mut_ptr::<u8>(),
+            PAGE_SIZE as usize,
+        );
+    }
+    entry.set_addr(PhysAddr::new(copy), flags - LENT);
+    flush(page);
+    Ok(())
 }
 
 fn flush(address: u64) {
@@ -263,10 +338,7 @@ pub fn discard(start: u64, len: u64) {
 fn unmap_pages(start: u64, len: u64) {
     for_each_entry(start, len, |page, entry| {
         if owns_frame(entry) {
-            let frame = PhysFrame::containing_address(entry.addr());
-            entry.set_unused();
-            flush(page);
-            release_frame(frame);
+            drop_entry(page, entry);
         }
     });
 }
@@ -310,9 +382,7 @@ pub fn share_pages(source: u64, target: u64, len: u64) -> Result<(), MapError> {
             if entry.addr() == frame {
                 continue;
             }
-            let old = PhysFrame::containing_address(entry.addr());
-            entry.set_unused();
-            release_frame(old);
+            drop_entry(to, entry);
         }
         entry.set_addr(frame, flags);
         flush(to);
@@ -335,10 +405,9 @@ pub fn protect(start: u64, len: u64, protection: Protection) {
         if !owns_frame(entry) {
             return;
         }
-        match leaf_flags(protection) {
-            Some(flags) => entry.set_flags(flags),
-            None => entry.set_flags(PARKED | PageTableFlags::NO_EXECUTE),
-        }
+        // Whether the program stored to the page survives (`page_dirty`).
+        let dirty = entry.flags() & PageTableFlags::DIRTY;
+        entry.set_flags(backed_flags(protection, is_lent(entry)) | dirty);
         flush(page);
     });
 }
@@ -383,17 +452,16 @@ fn fault_in(
     let entry = leaf_entry(address, true)
         .map_err(|_| FaultError::OutOfMemory)?
         .ok_or(FaultError::OutOfMemory)?;
-    if entry.flags().contains(PageTableFlags::PRESENT) {
-        // Backed already, but its entry does not allow what the area allows (or the TLB was
-        // stale): make the entry agree with the area, so the retry cannot fault again.
-        entry.set_flags(flags);
-        flush(address);
-        return Ok(());
+    if is_lent(entry) && access.write {
+        // A store to an image's page: the mapping is private, so the page becomes its own.
+        return copy_lent(align_down(address), entry, flags);
     }
     if owns_frame(entry) {
-        // A parked (PROT_NONE) page whose area now allows access: mprotect already set its
-        // flags, so this is a stale view.
-        entry.set_flags(flags);
+        // Backed already, but its entry does not allow what the area allows (a parked
+        // PROT_NONE page mprotect opened, or a stale TLB): make the entry agree with the
+        // area, so the retry cannot fault again.
+        let dirty = entry.flags() & PageTableFlags::DIRTY;
+        entry.set_flags(backed_flags(protection, is_lent(entry)) | dirty);
         flush(address);
         return Ok(());
     }
@@ -472,15 +540,14 @@ pub fn move_pages(from: u64, to: u64, len: u64, protection: Protection) -> Resul
             continue;
         }
         let frame = old.addr();
+        let lent = is_lent(old);
+        let dirty = old.flags() & PageTableFlags::DIRTY;
         old.set_unused();
         flush(from + offset);
         let Ok(Some(new)) = leaf_entry(to + offset, false) else {
             continue;
         };
-        match leaf_flags(protection) {
-            Some(flags) => new.set_addr(frame, flags),
-            None => new.set_addr(frame, PARKED | PageTableFlags::NO_EXECUTE),
-        }
+        new.set_addr(frame, backed_flags(protection, lent) | dirty);
     }
     Ok(())
 }
@@ -515,7 +582,47 @@ pub fn forget_stores(start: u64, len: u64) {
     });
 }
 
-/// The physical address behind app address `address`, if its page has a frame.
+/// Shows the image page at `bytes` at `address`, a page of an area, in place of whatever was
+/// there: read-only until the program stores to it (then it is copied, `fault_in`). False if
+/// `bytes` is not a whole page of the image, or `address` is in no area.
+pub fn lend_page(address: u64, bytes: *const u8) -> bool {
+    let Some(frame) = lendable_frame(bytes) else {
+        return false;
+    };
+    let guard = BACKING.lock();
+    let Some(vma) = guard.as_ref().and_then(|backing| backing.find(address)) else {
+        return false;
+    };
+    let Ok(Some(entry)) = leaf_entry(address, true) else {
+        return false;
+    };
+    if owns_frame(entry) {
+        drop_entry(address, entry);
+    }
+    entry.set_addr(frame, backed_flags(vma.protection, true));
+    flush(address);
+    count_app_page();
+    true
+}
+
+/// The physical address of the page at `address` for the kernel to write through the direct
+/// map (a write(2) reaching a mapping of the file): a lent page is first given a copy of its
+/// own, with its dirty bit clear, as the program has not stored to it.
+pub fn writable_frame(address: u64) -> Option<u64> {
+    let _guard = BACKING.lock();
+    let entry = match leaf_entry(address, false) {
+        Ok(Some(entry)) if owns_frame(entry) => entry,
+        _ => return None,
+    };
+    if is_lent(entry) {
+        let flags = entry.flags();
+        copy_lent(align_down(address), entry, flags).ok()?;
+    }
+    Some(entry.addr().as_u64() + address % PAGE_SIZE)
+}
+
+/// The physical address behind app address `address`, if its page has a frame (to read: a
+/// lent page is the image's own, see `writable_frame`).
 pub fn physical_address(address: u64) -> Option<u64> {
     let _guard = BACKING.lock();
     match leaf_entry(address, false) {

@@ -100,7 +100,7 @@ impl Platform for KernelPlatform {
 
     fn poke_mapping(&mut self, address: u64, data: &[u8]) {
         for_each_page_piece(address, data.len(), |at, offset, length| {
-            if let Some(phys) = crate::paging::physical_address(at) {
+            if let Some(phys) = crate::paging::writable_frame(at) {
                 // SAFETY: as in peek_mapping; the write goes through the direct map, so the
                 // page's own protection (a read-only mapping) does not apply, as Linux's page
                 // cache writes reach read-only mappings.
@@ -157,6 +157,10 @@ impl Platform for KernelPlatform {
 
     fn populate(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         paging::populate(start, len).map_err(map_error)
+    }
+
+    fn lend_page(&mut self, address: u64, page: &'static [u8; 4096]) -> bool {
+        paging::lend_page(address, page.as_ptr())
     }
 
     fn move_pages(

@@ -53,8 +53,10 @@ fn random_pages(bits: u32) -> u64 {
     (crate::random::next_u64() & ((1 << bits) - 1)) * PAGE_SIZE
 }
 
-/// Maps the program's PT_LOAD segments at `bias` and copies their file bytes in. Segments that
-/// share a page get the union of their permissions there.
+/// Maps the program's PT_LOAD segments at `bias`: a page wholly inside a segment's file bytes
+/// is the image's own page, lent (copied if the program stores to it), when the bytes lie
+/// page-aligned in the image; the other pages get the bytes copied in. Segments that share a
+/// page get the union of their permissions there.
 fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64) {
     let writable = Protection {
         read: true,
@@ -69,24 +71,35 @@ fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64) {
         let from = start.max(mapped_end);
         if from < end {
             paging::map_anonymous(from, end - from, writable);
-            if let Err(error) = paging::populate(from, end - from) {
-                fail(format_args!(
-                    "cannot back segment {index} at {start:#x}: {error:?}"
-                ));
-            }
         }
         mapped_end = mapped_end.max(end);
-        let file_bytes = &program
-            [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        // SAFETY: [vaddr + bias, + file_size) lies inside the pages just mapped writable and
-        // backed, in the app's lower half, which no Rust reference aliases. The rest of the
-        // segment (its bss) is zero: the frames came zeroed.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                file_bytes.as_ptr(),
-                (segment.vaddr + bias) as *mut u8,
-                file_bytes.len(),
-            );
+        let file_start = segment.vaddr + bias;
+        let file_end = file_start + segment.file_size;
+        let mut page = start;
+        while page < file_end {
+            let piece_start = page.max(file_start);
+            let piece_end = (page + PAGE_SIZE).min(file_end);
+            let file_bytes = &program[(segment.file_offset + (piece_start - file_start)) as usize
+                ..(segment.file_offset + (piece_end - file_start)) as usize];
+            let whole = piece_start == page && piece_end == page + PAGE_SIZE;
+            if !(page >= from && whole && paging::lend_page(page, file_bytes.as_ptr())) {
+                if let Err(error) = paging::populate(page, PAGE_SIZE) {
+                    fail(format_args!(
+                        "cannot back segment {index} at {start:#x}: {error:?}"
+                    ));
+                }
+                // SAFETY: [piece_start, piece_end) lies inside the page just backed, writable
+                // (its area is), in the app's lower half, which no Rust reference aliases. The
+                // rest of the segment (its bss) is zero: the frames come zeroed.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        file_bytes.as_ptr(),
+                        piece_start as *mut u8,
+                        file_bytes.len(),
+                    );
+                }
+            }
+            page += PAGE_SIZE;
         }
     }
     // The real permissions: each segment's own, then the union on pages two segments share.

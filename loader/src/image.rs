@@ -3,6 +3,10 @@
 //! Layout: the 8-byte magic `PITHIMG1`, then sections `tag: u32 LE, len: u32 LE, payload[len]`, each
 //! padded with zero bytes to a multiple of 8, ending with an `End` section (tag 0, len 0). Bytes after
 //! `End` are ignored, so a loader may hand over a page-rounded region.
+//!
+//! The program and the larger ELF files of the tree start on a page boundary (counted from the
+//! image's first byte, which the boot loader puts on a page boundary): the kernel then maps
+//! their pages where they lie instead of copying them (`PageAlignedFile`, `Padding`).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -13,6 +17,8 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"PITHIMG1";
 pub const SECTION_HEADER_SIZE: usize = 8;
 /// Sections start and end on this alignment.
 pub const SECTION_ALIGN: usize = 8;
+/// The page size the program's and mappable files' contents are aligned to.
+pub const CONTENT_ALIGN: usize = 4096;
 
 /// The kind of a section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,13 @@ pub enum SectionTag {
     Symlink = 7,
     /// The program's working directory (absolute path); `/` without one.
     Workdir = 8,
+    /// A file as `File`, whose contents start on a page boundary: mode (u32 LE), path length
+    /// (u32 LE), the absolute path, zero bytes up to the next multiple of 4096 counted from
+    /// the image's start, the contents.
+    PageAlignedFile = 9,
+    /// Zero bytes that put the next section where the builder wants it (the Program's bytes
+    /// on a page boundary); ignored.
+    Padding = 10,
 }
 
 impl SectionTag {
@@ -52,6 +65,8 @@ impl SectionTag {
             6 => Some(Self::Directory),
             7 => Some(Self::Symlink),
             8 => Some(Self::Workdir),
+            9 => Some(Self::PageAlignedFile),
+            10 => Some(Self::Padding),
             _ => None,
         }
     }
@@ -68,6 +83,8 @@ impl SectionTag {
             Self::Directory => "Directory",
             Self::Symlink => "Symlink",
             Self::Workdir => "Workdir",
+            Self::PageAlignedFile => "PageAlignedFile",
+            Self::Padding => "Padding",
         }
     }
 }
@@ -285,12 +302,20 @@ impl<'a> Image<'a> {
                 SectionTag::Arg | SectionTag::Env | SectionTag::Workdir => {
                     check_no_nul(tag, offset, section.payload)?
                 }
-                SectionTag::File | SectionTag::Directory | SectionTag::Symlink => {
-                    decode_entry(tag, section.payload).map_err(|why| ImageError::BadEntry {
-                        tag,
-                        offset,
-                        why,
-                    })?;
+                SectionTag::File
+                | SectionTag::PageAlignedFile
+                | SectionTag::Directory
+                | SectionTag::Symlink => {
+                    let payload_at = offset + SECTION_HEADER_SIZE;
+                    decode_entry(tag, section.payload, payload_at)
+                        .map_err(|why| ImageError::BadEntry { tag, offset, why })?;
+                }
+                SectionTag::Padding => {
+                    if let Some(position) = section.payload.iter().position(|&byte| byte != 0) {
+                        return Err(ImageError::NonZeroPadding {
+                            offset: offset + SECTION_HEADER_SIZE + position,
+                        });
+                    }
                 }
             }
             offset = section.next;
@@ -340,12 +365,18 @@ impl<'a> Image<'a> {
             if section.tag == SectionTag::End as u32 {
                 return None;
             }
+            let payload_at = IMAGE_MAGIC.len() + offset + SECTION_HEADER_SIZE;
             offset = section.next;
             let tag = match SectionTag::from_u32(section.tag) {
-                Some(tag @ (SectionTag::File | SectionTag::Directory | SectionTag::Symlink)) => tag,
+                Some(
+                    tag @ (SectionTag::File
+                    | SectionTag::PageAlignedFile
+                    | SectionTag::Directory
+                    | SectionTag::Symlink),
+                ) => tag,
                 _ => continue,
             };
-            if let Ok(entry) = decode_entry(tag, section.payload) {
+            if let Ok(entry) = decode_entry(tag, section.payload, payload_at) {
                 return Some(entry);
             }
         })
@@ -405,20 +436,44 @@ fn check_entry_path(path: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Reads a File, Directory or Symlink payload.
-fn decode_entry(tag: SectionTag, payload: &[u8]) -> Result<Entry<'_>, &'static str> {
+/// Where a PageAlignedFile's contents start in its payload, which starts `payload_at` bytes
+/// into the image and holds the path up to `path_end`.
+fn aligned_content_start(payload_at: usize, path_end: usize) -> usize {
+    (payload_at + path_end).next_multiple_of(CONTENT_ALIGN) - payload_at
+}
+
+/// Reads a File, PageAlignedFile, Directory or Symlink payload, which starts `payload_at`
+/// bytes into the image.
+fn decode_entry(
+    tag: SectionTag,
+    payload: &[u8],
+    payload_at: usize,
+) -> Result<Entry<'_>, &'static str> {
     match tag {
-        SectionTag::File => {
+        SectionTag::File | SectionTag::PageAlignedFile => {
             let mode = u32_at(payload, 0).ok_or("shorter than its header")?;
             let length = u32_at(payload, 4).ok_or("shorter than its header")? as usize;
+            let path_end = 8usize.saturating_add(length);
             let path = payload
-                .get(8..8usize.saturating_add(length))
+                .get(8..path_end)
                 .ok_or("its path runs past the section")?;
             check_entry_path(path)?;
+            let content_start = if tag == SectionTag::PageAlignedFile {
+                let start = aligned_content_start(payload_at, path_end);
+                let gap = payload
+                    .get(path_end..start)
+                    .ok_or("its alignment runs past the section")?;
+                if gap.iter().any(|&byte| byte != 0) {
+                    return Err("the bytes before its page-aligned contents are not zero");
+                }
+                start
+            } else {
+                path_end
+            };
             Ok(Entry::File {
                 path,
                 mode,
-                content: &payload[8 + length..],
+                content: &payload[content_start..],
             })
         }
         SectionTag::Directory => {
@@ -609,101 +664,172 @@ impl<'a> ImageBuilder<'a> {
         self
     }
 
-    /// Writes the image: Program, ProgramPath, the Args, the Envs, the tree's entries, the
-    /// Workdir, End.
+    /// Writes the image: Program (on a page boundary), ProgramPath, the Args, the Envs, the
+    /// tree's entries (ELF files of a page or more as PageAlignedFile), the Workdir, End.
     pub fn build(&self) -> Result<Vec<u8>, ImageError> {
-        let mut encoded: Vec<(SectionTag, Vec<u8>)> = Vec::new();
+        let mut entries = Vec::with_capacity(self.entries.len());
         for entry in &self.entries {
-            let (tag, payload) = encode_entry(entry)?;
-            encoded.push((tag, payload));
+            entries.push(encode_entry(entry)?);
         }
-        let sections = core::iter::once((SectionTag::Program, self.program))
-            .chain(core::iter::once((
-                SectionTag::ProgramPath,
-                self.program_path,
-            )))
+        let strings = core::iter::once((SectionTag::ProgramPath, self.program_path))
             .chain(self.args.iter().map(|&arg| (SectionTag::Arg, arg)))
             .chain(self.env.iter().map(|&variable| (SectionTag::Env, variable)))
-            .chain(
-                encoded
-                    .iter()
-                    .map(|(tag, payload)| (*tag, payload.as_slice())),
-            )
             .chain(self.workdir.map(|path| (SectionTag::Workdir, path)));
-        let mut total = IMAGE_MAGIC.len() + SECTION_HEADER_SIZE;
-        for (tag, payload) in sections.clone() {
-            let len = u32::try_from(payload.len()).map_err(|_| ImageError::SectionTooLarge {
-                tag,
-                len: payload.len(),
-            })?;
-            if !matches!(
-                tag,
-                SectionTag::Program
-                    | SectionTag::File
-                    | SectionTag::Directory
-                    | SectionTag::Symlink
-            ) {
-                check_no_nul(tag, 0, payload)?;
-            }
-            total = total.saturating_add(SECTION_HEADER_SIZE + padded_len(u64::from(len)) as usize);
+        check_len(SectionTag::Program, self.program.len())?;
+        let mut total = IMAGE_MAGIC.len() + 2 * SECTION_HEADER_SIZE + CONTENT_ALIGN;
+        total += SECTION_HEADER_SIZE + padded_len(self.program.len() as u64) as usize;
+        for (tag, payload) in strings.clone() {
+            check_len(tag, payload.len())?;
+            check_no_nul(tag, 0, payload)?;
+            total += SECTION_HEADER_SIZE + padded_len(payload.len() as u64) as usize;
+        }
+        for entry in &entries {
+            // The alignment gap may make a PageAlignedFile's payload up to a page longer.
+            let gap = if entry.tag == SectionTag::PageAlignedFile {
+                CONTENT_ALIGN
+            } else {
+                0
+            };
+            let len = entry.head.len() + gap + entry.content.len();
+            check_len(entry.tag, len)?;
+            total = total.saturating_add(SECTION_HEADER_SIZE + padded_len(len as u64) as usize);
         }
         let mut image = Vec::with_capacity(total);
         image.extend_from_slice(&IMAGE_MAGIC);
-        for (tag, payload) in sections {
-            push_section(&mut image, tag, payload);
+        push_padding_before(&mut image, 0);
+        push_section(&mut image, SectionTag::Program, &[self.program]);
+        let (path, rest) = (self.program_path, strings.skip(1));
+        push_section(&mut image, SectionTag::ProgramPath, &[path]);
+        let (workdir, strings): (Vec<_>, Vec<_>) =
+            rest.partition(|(tag, _)| *tag == SectionTag::Workdir);
+        for (tag, payload) in strings {
+            push_section(&mut image, tag, &[payload]);
+        }
+        for entry in &entries {
+            let gap = if entry.tag == SectionTag::PageAlignedFile {
+                let payload_at = image.len() + SECTION_HEADER_SIZE;
+                aligned_content_start(payload_at, entry.head.len()) - entry.head.len()
+            } else {
+                0
+            };
+            let zeros = [0u8; CONTENT_ALIGN];
+            push_section(
+                &mut image,
+                entry.tag,
+                &[&entry.head, &zeros[..gap], entry.content],
+            );
+        }
+        for (tag, payload) in workdir {
+            push_section(&mut image, tag, &[payload]);
         }
         push_section(&mut image, SectionTag::End, &[]);
         Ok(image)
     }
 }
 
-/// Appends one section; its length was checked to fit in a u32.
-fn push_section(image: &mut Vec<u8>, tag: SectionTag, payload: &[u8]) {
+/// A payload's length must fit the u32 length field.
+fn check_len(tag: SectionTag, len: usize) -> Result<(), ImageError> {
+    match u32::try_from(len) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ImageError::SectionTooLarge { tag, len }),
+    }
+}
+
+/// Appends one section whose payload is `pieces` one after the other; its length was checked
+/// to fit in a u32.
+fn push_section(image: &mut Vec<u8>, tag: SectionTag, pieces: &[&[u8]]) {
+    let len: usize = pieces.iter().map(|piece| piece.len()).sum();
     image.extend_from_slice(&(tag as u32).to_le_bytes());
-    image.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    image.extend_from_slice(payload);
-    let padding = padded_len(payload.len() as u64) as usize - payload.len();
+    image.extend_from_slice(&(len as u32).to_le_bytes());
+    for piece in pieces {
+        image.extend_from_slice(piece);
+    }
+    let padding = padded_len(len as u64) as usize - len;
     image.extend(core::iter::repeat_n(0u8, padding));
 }
 
-/// A tree entry's section payload.
-fn encode_entry(entry: &Entry<'_>) -> Result<(SectionTag, Vec<u8>), ImageError> {
+/// Appends a Padding section, if one is needed, so that the payload of a section that follows
+/// with a header of `head` bytes starts on a page boundary. A Padding section is at least its
+/// own header, so it may take up to a page more than the gap.
+fn push_padding_before(image: &mut Vec<u8>, head: usize) {
+    let payload_at = image.len() + SECTION_HEADER_SIZE + head;
+    if payload_at.is_multiple_of(CONTENT_ALIGN) {
+        return;
+    }
+    // The padding's own header moves the target: aim at the boundary past it.
+    let target = (payload_at + SECTION_HEADER_SIZE).next_multiple_of(CONTENT_ALIGN);
+    let zeros = target - payload_at - SECTION_HEADER_SIZE;
+    push_section(
+        image,
+        SectionTag::Padding,
+        &[&[0u8; CONTENT_ALIGN][..zeros]],
+    );
+}
+
+/// A tree entry, encoded: its section's tag, the payload up to the contents, and the contents
+/// (a PageAlignedFile's alignment gap goes between the two when the image is written).
+struct EncodedEntry<'a> {
+    tag: SectionTag,
+    head: Vec<u8>,
+    content: &'a [u8],
+}
+
+/// Whether a file's contents are worth a page boundary: an ELF file of a page or more is
+/// mapped by the dynamic loader, and the kernel maps its whole pages in place; other files
+/// are read, and padding each to a page would only grow the image.
+fn mappable(content: &[u8]) -> bool {
+    content.len() >= CONTENT_ALIGN && content.starts_with(b"\x7fELF")
+}
+
+/// A tree entry's section.
+fn encode_entry<'a>(entry: &Entry<'a>) -> Result<EncodedEntry<'a>, ImageError> {
     let bad = |tag, why| ImageError::BadEntry {
         tag,
         offset: 0,
         why,
     };
-    let mut payload = Vec::new();
+    let mut head = Vec::new();
+    let mut content: &[u8] = &[];
     let tag = match *entry {
         Entry::File {
             path,
             mode,
-            content,
+            content: bytes,
         } => {
-            payload.extend_from_slice(&mode.to_le_bytes());
-            let length =
-                u32::try_from(path.len()).map_err(|_| bad(SectionTag::File, "path too long"))?;
-            payload.extend_from_slice(&length.to_le_bytes());
-            payload.extend_from_slice(path);
-            payload.extend_from_slice(content);
-            SectionTag::File
+            let tag = if mappable(bytes) {
+                SectionTag::PageAlignedFile
+            } else {
+                SectionTag::File
+            };
+            head.extend_from_slice(&mode.to_le_bytes());
+            let length = u32::try_from(path.len()).map_err(|_| bad(tag, "path too long"))?;
+            head.extend_from_slice(&length.to_le_bytes());
+            head.extend_from_slice(path);
+            content = bytes;
+            tag
         }
         Entry::Directory { path, mode } => {
-            payload.extend_from_slice(&mode.to_le_bytes());
-            payload.extend_from_slice(path);
+            head.extend_from_slice(&mode.to_le_bytes());
+            head.extend_from_slice(path);
             SectionTag::Directory
         }
         Entry::Symlink { path, target } => {
             let length =
                 u32::try_from(path.len()).map_err(|_| bad(SectionTag::Symlink, "path too long"))?;
-            payload.extend_from_slice(&length.to_le_bytes());
-            payload.extend_from_slice(path);
-            payload.extend_from_slice(target);
+            head.extend_from_slice(&length.to_le_bytes());
+            head.extend_from_slice(path);
+            head.extend_from_slice(target);
             SectionTag::Symlink
         }
     };
-    decode_entry(tag, &payload).map_err(|why| bad(tag, why))?;
-    Ok((tag, payload))
+    // Checked as a File would be read: the path and, for a link, the target.
+    let check_tag = if tag == SectionTag::PageAlignedFile {
+        SectionTag::File
+    } else {
+        tag
+    };
+    decode_entry(check_tag, &head, 0).map_err(|why| bad(tag, why))?;
+    Ok(EncodedEntry { tag, head, content })
 }
 
 #[cfg(test)]
@@ -753,8 +879,8 @@ mod tests {
     #[test]
     fn round_trip_without_args_or_env() {
         let bytes = ImageBuilder::new(b"", b"/p").build().expect("builds");
-        // magic, Program (empty), ProgramPath "/p" padded to 8, End.
-        assert_eq!(bytes.len(), 8 + 8 + 16 + 8);
+        // magic, Padding to the page, Program (empty), ProgramPath "/p" padded to 8, End.
+        assert_eq!(bytes.len(), 4096 + 16 + 8);
         let image = Image::parse(&bytes).expect("parses");
         assert_eq!(image.program(), b"");
         assert_eq!(image.args().count(), 0);
@@ -768,7 +894,10 @@ mod tests {
             .env(b"K=V")
             .build()
             .expect("builds");
+        // The Padding section puts the Program's bytes at 4096: 8 (magic) + 8 (its header) +
+        // 4072 zeros + 8 (the Program's header).
         let expected = image_of(&[
+            section(10, &[0; 4072]),
             section(1, b"ELF"),
             section(2, b"/a"),
             section(3, b"a1"),
@@ -776,8 +905,8 @@ mod tests {
             section(0, b""),
         ]);
         assert_eq!(bytes, expected);
-        assert_eq!(&bytes[8..16], &[1, 0, 0, 0, 3, 0, 0, 0]);
-        assert_eq!(&bytes[16..24], b"ELF\0\0\0\0\0");
+        assert_eq!(&bytes[4088..4096], &[1, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&bytes[4096..4104], b"ELF\0\0\0\0\0");
     }
 
     #[test]
@@ -932,12 +1061,18 @@ mod tests {
 
     #[test]
     fn unknown_tag() {
-        let bytes = image_of(&[section(1, b"p"), section(9, b"zz"), section(0, b"")]);
+        let bytes = image_of(&[section(1, b"p"), section(99, b"zz"), section(0, b"")]);
         let error = Image::parse(&bytes).expect_err("unknown tag");
-        assert_eq!(error, ImageError::UnknownTag { tag: 9, offset: 24 });
+        assert_eq!(
+            error,
+            ImageError::UnknownTag {
+                tag: 99,
+                offset: 24
+            }
+        );
         assert_eq!(
             error.to_string(),
-            "image section at offset 0x18 has unknown tag 9"
+            "image section at offset 0x18 has unknown tag 99"
         );
     }
 
@@ -1051,5 +1186,108 @@ mod entry_tests {
             })
             .build();
         assert!(matches!(relative, Err(ImageError::BadEntry { .. })));
+    }
+
+    /// An ELF file of `pages` pages and `extra` bytes, each byte naming its page.
+    fn elf_of(pages: usize, extra: usize) -> Vec<u8> {
+        let mut bytes: Vec<u8> = (0..pages * CONTENT_ALIGN + extra)
+            .map(|at| (at / CONTENT_ALIGN) as u8 + 1)
+            .collect();
+        bytes[..4].copy_from_slice(b"\x7fELF");
+        bytes
+    }
+
+    #[test]
+    fn the_program_and_elf_files_start_on_a_page_and_read_back_whole() {
+        let program = elf_of(2, 100);
+        let library = elf_of(3, 7);
+        let other_library = elf_of(1, 0);
+        let text = vec![b'x'; 3 * CONTENT_ALIGN]; // not ELF: packed as File
+        let small_elf = elf_of(0, 64); // under a page: File
+        let files: [(&[u8], &[u8]); 4] = [
+            (b"/lib/libone.so", &library),
+            (b"/etc/big.txt", &text),
+            (b"/lib/libtwo.so.1.2.3", &other_library),
+            (b"/lib/tiny.so", &small_elf),
+        ];
+        let mut builder = ImageBuilder::new(&program, b"/prog").arg(b"prog");
+        for (path, content) in files {
+            builder = builder.entry(Entry::File {
+                path,
+                mode: 0o644,
+                content,
+            });
+        }
+        let bytes = builder.build().unwrap();
+        let image = Image::parse(&bytes).unwrap();
+        let offset_of = |content: &[u8]| content.as_ptr() as usize - bytes.as_ptr() as usize;
+        assert_eq!(image.program(), &program[..]);
+        assert_eq!(offset_of(image.program()) % CONTENT_ALIGN, 0);
+        let entries: Vec<Entry> = image.entries().collect();
+        assert_eq!(entries.len(), files.len());
+        for ((path, content), entry) in files.iter().zip(&entries) {
+            let Entry::File {
+                path: read_path,
+                content: read,
+                ..
+            } = *entry
+            else {
+                panic!("{entry:?} is not a file");
+            };
+            assert_eq!(read_path, *path);
+            assert_eq!(read, *content, "{}", String::from_utf8_lossy(path));
+            let aligned = offset_of(read) % CONTENT_ALIGN == 0;
+            assert_eq!(
+                aligned,
+                mappable(content),
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
+        let tags: Vec<u32> = sections_of(&bytes).collect();
+        assert_eq!(tags, [10, 1, 2, 3, 9, 5, 9, 5, 0]);
+    }
+
+    /// The tags of an image's sections, in order.
+    fn sections_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        let mut offset = IMAGE_MAGIC.len();
+        core::iter::from_fn(move || {
+            let section = read_section(bytes, offset).ok()?;
+            offset = section.next;
+            Some(section.tag)
+        })
+    }
+
+    #[test]
+    fn a_page_aligned_file_with_a_bad_gap_is_refused() {
+        let library = elf_of(1, 1);
+        let bytes = ImageBuilder::new(b"\x7fELF", b"/prog")
+            .entry(Entry::File {
+                path: b"/lib/libone.so",
+                mode: 0o644,
+                content: &library,
+            })
+            .build()
+            .unwrap();
+        // The gap: after the Program (at 4096, 8 bytes padded), ProgramPath (8 + 8), the
+        // PageAlignedFile's header (8), mode and length (8) and the path (14 bytes).
+        let gap_at = 4096 + 8 + 16 + 8 + 8 + 14;
+        assert_eq!(&bytes[gap_at - 14..gap_at], b"/lib/libone.so");
+        let mut bad = bytes.clone();
+        bad[gap_at + 1] = 1;
+        assert_eq!(
+            Image::parse(&bad).unwrap_err(),
+            ImageError::BadEntry {
+                tag: SectionTag::PageAlignedFile,
+                offset: 4096 + 8 + 16,
+                why: "the bytes before its page-aligned contents are not zero"
+            }
+        );
+        let mut bad_padding = bytes;
+        bad_padding[100] = 1; // inside the Padding section before the Program
+        assert_eq!(
+            Image::parse(&bad_padding).unwrap_err(),
+            ImageError::NonZeroPadding { offset: 100 }
+        );
     }
 }

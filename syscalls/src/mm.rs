@@ -506,10 +506,11 @@ pub fn mmap(
             execute: false,
         };
         context.platform.map_anonymous(start, length, writable)?;
-        fill_from_file(context, *node, offset, start, length)?;
         if flags & MAP_TYPE != MAP_PRIVATE {
+            fill_from_file(context, *node, offset, start, length)?;
             share_with_other_mappings(context, *node, offset, start, length)?;
         } else {
+            fill_private_from_file(context, *node, offset, start, length)?;
             // Until the program stores to a page of it, a private mapping shows the file
             // (`write_through_mappings` keeps such pages up to date).
             context.platform.forget_stores(start, length);
@@ -960,6 +961,52 @@ fn fill_from_file(
     Ok(())
 }
 
+/// A private mapping's bytes: each page the file can lend (an image's unchanged page, in
+/// memory for the VM's life) is shown where it lies, copied only if the program stores to it;
+/// the other pages are copied in as `fill_from_file` does. The dynamic loader maps every
+/// library whole, so this is most of the program's memory and start-up.
+fn fill_private_from_file(
+    context: &mut Context,
+    node: pith_fs::vfs::Node,
+    offset: u64,
+    start: u64,
+    length: u64,
+) -> Result<(), Errno> {
+    let mut copy_from = 0u64; // the first page of the run not lent yet
+    let mut page = 0u64;
+    while page < length {
+        let lent = context
+            .process
+            .vfs
+            .fs_mut(node.mount)?
+            .borrowed_page(node.ino, offset + page)
+            .is_some_and(|bytes| context.platform.lend_page(start + page, bytes));
+        if lent {
+            if copy_from < page {
+                fill_from_file(
+                    context,
+                    node,
+                    offset + copy_from,
+                    start + copy_from,
+                    page - copy_from,
+                )?;
+            }
+            copy_from = page + PAGE_SIZE;
+        }
+        page += PAGE_SIZE;
+    }
+    if copy_from < length {
+        fill_from_file(
+            context,
+            node,
+            offset + copy_from,
+            start + copy_from,
+            length - copy_from,
+        )?;
+    }
+    Ok(())
+}
+
 /// A new MAP_SHARED mapping of `node`'s bytes [offset, offset + length) at `start` shows the
 /// very pages of the file's other shared mappings where they overlap, as Linux's mappings
 /// all show the one page cache: a store through one is seen through the other at once.
@@ -1253,6 +1300,63 @@ mod tests {
 
     fn space() -> AddressSpace {
         AddressSpace::new(0x7000_0000_0000, 0x60_0000)
+    }
+
+    #[test]
+    fn a_private_mapping_is_lent_the_whole_pages_of_an_image_file() {
+        #[repr(C, align(4096))]
+        struct Aligned([u8; 3 * 4096]);
+        static LIBRARY: Aligned = Aligned({
+            let mut bytes = [0u8; 3 * 4096];
+            let mut at = 0;
+            while at < bytes.len() {
+                bytes[at] = (at / 4096) as u8 + 1;
+                at += 1;
+            }
+            bytes
+        });
+        let content = &LIBRARY.0[..2 * 4096 + 100]; // two whole pages and a tail
+        let mut machine = TestMachine::new();
+        let now = pith_fs::Timestamp::default();
+        crate::files::add_from_image(
+            &mut machine.process.vfs,
+            b"/lib/libx.so",
+            crate::files::ImageNode::File(content),
+            0o755,
+            now,
+        )
+        .unwrap();
+        let path = machine.put(b"/lib/libx.so\0");
+        let fd = machine.call(2, [path, 2, 0, 0, 0, 0]).unwrap(); // O_RDWR
+        let at = machine
+            .call(9, [0, 4 * 4096, 3, MAP_PRIVATE as u64, fd, 0])
+            .unwrap();
+        assert_eq!(machine.platform.lent, [at, at + 4096]);
+        let mut expected = content.to_vec();
+        expected.resize(4 * 4096, 0);
+        assert_eq!(machine.memory_at(at, 4 * 4096), expected);
+        // From an offset: the second whole page is lent; MAP_SHARED copies.
+        machine.platform.lent.clear();
+        let second = machine
+            .call(9, [0, 4096, 1, MAP_PRIVATE as u64, fd, 4096])
+            .unwrap();
+        assert_eq!(machine.platform.lent, [second]);
+        machine.platform.lent.clear();
+        machine
+            .call(9, [0, 2 * 4096, 1, MAP_SHARED as u64, fd, 0])
+            .unwrap();
+        assert!(
+            machine.platform.lent.is_empty(),
+            "a shared mapping is the file's own"
+        );
+        // A page the program wrote through write(2) is the file's own, not the image's.
+        let byte = machine.put(b"z");
+        assert_eq!(machine.call(18, [fd, byte, 1, 10, 0, 0]), Ok(1)); // pwrite64
+        let again = machine
+            .call(9, [0, 2 * 4096, 1, MAP_PRIVATE as u64, fd, 0])
+            .unwrap();
+        assert_eq!(machine.platform.lent, [again + 4096]);
+        assert_eq!(machine.memory_at(again + 10, 1), b"z");
     }
 
     #[test]

@@ -161,6 +161,13 @@ pub trait Platform {
     fn share_pages(&mut self, _source: u64, _target: u64, _len: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Shows `page`, a file's page that lives as long as the VM, at `address` (a page of an
+    /// area of a private file mapping) without copying it: a store by the program then copies
+    /// it first (copy on write), and nothing else ever writes it. False when the platform
+    /// cannot, and the caller copies the bytes in instead.
+    fn lend_page(&mut self, _address: u64, _page: &'static [u8; 4096]) -> bool {
+        false
+    }
     /// Moves the pages of [from, from + len) to [to, to + len), contents and all, leaving the
     /// old range unmapped; the new range was free. (mremap)
     fn move_pages(

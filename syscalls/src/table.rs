@@ -77,7 +77,7 @@ syscall_table! {
     6 lstat(path: UserPath, stat: UserAddr) => fs::lstat, Supported;
     7 poll(fds: UserAddr, count: u64, timeout: i32) => poll::poll, Supported;
     8 lseek(fd: Fd, offset: i64, whence: i32) => fs::lseek, Supported;
-    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree read in at mmap (MAP_PRIVATE as Linux; MAP_SHARED mappings of one file share their pages, are coherent with read/write/sendfile/copy_file_range and are written back at msync, munmap and fsync); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
+    9 mmap(address: UserAddr, length: u64, protection: u32, flags: u32, fd: Fd, offset: u64) => mm::mmap, Partial("anonymous memory backed on first touch (MAP_POPULATE prefaults); files of the tree read in at mmap, except that a private mapping shows the whole pages of an ELF file packed in the image where they lie until a store copies one (MAP_PRIVATE as Linux; MAP_SHARED mappings of one file share their pages, are coherent with read/write/sendfile/copy_file_range and are written back at msync, munmap and fsync); MAP_SHARED anonymous is private until there is fork; a MAP_GROWSDOWN area grows on a fault below it in the program, not on a syscall's copy there (EFAULT)");
     10 mprotect(address: UserAddr, length: u64, protection: u32) => mm::mprotect, Supported;
     11 munmap(address: UserAddr, length: u64) => mm::munmap, Supported;
     12 brk(address: UserAddr) => mm::brk, Supported;

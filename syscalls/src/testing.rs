@@ -37,6 +37,8 @@ pub struct FakePlatform {
     pub spawned: Vec<(i32, Option<u64>, Option<u64>)>,
     /// Threads a futex wake made runnable, in order.
     pub woken: Vec<i32>,
+    /// The app pages `lend_page` showed a file's page at, in order.
+    pub lent: Vec<u64>,
     pub wake_alls: u32,
 }
 
@@ -109,6 +111,17 @@ impl Platform for FakePlatform {
     }
     fn populate(&mut self, _start: u64, _len: u64) -> Result<(), Errno> {
         Ok(()) // the fake backs everything eagerly
+    }
+    fn lend_page(&mut self, address: u64, page: &'static [u8; 4096]) -> bool {
+        // The fake copies (its pages are its own); it notes where a kernel would lend.
+        match self.page_mut(address) {
+            Some(entry) => {
+                entry.0.copy_from_slice(page);
+                self.lent.push(address);
+                true
+            }
+            None => false,
+        }
     }
     fn discard(&mut self, start: u64, len: u64) {
         for page in (start..start + len).step_by(PAGE as usize) {
