@@ -3,7 +3,7 @@
 //! neither x2APIC nor the TSC-deadline mode).
 
 use crate::memory::phys_to_virt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
 
 /// The vector the timer interrupts on.
@@ -88,6 +88,7 @@ fn ticks_per_ms() -> u64 {
         return known;
     }
     write(LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    TIMER_UNMASKED.store(false, Ordering::Relaxed);
     write(INITIAL_COUNT, u32::MAX);
     let start = crate::clock::monotonic_ns();
     while crate::clock::monotonic_ns() - start < 100_000 {
@@ -109,9 +110,16 @@ pub fn arm(deadline: u64) {
     let delta_ns = deadline.saturating_sub(now);
     let ticks =
         (delta_ns as u128 * ticks_per_ms() as u128 / 1_000_000).clamp(1, u32::MAX as u128) as u32;
-    write(LVT_TIMER, TIMER_VECTOR as u32); // one-shot, unmasked
+    // The LVT stays one-shot and unmasked once set (a disarm only zeroes the count): each
+    // register write is an exit to the hypervisor, and the timer is armed at every halt.
+    if !TIMER_UNMASKED.swap(true, Ordering::Relaxed) {
+        write(LVT_TIMER, TIMER_VECTOR as u32);
+    }
     write(INITIAL_COUNT, ticks);
 }
+
+/// Whether the timer's LVT entry is one-shot and unmasked (`arm` set it).
+static TIMER_UNMASKED: AtomicBool = AtomicBool::new(false);
 
 pub fn disarm() {
     write(INITIAL_COUNT, 0);

@@ -501,15 +501,14 @@ fn hand_over(process: &mut Process, prev: *mut Task, next: *mut Task) {
 /// Nothing else can run: halt until an interrupt (at `deadline` at the latest: the caller's
 /// wait and the program's timers on the monotonic clock), then let every waiting thread look
 /// again. The program's CPU-time timers cannot expire while it is halted, so the timer is
-/// armed for `deadline` and the waiting threads' deadlines alone, whatever was armed before.
+/// wanted for `deadline` and the waiting threads' deadlines alone; one armed for that time or
+/// earlier is left as it is (`Scheduler::arm`): an earlier interrupt only makes the waiters
+/// look again, and a server halting between requests would otherwise write the timer each
+/// time, an exit to the hypervisor.
 fn halt_once(deadline: Option<u64>) {
     with_scheduler(|scheduler| {
         let wanted = scheduler.next_timer(deadline, true);
-        ARMED.store(wanted.unwrap_or(u64::MAX), Ordering::Relaxed);
-        match wanted {
-            Some(at) => crate::apic::arm(at),
-            None => crate::apic::disarm(),
-        }
+        scheduler.arm(wanted);
     });
     // Frames queued for the network go before the CPU idles (their notification waits for
     // this or a burst's end: virtio_net::flush).
