@@ -359,14 +359,6 @@ impl Timer {
         }
     }
 
-    fn set_keep_alive(&mut self) {
-        if let Timer::Idle { keep_alive_at } = self
-            && keep_alive_at.is_none()
-        {
-            *keep_alive_at = Some(Instant::from_millis(0))
-        }
-    }
-
     fn rewind_keep_alive(&mut self, timestamp: Instant, interval: Option<Duration>) {
         if let Timer::Idle { keep_alive_at } = self {
             *keep_alive_at = interval.map(|interval| timestamp + interval)
@@ -479,6 +471,9 @@ pub struct Socket<'a> {
     timeout: Option<Duration>,
     /// Interval at which keep-alive packets will be sent.
     keep_alive: Option<Duration>,
+    /// Pith: keep-alive was just turned on or changed: the next dispatch winds the idle timer
+    /// from its own time (see `set_keep_alive`).
+    keep_alive_rewind: bool,
     /// The time-to-live (IPv4) or hop limit (IPv6) value used in outgoing packets.
     hop_limit: Option<u8>,
     /// Address passed to listen(). Listen address is set when listen() is called and
@@ -596,6 +591,7 @@ impl<'a> Socket<'a> {
             rx_fin_received: false,
             timeout: None,
             keep_alive: None,
+            keep_alive_rewind: false,
             hop_limit: None,
             listen_endpoint: IpListenEndpoint::default(),
             tuple: None,
@@ -843,11 +839,12 @@ impl<'a> Socket<'a> {
     /// to these error conditions.
     pub fn set_keep_alive(&mut self, interval: Option<Duration>) {
         self.keep_alive = interval;
-        if self.keep_alive.is_some() {
-            // If the connection is idle and we've just set the option, it would not take effect
-            // until the next packet, unless we wind up the timer explicitly.
-            self.timer.set_keep_alive();
-        }
+        // Pith: if the connection is idle, the option would not take effect until the next
+        // packet unless the timer is wound up; it is wound at the next dispatch, to send the
+        // first probe after `interval` of quiet from then, as Linux's TCP_KEEPIDLE, rather
+        // than at once (a probe to every new connection of a server that sets SO_KEEPALIVE,
+        // as redis does, and the peer's duplicate ACK to it).
+        self.keep_alive_rewind = true;
     }
 
     /// Return the time-to-live (IPv4) or hop limit (IPv6) value used in outgoing packets.
@@ -2449,6 +2446,11 @@ impl<'a> Socket<'a> {
             net_debug!("source IP address no longer available, closing socket");
             self.reset();
             return Ok(());
+        }
+
+        if core::mem::take(&mut self.keep_alive_rewind) {
+            // Pith: see `set_keep_alive`.
+            self.timer.rewind_keep_alive(cx.now(), self.keep_alive);
         }
 
         if self.remote_last_ts.is_none() {
@@ -8646,45 +8648,51 @@ mod test {
         let mut s = socket_established();
         s.set_keep_alive(Some(Duration::from_millis(50)));
         s.set_timeout(Some(Duration::from_millis(100)));
-        recv!(s, time 100, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ,
-            ack_number: Some(REMOTE_SEQ + 1),
-            payload:    &[0],
-            ..RECV_TEMPL
-        }));
+        // Pith: the first probe comes after 50 ms of quiet from the first dispatch.
         recv_nothing!(s, time 100);
         assert_eq!(
             s.socket.poll_at(&mut s.cx),
             PollAt::Time(Instant::from_millis(150))
         );
-        send!(s, time 105, TcpRepr {
+        recv!(s, time 150, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &[0],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 150);
+        assert_eq!(
+            s.socket.poll_at(&mut s.cx),
+            PollAt::Time(Instant::from_millis(200))
+        );
+        send!(s, time 155, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 1),
             ..SEND_TEMPL
         });
         assert_eq!(
             s.socket.poll_at(&mut s.cx),
-            PollAt::Time(Instant::from_millis(155))
+            PollAt::Time(Instant::from_millis(205))
         );
-        recv!(s, time 155, Ok(TcpRepr {
+        recv!(s, time 205, Ok(TcpRepr {
             seq_number: LOCAL_SEQ,
             ack_number: Some(REMOTE_SEQ + 1),
             payload:    &[0],
             ..RECV_TEMPL
         }));
-        recv_nothing!(s, time 155);
+        recv_nothing!(s, time 205);
         assert_eq!(
             s.socket.poll_at(&mut s.cx),
-            PollAt::Time(Instant::from_millis(205))
+            PollAt::Time(Instant::from_millis(255))
         );
-        recv_nothing!(s, time 200);
-        recv!(s, time 205, Ok(TcpRepr {
+        recv_nothing!(s, time 250);
+        recv!(s, time 255, Ok(TcpRepr {
             control:    TcpControl::Rst,
             seq_number: LOCAL_SEQ + 1,
             ack_number: Some(REMOTE_SEQ + 1),
             ..RECV_TEMPL
         }));
-        recv_nothing!(s, time 205);
+        recv_nothing!(s, time 255);
         assert_eq!(s.state, State::Closed);
     }
 
@@ -8769,14 +8777,8 @@ mod test {
         let mut s = socket_established();
         s.set_keep_alive(Some(Duration::from_millis(100)));
 
-        // drain the forced keep-alive packet
-        assert_eq!(s.socket.poll_at(&mut s.cx), PollAt::Now);
-        recv!(s, time 0, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ,
-            ack_number: Some(REMOTE_SEQ + 1),
-            payload:    &[0],
-            ..RECV_TEMPL
-        }));
+        // Pith: no probe at once: the first comes after the interval of quiet.
+        recv_nothing!(s, time 0);
 
         assert_eq!(
             s.socket.poll_at(&mut s.cx),
