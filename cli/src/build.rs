@@ -13,7 +13,7 @@ use pith_fs::{Creation, NewNode};
 use std::ffi::OsString;
 
 use crate::args::{EnvVar, MemorySize, PathMapping};
-use crate::image::{collect_tree, path_in_vm, program_path_in_vm, TreeEntry};
+use crate::image::{collect_tree, TreeEntry};
 use crate::manifest::{merged_env, read_manifest, Manifest};
 use crate::volume::{now, FileDisk};
 
@@ -59,6 +59,8 @@ struct Plan {
     program: crate::program::Program,
     /// Where the program goes in the image.
     program_path: Vec<u8>,
+    /// Its argv[0] (`place_program`).
+    argv0: Vec<u8>,
     args: Vec<String>,
     env: Vec<EnvVar>,
     files: Vec<PathMapping>,
@@ -100,22 +102,18 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         words.remove(0);
     }
     let program = crate::program::read_program(program_path.as_os_str())?;
-    // A program the manifest names goes to /NAME; one named here, at its own absolute path.
-    let inside = if manifest.program.is_some() {
-        path_in_vm(&program.file_name)
-    } else {
-        crate::image::real_program_path(
-            &program,
-            program_path_in_vm(program_path.as_os_str(), &program.file_name),
-        )
-    };
+    // One named here goes to its own absolute path; one the manifest names, there too if the
+    // manifest gives an absolute path, else to /NAME (`place_program`).
+    let at_own_path = manifest.program.is_none() || manifest.program_absolute;
+    let placement = crate::image::place_program(&program, &program_path, at_own_path);
     let mut files = manifest.files;
     files.extend_from_slice(&args.files);
     let mut dirs = manifest.dirs;
     dirs.extend_from_slice(&args.dirs);
     Ok(Plan {
         program,
-        program_path: inside,
+        program_path: placement.inside,
+        argv0: placement.argv0,
         args: if words.is_empty() {
             manifest.args
         } else {
@@ -137,6 +135,10 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
 /// The program record: one `key=value` per line (`arg` and `env` repeat, in order).
 fn program_record(plan: &Plan, program_path: &[u8]) -> anyhow::Result<String> {
     let mut record = format!("path={}\n", String::from_utf8_lossy(program_path));
+    if plan.argv0 != program_path {
+        // The program went to its real path, through a symlink: argv[0] is the named path.
+        record.push_str(&format!("argv0={}\n", String::from_utf8_lossy(&plan.argv0)));
+    }
     let mut line = |key: &str, value: &str| -> anyhow::Result<()> {
         if value.contains('\n') {
             anyhow::bail!("{key} `{value}`: a newline cannot be recorded in the image");
@@ -421,6 +423,9 @@ fn fill(
 /// What an image built by `pith build` runs: the program's path and bytes, and its workdir.
 pub struct ImageProgram {
     pub path: Vec<u8>,
+    /// argv[0] when it is not `path` (a program packed at its real path, named through a
+    /// symlink).
+    pub argv0: Option<Vec<u8>>,
     pub bytes: Vec<u8>,
     pub workdir: Option<String>,
     pub args: Vec<String>,
@@ -490,6 +495,7 @@ pub fn read_image_program(image: &Path) -> anyhow::Result<ImageProgram> {
         .collect::<Result<_, _>>()
         .map_err(|error| anyhow::anyhow!("the image's program record: {error}"))?;
     Ok(ImageProgram {
+        argv0: field("argv0=").map(String::into_bytes),
         path: path.into_bytes(),
         bytes,
         workdir: field("workdir="),

@@ -258,6 +258,34 @@ pub fn program_path_in_vm(typed: &OsStr, file_name: &OsStr) -> Vec<u8> {
     inside
 }
 
+/// Where a program goes inside, and the argv[0] it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramPlacement {
+    pub inside: Vec<u8>,
+    pub argv0: Vec<u8>,
+}
+
+/// Where a program named by the absolute host path `path` goes inside (`program_path_in_vm`,
+/// `real_program_path`), and its argv[0]: the path as named, as a shell passes it, even where
+/// the program goes to its real path (Debian's redis-server is a symlink to redis-check-rdb,
+/// and chooses its role by argv[0]). Packed at its own path, a program reached through a
+/// symlink is packed once, not also as its own dependency. `at_own_path` false (a manifest's
+/// path relative to itself, a project's own build): at `/NAME`, which is also argv[0].
+pub fn place_program(program: &Program, path: &Path, at_own_path: bool) -> ProgramPlacement {
+    if !at_own_path {
+        let inside = path_in_vm(&program.file_name);
+        return ProgramPlacement {
+            argv0: inside.clone(),
+            inside,
+        };
+    }
+    let named = program_path_in_vm(path.as_os_str(), &program.file_name);
+    ProgramPlacement {
+        inside: real_program_path(program, named.clone()),
+        argv0: named,
+    }
+}
+
 /// Where a dynamically linked program goes when the path the user typed runs through a
 /// symlink on the host (Debian's alternatives: /usr/bin/java -> /etc/alternatives/java ->
 /// /usr/lib/jvm/.../bin/java): at its real path, with the typed one a symlink to it, as on the
@@ -593,6 +621,28 @@ mod tests {
         assert_eq!(at("/opt/../bin/prog"), "/prog");
         assert_eq!(at("/proc/self/prog"), "/prog");
         assert_eq!(at("/dev/prog"), "/prog");
+    }
+
+    #[test]
+    fn a_program_named_through_a_link_goes_to_its_real_path_and_keeps_its_name_as_argv0() {
+        let base = std::env::temp_dir().join(format!("pith-placement-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let real = base.join("server-real");
+        std::fs::copy("/usr/bin/true", &real).unwrap(); // dynamically linked
+        let link = base.join("server");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("server-real", &link).unwrap();
+        let program = crate::program::read_program(link.as_os_str()).unwrap();
+        let own = place_program(&program, &link, true);
+        let relative = place_program(&program, &link, false);
+        let real = std::fs::canonicalize(&real).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(own.inside, real.as_os_str().as_encoded_bytes());
+        assert_eq!(own.argv0, link.as_os_str().as_encoded_bytes());
+        assert_eq!(
+            (relative.inside.as_slice(), relative.argv0.as_slice()),
+            (&b"/server"[..], &b"/server"[..])
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 
 use crate::args::{EnvVar, PathMapping, RunArgs};
-use crate::image::{path_in_vm, program_path_in_vm};
+use crate::image::program_path_in_vm;
 use crate::manifest::{merged_env, read_manifest};
 use crate::program::{program_from_bytes, read_program, Program};
 
@@ -35,7 +35,8 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
     if let Some(image) = &args.image {
         let recorded = crate::build::read_image_program(image)?;
         let program = program_from_bytes(&recorded.path, recorded.bytes)?;
-        let argv0 = OsString::from(String::from_utf8_lossy(&recorded.path).into_owned());
+        let argv0 = recorded.argv0.as_deref().unwrap_or(&recorded.path);
+        let argv0 = OsString::from(String::from_utf8_lossy(argv0).into_owned());
         return Ok(Launch {
             program,
             program_path: recorded.path,
@@ -57,13 +58,14 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
         },
     };
     let (program, program_path, argv0, words) = match &manifest.program {
-        // The manifest names the program (a path relative to it): at /NAME, and every word
-        // is an argument.
+        // The manifest names the program (`manifest_program_path` says where it goes), and
+        // every word is an argument.
         Some(path) => {
             let program = read_program(path.as_os_str())?;
-            let inside = path_in_vm(&program.file_name);
-            let argv0 = OsString::from(String::from_utf8_lossy(&inside).into_owned());
-            (program, inside, argv0, args.image_args())
+            let placement =
+                crate::image::place_program(&program, path, manifest.program_absolute);
+            let argv0 = OsString::from(String::from_utf8_lossy(&placement.argv0).into_owned());
+            (program, placement.inside, argv0, args.image_args())
         }
         None if !args.has_command() => anyhow::bail!(
             "no program to run: name one after the options, or as `program = \"...\"` in the manifest"

@@ -58,6 +58,9 @@ struct ImageSection {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
     pub program: Option<PathBuf>,
+    /// The manifest named the program by an absolute path (`/usr/bin/redis-server`): it goes
+    /// at that path inside, as on the command line; a relative one goes at `/NAME`.
+    pub program_absolute: bool,
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
     pub workdir: Option<String>,
@@ -130,6 +133,10 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, String> {
     };
     Ok(Manifest {
         program: file.program.as_ref().map(|program| base.join(program)),
+        program_absolute: file
+            .program
+            .as_ref()
+            .is_some_and(|program| Path::new(program).is_absolute()),
         args: file.args,
         env,
         workdir,
@@ -255,6 +262,12 @@ mod tests {
         "#;
         let manifest = parse_manifest(text, project.path()).expect("parses");
         assert_eq!(manifest.program, Some(project.path().join("bin/server")));
+        assert!(
+            !manifest.program_absolute,
+            "a path relative to the manifest"
+        );
+        let absolute = parse_manifest("program = \"/usr/bin/server\"", project.path());
+        assert!(absolute.expect("parses").program_absolute);
         assert_eq!(manifest.args, ["--port", "8080"]);
         assert_eq!(manifest.workdir.as_deref(), Some("/srv"));
         let env: Vec<String> = manifest.env.iter().map(ToString::to_string).collect();
