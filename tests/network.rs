@@ -321,6 +321,7 @@ fn what_a_program_sent_arrives_while_it_computes() {
     let (first_at, mut reader) = loop {
         assert!(std::time::Instant::now() < deadline, "no first line");
         let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(std::time::Duration::from_millis(200));
             continue;
         };
         stream

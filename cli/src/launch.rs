@@ -7,7 +7,6 @@
 use std::ffi::OsString;
 
 use crate::args::{EnvVar, PathMapping, RunArgs};
-use crate::image::program_path_in_vm;
 use crate::manifest::{merged_env, read_manifest};
 use crate::program::{program_from_bytes, read_program, Program};
 
@@ -58,8 +57,8 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
         },
     };
     let (program, program_path, argv0, words) = match &manifest.program {
-        // The manifest names the program (`manifest_program_path` says where it goes), and
-        // every word is an argument.
+        // The manifest names the program (`place_program` says where it goes), and every
+        // word is an argument.
         Some(path) => {
             let program = read_program(path.as_os_str())?;
             let placement =
@@ -71,12 +70,11 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Launch> {
             "no program to run: name one after the options, or as `program = \"...\"` in the manifest"
         ),
         None => {
+            // argv[0] as typed, as a shell passes it (`./prog` stays `./prog`).
             let program = read_program(args.program())?;
-            let inside = crate::image::real_program_path(
-                &program,
-                program_path_in_vm(args.program(), &program.file_name),
-            );
-            (program, inside, args.program().to_owned(), args.program_args())
+            let placement =
+                crate::image::place_program(&program, std::path::Path::new(args.program()), true);
+            (program, placement.inside, args.program().to_owned(), args.program_args())
         }
     };
     let mut files = manifest.files;

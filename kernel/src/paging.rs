@@ -58,19 +58,19 @@ const PARKED: PageTableFlags = PageTableFlags::BIT_9;
 const LENT: PageTableFlags = PageTableFlags::BIT_10;
 
 /// The physical range of the image (the initrd), whose pages may be lent: it is reserved and
-/// never written for the VM's life. Empty until `set_lendable`.
-static LENDABLE: Mutex<(u64, u64)> = Mutex::new((0, 0));
+/// never written for the VM's life. Set once at boot (`set_lendable`).
+static LENDABLE: spin::Once<(u64, u64)> = spin::Once::new();
 
 /// The image's physical range [start, end): its whole pages may be lent to mappings.
 pub fn set_lendable(start: u64, end: u64) {
-    *LENDABLE.lock() = (start, end);
+    LENDABLE.call_once(|| (start, end));
 }
 
 /// The physical address of the image page at `bytes`, if it is one.
 fn lendable_frame(bytes: *const u8) -> Option<PhysAddr> {
     let virt = bytes as u64;
     let phys = virt.checked_sub(crate::boot::DIRECT_MAP_BASE)?;
-    let (start, end) = *LENDABLE.lock();
+    let &(start, end) = LENDABLE.get()?;
     let whole = phys.is_multiple_of(PAGE_SIZE) && phys >= start && phys + PAGE_SIZE <= end;
     whole.then(|| PhysAddr::new(phys))
 }

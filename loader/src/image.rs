@@ -673,12 +673,13 @@ impl<'a> ImageBuilder<'a> {
         }
         let strings = core::iter::once((SectionTag::ProgramPath, self.program_path))
             .chain(self.args.iter().map(|&arg| (SectionTag::Arg, arg)))
-            .chain(self.env.iter().map(|&variable| (SectionTag::Env, variable)))
-            .chain(self.workdir.map(|path| (SectionTag::Workdir, path)));
+            .chain(self.env.iter().map(|&variable| (SectionTag::Env, variable)));
+        let workdir = self.workdir.map(|path| (SectionTag::Workdir, path));
         check_len(SectionTag::Program, self.program.len())?;
-        let mut total = IMAGE_MAGIC.len() + 2 * SECTION_HEADER_SIZE + CONTENT_ALIGN;
+        // The magic, the Padding (at most a page) and the End.
+        let mut total = IMAGE_MAGIC.len() + CONTENT_ALIGN + SECTION_HEADER_SIZE;
         total += SECTION_HEADER_SIZE + padded_len(self.program.len() as u64) as usize;
-        for (tag, payload) in strings.clone() {
+        for (tag, payload) in strings.clone().chain(workdir) {
             check_len(tag, payload.len())?;
             check_no_nul(tag, 0, payload)?;
             total += SECTION_HEADER_SIZE + padded_len(payload.len() as u64) as usize;
@@ -696,15 +697,12 @@ impl<'a> ImageBuilder<'a> {
         }
         let mut image = Vec::with_capacity(total);
         image.extend_from_slice(&IMAGE_MAGIC);
-        push_padding_before(&mut image, 0);
+        push_padding_before_program(&mut image);
         push_section(&mut image, SectionTag::Program, &[self.program]);
-        let (path, rest) = (self.program_path, strings.skip(1));
-        push_section(&mut image, SectionTag::ProgramPath, &[path]);
-        let (workdir, strings): (Vec<_>, Vec<_>) =
-            rest.partition(|(tag, _)| *tag == SectionTag::Workdir);
         for (tag, payload) in strings {
             push_section(&mut image, tag, &[payload]);
         }
+        let zeros = [0u8; CONTENT_ALIGN];
         for entry in &entries {
             let gap = if entry.tag == SectionTag::PageAlignedFile {
                 let payload_at = image.len() + SECTION_HEADER_SIZE;
@@ -712,14 +710,13 @@ impl<'a> ImageBuilder<'a> {
             } else {
                 0
             };
-            let zeros = [0u8; CONTENT_ALIGN];
             push_section(
                 &mut image,
                 entry.tag,
                 &[&entry.head, &zeros[..gap], entry.content],
             );
         }
-        for (tag, payload) in workdir {
+        if let Some((tag, payload)) = workdir {
             push_section(&mut image, tag, &[payload]);
         }
         push_section(&mut image, SectionTag::End, &[]);
@@ -748,11 +745,11 @@ fn push_section(image: &mut Vec<u8>, tag: SectionTag, pieces: &[&[u8]]) {
     image.extend(core::iter::repeat_n(0u8, padding));
 }
 
-/// Appends a Padding section, if one is needed, so that the payload of a section that follows
-/// with a header of `head` bytes starts on a page boundary. A Padding section is at least its
-/// own header, so it may take up to a page more than the gap.
-fn push_padding_before(image: &mut Vec<u8>, head: usize) {
-    let payload_at = image.len() + SECTION_HEADER_SIZE + head;
+/// Appends a Padding section, if one is needed, so that the Program section that follows has
+/// its bytes on a page boundary. A Padding section is at least its own header, so it may take
+/// up to a page more than the gap.
+fn push_padding_before_program(image: &mut Vec<u8>) {
+    let payload_at = image.len() + SECTION_HEADER_SIZE;
     if payload_at.is_multiple_of(CONTENT_ALIGN) {
         return;
     }
