@@ -1077,6 +1077,16 @@ pub fn connect(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Re
 }
 
 /// The smoltcp state of socket `id`'s connection (marking it connected once established).
+/// The free space of a TCP connection's send buffer; None for any other socket.
+pub fn send_room(context: &mut Context, id: u32) -> Option<usize> {
+    let State::Connection(handle) = socket_mut(context, id).ok()?.state else {
+        return None;
+    };
+    let stack = context.process.network.stack(context.platform).ok()?;
+    let socket = stack.tcp_ref(handle);
+    Some(socket.send_capacity() - socket.send_queue())
+}
+
 fn connection_state(context: &mut Context, id: u32) -> Result<tcp::State, Errno> {
     let State::Connection(handle) = socket_mut(context, id)?.state else {
         return Err(Errno::ENOTCONN);
