@@ -290,12 +290,21 @@ impl Platform for KernelPlatform {
         crate::virtio_net::can_transmit()
     }
 
+    fn net_frame(&mut self, len: usize) -> alloc::vec::Vec<u8> {
+        crate::virtio_net::frame(len)
+    }
+
+    fn net_segmentation_offload(&self) -> pith_syscalls::platform::SegmentationOffload {
+        crate::virtio_net::segmentation_offload()
+    }
+
     fn net_transmit(
         &mut self,
-        frame: &[u8],
+        frame: alloc::vec::Vec<u8>,
         checksum: Option<pith_syscalls::platform::PartialChecksum>,
+        segmentation: Option<pith_syscalls::platform::TcpSegmentation>,
     ) {
-        crate::virtio_net::transmit(frame, checksum)
+        crate::virtio_net::transmit(frame, checksum, segmentation)
     }
 
     fn net_flush(&mut self) {

@@ -8,15 +8,21 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
-use pith_syscalls::platform::{ChecksumOffload, FrameChecksum, PartialChecksum, ReceivedFrame};
+use pith_syscalls::platform::{
+    ChecksumOffload, FrameChecksum, PartialChecksum, ReceivedFrame, SegmentationOffload,
+    TcpSegmentation, FRAME_HEADERS_ZEROED,
+};
 use spin::Mutex;
 use virtio_drivers::device::net::{ReceivedChecksum, VirtIONetRaw};
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 
 /// Descriptors per queue: 256 receive buffers in flight.
 const QUEUE_SIZE: usize = 256;
-/// One buffer: the virtio-net header and an Ethernet frame of up to 1514 bytes.
+/// One receive buffer: the virtio-net header and an Ethernet frame of up to 1514 bytes.
 const BUFFER_LEN: usize = 2048;
+/// The largest frame the link takes (a 1,500-byte IP packet): larger ones go out only for
+/// the device to cut (TCP segmentation offload).
+const FRAME_MAX: usize = 1514;
 /// The vector the device's interrupt arrives on.
 pub const NET_VECTOR: u8 = 0x22;
 
@@ -24,10 +30,14 @@ struct Nic {
     device: VirtIONetRaw<PithHal, SomeTransport<'static>, QUEUE_SIZE>,
     /// The receive buffers the device holds, by the token it gave for each.
     receiving: Vec<Option<Box<[u8]>>>,
-    /// The frames being sent, by token, with their length.
-    sending: Vec<Option<(Box<[u8]>, usize)>>,
-    /// Transmit buffers the device gave back.
+    /// The frames being sent, by token.
+    sending: Vec<Option<Sending>>,
+    /// Headers of sent frames the device gave back.
     spare: Vec<Box<[u8]>>,
+    /// Frames the device has sent, for the stack's next ones (`frame`): those the link takes
+    /// whole, and larger ones for the device to cut.
+    spare_frames: Vec<Vec<u8>>,
+    spare_large_frames: Vec<Vec<u8>>,
     mac: [u8; 6],
     /// The device interrupts for the next received frame (a thread is about to wait).
     receive_armed: bool,
@@ -40,6 +50,13 @@ struct Nic {
     /// Frames received since the device was last told of receive buffers (they went back
     /// to it without a notification).
     received: usize,
+}
+
+/// A frame the device is sending: its virtio-net header, and the frame where the stack built
+/// it.
+struct Sending {
+    header: Box<[u8]>,
+    frame: Vec<u8>,
 }
 
 static NIC: Mutex<Option<Nic>> = Mutex::new(None);
@@ -108,8 +125,9 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
     device.set_receive_interrupts(false);
     let mac = device.mac_address();
     let offload = device.checksum_offload();
+    let segmentation = device.segmentation_offload();
     crate::log_info!(
-        "network: virtio-net on {place}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, checksum offload: {}",
+        "network: virtio-net on {place}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, checksum offload: {}, TCP segmentation offload: {}",
         mac[0],
         mac[1],
         mac[2],
@@ -120,6 +138,12 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
             (true, true) => "yes",
             (false, false) => "no",
             _ => "one way only (unused)",
+        },
+        match (segmentation.tcpv4, segmentation.tcpv6) {
+            (true, true) => "IPv4 and IPv6",
+            (true, false) => "IPv4",
+            (false, true) => "IPv6",
+            (false, false) => "no",
         }
     );
     *NIC.lock() = Some(Nic {
@@ -127,6 +151,8 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         receiving,
         sending: (0..QUEUE_SIZE).map(|_| None).collect(),
         spare: Vec::new(),
+        spare_frames: Vec::new(),
+        spare_large_frames: Vec::new(),
         mac,
         receive_armed: false,
         unnotified: 0,
@@ -156,6 +182,20 @@ pub fn checksum_offload() -> ChecksumOffload {
             ChecksumOffload {
                 transmit: offload.transmit,
                 receive: offload.receive,
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// The TCP segmentation the device agreed to do (only used with checksum offload both ways).
+pub fn segmentation_offload() -> SegmentationOffload {
+    NIC.lock()
+        .as_ref()
+        .map(|nic| {
+            let offload = nic.device.segmentation_offload();
+            SegmentationOffload {
+                tcpv4: offload.tcpv4,
+                tcpv6: offload.tcpv6,
             }
         })
         .unwrap_or_default()
@@ -198,14 +238,56 @@ impl Nic {
     /// Takes back the buffers of the frames the device has sent.
     fn reclaim(&mut self) {
         while let Some(token) = self.device.poll_transmit() {
-            if let Some((buffer, len)) = self.sending.get_mut(token as usize).and_then(Option::take)
+            if let Some(Sending { header, frame }) =
+                self.sending.get_mut(token as usize).and_then(Option::take)
             {
-                // SAFETY: the slice is the one transmit_begin was given for this token.
-                let _ = unsafe { self.device.transmit_complete(token, &buffer[..len]) };
-                self.spare.push(buffer);
+                // SAFETY: the buffers are the ones transmit_begin_parts_quiet was given for
+                // this token.
+                let _ = unsafe { self.device.transmit_complete_parts(token, &header, &frame) };
+                self.spare.push(header);
+                let pool = if frame.len() > FRAME_MAX {
+                    &mut self.spare_large_frames
+                } else {
+                    &mut self.spare_frames
+                };
+                if pool.len() < SPARE_FRAMES {
+                    pool.push(frame);
+                }
             }
         }
     }
+}
+
+/// How many sent frames of each size are kept for the stack's next ones: a burst's worth
+/// (their memory stays taken: up to 64 KiB each for the large ones).
+const SPARE_FRAMES: usize = 32;
+
+/// A buffer for the stack's next frame of `len` bytes (`Platform::net_frame`): a frame the
+/// device has sent if there is one, so that a 64 KiB frame is not zeroed for each segment
+/// (zeroing them was 12% of nginx's time sending large files). Its headers' room is zeroed;
+/// the stack overwrites the rest.
+pub fn frame(len: usize) -> Vec<u8> {
+    let reused = NIC.lock().as_mut().and_then(|nic| {
+        nic.reclaim();
+        // A large one for a large frame: growing one that held a small frame would zero
+        // nearly all of it.
+        if len > FRAME_MAX {
+            nic.spare_large_frames.pop()
+        } else {
+            nic.spare_frames.pop()
+        }
+    });
+    let Some(mut frame) = reused else {
+        return vec![0; len];
+    };
+    if frame.len() >= len {
+        frame.truncate(len);
+    } else {
+        frame.resize(len, 0);
+    }
+    let headers = len.min(FRAME_HEADERS_ZEROED);
+    frame[..headers].fill(0);
+    frame
 }
 
 /// A thread is about to wait for the network: the next received frame interrupts. True if
@@ -237,41 +319,52 @@ pub fn can_transmit() -> bool {
     nic.device.can_send()
 }
 
-/// Queues `frame` for sending, with the partial checksum the device completes if any;
-/// dropped if the device has no room (TCP sends it again).
-pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
+/// Queues `frame` for sending, with the partial checksum the device completes and the
+/// segmentation it does, if any; dropped if the device has no room (TCP sends it again).
+/// The device reads the frame where the stack built it: only its header is written here.
+pub fn transmit(
+    frame: Vec<u8>,
+    checksum: Option<PartialChecksum>,
+    segmentation: Option<TcpSegmentation>,
+) {
     let mut guard = NIC.lock();
     let Some(nic) = guard.as_mut() else {
         return;
     };
     nic.reclaim();
-    let mut buffer = nic
+    let header_len = nic.device.header_len();
+    let mut header = nic
         .spare
         .pop()
-        .unwrap_or_else(|| vec![0u8; BUFFER_LEN].into_boxed_slice());
-    let header = match checksum {
-        Some(partial) => nic.device.fill_buffer_header_partial_checksum(
-            &mut buffer,
+        .unwrap_or_else(|| vec![0u8; header_len].into_boxed_slice());
+    let filled = match (checksum, segmentation) {
+        (Some(partial), Some(gso)) => nic.device.fill_buffer_header_tcp_segmentation(
+            &mut header,
+            partial.start,
+            partial.offset,
+            gso.ipv6,
+            gso.headers_len,
+            gso.segment_size,
+        ),
+        (Some(partial), None) => nic.device.fill_buffer_header_partial_checksum(
+            &mut header,
             partial.start,
             partial.offset,
         ),
-        None => nic.device.fill_buffer_header(&mut buffer),
+        (None, None) => nic.device.fill_buffer_header(&mut header),
+        // Segmentation without a partial checksum is no request the device takes.
+        (None, Some(_)) => Err(virtio_drivers::Error::InvalidParam),
     };
-    let Ok(header_len) = header else {
-        nic.spare.push(buffer);
-        return;
-    };
-    if header_len + frame.len() > buffer.len() {
-        nic.spare.push(buffer);
+    if filled.is_err() || (frame.len() > FRAME_MAX && segmentation.is_none()) {
+        nic.spare.push(header);
         return;
     }
-    buffer[header_len..header_len + frame.len()].copy_from_slice(frame);
-    let len = header_len + frame.len();
-    // SAFETY: the buffer is kept in `sending` until transmit_complete gives it back.
-    match unsafe { nic.device.transmit_begin_quiet(&buffer[..len]) } {
+    // SAFETY: the header and the frame are kept in `sending` until transmit_complete_parts
+    // gives them back; neither the heap nor the Vec moves their bytes meanwhile.
+    match unsafe { nic.device.transmit_begin_parts_quiet(&header, &frame) } {
         Ok(token) => {
             if let Some(slot) = nic.sending.get_mut(token as usize) {
-                *slot = Some((buffer, len));
+                *slot = Some(Sending { header, frame });
             }
             if nic.unnotified == 0 {
                 nic.unnotified_since = crate::clock::monotonic_ns();
@@ -284,7 +377,7 @@ pub fn transmit(frame: &[u8], checksum: Option<PartialChecksum>) {
                 nic.backstop_armed = false;
             }
         }
-        Err(_) => nic.spare.push(buffer),
+        Err(_) => nic.spare.push(header),
     }
 }
 

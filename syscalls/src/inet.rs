@@ -4,12 +4,12 @@
 //! sockets with an accept backlog, ephemeral ports, closing connections reaped once they are
 //! done, and the deadline of the stack's next timer (retransmits, keep-alives) for the waits.
 
-use crate::platform::{ChecksumOffload, MachineClock, Platform};
+use crate::platform::{ChecksumOffload, MachineClock, Platform, SegmentationOffload};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, PacketMeta, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
@@ -112,7 +112,15 @@ struct Wire {
     /// The device completes and checks TCP checksums (`offload.rs`); only when it does
     /// both.
     offload: bool,
+    /// The TCP segmentation the device does (only used with `offload`).
+    segmentation: SegmentationOffload,
 }
+
+/// The largest frame smoltcp hands a device that cuts TCP segments: an IPv4 packet's
+/// longest (its length field's limit) behind the Ethernet header, as Linux's 64 KiB GSO
+/// limit. Fewer, larger frames: the per-frame work (the stack's pass, the ring, the
+/// device's exit under TCG) is paid once per 44 segments of 1,460 bytes.
+const SEGMENTATION_FRAME_MAX: usize = 14 + 65_535;
 
 /// The device under smoltcp: the platform's network device. SYNs to the ports in `full`
 /// (listeners whose backlog is full) are dropped, as Linux drops them: the client tries
@@ -129,6 +137,9 @@ struct Transmit<'a> {
     looped: &'a mut VecDeque<Vec<u8>>,
     local: &'a [IpAddress],
     offload: bool,
+    /// The payload size of the segments a large TCP segment is to be cut into, if smoltcp
+    /// built one (`set_meta`; only with the device's segmentation offload).
+    segment_size: Option<u16>,
 }
 
 impl RxToken for Received<'_> {
@@ -139,10 +150,11 @@ impl RxToken for Received<'_> {
 
 impl TxToken for Transmit<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0; len];
+        let mut frame = self.platform.net_frame(len);
         let result = f(&mut frame);
         if destination(&frame).is_some_and(|address| self.local.contains(&address)) {
-            // Under offload its TCP checksum is left out: a looped frame is not checked.
+            // Under offload its TCP checksum is left out: a looped frame is not checked. A
+            // large segment stays whole, as on Linux's loopback (its MTU is 64 KiB).
             self.looped.push_back(frame);
         } else {
             let checksum = if self.offload {
@@ -150,10 +162,24 @@ impl TxToken for Transmit<'_> {
             } else {
                 None
             };
+            let segmentation = match (checksum, self.segment_size) {
+                (Some(_), Some(size)) => crate::offload::segmentation(&frame, size),
+                _ => None,
+            };
+            if self.segment_size.is_some() && segmentation.is_none() {
+                // smoltcp built a segment only the device could cut, and it cannot: dropped,
+                // as a full ring drops one (TCP sends it again). Not expected: smoltcp is
+                // told of segmentation only when the device does it.
+                return result;
+            }
             // A full ring drops the frame: TCP sends it again, as from a lossy link.
-            self.platform.net_transmit(&frame, checksum);
+            self.platform.net_transmit(frame, checksum, segmentation);
         }
         result
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.segment_size = meta.segmentation_offload_size.map(|size| size.get());
     }
 }
 
@@ -224,6 +250,7 @@ impl Device for Nic<'_> {
                 looped: &mut wire.looped,
                 local: &wire.local,
                 offload: wire.offload,
+                segment_size: None,
             },
         ))
     }
@@ -236,6 +263,7 @@ impl Device for Nic<'_> {
                 looped: &mut self.wire.looped,
                 local: &self.wire.local,
                 offload: self.wire.offload,
+                segment_size: None,
             })
         } else {
             None
@@ -251,6 +279,15 @@ impl Device for Nic<'_> {
             // the device vouched for it; looped frames are never checked (as Linux's
             // loopback). UDP stays with smoltcp (`offload.rs` says why).
             capabilities.checksum.tcp = Checksum::None;
+            // smoltcp builds TCP segments up to this size, each with the segment size the
+            // device is to cut it into (`set_meta`).
+            let limit = core::num::NonZeroUsize::new(SEGMENTATION_FRAME_MAX);
+            if self.wire.segmentation.tcpv4 {
+                capabilities.segmentation.tcpv4 = limit;
+            }
+            if self.wire.segmentation.tcpv6 {
+                capabilities.segmentation.tcpv6 = limit;
+            }
         }
         capabilities
     }
@@ -312,6 +349,7 @@ impl Stack {
                     transmit: true,
                     receive: true,
                 },
+            segmentation: platform.net_segmentation_offload(),
         };
         let now = instant(platform);
         let mut nic = Nic {

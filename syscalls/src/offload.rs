@@ -9,7 +9,7 @@
 //! theirs, and a fragment cannot be summed alone. A received UDP frame whose checksum the
 //! host left partial gets it completed here, so that smoltcp's check passes.
 
-use crate::platform::{FrameChecksum, PartialChecksum};
+use crate::platform::{FrameChecksum, PartialChecksum, TcpSegmentation};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     UdpPacket,
@@ -148,6 +148,27 @@ pub fn prepare_partial(frame: &mut [u8]) -> Option<PartialChecksum> {
     Some(PartialChecksum {
         start: u16::try_from(segment.start).ok()?,
         offset: TCP_CHECKSUM_OFFSET,
+    })
+}
+
+/// The segmentation a device is to do on a frame whose TCP segment smoltcp built larger than
+/// the link takes (it said so in the frame's metadata, with `segment_size`): where the
+/// headers end (Ethernet, IP, TCP with options: the device copies them in front of each
+/// segment) and the IP version. The frame must have been readied by `prepare_partial`
+/// first: the pseudo-header's sum over the whole segment's length is what a device that
+/// cuts it adjusts for each piece, as Linux's tcp_gso_segment does. None for a frame that
+/// is not one TCP segment.
+pub fn segmentation(frame: &[u8], segment_size: u16) -> Option<TcpSegmentation> {
+    let segment = segment(frame)?;
+    if segment.protocol != IpProtocol::Tcp || segment.fragment || segment_size == 0 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(frame.get(segment.start..segment.end)?).ok()?;
+    let headers_len = segment.start + usize::from(tcp.header_len());
+    Some(TcpSegmentation {
+        segment_size,
+        headers_len: u16::try_from(headers_len).ok()?,
+        ipv6: matches!(segment.source, IpAddress::Ipv6(_)),
     })
 }
 
@@ -319,6 +340,147 @@ mod tests {
         TcpPacket::new_checked(&frame[segment.start..segment.end])
             .unwrap()
             .verify_checksum(&segment.source, &segment.destination)
+    }
+
+    /// What a device that cuts TCP segments does (Linux's tcp_gso_segment behind a tap):
+    /// each piece gets a copy of the headers with its IP length (and IPv4 identification
+    /// and header checksum), its sequence number, PSH and FIN only on the last; the
+    /// checksum field's pseudo-header sum moves from the whole segment's length to the
+    /// piece's, and the device completes it as a partial checksum.
+    fn cut(frame: &[u8], partial: PartialChecksum, gso: TcpSegmentation) -> Vec<Vec<u8>> {
+        let headers = usize::from(gso.headers_len);
+        let start = usize::from(partial.start);
+        let field = start + usize::from(partial.offset);
+        let whole_len = frame.len() - start;
+        let pseudo = u16::from_be_bytes([frame[field], frame[field + 1]]);
+        let seq = u32::from_be_bytes(frame[start + 4..start + 8].try_into().unwrap());
+        let payload = &frame[headers..];
+        let pieces: Vec<&[u8]> = payload.chunks(usize::from(gso.segment_size)).collect();
+        let mut frames = Vec::new();
+        for (index, piece) in pieces.iter().enumerate() {
+            let mut out = frame[..headers].to_vec();
+            out.extend_from_slice(piece);
+            let piece_len = out.len() - start;
+            if gso.ipv6 {
+                let payload_len = (out.len() - 14 - 40) as u16;
+                out[18..20].copy_from_slice(&payload_len.to_be_bytes());
+            } else {
+                let total = (out.len() - 14) as u16;
+                out[16..18].copy_from_slice(&total.to_be_bytes());
+                let id = u16::from_be_bytes([out[18], out[19]]).wrapping_add(index as u16);
+                out[18..20].copy_from_slice(&id.to_be_bytes());
+                Ipv4Packet::new_unchecked(&mut out[14..start]).fill_checksum();
+            }
+            let piece_seq = seq.wrapping_add((index * usize::from(gso.segment_size)) as u32);
+            out[start + 4..start + 8].copy_from_slice(&piece_seq.to_be_bytes());
+            if index + 1 < pieces.len() {
+                out[start + 13] &= !0x09; // PSH and FIN
+            }
+            // The ones' complement sum with the whole length taken out, the piece's put in.
+            let mut sum = u32::from(pseudo) + u32::from(!(whole_len as u16)) + piece_len as u32;
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            out[field..field + 2].copy_from_slice(&(sum as u16).to_be_bytes());
+            complete(&mut out, partial);
+            frames.push(out);
+        }
+        frames
+    }
+
+    /// A TCP frame with the timestamp option (a 32-byte TCP header), as smoltcp sends them.
+    fn tcp_frame_with_timestamps(payload: &[u8], ipv6: bool) -> Vec<u8> {
+        let mut tcp = tcp_repr(payload);
+        tcp.timestamp = Some(smoltcp::wire::TcpTimestampRepr::new(1, 2));
+        let (source, destination): (IpAddress, IpAddress) = if ipv6 {
+            (
+                Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 2).into(),
+                Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1).into(),
+            )
+        } else {
+            (V4_SOURCE.into(), V4_DESTINATION.into())
+        };
+        let ip_len = if ipv6 { 40 } else { 20 };
+        let mut frame = vec![0; 14 + ip_len + tcp.buffer_len()];
+        if ipv6 {
+            ethernet(EthernetProtocol::Ipv6, &mut frame);
+            Ipv6Repr {
+                src_addr: Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 2),
+                dst_addr: Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp.buffer_len(),
+                hop_limit: 64,
+            }
+            .emit(&mut Ipv6Packet::new_unchecked(&mut frame[14..54]));
+        } else {
+            ethernet(EthernetProtocol::Ipv4, &mut frame);
+            Ipv4Repr {
+                src_addr: V4_SOURCE,
+                dst_addr: V4_DESTINATION,
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp.buffer_len(),
+                hop_limit: 64,
+            }
+            .emit(
+                &mut Ipv4Packet::new_unchecked(&mut frame[14..34]),
+                &ChecksumCapabilities::default(),
+            );
+        }
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut frame[14 + ip_len..]),
+            &source,
+            &destination,
+            &no_checksums(),
+        );
+        frame
+    }
+
+    #[test]
+    fn a_large_segment_cut_by_the_device_gives_right_segments_with_the_whole_payload() {
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for ipv6 in [false, true] {
+            let mut frame = tcp_frame_with_timestamps(&payload, ipv6);
+            let partial = prepare_partial(&mut frame).unwrap();
+            // smoltcp's segment size: what a 1,500-byte packet holds behind the headers.
+            let ip_len = if ipv6 { 40 } else { 20 };
+            let size = 1500 - ip_len - 32;
+            let gso = segmentation(&frame, size as u16).unwrap();
+            assert_eq!(
+                gso,
+                TcpSegmentation {
+                    segment_size: size as u16,
+                    headers_len: (14 + ip_len + 32) as u16,
+                    ipv6,
+                }
+            );
+            let pieces = cut(&frame, partial, gso);
+            assert_eq!(pieces.len(), 20_000usize.div_ceil(size));
+            let mut joined = Vec::new();
+            for (index, piece) in pieces.iter().enumerate() {
+                assert!(
+                    piece.len() <= 14 + 1500,
+                    "piece {index}: {} bytes",
+                    piece.len()
+                );
+                assert!(tcp_sums_right(piece), "piece {index}'s checksum");
+                let segment = segment(piece).unwrap();
+                let tcp = TcpPacket::new_checked(&piece[segment.start..segment.end]).unwrap();
+                assert_eq!(tcp.seq_number(), TcpSeqNumber(7 + (index * size) as i32));
+                joined.extend_from_slice(tcp.payload());
+            }
+            assert_eq!(joined, payload);
+        }
+    }
+
+    #[test]
+    fn only_a_whole_tcp_segment_is_given_to_the_device_to_cut() {
+        // UDP, a fragment, a size of zero, and a frame that is no IP packet.
+        assert_eq!(segmentation(&udp_v4_frame(&[1; 3000]), 1448), None);
+        let mut frame = tcp_frame_with_timestamps(&[5; 3000], false);
+        assert_eq!(segmentation(&frame, 0), None);
+        frame[20] |= 0x20; // IPv4 "more fragments"
+        assert_eq!(segmentation(&frame, 1448), None);
+        assert_eq!(segmentation(&[0u8; 10], 1448), None);
     }
 
     #[test]

@@ -63,6 +63,31 @@ pub struct PartialChecksum {
     pub offset: u16,
 }
 
+/// The TCP segmentation a network device takes on (TSO: virtio-net's HOST_TSO4/6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentationOffload {
+    /// It cuts a large TCP segment over IPv4 into segments of a given size
+    /// (`TcpSegmentation`).
+    pub tcpv4: bool,
+    /// The same over IPv6.
+    pub tcpv6: bool,
+}
+
+/// A TCP segment larger than the link takes, for the device to cut (Linux's GSO): each
+/// segment it sends carries `segment_size` bytes of the payload behind a copy of the frame's
+/// first `headers_len` bytes (Ethernet, IP and TCP headers), with lengths, sequence numbers
+/// and checksums made right. Always with a `PartialChecksum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegmentation {
+    pub segment_size: u16,
+    pub headers_len: u16,
+    pub ipv6: bool,
+}
+
+/// How much of a frame `Platform::net_frame` gives is zeroed: room for the longest headers
+/// (Ethernet 14, IPv6 40, TCP 60), whose padding smoltcp leaves as it finds it.
+pub const FRAME_HEADERS_ZEROED: usize = 128;
+
 /// What the device says of a received frame's TCP/UDP checksum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameChecksum {
@@ -255,11 +280,30 @@ pub trait Platform {
     fn net_can_transmit(&mut self) -> bool {
         false
     }
+    /// A buffer of `len` bytes for a frame to send (then given to `net_transmit`): the
+    /// platform may hand back one the device is done with. Its first
+    /// `FRAME_HEADERS_ZEROED` bytes are zero; the rest may hold an earlier frame's bytes, which
+    /// the stack overwrites (it writes every byte past its headers).
+    fn net_frame(&mut self, len: usize) -> Vec<u8> {
+        alloc::vec![0; len]
+    }
+    /// The TCP segmentation the network device takes on (virtio-net's HOST_TSO4/6).
+    fn net_segmentation_offload(&self) -> SegmentationOffload {
+        SegmentationOffload::default()
+    }
     /// Queues one Ethernet frame for sending (dropped if the device has no room: the
-    /// caller asked `net_can_transmit` first). It may wait for `net_flush`. With
-    /// `checksum`, the device completes the frame's TCP or UDP checksum (only when
-    /// `net_checksum_offload` says it can).
-    fn net_transmit(&mut self, _frame: &[u8], _checksum: Option<PartialChecksum>) {}
+    /// caller asked `net_can_transmit` first); the device may read it where it is, so the
+    /// platform takes it. It may wait for `net_flush`. With `checksum`, the device
+    /// completes the frame's TCP or UDP checksum (only when `net_checksum_offload` says it
+    /// can); with `segmentation`, it cuts the frame's TCP segment (only when
+    /// `net_segmentation_offload` says it can).
+    fn net_transmit(
+        &mut self,
+        _frame: Vec<u8>,
+        _checksum: Option<PartialChecksum>,
+        _segmentation: Option<TcpSegmentation>,
+    ) {
+    }
     /// The stack's burst is over: the device sends what was queued (the platform may hold
     /// the notification briefly to cover several bursts with one; the kernel does).
     fn net_flush(&mut self) {}

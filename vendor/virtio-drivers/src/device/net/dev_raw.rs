@@ -1,4 +1,4 @@
-use super::{Config, EthernetAddress, Features, Flags, VirtioNetHdr, VirtioNetHdrLegacy};
+use super::{Config, EthernetAddress, Features, Flags, GsoType, VirtioNetHdr, VirtioNetHdrLegacy};
 use super::{MIN_BUFFER_LEN, QUEUE_RECEIVE, QUEUE_TRANSMIT, SUPPORTED_FEATURES};
 use crate::config::read_config;
 use crate::hal::Hal;
@@ -26,6 +26,21 @@ pub struct VirtIONetRaw<H: Hal, T: Transport, const QUEUE_SIZE: usize> {
     pub(crate) legacy_header: bool,
     /// Pith: the checksum offloads negotiated (`new_with_checksum_offload`).
     offload: ChecksumOffload,
+    /// Pith: the segmentation offloads negotiated (`new_with_checksum_offload`).
+    segmentation: SegmentationOffload,
+}
+
+// Pith: TCP segmentation offload (TSO). With VIRTIO_NET_F_HOST_TSO4/6 the driver may hand the
+// device one TCP segment of up to 64 KiB with a header saying the size of the segments to cut
+// it into (`fill_buffer_header_tcp_segmentation`); QEMU passes it to its tap as it is, and the
+// host's stack takes it whole or cuts it. Both need VIRTIO_NET_F_CSUM.
+/// The segmentation offloads a device agreed to.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct SegmentationOffload {
+    /// VIRTIO_NET_F_HOST_TSO4: the device cuts large TCP segments over IPv4.
+    pub tcpv4: bool,
+    /// VIRTIO_NET_F_HOST_TSO6: the device cuts large TCP segments over IPv6.
+    pub tcpv6: bool,
 }
 
 // Pith: checksum offload. The crate negotiates none; a driver that fills the pseudo-header
@@ -61,14 +76,17 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
     }
 
     /// Creates the driver as [`new`](Self::new) does, also asking for checksum offload
-    /// in both directions; [`checksum_offload`](Self::checksum_offload) says what the
-    /// device agreed to.
+    /// in both directions and for TCP segmentation offload;
+    /// [`checksum_offload`](Self::checksum_offload) and
+    /// [`segmentation_offload`](Self::segmentation_offload) say what the device agreed to.
     pub fn new_with_checksum_offload(transport: T) -> Result<Self> {
         Self::with_features(
             transport,
             SUPPORTED_FEATURES
                 .union(Features::CSUM)
-                .union(Features::GUEST_CSUM),
+                .union(Features::GUEST_CSUM)
+                .union(Features::HOST_TSO4)
+                .union(Features::HOST_TSO6),
         )
     }
 
@@ -107,12 +125,79 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
                 transmit: negotiated_features.contains(Features::CSUM),
                 receive: negotiated_features.contains(Features::GUEST_CSUM),
             },
+            // The spec lets a device offer TSO only with CSUM; a driver relies on neither alone.
+            segmentation: SegmentationOffload {
+                tcpv4: negotiated_features.contains(Features::CSUM | Features::HOST_TSO4),
+                tcpv6: negotiated_features.contains(Features::CSUM | Features::HOST_TSO6),
+            },
         })
     }
 
     /// The checksum offloads negotiated.
     pub fn checksum_offload(&self) -> ChecksumOffload {
         self.offload
+    }
+
+    /// The segmentation offloads negotiated.
+    pub fn segmentation_offload(&self) -> SegmentationOffload {
+        self.segmentation
+    }
+
+    /// The length of the header that precedes each frame sent or received.
+    pub fn header_len(&self) -> usize {
+        if self.legacy_header {
+            size_of::<VirtioNetHdrLegacy>()
+        } else {
+            size_of::<VirtioNetHdr>()
+        }
+    }
+
+    /// Fills `header` (at least [`header_len`](Self::header_len) bytes) as
+    /// [`fill_buffer_header_partial_checksum`](Self::fill_buffer_header_partial_checksum)
+    /// does, and asks the device to cut the frame's TCP segment into segments of
+    /// `segment_size` bytes of payload, each with a copy of the frame's first `headers_len`
+    /// bytes (Ethernet, IP and TCP headers with options). The TCP checksum field holds the
+    /// pseudo-header's sum over the whole segment's length, as for a partial checksum. Only
+    /// with [`SegmentationOffload`]'s `tcpv4` (or `tcpv6` when `ipv6`).
+    pub fn fill_buffer_header_tcp_segmentation(
+        &self,
+        header: &mut [u8],
+        checksum_start: u16,
+        checksum_offset: u16,
+        ipv6: bool,
+        headers_len: u16,
+        segment_size: u16,
+    ) -> Result<usize> {
+        let allowed = if ipv6 {
+            self.segmentation.tcpv6
+        } else {
+            self.segmentation.tcpv4
+        };
+        if !allowed || segment_size == 0 {
+            return Err(Error::Unsupported);
+        }
+        let gso_type = if ipv6 { GsoType::TCPV6 } else { GsoType::TCPV4 };
+        macro_rules! fill {
+            ($hdr:ty) => {{
+                if header.len() < size_of::<$hdr>() {
+                    return Err(Error::InvalidParam);
+                }
+                let mut value = <$hdr>::default();
+                value.flags = Flags::NEEDS_CSUM;
+                value.gso_type = gso_type;
+                value.hdr_len = headers_len;
+                value.gso_size = segment_size;
+                value.csum_start = checksum_start;
+                value.csum_offset = checksum_offset;
+                header[..size_of::<$hdr>()].copy_from_slice(value.as_bytes());
+                Ok(size_of::<$hdr>())
+            }};
+        }
+        if self.legacy_header {
+            fill!(VirtioNetHdrLegacy)
+        } else {
+            fill!(VirtioNetHdr)
+        }
     }
 
     /// Fills the header of `buffer` as [`fill_buffer_header`](Self::fill_buffer_header)
@@ -297,6 +382,46 @@ impl<H: Hal, T: Transport, const QUEUE_SIZE: usize> VirtIONetRaw<H, T, QUEUE_SIZ
         self.check_tx_buf_len(tx_buf)?;
         // SAFETY: The caller promises that `tx_buf` is not accessed before the request completes.
         unsafe { self.send_queue.add(&[tx_buf], &mut []) }
+    }
+
+    // Pith: a frame and its header in buffers of their own, so that a driver hands the
+    // device the frame where its stack built it rather than copying it behind a header.
+    /// Queues a frame as [`transmit_begin_quiet`](Self::transmit_begin_quiet) does, its
+    /// header (filled by one of the `fill_buffer_header` functions) in `header` and the
+    /// frame in `frame`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`transmit_begin`](Self::transmit_begin), for both buffers.
+    pub unsafe fn transmit_begin_parts_quiet(
+        &mut self,
+        header: &[u8],
+        frame: &[u8],
+    ) -> Result<u16> {
+        if header.len() != self.header_len() {
+            return Err(Error::InvalidParam);
+        }
+        // SAFETY: The caller promises that neither buffer is accessed before the request
+        // completes.
+        unsafe { self.send_queue.add(&[header, frame], &mut []) }
+    }
+
+    /// Completes a transmission queued by
+    /// [`transmit_begin_parts_quiet`](Self::transmit_begin_parts_quiet), as
+    /// [`transmit_complete`](Self::transmit_complete) does.
+    ///
+    /// # Safety
+    ///
+    /// `header` and `frame` are the buffers given to `transmit_begin_parts_quiet` for `token`.
+    pub unsafe fn transmit_complete_parts(
+        &mut self,
+        token: u16,
+        header: &[u8],
+        frame: &[u8],
+    ) -> Result<usize> {
+        // SAFETY: The caller promises that the buffers are the ones given for this token.
+        let len = unsafe { self.send_queue.pop_used(token, &[header, frame], &mut [])? };
+        Ok(len as usize)
     }
 
     /// Tells the device that frames were queued by [`transmit_begin_quiet`](Self::transmit_begin_quiet).

@@ -6,7 +6,7 @@ mod dev_raw;
 #[cfg(feature = "alloc")]
 mod net_buf;
 
-pub use self::dev_raw::{ChecksumOffload, ReceivedChecksum, VirtIONetRaw};
+pub use self::dev_raw::{ChecksumOffload, ReceivedChecksum, SegmentationOffload, VirtIONetRaw};
 #[cfg(feature = "alloc")]
 pub use self::{dev::VirtIONet, net_buf::RxBuffer, net_buf::TxBuffer};
 
