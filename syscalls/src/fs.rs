@@ -1274,15 +1274,6 @@ pub fn write_kernel_bytes(context: &mut Context, fd: Fd, data: &[u8]) -> Result<
     }
 }
 
-/// How many bytes `fd` takes now without waiting, where that is known (a TCP socket's free
-/// send buffer); None for anything else.
-pub fn write_room(context: &mut Context, fd: Fd) -> Option<usize> {
-    match context.process.files.get(fd).ok()?.kind {
-        FileKind::Socket { id } => crate::net::send_room(context, id),
-        _ => None,
-    }
-}
-
 /// As procfs reports its files: regular, read-only, size 0.
 fn generated_stat() -> Stat {
     Stat {

@@ -1136,6 +1136,12 @@ fn shared_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, 
     mappings_of(context, node, true)
 }
 
+/// Whether `node` has shared mappings, whose stores its reads must show
+/// (`read_through_mappings`).
+pub fn has_shared_mappings(context: &Context, node: pith_fs::vfs::Node) -> bool {
+    !shared_mappings_of(context, node).is_empty()
+}
+
 /// The private mappings of `node`, as `shared_mappings_of`.
 fn private_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64, u64, u64)> {
     mappings_of(context, node, false)

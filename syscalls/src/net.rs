@@ -1087,6 +1087,71 @@ pub fn send_room(context: &mut Context, id: u32) -> Option<usize> {
     Some(socket.send_capacity() - socket.send_queue())
 }
 
+/// sendfile to a TCP connection: the file's bytes read straight into the socket's send
+/// buffer, as many as it has room for and at most `count` (one copy fewer than through a
+/// kernel buffer); Ok(0) at the file's end. None where this does not apply, for the caller's
+/// way through `write_kernel_bytes`: not a connection that takes bytes now, or a file with
+/// shared mappings (their bytes come through `mm::read_through_mappings`).
+pub fn send_from_file(
+    context: &mut Context,
+    id: u32,
+    from: pith_fs::vfs::Node,
+    at: u64,
+    count: usize,
+) -> Option<Result<usize, Errno>> {
+    let socket = socket_mut(context, id).ok()?;
+    let State::Connection(handle) = socket.state else {
+        return None;
+    };
+    if socket.shut_write || crate::mm::has_shared_mappings(context, from) {
+        return None;
+    }
+    let Context { platform, process } = context;
+    let stack = process.network.stack(&mut **platform).ok()?;
+    let connection = stack.tcp(handle);
+    if !matches!(
+        connection.state(),
+        tcp::State::Established | tcp::State::CloseWait
+    ) || connection.send_queue() == connection.send_capacity()
+    {
+        return None;
+    }
+    let fs = match process.vfs.fs_mut(from.mount) {
+        Ok(fs) => fs,
+        Err(error) => return Some(Err(error.into())),
+    };
+    let mut sent = 0;
+    let mut failed = None;
+    // The free space may wrap around the ring's end: two pieces at most.
+    for _ in 0..2 {
+        if sent == count {
+            break;
+        }
+        let piece = connection.send(|buffer| {
+            let want = buffer.len().min(count - sent);
+            match fs.read(from.ino, at + sent as u64, &mut buffer[..want]) {
+                Ok(got) => (got, Ok(got)),
+                Err(error) => (0, Err(error)),
+            }
+        });
+        match piece {
+            // The socket takes nothing (smoltcp's state says so): the caller's way decides.
+            Err(_) if sent == 0 => return None,
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(got)) => sent += got,
+            Ok(Err(error)) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    if sent > 0 {
+        stack.poll(&mut **platform);
+        return Some(Ok(sent));
+    }
+    Some(failed.map_or(Ok(0), |error| Err(error.into())))
+}
+
 fn connection_state(context: &mut Context, id: u32) -> Result<tcp::State, Errno> {
     let State::Connection(handle) = socket_mut(context, id)?.state else {
         return Err(Errno::ENOTCONN);
@@ -2383,6 +2448,89 @@ mod tests {
             process: &mut machine.process,
         });
         assert_eq!(machine.process.network.counts(), (0, 0));
+    }
+
+    /// sendfile to a TCP connection (the file read straight into the send buffer): each
+    /// call sends what fits, moves the offset (its own or the one given) by that, says
+    /// EAGAIN when the buffer is full, and the other end gets the file whole and in order.
+    #[test]
+    fn sendfile_to_a_tcp_connection_sends_what_fits_and_the_file_arrives_whole() {
+        let mut machine = TestMachine::new();
+        let path = machine.put(b"/big\0");
+        let file = machine.call(2, [path, 0o100 | 2, 0o644, 0, 0, 0]).unwrap();
+        let content: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+        let data = machine.put(&content);
+        let total = content.len() as u64;
+        assert_eq!(machine.call(1, [file, data, total, 0, 0, 0]), Ok(total));
+        let (server, port) = listener(&mut machine, 8);
+        let client = connect(&mut machine, port);
+        let connection = machine
+            .call(ACCEPT4, [server, 0, 0, NONBLOCK, 0, 0])
+            .unwrap();
+        assert_eq!(so_error(&mut machine, client), 0);
+        // The first half from the file's own offset, the rest from an offset given.
+        assert_eq!(machine.call(8, [file, 0, 0, 0, 0, 0]), Ok(0));
+        let offset = machine.put(&(total / 2).to_le_bytes());
+        let buffer = machine.scratch(1 << 16);
+        let (mut sent, mut received, mut full) = (0u64, Vec::new(), 0);
+        // Bounded: a sendfile that lost what went would go round forever.
+        for _ in 0..10_000 {
+            if sent == total {
+                break;
+            }
+            let (pointer, want) = if sent < total / 2 {
+                (0, total / 2 - sent)
+            } else {
+                (offset, total - sent)
+            };
+            match machine.call(40, [connection, file, pointer, want, 0, 0]) {
+                Ok(count) => {
+                    assert!(count > 0 && count <= want, "{count} of {want}");
+                    sent += count;
+                    if sent <= total / 2 {
+                        assert_eq!(machine.call(8, [file, 0, 1, 0, 0, 0]), Ok(sent));
+                    } else {
+                        let at =
+                            u64::from_le_bytes(machine.memory_at(offset, 8).try_into().unwrap());
+                        assert_eq!(at, sent, "the offset given moved by what went");
+                    }
+                }
+                Err(Errno::EAGAIN) => {
+                    // Part of what waits: the send buffer's free space then wraps around its
+                    // end, and the next sendfile fills it in two pieces.
+                    full += 1;
+                    if let Ok(got) = machine.call(0, [client, buffer, 20_000, 0, 0, 0]) {
+                        received.extend(machine.memory_at(buffer, got as usize));
+                    }
+                    super::poll_stack(&mut crate::platform::Context {
+                        platform: &mut machine.platform,
+                        process: &mut machine.process,
+                    });
+                }
+                Err(other) => panic!("sendfile: {other:?}"),
+            }
+        }
+        assert!(full > 0, "600,000 bytes fit a 64 KiB send buffer at once");
+        for _ in 0..100 {
+            while let Ok(got) = machine.call(0, [client, buffer, 1 << 16, 0, 0, 0]) {
+                received.extend(machine.memory_at(buffer, got as usize));
+            }
+            if received.len() == content.len() {
+                break;
+            }
+            super::poll_stack(&mut crate::platform::Context {
+                platform: &mut machine.platform,
+                process: &mut machine.process,
+            });
+        }
+        assert!(
+            received == content,
+            "{} bytes came of {sent} sent",
+            received.len()
+        );
+        // At the file's end: nothing more, not an error.
+        let end = machine.put(&total.to_le_bytes());
+        assert_eq!(machine.call(40, [connection, file, end, 100, 0, 0]), Ok(0));
     }
 
     #[test]

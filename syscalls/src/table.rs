@@ -105,7 +105,7 @@ syscall_table! {
     37 alarm(seconds: u32) => time::alarm, Supported;
     38 setitimer(which: i32, new_value: UserAddr, old_value: UserAddr) => time::setitimer, Partial("ITIMER_REAL; ITIMER_VIRTUAL and ITIMER_PROF both count all CPU time (user and system time are not told apart)");
     39 getpid() => process::getpid, Supported;
-    40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console, a pipe or a connected TCP socket (copied through a kernel buffer, not zero-copy)");
+    40 sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) => files::sendfile, Partial("from a file of the tree to a file, the console, a pipe or a connected TCP socket (to a TCP socket the file is read straight into its send buffer; elsewhere through a kernel buffer; never zero-copy)");
     41 socket(domain: i32, kind: u32, protocol: i32) => net::socket, Partial("AF_INET and AF_INET6, SOCK_STREAM (TCP) and SOCK_DGRAM (UDP) on the smoltcp stack; AF_UNIX SOCK_STREAM, SOCK_DGRAM and SOCK_SEQPACKET in the kernel; AF_NETLINK and raw IP sockets are EAFNOSUPPORT/ESOCKTNOSUPPORT");
     42 connect(fd: Fd, address: UserAddr, len: u32) => net::connect, Supported;
     43 accept(fd: Fd, address: UserAddr, len_address: UserAddr) => net::accept, Supported;
