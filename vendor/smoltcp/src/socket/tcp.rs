@@ -1226,6 +1226,14 @@ impl<'a> Socket<'a> {
         self.tx_buffer.capacity()
     }
 
+    // Pith: send buffer autotuning (see `RingBuffer::grow`).
+    /// Makes the transmit buffer hold up to `capacity` octets, keeping what it holds. False,
+    /// and nothing changes, if it holds that much already or its storage is not owned.
+    #[cfg(feature = "alloc")]
+    pub fn grow_send_capacity(&mut self, capacity: usize) -> bool {
+        self.tx_buffer.grow(capacity)
+    }
+
     /// Check whether the receive buffer is not empty.
     #[inline]
     pub fn can_recv(&self) -> bool {
@@ -4750,6 +4758,49 @@ mod test {
                 seq_number: LOCAL_SEQ + 1,
                 ack_number: Some(REMOTE_SEQ + 1 + 1400),
                 window_len: 65185,
+                ..RECV_TEMPL
+            }]
+        );
+    }
+
+    // Pith: `grow_send_capacity`.
+    #[test]
+    fn test_established_send_after_the_send_buffer_grew() {
+        let mut s = socket_established_with_buffer_sizes(6, 64);
+        // Small segments go at once, with data in flight.
+        s.set_nagle_enabled(false);
+        assert_eq!(s.send_slice(b"abcdefgh"), Ok(6));
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &b"abcdef"[..],
+                ..RECV_TEMPL
+            }]
+        );
+        // Half acknowledged: "def" stays for a retransmission, and the buffer wraps.
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1 + 3),
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.send_slice(b"gh"), Ok(2));
+        assert!(s.grow_send_capacity(12));
+        assert!(!s.grow_send_capacity(12));
+        assert_eq!(s.send_capacity(), 12);
+        assert_eq!(s.send_queue(), 5);
+        assert_eq!(s.send_slice(b"ijklmnopq"), Ok(7));
+        // What was sent before is still where the sequence numbers say.
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 6,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &b"ghijklmno"[..],
                 ..RECV_TEMPL
             }]
         );

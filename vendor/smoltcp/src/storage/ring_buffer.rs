@@ -56,6 +56,31 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
         self.storage.len()
     }
 
+    // Pith: a TCP socket's send buffer grows while the connection runs (Linux's send buffer
+    // autotuning); the crate's buffers had the size they were made with.
+    /// Makes the buffer hold up to `capacity` elements, keeping its contents (moved to the
+    /// start of new storage). False, and nothing changes, if `capacity` is not larger or the
+    /// storage is borrowed rather than owned.
+    #[cfg(feature = "alloc")]
+    pub fn grow(&mut self, capacity: usize) -> bool
+    where
+        T: Clone + Default,
+    {
+        if capacity <= self.capacity() {
+            return false;
+        }
+        let ManagedSlice::Owned(old) = &self.storage else {
+            return false;
+        };
+        let mut storage = alloc::vec![T::default(); capacity];
+        for (index, slot) in storage.iter_mut().take(self.length).enumerate() {
+            *slot = old[(self.read_at + index) % old.len()].clone();
+        }
+        self.storage = ManagedSlice::Owned(storage);
+        self.read_at = 0;
+        true
+    }
+
     /// Clear the ring buffer, and reset every element.
     pub fn reset(&mut self)
     where
@@ -782,6 +807,34 @@ mod test {
         assert_eq!(no_capacity.enqueue_many(0), &[]);
         assert_eq!(no_capacity.enqueue_one(), Err(Full));
         assert_eq!(no_capacity.contiguous_window(), 0);
+    }
+
+    // Pith: `grow`.
+    #[test]
+    fn test_grow_keeps_wrapped_contents_in_order() {
+        let mut ring = RingBuffer::new(vec![b'.'; 8]);
+        ring.enqueue_slice(b"abcdef");
+        assert_eq!(ring.dequeue_many(4), b"abcd");
+        // "ef" at 4..6, then "ghijkl" wraps around the end.
+        assert_eq!(ring.enqueue_slice(b"ghijkl"), 6);
+        assert!(ring.is_full());
+        assert!(!ring.grow(8), "not larger");
+        assert!(ring.grow(16));
+        assert_eq!(ring.capacity(), 16);
+        assert_eq!(ring.len(), 8);
+        assert_eq!(ring.window(), 8);
+        assert_eq!(ring.enqueue_slice(b"mnopqrstuv"), 8);
+        let mut out = [0u8; 16];
+        assert_eq!(ring.dequeue_slice(&mut out), 16);
+        assert_eq!(&out, b"efghijklmnopqrst");
+    }
+
+    #[test]
+    fn test_grow_borrowed_storage_refuses() {
+        let mut storage = [0u8; 4];
+        let mut ring = RingBuffer::new(&mut storage[..]);
+        assert!(!ring.grow(8));
+        assert_eq!(ring.capacity(), 4);
     }
 
     /// Use the buffer a bit. Then empty it and put in an item of
