@@ -101,7 +101,7 @@ fn forwarded_ports_reach_a_server_in_pith() {
     );
     assert!(
         outcome.stderr.contains(&format!(
-            "pith: network: user-mode, guest address 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3; tcp 127.0.0.1:{port} -> 7; udp 127.0.0.1:{port} -> 7"
+            "pith: network: user-mode, guest address 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3; tcp 127.0.0.1:{port} -> 7; udp 127.0.0.1:{port} -> 7 (QEMU queues one connection at a time on a forwarded port: for many clients at once, --net tap)"
         )),
         "{}",
         outcome.stderr

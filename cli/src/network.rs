@@ -262,6 +262,17 @@ impl Network {
                 for forward in &self.forwards {
                     text.push_str(&format!("; {forward}"));
                 }
+                // slirp listens on a forwarded TCP port with a backlog of 1: clients that
+                // connect at once wait out SYN retransmissions (docs/compat.md).
+                if self
+                    .forwards
+                    .iter()
+                    .any(|forward| forward.protocol == Protocol::Tcp)
+                {
+                    text.push_str(
+                        " (QEMU queues one connection at a time on a forwarded port: for many clients at once, --net tap)",
+                    );
+                }
                 text
             }
             NetMode::Tap { name, addressing } => format!("tap {name}, guest {addressing}"),
