@@ -139,11 +139,12 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
             (false, false) => "no",
             _ => "one way only (unused)",
         },
-        match (segmentation.tcpv4, segmentation.tcpv6) {
-            (true, true) => "IPv4 and IPv6",
-            (true, false) => "IPv4",
-            (false, true) => "IPv6",
-            (false, false) => "no",
+        // What the stack uses: IPv4 only, whatever the device offers for IPv6 (`inet.rs`
+        // says why).
+        if segmentation.tcpv4 && offload.transmit && offload.receive {
+            "IPv4"
+        } else {
+            "no"
         }
     );
     *NIC.lock() = Some(Nic {
@@ -245,7 +246,7 @@ impl Nic {
                 // this token.
                 let _ = unsafe { self.device.transmit_complete_parts(token, &header, &frame) };
                 self.spare.push(header);
-                let pool = if frame.len() > FRAME_MAX {
+                let pool = if frame.capacity() > FRAME_MAX {
                     &mut self.spare_large_frames
                 } else {
                     &mut self.spare_frames

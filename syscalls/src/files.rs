@@ -1980,9 +1980,14 @@ fn sendfile_chunks(
         // No more than a socket has room for: reading 64 KiB of the file to send the few
         // kilobytes a busy connection takes, and again at the next call, was a third of
         // nginx's time with large files.
-        let want = (count - done)
-            .min(64 * 1024)
-            .min(room.filter(|&room| room > 0).unwrap_or(usize::MAX));
+        // A full non-blocking socket: one byte, for the writer's answer (EAGAIN, or EPIPE
+        // for a connection shut for writing), not 64 KiB read for nothing.
+        let limit = match room {
+            Some(0) if nonblocking => 1,
+            Some(room) if room > 0 => room,
+            _ => usize::MAX,
+        };
+        let want = (count - done).min(64 * 1024).min(limit);
         if chunk.len() < want {
             chunk.resize(want, 0);
         }

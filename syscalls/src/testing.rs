@@ -40,6 +40,14 @@ pub struct FakePlatform {
     /// The app pages `lend_page` showed a file's page at, in order.
     pub lent: Vec<u64>,
     pub wake_alls: u32,
+    /// A network device that completes checksums both ways and cuts TCP segments over IPv4
+    /// and IPv6 (QEMU's virtio-net on a tap); what it is given to send is counted in
+    /// `device_frames` and dropped.
+    pub offloading_device: bool,
+    /// Frames given to that device: how many, and the largest.
+    pub device_frames: (usize, usize),
+    /// Free RAM pages `ram_pages` reports instead of its own count, if set.
+    pub free_ram_pages: Option<u64>,
 }
 
 impl FakePlatform {
@@ -49,6 +57,34 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
+    fn net_mac(&self) -> Option<[u8; 6]> {
+        self.offloading_device
+            .then_some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+    }
+    fn net_checksum_offload(&self) -> crate::platform::ChecksumOffload {
+        crate::platform::ChecksumOffload {
+            transmit: self.offloading_device,
+            receive: self.offloading_device,
+        }
+    }
+    fn net_segmentation_offload(&self) -> crate::platform::SegmentationOffload {
+        crate::platform::SegmentationOffload {
+            tcpv4: self.offloading_device,
+            tcpv6: self.offloading_device,
+        }
+    }
+    fn net_can_transmit(&mut self) -> bool {
+        self.offloading_device
+    }
+    fn net_transmit(
+        &mut self,
+        frame: Vec<u8>,
+        _checksum: Option<crate::platform::PartialChecksum>,
+        _segmentation: Option<crate::platform::TcpSegmentation>,
+    ) {
+        self.device_frames.0 += 1;
+        self.device_frames.1 = self.device_frames.1.max(frame.len());
+    }
     fn read_user(&self, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
         for (offset, byte) in buffer.iter_mut().enumerate() {
             let at = address.checked_add(offset as u64).ok_or(Errno::EFAULT)?;
@@ -151,7 +187,11 @@ impl Platform for FakePlatform {
         self.pages.len() as u64
     }
     fn ram_pages(&mut self) -> (u64, u64) {
-        (65536, 65536 - self.pages.len() as u64) // a 256 MiB machine
+        // A 256 MiB machine.
+        let free = self
+            .free_ram_pages
+            .unwrap_or(65536 - self.pages.len() as u64);
+        (65536, free)
     }
     fn peak_resident_pages(&mut self) -> u64 {
         self.pages.len() as u64 // the fake keeps no history: its peak is now

@@ -59,8 +59,8 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
     // Pith: a TCP socket's send buffer grows while the connection runs (Linux's send buffer
     // autotuning); the crate's buffers had the size they were made with.
     /// Makes the buffer hold up to `capacity` elements, keeping its contents (moved to the
-    /// start of new storage). False, and nothing changes, if `capacity` is not larger or the
-    /// storage is borrowed rather than owned.
+    /// start of new storage). False, and nothing changes, if `capacity` is not larger, the
+    /// storage is borrowed rather than owned, or the new storage cannot be allocated.
     #[cfg(feature = "alloc")]
     pub fn grow(&mut self, capacity: usize) -> bool
     where
@@ -72,10 +72,14 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
         let ManagedSlice::Owned(old) = &self.storage else {
             return false;
         };
-        let mut storage = alloc::vec![T::default(); capacity];
-        for (index, slot) in storage.iter_mut().take(self.length).enumerate() {
-            *slot = old[(self.read_at + index) % old.len()].clone();
+        // Fallible: a buffer that cannot grow stays as it is.
+        let mut storage = alloc::vec::Vec::new();
+        if storage.try_reserve_exact(capacity).is_err() {
+            return false;
         }
+        storage
+            .extend((0..self.length).map(|index| old[(self.read_at + index) % old.len()].clone()));
+        storage.resize(capacity, T::default());
         self.storage = ManagedSlice::Owned(storage);
         self.read_at = 0;
         true
