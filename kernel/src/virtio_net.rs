@@ -268,8 +268,8 @@ const SPARE_FRAMES: usize = 32;
 /// (zeroing them was 12% of nginx's time sending large files). Its headers' room is zeroed;
 /// the stack overwrites the rest.
 pub fn frame(len: usize) -> Vec<u8> {
+    // No reclaim here: the stack asked `can_transmit`, which reclaims, just before.
     let reused = NIC.lock().as_mut().and_then(|nic| {
-        nic.reclaim();
         // A large one for a large frame: growing one that held a small frame would zero
         // nearly all of it.
         if len > FRAME_MAX {

@@ -1979,9 +1979,8 @@ fn sendfile_chunks(
         }
         // No more than a socket has room for: reading 64 KiB of the file to send the few
         // kilobytes a busy connection takes, and again at the next call, was a third of
-        // nginx's time with large files.
-        // A full non-blocking socket: one byte, for the writer's answer (EAGAIN, or EPIPE
-        // for a connection shut for writing), not 64 KiB read for nothing.
+        // nginx's time with large files. A full non-blocking socket gets one byte, for the
+        // writer's answer (EAGAIN, or EPIPE for a connection shut for writing).
         let limit = match room {
             Some(0) if nonblocking => 1,
             Some(room) if room > 0 => room,

@@ -1079,7 +1079,6 @@ pub fn connect(context: &mut Context, fd: Fd, address: UserAddr, len: u32) -> Re
     }
 }
 
-/// The smoltcp state of socket `id`'s connection (marking it connected once established).
 /// The free space of a TCP connection's send buffer (grown first if the program filled it,
 /// `grow_send_buffer`); None for any other socket.
 pub fn send_room(context: &mut Context, id: u32) -> Option<usize> {
@@ -1189,6 +1188,7 @@ pub fn send_from_file(
     Some(failed.map_or(Ok(0), |error| Err(error.into())))
 }
 
+/// The smoltcp state of socket `id`'s connection (marking it connected once established).
 fn connection_state(context: &mut Context, id: u32) -> Result<tcp::State, Errno> {
     let State::Connection(handle) = socket_mut(context, id)?.state else {
         return Err(Errno::ENOTCONN);
@@ -2365,6 +2365,21 @@ mod tests {
         fd
     }
 
+    /// Runs the stack once, as a wait's pass does.
+    fn poll(machine: &mut TestMachine) {
+        super::poll_stack(&mut crate::platform::Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        });
+    }
+
+    /// Reads what non-blocking `fd` has, through the 64 KiB `buffer`, onto `into`.
+    fn read_available(machine: &mut TestMachine, fd: u64, buffer: u64, into: &mut Vec<u8>) {
+        while let Ok(got) = machine.call(0, [fd, buffer, 1 << 16, 0, 0, 0]) {
+            into.extend(machine.memory_at(buffer, got as usize));
+        }
+    }
+
     fn so_error(machine: &mut TestMachine, fd: u64) -> i32 {
         let value = machine.scratch(4);
         let len = machine.put(&4u32.to_le_bytes());
@@ -2499,10 +2514,7 @@ mod tests {
         assert_eq!(machine.call(3, [connection, 0, 0, 0, 0, 0]), Ok(0));
         assert_eq!(machine.call(3, [server, 0, 0, 0, 0, 0]), Ok(0));
         // Everything closed is reaped once the last segments went: no socket stays behind.
-        super::poll_stack(&mut crate::platform::Context {
-            platform: &mut machine.platform,
-            process: &mut machine.process,
-        });
+        poll(&mut machine);
         assert_eq!(machine.process.network.counts(), (0, 0));
     }
 
@@ -2561,13 +2573,8 @@ mod tests {
                         sent += count as usize;
                     }
                 }
-                while let Ok(got) = machine.call(0, [connection, buffer, 1 << 16, 0, 0, 0]) {
-                    received.extend(machine.memory_at(buffer, got as usize));
-                }
-                super::poll_stack(&mut crate::platform::Context {
-                    platform: &mut machine.platform,
-                    process: &mut machine.process,
-                });
+                read_available(&mut machine, connection, buffer, &mut received);
+                poll(&mut machine);
             }
             assert!(
                 received == content,
@@ -2695,26 +2702,18 @@ mod tests {
                     if let Ok(got) = machine.call(0, [client, buffer, 20_000, 0, 0, 0]) {
                         received.extend(machine.memory_at(buffer, got as usize));
                     }
-                    super::poll_stack(&mut crate::platform::Context {
-                        platform: &mut machine.platform,
-                        process: &mut machine.process,
-                    });
+                    poll(&mut machine);
                 }
                 Err(other) => panic!("sendfile: {other:?}"),
             }
         }
         assert!(full > 0, "600,000 bytes fit a 64 KiB send buffer at once");
         for _ in 0..100 {
-            while let Ok(got) = machine.call(0, [client, buffer, 1 << 16, 0, 0, 0]) {
-                received.extend(machine.memory_at(buffer, got as usize));
-            }
+            read_available(&mut machine, client, buffer, &mut received);
             if received.len() == content.len() {
                 break;
             }
-            super::poll_stack(&mut crate::platform::Context {
-                platform: &mut machine.platform,
-                process: &mut machine.process,
-            });
+            poll(&mut machine);
         }
         assert!(
             received == content,
