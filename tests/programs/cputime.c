@@ -73,9 +73,11 @@ int main(void) {
     free((void *)block);
     getrusage(RUSAGE_SELF, &usage);
     /* Not "raised by 16 MiB": Linux carries the peak across execve, so a program forked from a
-     * large test harness may start with a peak above what it touches here. */
-    check("16 MiB touched: ru_maxrss covers them, and it stays after free",
-          usage.ru_maxrss >= 16 * 1024 && usage.ru_maxrss >= peak_before);
+     * large test harness may start with a peak above what it touches here. Not "16 MiB or more"
+     * either: Linux counts resident pages per CPU and folds them in by batches, so its peak can
+     * lag by a batch on every CPU the program ran on (a CI machine's Linux reported under 16). */
+    check("16 MiB touched: ru_maxrss covers most of them, and it stays after free",
+          usage.ru_maxrss >= 12 * 1024 && usage.ru_maxrss >= peak_before);
     check("RUSAGE_THREAD", getrusage(RUSAGE_THREAD, &usage) == 0);
     check("RUSAGE_CHILDREN: no children, no time",
           getrusage(RUSAGE_CHILDREN, &usage) == 0 && usage.ru_utime.tv_sec == 0 &&
