@@ -601,27 +601,40 @@ impl Interface {
 
         // Pith: a socket that did not change since its last dispatch wants the next one when
         // that dispatch said (see `socket_set::Item`); the others are asked.
+        let mut ask = |item: &crate::iface::socket_set::Item<'_>| {
+            let poll_at = if item.egress_pending {
+                let socket_poll_at = item.socket.poll_at(&mut self.inner);
+                item.meta.poll_at(
+                    socket_poll_at,
+                    |ip_addr| self.inner.has_neighbor(&ip_addr),
+                    timestamp,
+                )
+            } else {
+                item.egress_at
+            };
+            match poll_at {
+                PollAt::Ingress => None,
+                PollAt::Time(instant) => Some(instant),
+                PollAt::Now => Some(Instant::from_millis(0)),
+            }
+        };
+        // Pith: and while the set lists its changed sockets, only those are asked; the others'
+        // earliest timer is known (see `SocketSet::pending`).
         #[allow(unused_mut)]
-        let mut res = sockets
-            .items()
-            .filter_map(|item| {
-                let poll_at = if item.egress_pending {
-                    let socket_poll_at = item.socket.poll_at(&mut self.inner);
-                    item.meta.poll_at(
-                        socket_poll_at,
-                        |ip_addr| self.inner.has_neighbor(&ip_addr),
-                        timestamp,
-                    )
-                } else {
-                    item.egress_at
-                };
-                match poll_at {
-                    PollAt::Ingress => None,
-                    PollAt::Time(instant) => Some(instant),
-                    PollAt::Now => Some(Instant::from_millis(0)),
-                }
-            })
-            .min();
+        let mut res = if sockets.full_pass {
+            sockets.items().filter_map(&mut ask).min()
+        } else {
+            let listed = sockets
+                .pending()
+                .iter()
+                .filter_map(|&index| sockets.item(index as usize))
+                .filter_map(&mut ask)
+                .min();
+            match (listed, sockets.earliest_egress) {
+                (Some(listed), Some(earliest)) => Some(listed.min(earliest)),
+                (listed, earliest) => listed.or(earliest),
+            }
+        };
 
         #[cfg(feature = "proto-ipv6-slaac")]
         if self.inner.slaac_enabled {
@@ -732,7 +745,28 @@ impl Interface {
         // Pith: a neighbor learned since the last pass may unblock sockets that wait for one.
         let neighbors_changed = sockets.neighbor_generation != self.inner.neighbor_cache.generation;
         sockets.neighbor_generation = self.inner.neighbor_cache.generation;
-        for item in sockets.items_mut() {
+        // Pith: a pass visits only the sockets listed as changed, unless one's timer is due,
+        // a neighbor was learned, or the list could not say (see `SocketSet::pending`). A full
+        // pass finds the earliest timer again; a partial one can only bring it forward.
+        let now = self.inner.now;
+        let full = sockets.full_pass
+            || neighbors_changed
+            || sockets.earliest_egress.is_some_and(|at| at <= now);
+        let (listed, listed_len) = sockets.take_pending();
+        let visits = if full { sockets.slots() } else { listed_len };
+        if full {
+            sockets.full_pass = false;
+            sockets.earliest_egress = None;
+        }
+        for visit in 0..visits {
+            let index = if full {
+                visit
+            } else {
+                listed[visit] as usize
+            };
+            let Some(item) = sockets.item_mut(index) else {
+                continue;
+            };
             // Pith: skip a TCP or UDP socket that did not change since its last dispatch and
             // whose time has not come (see `socket_set::Item`).
             let tracked = match &item.socket {
@@ -749,6 +783,8 @@ impl Interface {
                 PollAt::Ingress => false,
             };
             if tracked && !item.egress_pending && !due && !neighbors_changed {
+                let egress_at = item.egress_at;
+                sockets.note_egress_at(index, egress_at);
                 continue;
             }
             item.egress_pending = false;
@@ -765,6 +801,11 @@ impl Interface {
                     |ip_addr| self.inner.has_neighbor(&ip_addr),
                     self.inner.now,
                 );
+                let egress_at = item.egress_at;
+                if !tracked {
+                    sockets.full_pass = true;
+                }
+                sockets.note_egress_at(index, egress_at);
                 continue;
             }
 
@@ -847,8 +888,17 @@ impl Interface {
 
             match result {
                 Err(EgressError::Exhausted) => {
-                    // Pith: it has more to send: looked at again in the next pass.
-                    item.egress_pending = true;
+                    // Pith: it has more to send: looked at again in the next pass, with the
+                    // sockets this one did not get to.
+                    item.egress_pending = false;
+                    sockets.mark_pending(index);
+                    if full {
+                        sockets.full_pass = true;
+                    } else {
+                        for &rest in &listed[visit + 1..listed_len] {
+                            sockets.mark_pending(rest as usize);
+                        }
+                    }
                     break; // Device buffer full.
                 }
                 Err(EgressError::Dispatch) => {
@@ -870,6 +920,11 @@ impl Interface {
                 |ip_addr| self.inner.has_neighbor(&ip_addr),
                 self.inner.now,
             );
+            let egress_at = item.egress_at;
+            if !tracked {
+                sockets.full_pass = true;
+            }
+            sockets.note_egress_at(index, egress_at);
         }
         result
     }

@@ -24,16 +24,25 @@ impl InterfaceInner {
             &self.caps.checksum
         ));
 
+        // Pith: by index, so the socket the datagram is for can be marked (see
+        // `socket_set::Item`).
         #[cfg(feature = "socket-udp")]
-        for item in sockets.items_mut() {
-            let Some(udp_socket) = UdpSocket::downcast_mut(&mut item.socket) else {
-                continue;
-            };
-            if udp_socket.accepts(self, &ip_repr, &udp_repr) {
-                // Pith: see `socket_set::Item`.
-                item.egress_pending = true;
-                udp_socket.process(self, meta, &ip_repr, &udp_repr, udp_packet.payload());
-                return None;
+        {
+            let found = (0..sockets.slots()).find(|&index| {
+                sockets
+                    .item(index)
+                    .and_then(|item| UdpSocket::downcast(&item.socket))
+                    .is_some_and(|udp_socket| udp_socket.accepts(self, &ip_repr, &udp_repr))
+            });
+            if let Some(index) = found {
+                sockets.mark_pending(index);
+                if let Some(udp_socket) = sockets
+                    .item_mut(index)
+                    .and_then(|item| UdpSocket::downcast_mut(&mut item.socket))
+                {
+                    udp_socket.process(self, meta, &ip_repr, &udp_repr, udp_packet.payload());
+                    return None;
+                }
             }
         }
 

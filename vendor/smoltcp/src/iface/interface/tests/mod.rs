@@ -4,6 +4,13 @@ mod ipv4;
 mod ipv6;
 #[cfg(feature = "proto-sixlowpan")]
 mod sixlowpan;
+#[cfg(all(
+    feature = "proto-ipv4",
+    feature = "socket-tcp",
+    feature = "medium-ip",
+    feature = "alloc"
+))]
+mod pith_egress;
 
 #[allow(unused)]
 use std::vec::Vec;
