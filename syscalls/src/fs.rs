@@ -232,9 +232,20 @@ impl FdTable {
 
     /// The lowest fd below `limit` that is free (EMFILE if none is).
     fn lowest_free_fd(&self, limit: u32) -> Result<u32, Errno> {
-        (0..limit)
-            .find(|fd| !self.entries.contains_key(fd))
-            .ok_or(Errno::EMFILE)
+        // The first gap in the fds in use, walked in order: a lookup per candidate fd was a
+        // tenth of what nginx's request took with fifty connections open.
+        let mut free = 0;
+        for &fd in self.entries.keys() {
+            if fd != free {
+                break;
+            }
+            free += 1;
+        }
+        if free < limit {
+            Ok(free)
+        } else {
+            Err(Errno::EMFILE)
+        }
     }
 
     /// Gives a held description the lowest free fd below `limit`: the hold becomes the fd's

@@ -6,7 +6,7 @@
 use crate::args::{Fd, UserAddr};
 use crate::errno::Errno;
 use crate::platform::{Context, Protection};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -148,7 +148,11 @@ pub struct AddressSpace {
     /// kernel's memory for keeping them is smaller.
     pub max_map_count: usize,
     /// The files mapped (VmaKind::File's `file`): their path for /proc/self/maps, and the node.
+    /// One entry per file and path, however often it is mapped.
     pub files: BTreeMap<u32, MappedFile>,
+    /// The nodes `files` holds: a read or write of a file no mapping shows need not look for
+    /// its mappings among the areas.
+    pub mapped_nodes: BTreeSet<pith_fs::vfs::Node>,
 }
 
 /// A file some area maps.
@@ -203,6 +207,7 @@ impl AddressSpace {
             brk: brk_start,
             max_map_count: MAX_MAP_COUNT,
             files: BTreeMap::new(),
+            mapped_nodes: BTreeSet::new(),
         }
     }
 
@@ -525,8 +530,22 @@ pub fn mmap(
     }
     let memory = &mut context.process.memory;
     let kind = if let Some((node, mapped)) = file_source {
-        let file = memory.files.len() as u32;
-        memory.files.insert(file, mapped);
+        // The same file by the same path keeps its entry: a program that maps a file again
+        // and again (each library's segments, or a loop) does not grow the table.
+        let known = memory
+            .files
+            .iter()
+            .find(|(_, known)| known.node == mapped.node && known.path == mapped.path)
+            .map(|(&file, _)| file);
+        let file = match known {
+            Some(file) => file,
+            None => {
+                let file = memory.files.len() as u32;
+                memory.mapped_nodes.insert(mapped.node);
+                memory.files.insert(file, mapped);
+                file
+            }
+        };
         context
             .process
             .vfs
@@ -1149,7 +1168,7 @@ fn private_mappings_of(context: &Context, node: pith_fs::vfs::Node) -> Vec<(u64,
 
 fn mappings_of(context: &Context, node: pith_fs::vfs::Node, shared: bool) -> Vec<(u64, u64, u64)> {
     let memory = &context.process.memory;
-    if !memory.files.values().any(|mapped| mapped.node == node) {
+    if !memory.mapped_nodes.contains(&node) {
         return Vec::new();
     }
     memory
@@ -1363,6 +1382,52 @@ mod tests {
             .unwrap();
         assert_eq!(machine.platform.lent, [again + 4096]);
         assert_eq!(machine.memory_at(again + 10, 1), b"z");
+    }
+
+    #[test]
+    fn a_file_mapped_again_and_again_keeps_one_entry_and_its_reads_skip_the_areas() {
+        let mut machine = TestMachine::new();
+        let now = pith_fs::Timestamp::default();
+        for path in [&b"/lib/liby.so"[..], b"/data/plain"] {
+            crate::files::add_from_image(
+                &mut machine.process.vfs,
+                path,
+                crate::files::ImageNode::File(&[7; 8192]),
+                0o644,
+                now,
+            )
+            .unwrap();
+        }
+        let path = machine.put(b"/lib/liby.so\0");
+        let fd = machine.call(2, [path, 2, 0, 0, 0, 0]).unwrap(); // O_RDWR
+        for _ in 0..100 {
+            let at = machine
+                .call(9, [0, 4096, 1, MAP_PRIVATE as u64, fd, 0])
+                .unwrap();
+            machine.call(11, [at, 4096, 0, 0, 0, 0]).unwrap(); // munmap
+        }
+        let shared = machine
+            .call(9, [0, 4096, 3, MAP_SHARED as u64, fd, 0])
+            .unwrap();
+        assert_eq!(machine.process.memory.files.len(), 1, "one file, one entry");
+        let mapped = machine.process.memory.files.values().next().unwrap().node;
+        let root = machine.process.vfs.root();
+        let plain = machine
+            .process
+            .vfs
+            .resolve(root, b"/data/plain", true)
+            .unwrap();
+        let context = Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        };
+        assert_eq!(
+            shared_mappings_of(&context, mapped),
+            [(shared, shared + 4096, 0)]
+        );
+        // A file no area maps has no mappings to look for.
+        assert!(!context.process.memory.mapped_nodes.contains(&plain));
+        assert!(!has_shared_mappings(&context, plain));
     }
 
     #[test]
