@@ -336,23 +336,14 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
                     elf::page_round_down(segment.file_offset)
                         + (vma.start - (segment.page_range().0 + interpreter_bias))
                 });
-            let file = match memory
-                .files
-                .iter()
-                .find(|(_, known)| known.node == mapped.node)
-            {
-                Some((&file, _)) => file,
-                None => {
-                    let file = memory.files.len() as u32;
-                    memory.files.insert(file, mapped.clone());
-                    process
-                        .vfs
-                        .fs_mut(mapped.node.mount)
-                        .map(|fs| fs.open(mapped.node.ino))
-                        .ok();
-                    file
-                }
-            };
+            let (file, new) = memory.file_id(mapped.clone());
+            if new {
+                process
+                    .vfs
+                    .fs_mut(mapped.node.mount)
+                    .map(|fs| fs.open(mapped.node.ino))
+                    .ok();
+            }
             VmaKind::File {
                 file_offset,
                 file,

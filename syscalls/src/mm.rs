@@ -199,6 +199,28 @@ fn validate_mprotect_bits(bits: u32) -> Result<Protection, Errno> {
 }
 
 impl AddressSpace {
+    /// The id of a mapped file in `files` (`VmaKind::File`'s `file`), and whether it is new.
+    /// The same file by the same path keeps its entry: a program that maps a file again and
+    /// again (each library's segments, or a loop) does not grow the table. (So two mmaps of
+    /// one file that meet may merge into one area where Linux, for two different open
+    /// files, keeps two.)
+    pub fn file_id(&mut self, mapped: MappedFile) -> (u32, bool) {
+        let known = self
+            .files
+            .iter()
+            .find(|(_, known)| known.node == mapped.node && known.path == mapped.path)
+            .map(|(&file, _)| file);
+        match known {
+            Some(file) => (file, false),
+            None => {
+                let file = self.files.len() as u32;
+                self.mapped_nodes.insert(mapped.node);
+                self.files.insert(file, mapped);
+                (file, true)
+            }
+        }
+    }
+
     pub fn new(mmap_base: u64, brk_start: u64) -> AddressSpace {
         AddressSpace {
             vmas: BTreeMap::new(),
@@ -530,28 +552,16 @@ pub fn mmap(
     }
     let memory = &mut context.process.memory;
     let kind = if let Some((node, mapped)) = file_source {
-        // The same file by the same path keeps its entry: a program that maps a file again
-        // and again (each library's segments, or a loop) does not grow the table.
-        let known = memory
-            .files
-            .iter()
-            .find(|(_, known)| known.node == mapped.node && known.path == mapped.path)
-            .map(|(&file, _)| file);
-        let file = match known {
-            Some(file) => file,
-            None => {
-                let file = memory.files.len() as u32;
-                memory.mapped_nodes.insert(mapped.node);
-                memory.files.insert(file, mapped);
-                file
-            }
-        };
-        context
-            .process
-            .vfs
-            .fs_mut(node.mount)
-            .map(|fs| fs.open(node.ino))
-            .ok();
+        // The table's entry holds the file open (an unlinked file stays while mapped), once.
+        let (file, new) = memory.file_id(mapped);
+        if new {
+            context
+                .process
+                .vfs
+                .fs_mut(node.mount)
+                .map(|fs| fs.open(node.ino))
+                .ok();
+        }
         VmaKind::File {
             file_offset: offset,
             file,

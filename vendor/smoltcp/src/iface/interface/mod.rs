@@ -759,11 +759,7 @@ impl Interface {
             sockets.earliest_egress = None;
         }
         for visit in 0..visits {
-            let index = if full {
-                visit
-            } else {
-                listed[visit] as usize
-            };
+            let index = if full { visit } else { listed[visit] as usize };
             let Some(item) = sockets.item_mut(index) else {
                 continue;
             };
@@ -895,8 +891,10 @@ impl Interface {
                     if full {
                         sockets.full_pass = true;
                     } else {
+                        // Still pending (listed for it, not visited): listed again as
+                        // they are.
                         for &rest in &listed[visit + 1..listed_len] {
-                            sockets.mark_pending(rest as usize);
+                            sockets.note_pending(rest as usize);
                         }
                     }
                     break; // Device buffer full.

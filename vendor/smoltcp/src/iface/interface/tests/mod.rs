@@ -2,8 +2,6 @@
 mod ipv4;
 #[cfg(feature = "proto-ipv6")]
 mod ipv6;
-#[cfg(feature = "proto-sixlowpan")]
-mod sixlowpan;
 #[cfg(all(
     feature = "proto-ipv4",
     feature = "socket-tcp",
@@ -11,6 +9,8 @@ mod sixlowpan;
     feature = "alloc"
 ))]
 mod pith_egress;
+#[cfg(feature = "proto-sixlowpan")]
+mod sixlowpan;
 
 #[allow(unused)]
 use std::vec::Vec;

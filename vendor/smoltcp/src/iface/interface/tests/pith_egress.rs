@@ -237,3 +237,75 @@ fn packets_of_many_connections_reach_their_own_sockets_as_sockets_come_and_go() 
     exchange(&mut iface, &mut device, &mut sockets, &pairs);
     exchange(&mut iface, &mut device, &mut sockets, &pairs);
 }
+
+/// A loopback with room for only so many frames until it is given more, as a device whose
+/// transmit ring is full.
+struct Cramped {
+    loopback: Loopback,
+    room: usize,
+}
+
+impl Device for Cramped {
+    type RxToken<'a> = <Loopback as Device>::RxToken<'a>;
+    type TxToken<'a> = <Loopback as Device>::TxToken<'a>;
+
+    fn capabilities(&self) -> crate::phy::DeviceCapabilities {
+        self.loopback.capabilities()
+    }
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.loopback.receive(now)
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.room = self.room.checked_sub(1)?;
+        self.loopback.transmit(now)
+    }
+}
+
+#[test]
+fn a_full_device_leaves_every_socket_it_did_not_get_to_listed() {
+    let (mut iface, mut loopback) = loopback();
+    let mut sockets = SocketSet::new(vec![]);
+    let pairs: Vec<(u16, SocketHandle, SocketHandle)> = (0..3)
+        .map(|n| {
+            let port = 40000 + n;
+            let (client, server) = connect_pair(&mut iface, &mut loopback, &mut sockets, port);
+            (port, client, server)
+        })
+        .collect();
+    for &(port, client, _) in &pairs {
+        sockets
+            .get_mut::<tcp::Socket>(client)
+            .send_slice(&port.to_be_bytes())
+            .unwrap();
+    }
+    let mut device = Cramped { loopback, room: 1 };
+    // One frame goes; the device is full for the second socket, and the third is not reached.
+    iface.poll_egress(Instant::ZERO, &mut device, &mut sockets);
+    assert_eq!(device.loopback.queue.len(), 1);
+    assert!(!sockets.full_pass);
+    assert_eq!(
+        sockets.pending().len(),
+        2,
+        "the two that did not send stay listed"
+    );
+    // Room again: the next passes send the rest, and every server gets its client's bytes.
+    device.room = usize::MAX;
+    for _ in 0..64 {
+        while iface.poll_ingress_single(Instant::ZERO, &mut device, &mut sockets)
+            != PollIngressSingleResult::None
+        {}
+        if iface.poll_egress(Instant::ZERO, &mut device, &mut sockets) == PollResult::None
+            && device.loopback.queue.is_empty()
+        {
+            break;
+        }
+    }
+    for &(port, _, server) in &pairs {
+        let mut received = [0; 2];
+        let socket = sockets.get_mut::<tcp::Socket>(server);
+        assert_eq!(socket.recv_slice(&mut received), Ok(2), "port {port}");
+        assert_eq!(u16::from_be_bytes(received), port);
+    }
+}
