@@ -10,9 +10,6 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::header::EM_X86_64;
-use goblin::elf::Elf;
-
 use crate::ldcache::LdCache;
 
 /// Debian's x86_64 system directories, in ld.so's order (`ld.so --help`).
@@ -117,45 +114,203 @@ struct Object {
     soname: Option<String>,
 }
 
+/// Reads what ld.so reads of an object to link it: the ELF header, the program headers,
+/// PT_INTERP, and the dynamic section with the strings it names, each from where it lies.
+/// A server's libraries are megabytes and their dynamic sections a few hundred bytes:
+/// reading and parsing whole files (symbols, relocations) was half of what `pith run` took to
+/// pack redis.
 fn read_object(path: &Path) -> Result<Object, DepsError> {
+    use std::os::unix::fs::FileExt;
+
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| DepsError::Read {
+    let file = std::fs::File::open(path).map_err(|source| DepsError::Read {
         path: shown.clone(),
         source,
     })?;
-    let elf = Elf::parse(&bytes).map_err(|error| DepsError::NotElf {
+    let not_elf = |reason: String| DepsError::NotElf {
         path: shown.clone(),
-        reason: error.to_string(),
-    })?;
-    if elf.header.e_machine != EM_X86_64 || !elf.is_64 {
+        reason,
+    };
+    let read_at = |offset: u64, length: u64, what: &str| -> Result<Vec<u8>, DepsError> {
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|&length| length <= OBJECT_PART_MAX)
+            .ok_or_else(|| not_elf(format!("its {what} is {length} bytes long")))?;
+        let mut bytes = vec![0; length];
+        file.read_exact_at(&mut bytes, offset)
+            .map_err(|_| not_elf(format!("its {what} lies past the end of the file")))?;
+        Ok(bytes)
+    };
+    let mut header = [0u8; 64];
+    let mut got = 0;
+    while got < header.len() {
+        match file.read_at(&mut header[got..], got as u64) {
+            Ok(0) => break,
+            Ok(read) => got += read,
+            Err(source) => {
+                return Err(DepsError::Read {
+                    path: shown.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    if !header.starts_with(b"\x7fELF") || got < 4 {
+        let start: String = header[..got.min(8)].escape_ascii().to_string();
+        return Err(not_elf(format!(
+            "it does not start with the ELF magic number (it starts with \"{start}\")"
+        )));
+    }
+    if got < header.len() {
+        return Err(not_elf("shorter than an ELF header".to_string()));
+    }
+    let (class, data) = (header[4], header[5]);
+    let machine = u16_at(&header, 18);
+    if class != ELFCLASS64 || machine != EM_X86_64 {
         return Err(DepsError::WrongMachine {
             path: shown,
-            machine: elf.header.e_machine,
-            bits: if elf.is_64 { 64 } else { 32 },
+            machine,
+            bits: if class == ELFCLASS64 { 64 } else { 32 },
         });
     }
-    let split = |entries: &[&str]| -> Vec<String> {
+    if data != ELFDATA2LSB {
+        return Err(not_elf("big-endian".to_string()));
+    }
+    let (phoff, phentsize, phnum) = (
+        u64_at(&header, 32),
+        u16_at(&header, 54),
+        u16_at(&header, 56),
+    );
+    if phnum > 0 && usize::from(phentsize) != PROGRAM_HEADER_SIZE {
+        return Err(not_elf(format!("program headers of {phentsize} bytes")));
+    }
+    let table = read_at(
+        phoff,
+        u64::from(phnum) * PROGRAM_HEADER_SIZE as u64,
+        "program header table",
+    )?;
+    let mut interpreter = None;
+    let mut dynamic = None;
+    let mut loads = Vec::new();
+    for entry in table.chunks_exact(PROGRAM_HEADER_SIZE) {
+        let (offset, vaddr, filesz) = (u64_at(entry, 8), u64_at(entry, 16), u64_at(entry, 32));
+        match u32_at(entry, 0) {
+            PT_LOAD => loads.push((vaddr, offset, filesz)),
+            PT_INTERP => interpreter = Some((offset, filesz)),
+            PT_DYNAMIC => dynamic = Some((offset, filesz)),
+            _ => {}
+        }
+    }
+    let interpreter = match interpreter {
+        Some((offset, size)) => {
+            let bytes = read_at(offset, size, "PT_INTERP")?;
+            Some(
+                string_from(&bytes, 0)
+                    .ok_or_else(|| not_elf("a PT_INTERP that is not text".into()))?,
+            )
+        }
+        None => None,
+    };
+    let mut object = Object {
+        interpreter,
+        needed: Vec::new(),
+        rpath: Vec::new(),
+        runpath: Vec::new(),
+        soname: None,
+    };
+    let Some((offset, size)) = dynamic else {
+        return Ok(object);
+    };
+    let section = read_at(offset, size, "dynamic section")?;
+    let entries: Vec<(u64, u64)> = section
+        .chunks_exact(16)
+        .map(|entry| (u64_at(entry, 0), u64_at(entry, 8)))
+        .take_while(|&(tag, _)| tag != DT_NULL)
+        .collect();
+    let value_of = |wanted: u64| {
         entries
             .iter()
-            .flat_map(|entry| entry.split(':'))
+            .find(|&&(tag, _)| tag == wanted)
+            .map(|&(_, value)| value)
+    };
+    let (Some(strtab), Some(strsz)) = (value_of(DT_STRTAB), value_of(DT_STRSZ)) else {
+        return Ok(object);
+    };
+    // DT_STRTAB is an address: the PT_LOAD segment that holds it says where it lies in the file.
+    let strtab_offset = loads
+        .iter()
+        .find(|&&(vaddr, _, filesz)| strtab >= vaddr && strtab - vaddr < filesz)
+        .map(|&(vaddr, offset, _)| offset + (strtab - vaddr))
+        .ok_or_else(|| not_elf(format!("DT_STRTAB {strtab:#x} is in no loaded segment")))?;
+    let strings = read_at(strtab_offset, strsz, "dynamic string table")?;
+    let string = |index: u64| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|index| string_from(&strings, index))
+            .ok_or_else(|| not_elf(format!("a dynamic string at {index} outside its table")))
+    };
+    let split = |entry: String| -> Vec<String> {
+        entry
+            .split(':')
             .filter(|dir| !dir.is_empty())
             .map(str::to_string)
             .collect()
     };
-    let runpath = split(&elf.runpaths);
+    for &(tag, value) in &entries {
+        match tag {
+            DT_NEEDED => object.needed.push(string(value)?),
+            DT_SONAME => object.soname = Some(string(value)?),
+            DT_RUNPATH => object.runpath.extend(split(string(value)?)),
+            DT_RPATH => object.rpath.extend(split(string(value)?)),
+            _ => {}
+        }
+    }
     // ld.so ignores DT_RPATH when DT_RUNPATH is there (elf/get-dynamic-info.h).
-    let rpath = if runpath.is_empty() {
-        split(&elf.rpaths)
-    } else {
-        Vec::new()
-    };
-    Ok(Object {
-        interpreter: elf.interpreter.map(str::to_string),
-        needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
-        rpath,
-        runpath,
-        soname: elf.soname.map(str::to_string),
-    })
+    if !object.runpath.is_empty() {
+        object.rpath.clear();
+    }
+    Ok(object)
+}
+
+/// ELF constants (include/uapi/linux/elf.h, elf/elf.h).
+const EM_X86_64: u16 = 62;
+const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
+const PROGRAM_HEADER_SIZE: usize = 56;
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const DT_NULL: u64 = 0;
+const DT_NEEDED: u64 = 1;
+const DT_STRTAB: u64 = 5;
+const DT_STRSZ: u64 = 10;
+const DT_SONAME: u64 = 14;
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
+/// The most read of any one part of an object (a header table, the dynamic section or its
+/// strings): a corrupt size must not ask for gigabytes.
+const OBJECT_PART_MAX: usize = 64 << 20;
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
+}
+
+/// The NUL-terminated UTF-8 string at `index` of `bytes` (to the end if no NUL), if any.
+fn string_from(bytes: &[u8], index: usize) -> Option<String> {
+    let rest = bytes.get(index..)?;
+    let end = rest
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
 }
 
 /// Expands ld.so's dynamic string tokens in a search directory of the object at `origin_of`:
@@ -774,5 +929,75 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\necho hi\n").expect("write");
         let error = resolve(&path, &host()).expect_err("not ELF").to_string();
         assert!(error.contains("is not an ELF file"), "{error}");
+        assert!(error.contains("it starts with \"#!/bin/s\""), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_object_is_refused_with_what_is_wrong_never_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cc(
+            "gcc",
+            dir.path(),
+            "int main(void) { return 0; }",
+            &["-o", "prog"],
+        );
+        let good = std::fs::read(dir.path().join("prog")).expect("read");
+        let object = read_object(&dir.path().join("prog")).expect("a good program");
+        assert_eq!(object.needed, ["libc.so.6"]);
+        assert_eq!(
+            object.interpreter.as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        let damaged = |name: &str, change: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = good.clone();
+            change(&mut bytes);
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).expect("write");
+            match read_object(&path) {
+                Err(error) => error.to_string(),
+                Ok(_) => panic!("{name}: read as a good object"),
+            }
+        };
+        let phoff = u64_at(&good, 32) as usize;
+        let error = damaged("cut", &|bytes| bytes.truncate(40));
+        assert!(error.contains("shorter than an ELF header"), "{error}");
+        let error = damaged("huge-table", &|bytes| {
+            bytes[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        });
+        assert!(
+            error.contains("program header table lies past the end"),
+            "{error}"
+        );
+        // The dynamic section's size, made absurd.
+        let error = damaged("huge-dynamic", &|bytes| {
+            let count = usize::from(u16_at(bytes, 56));
+            for index in 0..count {
+                let entry = phoff + index * PROGRAM_HEADER_SIZE;
+                if u32_at(bytes, entry) == PT_DYNAMIC {
+                    bytes[entry + 32..entry + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                }
+            }
+        });
+        assert!(
+            error.contains("dynamic section is 1099511627776 bytes"),
+            "{error}"
+        );
+        // Its string table's address, moved out of every segment.
+        let error = damaged("lost-strings", &|bytes| {
+            let count = usize::from(u16_at(bytes, 56));
+            for index in 0..count {
+                let entry = phoff + index * PROGRAM_HEADER_SIZE;
+                if u32_at(bytes, entry) == PT_DYNAMIC {
+                    let (offset, size) = (u64_at(bytes, entry + 8), u64_at(bytes, entry + 32));
+                    for at in (offset..offset + size).step_by(16) {
+                        let at = at as usize;
+                        if u64_at(bytes, at) == DT_STRTAB {
+                            bytes[at + 8..at + 16].copy_from_slice(&(1u64 << 50).to_le_bytes());
+                        }
+                    }
+                }
+            }
+        });
+        assert!(error.contains("is in no loaded segment"), "{error}");
     }
 }
