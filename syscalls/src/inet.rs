@@ -101,8 +101,11 @@ pub struct Stack {
 
 /// What the device under smoltcp keeps from one poll to the next.
 struct Wire {
-    /// Scratch for one received frame.
+    /// Scratch for one received frame: `frame[..frame_len]`. The buffer keeps its full size
+    /// between frames (cutting it to each frame and growing it back zeroed the difference,
+    /// a frame's worth, for every frame received).
     frame: Vec<u8>,
+    frame_len: usize,
     /// Frames sent to the stack's own addresses, to be received next.
     looped: VecDeque<Vec<u8>>,
     /// The interface's IPv4 and IPv6 addresses (loopback's included).
@@ -225,26 +228,30 @@ impl Device for Nic<'_> {
         let wire = &mut *self.wire;
         if let Some(frame) = wire.looped.pop_front() {
             wire.frame = frame;
+            wire.frame_len = wire.frame.len();
             if is_syn_to(&wire.frame, self.full) {
                 // Dropped as one from the wire would be: the client sends it again.
-                wire.frame.clear();
+                wire.frame_len = 0;
             }
         } else {
             loop {
-                wire.frame.resize(MTU + 14, 0);
+                if wire.frame.len() < MTU + 14 {
+                    wire.frame.resize(MTU + 14, 0);
+                }
                 let received = self.platform.net_receive(&mut wire.frame)?;
-                wire.frame.truncate(received.len);
-                let martian = destination(&wire.frame).is_some_and(is_loopback);
+                wire.frame_len = received.len.min(wire.frame.len());
+                let frame = &mut wire.frame[..wire.frame_len];
+                let martian = destination(frame).is_some_and(is_loopback);
                 // Under offload smoltcp checks no TCP checksum: a bad one is dropped here.
-                let damaged = wire.offload
-                    && !crate::offload::accept_received(&mut wire.frame, received.checksum);
-                if !martian && !damaged && !is_syn_to(&wire.frame, self.full) {
+                let damaged =
+                    wire.offload && !crate::offload::accept_received(frame, received.checksum);
+                if !martian && !damaged && !is_syn_to(frame, self.full) {
                     break;
                 }
             }
         }
         Some((
-            Received(&wire.frame),
+            Received(&wire.frame[..wire.frame_len]),
             Transmit {
                 platform: &mut *self.platform,
                 looped: &mut wire.looped,
@@ -341,6 +348,7 @@ impl Stack {
         let full = BTreeSet::new();
         let mut wire = Wire {
             frame: Vec::new(),
+            frame_len: 0,
             looped: VecDeque::new(),
             local: Vec::new(),
             wired: device_mac.is_some(),

@@ -371,13 +371,16 @@ impl Context<'_> {
 pub const PATH_MAX: usize = 4096;
 
 pub fn read_c_string(platform: &dyn Platform, address: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    // A few hundred bytes at a time, never past a page's end (the string may end just before
+    // an unmapped page): most paths are short, and a page's worth per call (zeroed, copied
+    // and scanned) was most of what an open or stat cost beside the file system.
+    const CHUNK: usize = 256;
     let mut result = Vec::new();
     let mut cursor = address;
-    // Read up to the end of each page at a time: the string may end just before an unmapped page.
+    let mut buffer = [0u8; CHUNK];
     while result.len() <= max {
         let to_page_end = 4096 - (cursor % 4096) as usize;
-        let mut chunk = [0u8; 4096];
-        let chunk = &mut chunk[..to_page_end];
+        let chunk = &mut buffer[..to_page_end.min(CHUNK)];
         platform.read_user(cursor, chunk)?;
         if let Some(nul) = chunk.iter().position(|&byte| byte == 0) {
             result.extend_from_slice(&chunk[..nul]);
@@ -389,8 +392,53 @@ pub fn read_c_string(platform: &dyn Platform, address: u64, max: usize) -> Resul
         }
         result.extend_from_slice(chunk);
         cursor = cursor
-            .checked_add(to_page_end as u64)
+            .checked_add(chunk.len() as u64)
             .ok_or(Errno::EFAULT)?;
     }
     Err(Errno::ENAMETOOLONG)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMachine;
+
+    #[test]
+    fn a_c_string_is_read_to_its_nul_across_chunks_and_up_to_an_unmapped_page() {
+        let mut machine = TestMachine::new();
+        // 300 bytes: more than one read's worth.
+        let long: Vec<u8> = (0..300).map(|at| b'a' + (at % 26) as u8).collect();
+        let mut with_nul = long.clone();
+        with_nul.push(0);
+        let address = machine.put(&with_nul);
+        assert_eq!(
+            read_c_string(&machine.platform, address, PATH_MAX),
+            Ok(long)
+        );
+        // Its NUL the last byte of a page an unmapped one follows.
+        let page = machine.scratch(4096);
+        let name = b"/ends/at/the/page";
+        let at = page + 4096 - name.len() as u64 - 1;
+        machine.write_bytes(at, name);
+        machine.write_bytes(page + 4095, &[0]);
+        assert_eq!(
+            read_c_string(&machine.platform, at, PATH_MAX),
+            Ok(name.to_vec())
+        );
+        // No NUL before the unmapped page: EFAULT.
+        machine.write_bytes(page + 4095, b"x");
+        assert_eq!(
+            read_c_string(&machine.platform, at, PATH_MAX),
+            Err(Errno::EFAULT)
+        );
+        // Longer than `max`: ENAMETOOLONG, with or without a NUL further on.
+        assert_eq!(
+            read_c_string(&machine.platform, address, 299),
+            Err(Errno::ENAMETOOLONG)
+        );
+        assert_eq!(
+            read_c_string(&machine.platform, address, 300).map(|bytes| bytes.len()),
+            Ok(300)
+        );
+    }
 }
