@@ -257,6 +257,10 @@ impl FileSystem for MemFs {
         Ok(metadata)
     }
 
+    fn kind(&self, ino: Ino) -> Result<FileType, Error> {
+        Ok(self.node(ino)?.metadata.kind)
+    }
+
     fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Ino, Error> {
         let node = self.node(dir)?;
         let Content::Directory { entries, parent } = &node.content else {

@@ -188,6 +188,11 @@ pub const NAME_MAX: usize = 255;
 pub trait FileSystem {
     fn root(&self) -> Ino;
     fn metadata(&self, ino: Ino) -> Result<Metadata, Error>;
+    /// The node's type alone: a path walk asks it at every step, and a filesystem that
+    /// keeps it at hand answers without building the whole metadata.
+    fn kind(&self, ino: Ino) -> Result<FileType, Error> {
+        self.metadata(ino).map(|metadata| metadata.kind)
+    }
     /// The node `name` in directory `dir` ("." and ".." included).
     fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Ino, Error>;
     fn create(

@@ -101,7 +101,7 @@ impl Vfs {
         kind: &'static str,
     ) -> Result<MountId, Error> {
         let at = self.resolve(self.root(), path, true)?;
-        if self.metadata(at)?.kind != FileType::Directory {
+        if self.kind(at)? != FileType::Directory {
             return Err(Error::NotDirectory);
         }
         if self.mounted_on.contains_key(&at) {
@@ -164,6 +164,11 @@ impl Vfs {
         self.fs(node.mount)?.metadata(node.ino)
     }
 
+    /// The node's type (`FileSystem::kind`).
+    pub fn kind(&self, node: Node) -> Result<FileType, Error> {
+        self.fs(node.mount)?.kind(node.ino)
+    }
+
     /// /proc/mounts: one line per mount, as Linux writes them.
     pub fn mounts_text(&self) -> Vec<u8> {
         let mut text = Vec::new();
@@ -219,7 +224,7 @@ impl Vfs {
         if name.len() > NAME_MAX {
             return Err(Error::NameTooLong);
         }
-        if self.metadata(dir)?.kind != FileType::Directory {
+        if self.kind(dir)? != FileType::Directory {
             return Err(Error::NotDirectory);
         }
         let next = match name {
@@ -316,7 +321,7 @@ impl Vfs {
         } else {
             node
         };
-        if must_be_directory && self.metadata(node)?.kind != FileType::Directory {
+        if must_be_directory && self.kind(node)? != FileType::Directory {
             return Err(Error::NotDirectory);
         }
         Ok(node)
@@ -331,7 +336,7 @@ impl Vfs {
         rules: &Rules,
     ) -> Result<Node, Error> {
         let mut dir = dir;
-        while self.metadata(node)?.kind == FileType::Symlink {
+        while self.kind(node)? == FileType::Symlink {
             if *budget == 0 || rules.restrictions.no_symlinks {
                 return Err(Error::Loop);
             }
@@ -344,7 +349,7 @@ impl Vfs {
             let next = self.step(parent.dir, &parent.name, rules)?;
             if parent.trailing_slash {
                 let followed = self.follow(parent.dir, next, budget, rules)?;
-                if self.metadata(followed)?.kind != FileType::Directory {
+                if self.kind(followed)? != FileType::Directory {
                     return Err(Error::NotDirectory);
                 }
                 return Ok(followed);
@@ -397,7 +402,7 @@ impl Vfs {
         while let Some(name) = components.pop_front() {
             let node = self.step(dir, name, rules)?;
             let node = self.follow(dir, node, budget, rules)?;
-            if self.metadata(node)?.kind != FileType::Directory {
+            if self.kind(node)? != FileType::Directory {
                 return Err(Error::NotDirectory);
             }
             dir = node;
@@ -405,7 +410,7 @@ impl Vfs {
         if last.len() > NAME_MAX {
             return Err(Error::NameTooLong);
         }
-        if self.metadata(dir)?.kind != FileType::Directory {
+        if self.kind(dir)? != FileType::Directory {
             return Err(Error::NotDirectory);
         }
         Ok(Parent {
