@@ -153,6 +153,8 @@ pub struct AddressSpace {
     /// The nodes `files` holds: a read or write of a file no mapping shows need not look for
     /// its mappings among the areas.
     pub mapped_nodes: BTreeSet<pith_fs::vfs::Node>,
+    /// The id the next entry of `files` gets (entries leave when no area maps them).
+    next_file: u32,
 }
 
 /// A file some area maps.
@@ -213,12 +215,50 @@ impl AddressSpace {
         match known {
             Some(file) => (file, false),
             None => {
-                let file = self.files.len() as u32;
+                let file = self.next_file;
+                self.next_file += 1;
                 self.mapped_nodes.insert(mapped.node);
                 self.files.insert(file, mapped);
                 (file, true)
             }
         }
+    }
+
+    /// Whether an area in [start, end) maps a file.
+    pub fn maps_files_in(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .rev()
+            .take_while(|(_, vma)| vma.end > start)
+            .any(|(_, vma)| matches!(vma.kind, VmaKind::File { .. }))
+    }
+
+    /// Takes out of `files` the entries no area maps any more: their nodes, for the
+    /// filesystem to be told.
+    fn take_unmapped_files(&mut self) -> Vec<pith_fs::vfs::Node> {
+        let used: BTreeSet<u32> = self
+            .vmas
+            .values()
+            .filter_map(|vma| match vma.kind {
+                VmaKind::File { file, .. } => Some(file),
+                _ => None,
+            })
+            .collect();
+        let gone: Vec<u32> = self
+            .files
+            .keys()
+            .filter(|file| !used.contains(file))
+            .copied()
+            .collect();
+        let nodes: Vec<pith_fs::vfs::Node> = gone
+            .iter()
+            .filter_map(|file| self.files.remove(file))
+            .map(|mapped| mapped.node)
+            .collect();
+        if !nodes.is_empty() {
+            self.mapped_nodes = self.files.values().map(|mapped| mapped.node).collect();
+        }
+        nodes
     }
 
     pub fn new(mmap_base: u64, brk_start: u64) -> AddressSpace {
@@ -230,6 +270,7 @@ impl AddressSpace {
             max_map_count: MAX_MAP_COUNT,
             files: BTreeMap::new(),
             mapped_nodes: BTreeSet::new(),
+            next_file: 0,
         }
     }
 
@@ -498,6 +539,7 @@ pub fn mmap(
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let memory = &mut context.process.memory;
+    let mut replaced_files = false;
     if memory.vmas.len() >= memory.max_map_count {
         return Err(Errno::ENOMEM);
     }
@@ -517,6 +559,7 @@ pub fn mmap(
             if flags & MAP_FIXED_NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
+            replaced_files = memory.maps_files_in(start, end);
             memory.remove(start, end);
             context.platform.unmap(start, length);
         }
@@ -581,6 +624,9 @@ pub fn mmap(
     });
     // As Linux's vma_merge: neighbours alike become one area.
     memory.merge_around(start, start + length);
+    if replaced_files {
+        release_unmapped_files(context);
+    }
     Ok(start)
 }
 
@@ -602,9 +648,25 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
         return Err(Errno::EINVAL);
     }
     write_back(context, start, end);
+    let had_files = context.process.memory.maps_files_in(start, end);
     context.process.memory.remove(start, end);
     context.platform.unmap(start, end - start);
+    if had_files {
+        release_unmapped_files(context);
+    }
     Ok(())
+}
+
+/// Files no area maps any more leave the address space's table, and their filesystems are
+/// told: an unlinked file's bytes go with its last mapping, as on Linux (before, every file
+/// ever mapped stayed open, and a program that mapped and unlinked scratch files, as POSIX
+/// shared memory does, kept them all).
+fn release_unmapped_files(context: &mut Context) {
+    for node in context.process.memory.take_unmapped_files() {
+        if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
+            fs.close(node.ino);
+        }
+    }
 }
 
 /// Implements mprotect(2), in do_mprotect_pkey's order of checks.
@@ -773,9 +835,14 @@ pub fn mremap(
         if !target.is_multiple_of(PAGE_SIZE) || (target < old_end && old_start < target_end) {
             return Err(Errno::EINVAL);
         }
+        let had_files = context.process.memory.maps_files_in(target, target_end);
         context.process.memory.remove(target, target_end);
         context.platform.unmap(target, new_size);
-        return move_area(context, old_start, old_size, target, new_size, protection);
+        let moved = move_area(context, old_start, old_size, target, new_size, protection);
+        if had_files {
+            release_unmapped_files(context);
+        }
+        return moved;
     }
     if new_size <= old_size {
         if new_size < old_size {
@@ -1438,6 +1505,47 @@ mod tests {
         // A file no area maps has no mappings to look for.
         assert!(!context.process.memory.mapped_nodes.contains(&plain));
         assert!(!has_shared_mappings(&context, plain));
+    }
+
+    #[test]
+    fn an_unlinked_file_is_freed_with_its_last_mapping() {
+        let mut machine = TestMachine::new();
+        let statfs = machine.scratch(120);
+        let free_blocks = |machine: &mut TestMachine| {
+            let path = machine.put(b"/tmp\0");
+            machine.call(137, [path, statfs, 0, 0, 0, 0]).unwrap(); // statfs
+            machine.read_u64(statfs + 24) // f_bfree
+        };
+        let before = free_blocks(&mut machine);
+        let path = machine.put(b"/tmp/scratch\0");
+        let fd = machine.call(2, [path, 0o102, 0o600, 0, 0, 0]).unwrap(); // O_RDWR|O_CREAT
+        let data = machine.put(&[7u8; 256 * 1024]);
+        assert_eq!(
+            machine.call(1, [fd, data, 256 * 1024, 0, 0, 0]),
+            Ok(256 * 1024)
+        );
+        let first = machine
+            .call(9, [0, 128 * 1024, 3, MAP_SHARED as u64, fd, 0])
+            .unwrap();
+        let second = machine
+            .call(9, [0, 128 * 1024, 1, MAP_PRIVATE as u64, fd, 128 * 1024])
+            .unwrap();
+        machine.call(3, [fd, 0, 0, 0, 0, 0]).unwrap(); // close
+        machine.call(87, [path, 0, 0, 0, 0, 0]).unwrap(); // unlink
+        let held = free_blocks(&mut machine);
+        assert!(held < before, "mapped, the file keeps its blocks");
+        assert_eq!(machine.memory_at(first, 4), [7; 4]);
+        machine.call(11, [first, 128 * 1024, 0, 0, 0, 0]).unwrap(); // munmap
+        assert_eq!(free_blocks(&mut machine), held, "one mapping is left");
+        assert_eq!(machine.memory_at(second, 4), [7; 4]);
+        machine.call(11, [second, 128 * 1024, 0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            free_blocks(&mut machine),
+            before,
+            "the last mapping gone, so is the file"
+        );
+        assert!(machine.process.memory.files.is_empty());
+        assert!(machine.process.memory.mapped_nodes.is_empty());
     }
 
     #[test]
