@@ -137,8 +137,13 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
             .filter(|&length| length <= OBJECT_PART_MAX)
             .ok_or_else(|| not_elf(format!("its {what} is {length} bytes long")))?;
         let mut bytes = vec![0; length];
-        file.read_exact_at(&mut bytes, offset)
-            .map_err(|_| not_elf(format!("its {what} lies past the end of the file")))?;
+        file.read_exact_at(&mut bytes, offset).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                not_elf(format!("its {what} lies past the end of the file"))
+            } else {
+                not_elf(format!("its {what} cannot be read: {error}"))
+            }
+        })?;
         Ok(bytes)
     };
     let mut header = [0u8; 64];
@@ -165,7 +170,11 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
         return Err(not_elf("shorter than an ELF header".to_string()));
     }
     let (class, data) = (header[4], header[5]);
-    let machine = u16_at(&header, 18);
+    let machine = if data == ELFDATA2LSB {
+        u16_at(&header, 18)
+    } else {
+        u16::from_be_bytes([header[18], header[19]])
+    };
     if class != ELFCLASS64 || machine != EM_X86_64 {
         return Err(DepsError::WrongMachine {
             path: shown,
@@ -196,7 +205,8 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
         let (offset, vaddr, filesz) = (u64_at(entry, 8), u64_at(entry, 16), u64_at(entry, 32));
         match u32_at(entry, 0) {
             PT_LOAD => loads.push((vaddr, offset, filesz)),
-            PT_INTERP => interpreter = Some((offset, filesz)),
+            // The first, as the kernel's ELF loader takes it.
+            PT_INTERP if interpreter.is_none() => interpreter = Some((offset, filesz)),
             PT_DYNAMIC => dynamic = Some((offset, filesz)),
             _ => {}
         }
@@ -204,10 +214,11 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
     let interpreter = match interpreter {
         Some((offset, size)) => {
             let bytes = read_at(offset, size, "PT_INTERP")?;
-            Some(
-                string_from(&bytes, 0)
-                    .ok_or_else(|| not_elf("a PT_INTERP that is not text".into()))?,
-            )
+            match string_from(&bytes, 0) {
+                Some(path) if !path.is_empty() => Some(path),
+                Some(_) => return Err(not_elf("an empty PT_INTERP".into())),
+                None => return Err(not_elf("a PT_INTERP that is not text".into())),
+            }
         }
         None => None,
     };
@@ -227,9 +238,11 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
         .map(|entry| (u64_at(entry, 0), u64_at(entry, 8)))
         .take_while(|&(tag, _)| tag != DT_NULL)
         .collect();
+    // The last of a tag, as ld.so's get-dynamic-info keeps it.
     let value_of = |wanted: u64| {
         entries
             .iter()
+            .rev()
             .find(|&&(tag, _)| tag == wanted)
             .map(|&(_, value)| value)
     };
@@ -240,7 +253,7 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
     let strtab_offset = loads
         .iter()
         .find(|&&(vaddr, _, filesz)| strtab >= vaddr && strtab - vaddr < filesz)
-        .map(|&(vaddr, offset, _)| offset + (strtab - vaddr))
+        .and_then(|&(vaddr, offset, _)| offset.checked_add(strtab - vaddr))
         .ok_or_else(|| not_elf(format!("DT_STRTAB {strtab:#x} is in no loaded segment")))?;
     let strings = read_at(strtab_offset, strsz, "dynamic string table")?;
     let string = |index: u64| {
@@ -265,8 +278,8 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
             _ => {}
         }
     }
-    // ld.so ignores DT_RPATH when DT_RUNPATH is there (elf/get-dynamic-info.h).
-    if !object.runpath.is_empty() {
+    // ld.so ignores DT_RPATH when DT_RUNPATH is there, empty or not (elf/get-dynamic-info.h).
+    if entries.iter().any(|&(tag, _)| tag == DT_RUNPATH) {
         object.rpath.clear();
     }
     Ok(object)
@@ -930,6 +943,23 @@ mod tests {
         let error = resolve(&path, &host()).expect_err("not ELF").to_string();
         assert!(error.contains("is not an ELF file"), "{error}");
         assert!(error.contains("it starts with \"#!/bin/s\""), "{error}");
+    }
+
+    #[test]
+    fn a_big_endian_object_is_named_by_its_machine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s390x");
+        let mut header = vec![0u8; 64];
+        header[..6].copy_from_slice(b"\x7fELF\x02\x02");
+        header[18..20].copy_from_slice(&22u16.to_be_bytes()); // EM_S390
+        std::fs::write(&path, &header).expect("write");
+        match read_object(&path) {
+            Err(DepsError::WrongMachine { machine, bits, .. }) => {
+                assert_eq!((machine, bits), (22, 64))
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("read as x86_64"),
+        }
     }
 
     #[test]

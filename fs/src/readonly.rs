@@ -6,8 +6,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::node::{
-    Changes, Creation, DirEntry, Error, FileSystem, FsStats, Ino, Metadata, NewNode, RenameMode,
-    Timestamp, PAGE_SIZE,
+    Changes, Creation, DirEntry, Error, FileSystem, FileType, FsStats, Ino, Metadata, NewNode,
+    RenameMode, Timestamp, PAGE_SIZE,
 };
 
 /// `inner`, read-only.
@@ -21,6 +21,9 @@ impl FileSystem for ReadOnly {
     }
     fn metadata(&self, ino: Ino) -> Result<Metadata, Error> {
         self.inner.metadata(ino)
+    }
+    fn kind(&self, ino: Ino) -> Result<FileType, Error> {
+        self.inner.kind(ino)
     }
     fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Ino, Error> {
         self.inner.lookup(dir, name)

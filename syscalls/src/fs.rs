@@ -1347,7 +1347,7 @@ pub fn faccessat2(
     {
         return Err(Errno::EINVAL);
     }
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let name = context.read_c_string(path.0, PATH_MAX - 1)?;
     let exists = if name.is_empty() {
         if flags & AT_EMPTY_PATH == 0 || dir_fd.0 == AT_FDCWD {
             return Err(Errno::ENOENT);
@@ -1417,7 +1417,7 @@ pub fn newfstatat(
     if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
         return Err(Errno::EINVAL);
     }
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let name = context.read_c_string(path.0, PATH_MAX - 1)?;
     if name.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
@@ -1609,7 +1609,7 @@ fn open_path(
     flags: u32,
     mode: u32,
 ) -> Result<i32, Errno> {
-    let mut name = context.read_c_string(path.0, PATH_MAX)?;
+    let mut name = context.read_c_string(path.0, PATH_MAX - 1)?;
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -1795,7 +1795,7 @@ pub fn openat2(
     if resolve == 0 || resolve == RESOLVE_CACHED {
         return open_path(context, dir_fd, path, flags, mode);
     }
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let name = context.read_c_string(path.0, PATH_MAX - 1)?;
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -1824,7 +1824,7 @@ pub fn readlink(
     buffer: UserAddr,
     size: i32,
 ) -> Result<usize, Errno> {
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let name = context.read_c_string(path.0, PATH_MAX - 1)?;
     readlink_path(context, &name, buffer, size)
 }
 
@@ -1836,7 +1836,7 @@ pub fn readlinkat(
     buffer: UserAddr,
     size: i32,
 ) -> Result<usize, Errno> {
-    let name = context.read_c_string(path.0, PATH_MAX)?;
+    let name = context.read_c_string(path.0, PATH_MAX - 1)?;
     if size <= 0 {
         return Err(Errno::EINVAL);
     }

@@ -215,8 +215,12 @@ impl AddressSpace {
         match known {
             Some(file) => (file, false),
             None => {
-                let file = self.next_file;
-                self.next_file += 1;
+                // An id no entry has (the counter could come round to a live one).
+                let mut file = self.next_file;
+                while self.files.contains_key(&file) {
+                    file = file.wrapping_add(1);
+                }
+                self.next_file = file.wrapping_add(1);
                 self.mapped_nodes.insert(mapped.node);
                 self.files.insert(file, mapped);
                 (file, true)
@@ -539,7 +543,6 @@ pub fn mmap(
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let memory = &mut context.process.memory;
-    let mut replaced_files = false;
     if memory.vmas.len() >= memory.max_map_count {
         return Err(Errno::ENOMEM);
     }
@@ -559,9 +562,7 @@ pub fn mmap(
             if flags & MAP_FIXED_NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
-            replaced_files = memory.maps_files_in(start, end);
-            memory.remove(start, end);
-            context.platform.unmap(start, length);
+            unmap_range(context, start, end);
         }
         start
     } else {
@@ -624,9 +625,6 @@ pub fn mmap(
     });
     // As Linux's vma_merge: neighbours alike become one area.
     memory.merge_around(start, start + length);
-    if replaced_files {
-        release_unmapped_files(context);
-    }
     Ok(start)
 }
 
@@ -647,6 +645,14 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
     if start == end {
         return Err(Errno::EINVAL);
     }
+    unmap_range(context, start, end);
+    Ok(())
+}
+
+/// Takes [start, end) out of the address space (munmap, and what MAP_FIXED, mremap and brk
+/// replace or give up): a shared file mapping's stores there reach the file first, and the
+/// files no area maps any more are released.
+fn unmap_range(context: &mut Context, start: u64, end: u64) {
     write_back(context, start, end);
     let had_files = context.process.memory.maps_files_in(start, end);
     context.process.memory.remove(start, end);
@@ -654,7 +660,6 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
     if had_files {
         release_unmapped_files(context);
     }
-    Ok(())
 }
 
 /// Files no area maps any more leave the address space's table, and their filesystems are
@@ -835,21 +840,12 @@ pub fn mremap(
         if !target.is_multiple_of(PAGE_SIZE) || (target < old_end && old_start < target_end) {
             return Err(Errno::EINVAL);
         }
-        let had_files = context.process.memory.maps_files_in(target, target_end);
-        context.process.memory.remove(target, target_end);
-        context.platform.unmap(target, new_size);
-        let moved = move_area(context, old_start, old_size, target, new_size, protection);
-        if had_files {
-            release_unmapped_files(context);
-        }
-        return moved;
+        unmap_range(context, target, target_end);
+        return move_area(context, old_start, old_size, target, new_size, protection);
     }
     if new_size <= old_size {
         if new_size < old_size {
-            context.process.memory.remove(old_start + new_size, old_end);
-            context
-                .platform
-                .unmap(old_start + new_size, old_size - new_size);
+            unmap_range(context, old_start + new_size, old_end);
         }
         return Ok(old_start);
     }
@@ -891,6 +887,12 @@ fn move_area(
     protection: Protection,
 ) -> Result<u64, Errno> {
     let moved = old_size.min(new_size);
+    // The area moves as memory: a shared file mapping's stores reach the file first.
+    write_back(context, old_start, old_start + old_size);
+    let had_files = context
+        .process
+        .memory
+        .maps_files_in(old_start, old_start + old_size);
     context
         .platform
         .map_anonymous(target, new_size, protection)?;
@@ -912,6 +914,9 @@ fn move_area(
         kind: VmaKind::Anonymous,
     });
     memory.merge_around(target, target + new_size);
+    if had_files {
+        release_unmapped_files(context);
+    }
     Ok(target)
 }
 
@@ -986,8 +991,7 @@ pub fn brk(context: &mut Context, address: UserAddr) -> Result<u64, Errno> {
         });
         memory.merge_around(old_end, new_end);
     } else if new_end < old_end {
-        memory.remove(new_end, old_end);
-        context.platform.unmap(new_end, old_end - new_end);
+        unmap_range(context, new_end, old_end);
     }
     context.process.memory.brk = requested;
     Ok(requested)
@@ -1546,6 +1550,61 @@ mod tests {
         );
         assert!(machine.process.memory.files.is_empty());
         assert!(machine.process.memory.mapped_nodes.is_empty());
+    }
+
+    #[test]
+    fn stores_to_a_shared_mapping_reach_the_file_whatever_takes_the_mapping_away() {
+        let mut machine = TestMachine::new();
+        let path = machine.put(b"/tmp/shared\0");
+        let fd = machine.call(2, [path, 0o102, 0o600, 0, 0, 0]).unwrap(); // O_RDWR|O_CREAT
+        machine.call(77, [fd, 4 * 4096, 0, 0, 0, 0]).unwrap(); // ftruncate
+        let read_back = |machine: &mut TestMachine, offset: u64| {
+            let buffer = machine.scratch(1);
+            machine.call(17, [fd, buffer, 1, offset, 0, 0]).unwrap(); // pread64
+            machine.memory_at(buffer, 1)[0]
+        };
+        // MAP_FIXED over it.
+        let at = machine
+            .call(9, [0, 4096, 3, MAP_SHARED as u64, fd, 0])
+            .unwrap();
+        machine.write_bytes(at, b"A");
+        machine
+            .call(
+                9,
+                [
+                    at,
+                    4096,
+                    3,
+                    (MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED) as u64,
+                    u64::MAX,
+                    0,
+                ],
+            )
+            .unwrap();
+        assert_eq!(read_back(&mut machine, 0), b'A', "MAP_FIXED over it");
+        // mremap shrinking it.
+        let at = machine
+            .call(9, [0, 2 * 4096, 3, MAP_SHARED as u64, fd, 4096])
+            .unwrap();
+        machine.write_bytes(at + 4096, b"B");
+        machine
+            .call(25, [at, 2 * 4096, 4096, 0, 0, 0]) // mremap
+            .unwrap();
+        assert_eq!(
+            read_back(&mut machine, 2 * 4096),
+            b'B',
+            "mremap shrinking it"
+        );
+        // mremap moving it.
+        let at = machine
+            .call(9, [0, 4096, 3, MAP_SHARED as u64, fd, 3 * 4096])
+            .unwrap();
+        machine.write_bytes(at, b"C");
+        let far = machine.scratch(4 * 4096);
+        machine
+            .call(25, [at, 4096, 4096, 3, far, 0]) // MREMAP_MAYMOVE | MREMAP_FIXED
+            .unwrap();
+        assert_eq!(read_back(&mut machine, 3 * 4096), b'C', "mremap moving it");
     }
 
     #[test]

@@ -441,4 +441,24 @@ mod tests {
             Ok(300)
         );
     }
+
+    #[test]
+    fn a_path_of_path_max_bytes_is_too_long_one_less_is_looked_for() {
+        let mut machine = TestMachine::new();
+        let mut path = vec![b'/'; PATH_MAX - 1];
+        path.push(0);
+        let slashes = machine.put(&path);
+        assert_eq!(
+            machine.call(21, [slashes, 0, 0, 0, 0, 0]),
+            Ok(0),
+            "4,095 bytes: /"
+        ); // access
+        let mut path = vec![b'/'; PATH_MAX];
+        path.push(0);
+        let long = machine.put(&path);
+        assert_eq!(
+            machine.call(21, [long, 0, 0, 0, 0, 0]),
+            Err(Errno::ENAMETOOLONG)
+        );
+    }
 }
