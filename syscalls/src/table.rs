@@ -93,7 +93,7 @@ syscall_table! {
     22 pipe(fds: UserAddr) => pipe::pipe, Supported;
     23 select(count: i32, read: UserAddr, write: UserAddr, except: UserAddr, timeout: UserAddr) => poll::select, Supported;
     24 sched_yield() => process::sched_yield, Supported;
-    25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; MREMAP_DONTUNMAP is EINVAL");
+    25 mremap(old_address: UserAddr, old_size: u64, new_size: u64, flags: u32, new_address: UserAddr) => mm::mremap, Partial("anonymous memory: shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED; a file mapping that moves becomes anonymous memory holding its pages (a shared one's stores reach the file first, later ones do not); MREMAP_DONTUNMAP is EINVAL");
     26 msync(address: UserAddr, length: u64, flags: i32) => mm::msync, Partial("writes shared file mappings back (MS_SYNC also commits the filesystem)");
     27 mincore(address: UserAddr, length: u64, vector: UserAddr) => mm::mincore, Supported;
     28 madvise(address: UserAddr, length: u64, advice: i32) => mm::madvise, Partial("MADV_DONTNEED frees anonymous pages (they read back as zero), reads a private file mapping's pages again from the file, keeps a shared one's (the file's pages) and the program's own segments (no file to re-read); MADV_POPULATE_* prefault; the other valid values are hints with nothing to act on; MADV_COLLAPSE is EINVAL");
