@@ -999,14 +999,16 @@ mod tests {
             "{error}"
         );
         // The dynamic section's size, made absurd.
+        // Where the PT_DYNAMIC program header is.
+        let dynamic_header = |bytes: &[u8]| {
+            (0..usize::from(u16_at(bytes, 56)))
+                .map(|index| phoff + index * PROGRAM_HEADER_SIZE)
+                .find(|&entry| u32_at(bytes, entry) == PT_DYNAMIC)
+                .expect("a PT_DYNAMIC")
+        };
         let error = damaged("huge-dynamic", &|bytes| {
-            let count = usize::from(u16_at(bytes, 56));
-            for index in 0..count {
-                let entry = phoff + index * PROGRAM_HEADER_SIZE;
-                if u32_at(bytes, entry) == PT_DYNAMIC {
-                    bytes[entry + 32..entry + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
-                }
-            }
+            let entry = dynamic_header(bytes);
+            bytes[entry + 32..entry + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
         });
         assert!(
             error.contains("dynamic section is 1099511627776 bytes"),
@@ -1014,17 +1016,12 @@ mod tests {
         );
         // Its string table's address, moved out of every segment.
         let error = damaged("lost-strings", &|bytes| {
-            let count = usize::from(u16_at(bytes, 56));
-            for index in 0..count {
-                let entry = phoff + index * PROGRAM_HEADER_SIZE;
-                if u32_at(bytes, entry) == PT_DYNAMIC {
-                    let (offset, size) = (u64_at(bytes, entry + 8), u64_at(bytes, entry + 32));
-                    for at in (offset..offset + size).step_by(16) {
-                        let at = at as usize;
-                        if u64_at(bytes, at) == DT_STRTAB {
-                            bytes[at + 8..at + 16].copy_from_slice(&(1u64 << 50).to_le_bytes());
-                        }
-                    }
+            let entry = dynamic_header(bytes);
+            let (offset, size) = (u64_at(bytes, entry + 8), u64_at(bytes, entry + 32));
+            for at in (offset..offset + size).step_by(16) {
+                let at = at as usize;
+                if u64_at(bytes, at) == DT_STRTAB {
+                    bytes[at + 8..at + 16].copy_from_slice(&(1u64 << 50).to_le_bytes());
                 }
             }
         });
