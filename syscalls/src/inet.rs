@@ -5,7 +5,7 @@
 //! done, and the deadline of the stack's next timer (retransmits, keep-alives) for the waits.
 
 use crate::platform::{ChecksumOffload, MachineClock, Platform, SegmentationOffload};
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -130,7 +130,7 @@ const SEGMENTATION_FRAME_MAX: usize = 14 + 65_535;
 /// again, rather than being refused.
 struct Nic<'a> {
     platform: &'a mut dyn Platform,
-    full: &'a BTreeSet<u16>,
+    full: &'a [u16],
     wire: &'a mut Wire,
 }
 
@@ -301,7 +301,7 @@ impl Device for Nic<'_> {
 }
 
 /// Whether `frame` is a TCP SYN (not an ACK) to one of `ports`.
-fn is_syn_to(frame: &[u8], ports: &BTreeSet<u16>) -> bool {
+fn is_syn_to(frame: &[u8], ports: &[u16]) -> bool {
     if ports.is_empty() {
         return false;
     }
@@ -345,7 +345,7 @@ impl Stack {
         let _ = platform.fill_random(&mut seed);
         let mut interface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         interface_config.random_seed = u64::from_le_bytes(seed);
-        let full = BTreeSet::new();
+        let full = Vec::new();
         let mut wire = Wire {
             frame: Vec::new(),
             frame_len: 0,
@@ -423,7 +423,8 @@ impl Stack {
         // program waits for the rest at its next call.
         for _ in 0..16 {
             loop {
-                let full: BTreeSet<u16> = self
+                // A few listeners at most: a list (a set here was a tree built at every poll).
+                let full: Vec<u16> = self
                     .listeners
                     .values()
                     .filter(|listener| listener.armed.is_none())
@@ -442,7 +443,7 @@ impl Stack {
                 }
                 self.rearm_listeners();
             }
-            let full = BTreeSet::new();
+            let full = Vec::new();
             let mut nic = Nic {
                 platform: &mut *platform,
                 full: &full,

@@ -240,27 +240,29 @@ impl AddressSpace {
     /// Takes out of `files` the entries no area maps any more: their nodes, for the
     /// filesystem to be told.
     fn take_unmapped_files(&mut self) -> Vec<pith_fs::vfs::Node> {
-        let used: BTreeSet<u32> = self
-            .vmas
-            .values()
-            .filter_map(|vma| match vma.kind {
-                VmaKind::File { file, .. } => Some(file),
-                _ => None,
-            })
-            .collect();
+        // A file or two against the areas, a few times in a program's start (ld.so trims
+        // its reservations): plain loops, no new collection types, whose code QEMU would
+        // translate at every start.
+        let vmas = &self.vmas;
         let gone: Vec<u32> = self
             .files
             .keys()
-            .filter(|file| !used.contains(file))
             .copied()
+            .filter(|&file| {
+                !vmas.values().any(
+                    |vma| matches!(vma.kind, VmaKind::File { file: mapped, .. } if mapped == file),
+                )
+            })
             .collect();
         let nodes: Vec<pith_fs::vfs::Node> = gone
             .iter()
             .filter_map(|file| self.files.remove(file))
             .map(|mapped| mapped.node)
             .collect();
-        if !nodes.is_empty() {
-            self.mapped_nodes = self.files.values().map(|mapped| mapped.node).collect();
+        for node in &nodes {
+            if !self.files.values().any(|mapped| mapped.node == *node) {
+                self.mapped_nodes.remove(node);
+            }
         }
         nodes
     }
