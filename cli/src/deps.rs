@@ -146,27 +146,21 @@ fn read_object(path: &Path) -> Result<Object, DepsError> {
         })?;
         Ok(bytes)
     };
-    let mut header = [0u8; 64];
-    let mut got = 0;
-    while got < header.len() {
-        match file.read_at(&mut header[got..], got as u64) {
-            Ok(0) => break,
-            Ok(read) => got += read,
-            Err(source) => {
-                return Err(DepsError::Read {
-                    path: shown.clone(),
-                    source,
-                })
-            }
-        }
-    }
-    if !header.starts_with(b"\x7fELF") || got < 4 {
-        let start: String = header[..got.min(8)].escape_ascii().to_string();
+    // Up to the header's 64 bytes: a shorter file says what it is by its first bytes.
+    let mut header = Vec::with_capacity(64);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, 64), &mut header).map_err(
+        |source| DepsError::Read {
+            path: shown.clone(),
+            source,
+        },
+    )?;
+    if !header.starts_with(b"\x7fELF") {
+        let start: String = header[..header.len().min(8)].escape_ascii().to_string();
         return Err(not_elf(format!(
             "it does not start with the ELF magic number (it starts with \"{start}\")"
         )));
     }
-    if got < header.len() {
+    if header.len() < 64 {
         return Err(not_elf("shorter than an ELF header".to_string()));
     }
     let (class, data) = (header[4], header[5]);

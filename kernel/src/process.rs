@@ -336,14 +336,7 @@ pub fn start(image_bytes: &'static [u8], parameters: &crate::cmdline::LaunchPara
                     elf::page_round_down(segment.file_offset)
                         + (vma.start - (segment.page_range().0 + interpreter_bias))
                 });
-            let (file, new) = memory.file_id(mapped.clone());
-            if new {
-                process
-                    .vfs
-                    .fs_mut(mapped.node.mount)
-                    .map(|fs| fs.open(mapped.node.ino))
-                    .ok();
-            }
+            let file = memory.file_id(mapped.clone(), &mut process.vfs);
             VmaKind::File {
                 file_offset,
                 file,

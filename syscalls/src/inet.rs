@@ -345,7 +345,6 @@ impl Stack {
         let _ = platform.fill_random(&mut seed);
         let mut interface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         interface_config.random_seed = u64::from_le_bytes(seed);
-        let full = Vec::new();
         let mut wire = Wire {
             frame: Vec::new(),
             frame_len: 0,
@@ -362,7 +361,7 @@ impl Stack {
         let now = instant(platform);
         let mut nic = Nic {
             platform,
-            full: &full,
+            full: &[],
             wire: &mut wire,
         };
         let mut interface = Interface::new(interface_config, &mut nic, now);
@@ -443,10 +442,9 @@ impl Stack {
                 }
                 self.rearm_listeners();
             }
-            let full = Vec::new();
             let mut nic = Nic {
                 platform: &mut *platform,
-                full: &full,
+                full: &[],
                 wire: &mut self.wire,
             };
             while self.interface.poll_egress(now, &mut nic, &mut self.sockets)

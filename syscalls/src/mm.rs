@@ -201,19 +201,20 @@ fn validate_mprotect_bits(bits: u32) -> Result<Protection, Errno> {
 }
 
 impl AddressSpace {
-    /// The id of a mapped file in `files` (`VmaKind::File`'s `file`), and whether it is new.
-    /// The same file by the same path keeps its entry: a program that maps a file again and
-    /// again (each library's segments, or a loop) does not grow the table. (So two mmaps of
-    /// one file that meet may merge into one area where Linux, for two different open
-    /// files, keeps two.)
-    pub fn file_id(&mut self, mapped: MappedFile) -> (u32, bool) {
+    /// The id of a mapped file in `files` (`VmaKind::File`'s `file`). The same file by the
+    /// same path keeps its entry: a program that maps a file again and again (each library's
+    /// segments, or a loop) does not grow the table. (So two mmaps of one file that meet may
+    /// merge into one area where Linux, for two different open files, keeps two.) A new
+    /// entry holds the file open in its filesystem (an unlinked file stays while mapped)
+    /// until `take_unmapped_files` lets it go.
+    pub fn file_id(&mut self, mapped: MappedFile, vfs: &mut pith_fs::vfs::Vfs) -> u32 {
         let known = self
             .files
             .iter()
             .find(|(_, known)| known.node == mapped.node && known.path == mapped.path)
             .map(|(&file, _)| file);
         match known {
-            Some(file) => (file, false),
+            Some(file) => file,
             None => {
                 // An id no entry has (the counter could come round to a live one).
                 let mut file = self.next_file;
@@ -221,9 +222,12 @@ impl AddressSpace {
                     file = file.wrapping_add(1);
                 }
                 self.next_file = file.wrapping_add(1);
+                if let Ok(fs) = vfs.fs_mut(mapped.node.mount) {
+                    fs.open(mapped.node.ino);
+                }
                 self.mapped_nodes.insert(mapped.node);
                 self.files.insert(file, mapped);
-                (file, true)
+                file
             }
         }
     }
@@ -237,12 +241,10 @@ impl AddressSpace {
             .any(|(_, vma)| matches!(vma.kind, VmaKind::File { .. }))
     }
 
-    /// Takes out of `files` the entries no area maps any more: their nodes, for the
-    /// filesystem to be told.
-    fn take_unmapped_files(&mut self) -> Vec<pith_fs::vfs::Node> {
-        // A file or two against the areas, a few times in a program's start (ld.so trims
-        // its reservations): plain loops, no new collection types, whose code QEMU would
-        // translate at every start.
+    /// Lets go of the entries of `files` no area maps any more (`file_id` holds each open).
+    /// Loops, no new collection types: this runs a few times in a program's start (ld.so
+    /// trims its reservations), and new generic code is more for QEMU to translate then.
+    fn release_unmapped_files(&mut self, vfs: &mut pith_fs::vfs::Vfs) {
         let vmas = &self.vmas;
         let gone: Vec<u32> = self
             .files
@@ -259,12 +261,14 @@ impl AddressSpace {
             .filter_map(|file| self.files.remove(file))
             .map(|mapped| mapped.node)
             .collect();
-        for node in &nodes {
-            if !self.files.values().any(|mapped| mapped.node == *node) {
-                self.mapped_nodes.remove(node);
+        for node in nodes {
+            if !self.files.values().any(|mapped| mapped.node == node) {
+                self.mapped_nodes.remove(&node);
+            }
+            if let Ok(fs) = vfs.fs_mut(node.mount) {
+                fs.close(node.ino);
             }
         }
-        nodes
     }
 
     pub fn new(mmap_base: u64, brk_start: u64) -> AddressSpace {
@@ -596,18 +600,9 @@ pub fn mmap(
         // As on Linux, failing to prefault does not fail the mmap: the pages fault in later.
         let _ = context.platform.populate(start, length);
     }
-    let memory = &mut context.process.memory;
-    let kind = if let Some((node, mapped)) = file_source {
-        // The table's entry holds the file open (an unlinked file stays while mapped), once.
-        let (file, new) = memory.file_id(mapped);
-        if new {
-            context
-                .process
-                .vfs
-                .fs_mut(node.mount)
-                .map(|fs| fs.open(node.ino))
-                .ok();
-        }
+    let process = &mut *context.process;
+    let kind = if let Some((_, mapped)) = file_source {
+        let file = process.memory.file_id(mapped, &mut process.vfs);
         VmaKind::File {
             file_offset: offset,
             file,
@@ -669,11 +664,8 @@ fn unmap_range(context: &mut Context, start: u64, end: u64) {
 /// ever mapped stayed open, and a program that mapped and unlinked scratch files, as POSIX
 /// shared memory does, kept them all).
 fn release_unmapped_files(context: &mut Context) {
-    for node in context.process.memory.take_unmapped_files() {
-        if let Ok(fs) = context.process.vfs.fs_mut(node.mount) {
-            fs.close(node.ino);
-        }
-    }
+    let process = &mut *context.process;
+    process.memory.release_unmapped_files(&mut process.vfs);
 }
 
 /// Implements mprotect(2), in do_mprotect_pkey's order of checks.

@@ -2583,7 +2583,7 @@ mod tests {
                 content.len()
             );
             assert_eq!(
-                machine.platform.device_frames.0, 0,
+                machine.platform.device_frames, 0,
                 "nothing for loopback goes to the device"
             );
         }
