@@ -24,3 +24,4 @@ pub mod signals;
 pub mod terminal;
 pub mod tsc;
 pub mod volume;
+pub mod workdir;

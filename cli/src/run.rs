@@ -112,10 +112,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     let network_args = network.qemu_args();
     // Dropped (and deleted) after `qemu_process`, which is declared later and so dropped first.
-    let work_directory = tempfile::Builder::new()
-        .prefix("pith-")
-        .tempdir()
-        .context("creating a temporary directory for the image and the console and host-link sockets (set TMPDIR to a writable directory)")?;
+    let work_directory = crate::workdir::WorkDir::create()?;
     let image_path = write_image(work_directory.path(), &image)?;
     // Both bound before QEMU starts: QEMU connects to them as a client while it starts up.
     let console_path = work_directory.path().join("console.sock");
