@@ -1,7 +1,7 @@
 //! A run's working directory in TMPDIR: the image and the console and host-link sockets.
 //! `pith run` holds a lock on it for its whole life; a `pith` that was killed (SIGKILL, the
 //! OOM killer: no chance to clean up) leaves its directory unlocked, and the next run deletes
-//! it. An image can be tens of MB, so a test suite or a supervisor that kills runs would
+//! it (once it has not changed for a minute). An image can be tens of MB, so a test suite or a supervisor that kills runs would
 //! otherwise fill /tmp. The lock is flock(2) on the directory, which the kernel drops with
 //! the process; unlike a PID in the name, it holds across PID namespaces sharing a /tmp.
 
@@ -12,6 +12,9 @@ use std::path::Path;
 
 /// The names of run directories start so; others in TMPDIR are never touched.
 const PREFIX: &str = "pith-run-";
+/// A directory changed more recently is left be: a run locks its new directory a moment
+/// after making it, and a run starting meanwhile must not take it for a killed one's.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A run's directory, deleted when dropped, and locked until then.
 pub struct WorkDir {
@@ -50,7 +53,8 @@ impl WorkDir {
     }
 }
 
-/// Deletes the run directories in `parent` that no live `pith` holds; returns how many.
+/// Deletes the run directories in `parent` that no live `pith` holds and that have not
+/// changed for a minute; returns how many.
 /// Errors (another user's directory, one going away meanwhile) leave a directory be.
 pub fn sweep_abandoned(parent: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else {
@@ -63,6 +67,13 @@ pub fn sweep_abandoned(parent: &Path) -> usize {
             .to_str()
             .is_some_and(|name| name.starts_with(PREFIX));
         if !is_run || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let quiet = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= QUIET));
+        if !quiet {
             continue;
         }
         let Ok(directory) = File::open(entry.path()) else {
@@ -99,9 +110,20 @@ mod tests {
         let other = parent.path().join("pith-XYZ123");
         std::fs::create_dir(&other).unwrap();
 
+        assert_eq!(sweep_abandoned(parent.path()), 0, "all just changed");
+        let long_ago = std::time::SystemTime::now() - 2 * QUIET;
+        for path in [live.path(), &killed_path, &other] {
+            File::open(path).unwrap().set_modified(long_ago).unwrap();
+        }
         assert_eq!(sweep_abandoned(parent.path()), 1);
-        assert!(!killed_path.exists(), "the killed run's directory is deleted");
-        assert!(live.path().join("image.pith").exists(), "the live run's is kept");
+        assert!(
+            !killed_path.exists(),
+            "the killed run's directory is deleted"
+        );
+        assert!(
+            live.path().join("image.pith").exists(),
+            "the live run's is kept"
+        );
         assert!(other.exists(), "another name is not ours");
         assert_eq!(sweep_abandoned(parent.path()), 0);
     }
