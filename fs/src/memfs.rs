@@ -214,7 +214,7 @@ impl FileSystem for MemFs {
         1
     }
 
-    fn borrowed_page(&self, ino: Ino, offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+    fn borrowed_pages(&self, ino: Ino, offset: u64, len: u64) -> Option<&'static [u8]> {
         let Some(Node {
             content: Content::Regular { pages, size, base },
             ..
@@ -222,20 +222,26 @@ impl FileSystem for MemFs {
         else {
             return None;
         };
-        // A page the program wrote is in `pages`; one past the end (or the image's part of
-        // it, after a truncate) reads as zeros, which the image's bytes there are not.
-        if !offset.is_multiple_of(PAGE) || pages.contains_key(&(offset / PAGE)) {
+        if !offset.is_multiple_of(PAGE) {
             return None;
         }
-        if offset.checked_add(PAGE)? > *size {
+        // A page the program wrote is in `pages`, and the run stops before the first; a page
+        // past the end (or the image's part of one, after a truncate) reads as zeros, which
+        // the image's bytes there are not.
+        let mut end = offset.saturating_add(len).min(*size);
+        if let Some((&written, _)) = pages.range(offset / PAGE..).next() {
+            end = end.min(written.saturating_mul(PAGE));
+        }
+        let whole = (end.saturating_sub(offset) / PAGE) * PAGE;
+        if whole == 0 {
             return None;
         }
         let base: &'static [u8] = base;
         let start = usize::try_from(offset).ok()?;
-        let page: &'static [u8; PAGE_SIZE] = base.get(start..start + PAGE_SIZE)?.try_into().ok()?;
-        (page.as_ptr() as usize)
+        let run = base.get(start..start.checked_add(usize::try_from(whole).ok()?)?)?;
+        (run.as_ptr() as usize)
             .is_multiple_of(PAGE_SIZE)
-            .then_some(page)
+            .then_some(run)
     }
 
     fn metadata(&self, ino: Ino) -> Result<Metadata, Error> {
@@ -813,32 +819,56 @@ mod tests {
         let root = fs.root();
         let whole = &CONTENT.0[..];
         let file = fs.create_with_content(root, b"lib", whole, CREATE).unwrap();
-        let lent = |fs: &MemFs, offset| fs.borrowed_page(file, offset).map(|page| page.as_ptr());
-        assert_eq!(lent(&fs, 0), Some(whole.as_ptr()));
-        assert_eq!(lent(&fs, 8192), Some(whole[8192..].as_ptr()));
-        assert_eq!(lent(&fs, 100), None, "not a page boundary");
-        assert_eq!(lent(&fs, 3 * 4096), None, "past the end");
+        let lent = |fs: &MemFs, offset, len| {
+            fs.borrowed_pages(file, offset, len)
+                .map(|run| (run.as_ptr(), run.len()))
+        };
+        let all = 3 * 4096;
+        assert_eq!(lent(&fs, 0, all), Some((whole.as_ptr(), all as usize)));
+        assert_eq!(
+            lent(&fs, 0, 4096 + 100),
+            Some((whole.as_ptr(), 4096)),
+            "whole pages of the length asked"
+        );
+        assert_eq!(lent(&fs, 8192, all), Some((whole[8192..].as_ptr(), 4096)));
+        assert_eq!(lent(&fs, 100, all), None, "not a page boundary");
+        assert_eq!(lent(&fs, 3 * 4096, 4096), None, "past the end");
+        assert_eq!(lent(&fs, 0, 100), None, "less than a page asked");
         fs.write(file, 4097, b"x", NOW).unwrap();
-        assert_eq!(lent(&fs, 4096), None, "a written page is the file's own");
+        assert_eq!(
+            lent(&fs, 4096, all),
+            None,
+            "a written page is the file's own"
+        );
+        assert_eq!(
+            lent(&fs, 0, all),
+            Some((whole.as_ptr(), 4096)),
+            "the run stops before a written page"
+        );
+        assert_eq!(lent(&fs, 8192, all), Some((whole[8192..].as_ptr(), 4096)));
         fs.truncate(file, 8192 + 10, NOW).unwrap();
         assert_eq!(
-            lent(&fs, 8192),
+            lent(&fs, 8192, all),
             None,
             "a page cut by truncate reads zeros at its end"
         );
-        assert_eq!(lent(&fs, 0), Some(whole.as_ptr()));
+        assert_eq!(lent(&fs, 0, all), Some((whole.as_ptr(), 4096)));
 
         let unaligned = fs
             .create_with_content(root, b"unaligned", &CONTENT.0[1..], CREATE)
             .unwrap();
         assert_eq!(
-            fs.borrowed_page(unaligned, 0),
+            fs.borrowed_pages(unaligned, 0, 4096),
             None,
             "not aligned in memory"
         );
         let written = fs.create(root, b"tmp", NewNode::Regular, CREATE).unwrap();
         fs.write(written, 0, &[1; 4096], NOW).unwrap();
-        assert_eq!(fs.borrowed_page(written, 0), None, "nothing borrowed");
+        assert_eq!(
+            fs.borrowed_pages(written, 0, 4096),
+            None,
+            "nothing borrowed"
+        );
     }
 
     #[test]

@@ -264,16 +264,18 @@ pub trait FileSystem {
     fn read_only(&self) -> bool {
         false
     }
-    /// The bytes of `ino`'s page at `offset` (a multiple of `PAGE_SIZE`), when they lie
-    /// whole, unchanged and page-aligned in memory that lives as long as the VM (an image's
-    /// file): a private mapping of the file can then show that very page until the program
-    /// stores to it, with no copy. None otherwise (the page must be read).
-    fn borrowed_page(&self, _ino: Ino, _offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
+    /// The bytes of `ino` from `offset` (a multiple of `PAGE_SIZE`) for as many whole pages,
+    /// up to `len` bytes, as lie whole, unchanged and page-aligned in memory that lives as
+    /// long as the VM (an image's file): a private mapping of the file can then show those
+    /// very pages until the program stores to them, with no copy. None when the first page
+    /// cannot be (it must be read). One call per run of pages: a mapping of a library asks
+    /// once, not once a page.
+    fn borrowed_pages(&self, _ino: Ino, _offset: u64, _len: u64) -> Option<&'static [u8]> {
         None
     }
 }
 
-/// The size of the pages `FileSystem::borrowed_page` hands out.
+/// The size of the pages `FileSystem::borrowed_pages` hands out.
 pub const PAGE_SIZE: usize = 4096;
 
 /// renameat2's flags, one at a time.

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use crate::node::{
     Changes, Creation, DirEntry, Error, FileSystem, FileType, FsStats, Ino, Metadata, NewNode,
-    RenameMode, Timestamp, PAGE_SIZE,
+    RenameMode, Timestamp,
 };
 
 /// `inner`, read-only.
@@ -93,7 +93,7 @@ impl FileSystem for ReadOnly {
     fn read_only(&self) -> bool {
         true
     }
-    fn borrowed_page(&self, ino: Ino, offset: u64) -> Option<&'static [u8; PAGE_SIZE]> {
-        self.inner.borrowed_page(ino, offset)
+    fn borrowed_pages(&self, ino: Ino, offset: u64, len: u64) -> Option<&'static [u8]> {
+        self.inner.borrowed_pages(ino, offset, len)
     }
 }

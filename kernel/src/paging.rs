@@ -45,14 +45,19 @@ pub fn peak_resident_pages() -> u64 {
 
 /// Counts one more page of app memory with a frame.
 fn count_app_page() {
-    let now = APP_PAGES.fetch_add(1, Ordering::Relaxed) + 1;
+    count_app_pages(1);
+}
+
+/// Counts `pages` more pages of app memory with a frame.
+fn count_app_pages(pages: u64) {
+    let now = APP_PAGES.fetch_add(pages, Ordering::Relaxed) + pages;
     PEAK_APP_PAGES.fetch_max(now, Ordering::Relaxed);
 }
 
 /// Software bit in a non-present entry: the entry still owns its frame (the page is PROT_NONE).
 const PARKED: PageTableFlags = PageTableFlags::BIT_9;
 /// Software bit: the entry shows a frame it does not own, an image file's page lent to a
-/// private mapping (`lend_page`). Such an entry is never writable: a store by the program
+/// private mapping (`lend_pages`). Such an entry is never writable: a store by the program
 /// copies the page first (`fault_in`), and the kernel copies it before writing it
 /// (`writable_frame`), so the image stays as the CLI packed it.
 const LENT: PageTableFlags = PageTableFlags::BIT_10;
@@ -112,6 +117,12 @@ fn leaf_entry(address: u64, create: bool) -> Result<Option<&'static mut PageTabl
     let Ok(address) = VirtAddr::try_new(address) else {
         return Ok(None);
     };
+    Ok(leaf_table(address, create)?.map(|table| &mut table[address.p1_index()]))
+}
+
+/// The level-1 table that maps `address`, creating it and the tables above it when `create`
+/// is set.
+fn leaf_table(address: VirtAddr, create: bool) -> Result<Option<&'static mut PageTable>, MapError> {
     let indexes = [address.p4_index(), address.p3_index(), address.p2_index()];
     let mut table = pml4();
     for index in indexes {
@@ -128,7 +139,7 @@ fn leaf_entry(address: u64, create: bool) -> Result<Option<&'static mut PageTabl
         }
         table = table_at(entry.addr());
     }
-    Ok(Some(&mut table[address.p1_index()]))
+    Ok(Some(table))
 }
 
 /// Drops the boot identity map (the lower half belongs to the app, and address 0 must fault)
@@ -582,27 +593,62 @@ pub fn forget_stores(start: u64, len: u64) {
     });
 }
 
-/// Shows the image page at `bytes` at `address`, a page of an area, in place of whatever was
-/// there: read-only until the program stores to it (then it is copied, `fault_in`). False if
-/// `bytes` is not a whole page of the image, or `address` is in no area.
-pub fn lend_page(address: u64, bytes: *const u8) -> bool {
-    let Some(frame) = lendable_frame(bytes) else {
-        return false;
+/// Shows the image pages at `bytes` (`len` bytes, whole pages) from `address` on, pages of
+/// areas, in place of whatever was there: read-only until the program stores to one (then it
+/// is copied, `fault_in`). Returns how many bytes from the start it showed: 0 if `bytes` is
+/// not whole pages of the image; short of `len` where the areas end. One look-up of the area
+/// and one walk of the tables per 2 MiB, not per page: ld.so maps every library whole.
+pub fn lend_pages(address: u64, bytes: *const u8, len: u64) -> u64 {
+    let len = align_down(len);
+    if len == 0 || !address.is_multiple_of(PAGE_SIZE) {
+        return 0;
+    }
+    let (Some(first), Some(_)) = (
+        lendable_frame(bytes),
+        lendable_frame(bytes.wrapping_add(len.saturating_sub(PAGE_SIZE) as usize)),
+    ) else {
+        return 0;
     };
     let guard = BACKING.lock();
-    let Some(vma) = guard.as_ref().and_then(|backing| backing.find(address)) else {
-        return false;
+    let Some(backing) = guard.as_ref() else {
+        return 0;
     };
-    let Ok(Some(entry)) = leaf_entry(address, true) else {
-        return false;
-    };
-    if owns_frame(entry) {
-        drop_entry(address, entry);
+    let end = address.saturating_add(len);
+    let mut page = address;
+    while page < end {
+        let Some(vma) = backing.find(page) else {
+            break;
+        };
+        let flags = backed_flags(vma.protection, true);
+        let stop = vma.end.min(end);
+        while page < stop {
+            let Ok(virt) = VirtAddr::try_new(page) else {
+                break;
+            };
+            let Ok(Some(table)) = leaf_table(virt, true) else {
+                break;
+            };
+            // The end of the 2 MiB this level-1 table maps.
+            let block_end = ((page | ((1 << 21) - 1)) + 1).min(stop);
+            let mut shown = 0;
+            while page < block_end {
+                let entry = &mut table[VirtAddr::new_truncate(page).p1_index()];
+                // A fresh entry needs no flush: nothing caches a translation that was not
+                // present. One that showed a frame is dropped (and flushed) first.
+                if owns_frame(entry) {
+                    drop_entry(page, entry);
+                }
+                entry.set_addr(first + (page - address), flags);
+                page += PAGE_SIZE;
+                shown += 1;
+            }
+            count_app_pages(shown);
+        }
+        if page < stop {
+            break;
+        }
     }
-    entry.set_addr(frame, backed_flags(vma.protection, true));
-    flush(address);
-    count_app_page();
-    true
+    page - address
 }
 
 /// The physical address of the page at `address` for the kernel to write through the direct

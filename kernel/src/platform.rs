@@ -159,8 +159,8 @@ impl Platform for KernelPlatform {
         paging::populate(start, len).map_err(map_error)
     }
 
-    fn lend_page(&mut self, address: u64, page: &'static [u8; 4096]) -> bool {
-        paging::lend_page(address, page.as_ptr())
+    fn lend_pages(&mut self, address: u64, pages: &'static [u8]) -> u64 {
+        paging::lend_pages(address, pages.as_ptr(), pages.len() as u64)
     }
 
     fn move_pages(

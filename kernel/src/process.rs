@@ -75,29 +75,41 @@ fn load_segments(plan: &LoadPlan, program: &[u8], bias: u64) {
         mapped_end = mapped_end.max(end);
         let file_start = segment.vaddr + bias;
         let file_end = file_start + segment.file_size;
+        // The image shows the segment's whole pages of file bytes where they lie, in one
+        // call; not a page shared with the previous segment (it holds bytes of both).
+        let lent_start = from.max(crate::memory::align_up(file_start));
+        let lent_len = crate::memory::align_down(file_end).saturating_sub(lent_start);
+        let lent_offset = (segment.file_offset + (lent_start - file_start)) as usize;
+        let lent_end = lent_start
+            + program
+                .get(lent_offset..lent_offset + lent_len as usize)
+                .map_or(0, |bytes| {
+                    paging::lend_pages(lent_start, bytes.as_ptr(), lent_len)
+                });
         let mut page = start;
         while page < file_end {
+            if (lent_start..lent_end).contains(&page) {
+                page = lent_end;
+                continue;
+            }
             let piece_start = page.max(file_start);
             let piece_end = (page + PAGE_SIZE).min(file_end);
             let file_bytes = &program[(segment.file_offset + (piece_start - file_start)) as usize
                 ..(segment.file_offset + (piece_end - file_start)) as usize];
-            let whole = piece_start == page && piece_end == page + PAGE_SIZE;
-            if !(page >= from && whole && paging::lend_page(page, file_bytes.as_ptr())) {
-                if let Err(error) = paging::populate(page, PAGE_SIZE) {
-                    fail(format_args!(
-                        "cannot back segment {index} at {start:#x}: {error:?}"
-                    ));
-                }
-                // SAFETY: [piece_start, piece_end) lies inside the page just backed, writable
-                // (its area is), in the app's lower half, which no Rust reference aliases. The
-                // rest of the segment (its bss) is zero: the frames come zeroed.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        file_bytes.as_ptr(),
-                        piece_start as *mut u8,
-                        file_bytes.len(),
-                    );
-                }
+            if let Err(error) = paging::populate(page, PAGE_SIZE) {
+                fail(format_args!(
+                    "cannot back segment {index} at {start:#x}: {error:?}"
+                ));
+            }
+            // SAFETY: [piece_start, piece_end) lies inside the page just backed, writable
+            // (its area is), in the app's lower half, which no Rust reference aliases. The
+            // rest of the segment (its bss) is zero: the frames come zeroed.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    file_bytes.as_ptr(),
+                    piece_start as *mut u8,
+                    file_bytes.len(),
+                );
             }
             page += PAGE_SIZE;
         }

@@ -232,36 +232,44 @@ impl AddressSpace {
         }
     }
 
-    /// Whether an area in [start, end) maps a file.
-    pub fn maps_files_in(&self, start: u64, end: u64) -> bool {
+    /// The files the areas in [start, end) map (most often none, or one).
+    pub fn files_in(&self, start: u64, end: u64) -> Vec<u32> {
+        let mut files = Vec::new();
+        for vma in self.overlapping(start, end) {
+            if let VmaKind::File { file, .. } = vma.kind {
+                if !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+        files
+    }
+
+    /// The areas that overlap [start, end), last first: a walk back from `end` that stops at
+    /// the first area ending at or before `start` (areas do not overlap), so a call costs
+    /// what it finds, not the whole list (ld.so's every mmap and mprotect comes here).
+    fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
         self.vmas
             .range(..end)
             .rev()
-            .take_while(|(_, vma)| vma.end > start)
-            .any(|(_, vma)| matches!(vma.kind, VmaKind::File { .. }))
+            .map(|(_, vma)| vma)
+            .take_while(move |vma| vma.end > start)
     }
 
-    /// Lets go of the entries of `files` no area maps any more (`file_id` holds each open).
-    /// Loops, no new collection types: this runs a few times in a program's start (ld.so
-    /// trims its reservations), and new generic code is more for QEMU to translate then.
-    fn release_unmapped_files(&mut self, vfs: &mut pith_fs::vfs::Vfs) {
-        let vmas = &self.vmas;
-        let gone: Vec<u32> = self
-            .files
-            .keys()
-            .copied()
-            .filter(|&file| {
-                !vmas.values().any(
-                    |vma| matches!(vma.kind, VmaKind::File { file: mapped, .. } if mapped == file),
-                )
-            })
-            .collect();
-        let nodes: Vec<pith_fs::vfs::Node> = gone
-            .iter()
-            .filter_map(|file| self.files.remove(file))
-            .map(|mapped| mapped.node)
-            .collect();
-        for node in nodes {
+    /// Lets go of the entries of `files` among `candidates` (the files of areas just taken
+    /// away) that no area maps any more (`file_id` holds each open). Only the candidates are
+    /// looked at: ld.so's every MAP_FIXED over a library comes here.
+    fn release_unmapped_files(&mut self, vfs: &mut pith_fs::vfs::Vfs, candidates: &[u32]) {
+        for &file in candidates {
+            let still_mapped = self.vmas.values().any(
+                |vma| matches!(vma.kind, VmaKind::File { file: mapped, .. } if mapped == file),
+            );
+            if still_mapped {
+                continue;
+            }
+            let Some(MappedFile { node, .. }) = self.files.remove(&file) else {
+                continue;
+            };
             if !self.files.values().any(|mapped| mapped.node == node) {
                 self.mapped_nodes.remove(&node);
             }
@@ -423,12 +431,7 @@ impl AddressSpace {
 
     /// Removes [start, end) from the areas, splitting those that stick out.
     pub fn remove(&mut self, start: u64, end: u64) {
-        let overlapping: alloc::vec::Vec<Vma> = self
-            .vmas
-            .values()
-            .filter(|vma| vma.start < end && start < vma.end)
-            .copied()
-            .collect();
+        let overlapping: alloc::vec::Vec<Vma> = self.overlapping(start, end).copied().collect();
         for vma in overlapping {
             self.vmas.remove(&vma.start);
             if vma.start < start {
@@ -452,12 +455,7 @@ impl AddressSpace {
         if !self.is_fully_mapped(start, end) {
             return Err(Errno::ENOMEM);
         }
-        let pieces: alloc::vec::Vec<Vma> = self
-            .vmas
-            .values()
-            .filter(|vma| vma.start < end && start < vma.end)
-            .copied()
-            .collect();
+        let pieces: alloc::vec::Vec<Vma> = self.overlapping(start, end).copied().collect();
         self.remove(start, end);
         for vma in pieces {
             let piece = vma.from(vma.start.max(start));
@@ -651,21 +649,24 @@ pub fn munmap(context: &mut Context, address: UserAddr, length: u64) -> Result<(
 /// files no area maps any more are released.
 fn unmap_range(context: &mut Context, start: u64, end: u64) {
     write_back(context, start, end);
-    let had_files = context.process.memory.maps_files_in(start, end);
+    let files = context.process.memory.files_in(start, end);
     context.process.memory.remove(start, end);
     context.platform.unmap(start, end - start);
-    if had_files {
-        release_unmapped_files(context);
-    }
+    release_unmapped_files(context, &files);
 }
 
 /// Files no area maps any more leave the address space's table, and their filesystems are
 /// told: an unlinked file's bytes go with its last mapping, as on Linux (before, every file
 /// ever mapped stayed open, and a program that mapped and unlinked scratch files, as POSIX
 /// shared memory does, kept them all).
-fn release_unmapped_files(context: &mut Context) {
+fn release_unmapped_files(context: &mut Context, candidates: &[u32]) {
+    if candidates.is_empty() {
+        return;
+    }
     let process = &mut *context.process;
-    process.memory.release_unmapped_files(&mut process.vfs);
+    process
+        .memory
+        .release_unmapped_files(&mut process.vfs, candidates);
 }
 
 /// Implements mprotect(2), in do_mprotect_pkey's order of checks.
@@ -883,10 +884,10 @@ fn move_area(
     let moved = old_size.min(new_size);
     // The area moves as memory: a shared file mapping's stores reach the file first.
     write_back(context, old_start, old_start + old_size);
-    let had_files = context
+    let files = context
         .process
         .memory
-        .maps_files_in(old_start, old_start + old_size);
+        .files_in(old_start, old_start + old_size);
     context
         .platform
         .map_anonymous(target, new_size, protection)?;
@@ -908,9 +909,7 @@ fn move_area(
         kind: VmaKind::Anonymous,
     });
     memory.merge_around(target, target + new_size);
-    if had_files {
-        release_unmapped_files(context);
-    }
+    release_unmapped_files(context, &files);
     Ok(target)
 }
 
@@ -1073,21 +1072,23 @@ fn fill_private_from_file(
             .process
             .vfs
             .fs_mut(node.mount)?
-            .borrowed_page(node.ino, offset + page)
-            .is_some_and(|bytes| context.platform.lend_page(start + page, bytes));
-        if lent {
-            if copy_from < page {
-                fill_from_file(
-                    context,
-                    node,
-                    offset + copy_from,
-                    start + copy_from,
-                    page - copy_from,
-                )?;
-            }
-            copy_from = page + PAGE_SIZE;
+            .borrowed_pages(node.ino, offset + page, length - page)
+            .map_or(0, |pages| context.platform.lend_pages(start + page, pages));
+        if lent == 0 {
+            page += PAGE_SIZE;
+            continue;
         }
-        page += PAGE_SIZE;
+        if copy_from < page {
+            fill_from_file(
+                context,
+                node,
+                offset + copy_from,
+                start + copy_from,
+                page - copy_from,
+            )?;
+        }
+        page += lent;
+        copy_from = page;
     }
     if copy_from < length {
         fill_from_file(
@@ -1175,9 +1176,7 @@ fn write_back(context: &mut Context, start: u64, end: u64) {
     let areas: Vec<Vma> = context
         .process
         .memory
-        .vmas
-        .values()
-        .filter(|vma| vma.start < end && vma.end > start)
+        .overlapping(start, end)
         .copied()
         .collect();
     for vma in areas {
@@ -1405,9 +1404,9 @@ mod tests {
     #[test]
     fn a_private_mapping_is_lent_the_whole_pages_of_an_image_file() {
         #[repr(C, align(4096))]
-        struct Aligned([u8; 3 * 4096]);
+        struct Aligned([u8; 4 * 4096]);
         static LIBRARY: Aligned = Aligned({
-            let mut bytes = [0u8; 3 * 4096];
+            let mut bytes = [0u8; 4 * 4096];
             let mut at = 0;
             while at < bytes.len() {
                 bytes[at] = (at / 4096) as u8 + 1;
@@ -1415,7 +1414,7 @@ mod tests {
             }
             bytes
         });
-        let content = &LIBRARY.0[..2 * 4096 + 100]; // two whole pages and a tail
+        let content = &LIBRARY.0[..3 * 4096 + 100]; // three whole pages and a tail
         let mut machine = TestMachine::new();
         let now = pith_fs::Timestamp::default();
         crate::files::add_from_image(
@@ -1429,12 +1428,12 @@ mod tests {
         let path = machine.put(b"/lib/libx.so\0");
         let fd = machine.call(2, [path, 2, 0, 0, 0, 0]).unwrap(); // O_RDWR
         let at = machine
-            .call(9, [0, 4 * 4096, 3, MAP_PRIVATE as u64, fd, 0])
+            .call(9, [0, 5 * 4096, 3, MAP_PRIVATE as u64, fd, 0])
             .unwrap();
-        assert_eq!(machine.platform.lent, [at, at + 4096]);
+        assert_eq!(machine.platform.lent, [at, at + 4096, at + 8192]);
         let mut expected = content.to_vec();
-        expected.resize(4 * 4096, 0);
-        assert_eq!(machine.memory_at(at, 4 * 4096), expected);
+        expected.resize(5 * 4096, 0);
+        assert_eq!(machine.memory_at(at, 5 * 4096), expected);
         // From an offset: the second whole page is lent; MAP_SHARED copies.
         machine.platform.lent.clear();
         let second = machine
@@ -1449,14 +1448,17 @@ mod tests {
             machine.platform.lent.is_empty(),
             "a shared mapping is the file's own"
         );
-        // A page the program wrote through write(2) is the file's own, not the image's.
+        // A page the program wrote through write(2) is the file's own, not the image's: the
+        // pages on either side of it are still lent, it is copied.
         let byte = machine.put(b"z");
-        assert_eq!(machine.call(18, [fd, byte, 1, 10, 0, 0]), Ok(1)); // pwrite64
+        assert_eq!(machine.call(18, [fd, byte, 1, 4096 + 10, 0, 0]), Ok(1)); // pwrite64
         let again = machine
-            .call(9, [0, 2 * 4096, 1, MAP_PRIVATE as u64, fd, 0])
+            .call(9, [0, 3 * 4096, 1, MAP_PRIVATE as u64, fd, 0])
             .unwrap();
-        assert_eq!(machine.platform.lent, [again + 4096]);
-        assert_eq!(machine.memory_at(again + 10, 1), b"z");
+        assert_eq!(machine.platform.lent, [again, again + 8192]);
+        assert_eq!(machine.memory_at(again + 4096 + 10, 1), b"z");
+        assert_eq!(machine.memory_at(again + 4096 + 11, 1), [2]);
+        assert_eq!(machine.memory_at(again + 8192, 1), [3]);
     }
 
     #[test]

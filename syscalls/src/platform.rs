@@ -186,12 +186,13 @@ pub trait Platform {
     fn share_pages(&mut self, _source: u64, _target: u64, _len: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
-    /// Shows `page`, a file's page that lives as long as the VM, at `address` (a page of an
-    /// area of a private file mapping) without copying it: a store by the program then copies
-    /// it first (copy on write), and nothing else ever writes it. False when the platform
-    /// cannot, and the caller copies the bytes in instead.
-    fn lend_page(&mut self, _address: u64, _page: &'static [u8; 4096]) -> bool {
-        false
+    /// Shows `pages`, whole pages of a file that live as long as the VM, from `address` on
+    /// (pages of one area of a private file mapping) without copying them: a store by the
+    /// program then copies a page first (copy on write), and nothing else ever writes them.
+    /// Returns how many bytes from the start it showed (whole pages; 0 when the platform
+    /// cannot): the caller copies the rest in.
+    fn lend_pages(&mut self, _address: u64, _pages: &'static [u8]) -> u64 {
+        0
     }
     /// Moves the pages of [from, from + len) to [to, to + len), contents and all, leaving the
     /// old range unmapped; the new range was free. (mremap)

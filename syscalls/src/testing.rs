@@ -37,7 +37,7 @@ pub struct FakePlatform {
     pub spawned: Vec<(i32, Option<u64>, Option<u64>)>,
     /// Threads a futex wake made runnable, in order.
     pub woken: Vec<i32>,
-    /// The app pages `lend_page` showed a file's page at, in order.
+    /// The app pages `lend_pages` showed a file's page at, in order.
     pub lent: Vec<u64>,
     pub wake_alls: u32,
     /// A network device that completes checksums both ways and cuts TCP segments over IPv4
@@ -147,16 +147,18 @@ impl Platform for FakePlatform {
     fn populate(&mut self, _start: u64, _len: u64) -> Result<(), Errno> {
         Ok(()) // the fake backs everything eagerly
     }
-    fn lend_page(&mut self, address: u64, page: &'static [u8; 4096]) -> bool {
+    fn lend_pages(&mut self, address: u64, pages: &'static [u8]) -> u64 {
         // The fake copies (its pages are its own); it notes where a kernel would lend.
-        match self.page_mut(address) {
-            Some(entry) => {
-                entry.0.copy_from_slice(page);
-                self.lent.push(address);
-                true
-            }
-            None => false,
+        let mut lent = 0;
+        for page in pages.chunks_exact(4096) {
+            let Some(entry) = self.page_mut(address + lent) else {
+                break;
+            };
+            entry.0.copy_from_slice(page);
+            self.lent.push(address + lent);
+            lent += 4096;
         }
+        lent
     }
     fn discard(&mut self, start: u64, len: u64) {
         for page in (start..start + len).step_by(PAGE as usize) {
