@@ -855,6 +855,11 @@ pub fn listen(context: &mut Context, fd: Fd, backlog: i32) -> Result<(), Errno> 
     let versions = socket.versions();
     socket.state = State::Listening;
     let stack = context.process.network.stack(context.platform)?;
+    // Frames that came before the call are answered as they would have been on arrival,
+    // when nothing listened (Linux's stack runs as frames come, Pith's when a thread looks):
+    // a SYN a client sent while the program was starting gets its RST, not a connection the
+    // client gave up on long ago (a client that retries sent a SYN per try).
+    stack.poll(context.platform);
     stack.listen(id, endpoint, versions, backlog, sizes);
     note(context, id);
     Ok(())
@@ -2338,6 +2343,92 @@ mod tests {
         bytes[2..4].copy_from_slice(&port.to_be_bytes());
         bytes[4..8].copy_from_slice(&[127, 0, 0, 1]);
         machine.put(&bytes)
+    }
+
+    /// An Ethernet frame from the host (10.0.2.2, QEMU's user-mode gateway) to the fake
+    /// offloading device (10.0.2.15).
+    fn from_host(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+        let mut frame = alloc::vec![0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x55, 10, 0, 2, 2];
+        frame.extend_from_slice(&ether_type.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// The host asks who has 10.0.2.15 (and so tells its own address).
+    fn arp_request_from_host() -> Vec<u8> {
+        let mut arp = alloc::vec![0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x55, 10, 0, 2, 2, 10, 0, 2, 2];
+        arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 0, 2, 15]);
+        from_host(0x0806, &arp)
+    }
+
+    /// A SYN from 10.0.2.2:40000 to 10.0.2.15:`port` (the TCP checksum is the device's to
+    /// check; the IP header's is the stack's).
+    fn syn_from_host(port: u16) -> Vec<u8> {
+        let mut ip =
+            alloc::vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 2, 2, 10, 0, 2, 15];
+        let sum = ip
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&port.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x02; // SYN
+        tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        ip.extend_from_slice(&tcp);
+        from_host(0x0800, &ip)
+    }
+
+    /// The TCP flags of each TCP segment sent to the device.
+    fn tcp_flags_sent(machine: &TestMachine) -> Vec<u8> {
+        machine
+            .platform
+            .device_sent
+            .iter()
+            .filter(|frame| frame.len() >= 54 && frame[12..14] == [8, 0] && frame[23] == 6)
+            .map(|frame| frame[14 + usize::from(frame[14] & 0xf) * 4 + 13])
+            .collect()
+    }
+
+    #[test]
+    fn a_syn_that_came_before_listen_is_refused_as_on_arrival() {
+        let mut machine = TestMachine::new();
+        machine.platform.offloading_device = true;
+        machine.platform.keep_sent = true;
+        machine.process.network.config = Some(crate::inet::NetConfig {
+            address: smoltcp::wire::Ipv4Address::new(10, 0, 2, 15),
+            prefix_len: 24,
+            gateway: Some(smoltcp::wire::Ipv4Address::new(10, 0, 2, 2)),
+            dns: None,
+        });
+        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let mut any = [0u8; 16];
+        any[0] = 2;
+        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        let any = machine.put(&any);
+        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        // A client tried while the program was still starting: nothing listened then.
+        let incoming = &mut machine.platform.device_incoming;
+        incoming.push_back(arp_request_from_host());
+        incoming.push_back(syn_from_host(8080));
+        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(
+            machine.call(ACCEPT4, [server, 0, 0, NONBLOCK, 0, 0]),
+            Err(Errno::EAGAIN)
+        );
+        let flags = tcp_flags_sent(&machine);
+        assert!(
+            flags.iter().any(|flags| flags & 0x04 != 0),
+            "the SYN gets a RST: {flags:x?}"
+        );
+        assert!(
+            !flags.iter().any(|flags| flags & 0x12 == 0x12),
+            "no SYN-ACK for it: {flags:x?}"
+        );
     }
 
     /// A listener on 127.0.0.1 with `backlog`: its fd and port.

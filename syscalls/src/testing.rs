@@ -46,6 +46,11 @@ pub struct FakePlatform {
     pub offloading_device: bool,
     /// How many frames were given to that device.
     pub device_frames: usize,
+    /// The frames that device gave the stack, when asked (oldest first).
+    pub device_incoming: alloc::collections::VecDeque<Vec<u8>>,
+    /// The frames given to that device, when `keep_sent` says to keep them.
+    pub device_sent: Vec<Vec<u8>>,
+    pub keep_sent: bool,
     /// Free RAM pages `ram_pages` reports instead of its own count, if set.
     pub free_ram_pages: Option<u64>,
 }
@@ -78,11 +83,23 @@ impl Platform for FakePlatform {
     }
     fn net_transmit(
         &mut self,
-        _frame: Vec<u8>,
+        frame: Vec<u8>,
         _checksum: Option<crate::platform::PartialChecksum>,
         _segmentation: Option<crate::platform::TcpSegmentation>,
     ) {
         self.device_frames += 1;
+        if self.keep_sent {
+            self.device_sent.push(frame);
+        }
+    }
+    fn net_receive(&mut self, buffer: &mut [u8]) -> Option<crate::platform::ReceivedFrame> {
+        let frame = self.device_incoming.pop_front()?;
+        let len = frame.len().min(buffer.len());
+        buffer[..len].copy_from_slice(&frame[..len]);
+        Some(crate::platform::ReceivedFrame {
+            len,
+            checksum: crate::platform::FrameChecksum::Trusted,
+        })
     }
     fn read_user(&self, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
         for (offset, byte) in buffer.iter_mut().enumerate() {
