@@ -58,7 +58,9 @@ struct Node {
 
 /// An in-memory filesystem with a byte limit (tmpfs's size=).
 pub struct MemFs {
-    nodes: BTreeMap<Ino, Node>,
+    /// By inode number: a hash table, as every step of a path walk looks here and nothing
+    /// walks it in order (a tree was 2% of an nginx request's instructions, in look-ups).
+    nodes: hashbrown::HashMap<Ino, Node>,
     next_ino: Ino,
     /// Pages the files may hold in all, and hold now.
     page_limit: u64,
@@ -69,7 +71,7 @@ impl MemFs {
     /// An empty filesystem whose root directory has `permissions` (0o755, or 0o1777 for /tmp),
     /// holding at most `size_limit` bytes of file data.
     pub fn new(permissions: u32, size_limit: u64, now: Timestamp) -> MemFs {
-        let mut nodes = BTreeMap::new();
+        let mut nodes = hashbrown::HashMap::new();
         let root = 1;
         nodes.insert(
             root,
