@@ -550,6 +550,15 @@ pub fn mmap(
     if memory.vmas.len() >= memory.max_map_count {
         return Err(Errno::ENOMEM);
     }
+    // A file's bytes end at MAX_LFS_FILESIZE (mm/mmap.c file_mmap_ok): a mapping past it is
+    // EOVERFLOW, before anything MAP_FIXED would replace is gone.
+    if file_source.is_some()
+        && offset
+            .checked_add(length)
+            .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Errno::EOVERFLOW);
+    }
     let start = if fixed {
         let start = address.0;
         if !start.is_multiple_of(PAGE_SIZE) {
@@ -1399,6 +1408,40 @@ mod tests {
 
     fn space() -> AddressSpace {
         AddressSpace::new(0x7000_0000_0000, 0x60_0000)
+    }
+
+    #[test]
+    fn a_file_mapping_past_the_largest_file_offset_is_eoverflow() {
+        static CONTENT: [u8; 10] = *b"0123456789";
+        let mut machine = TestMachine::new();
+        crate::files::add_from_image(
+            &mut machine.process.vfs,
+            b"/data",
+            crate::files::ImageNode::File(&CONTENT),
+            0o644,
+            pith_fs::Timestamp::default(),
+        )
+        .unwrap();
+        let path = machine.put(b"/data\0");
+        let fd = machine.call(2, [path, 0, 0, 0, 0, 0]).unwrap();
+        let private = MAP_PRIVATE as u64;
+        for offset in [0xffff_ffff_ffff_f000, 0x7fff_ffff_ffff_f000] {
+            assert_eq!(
+                machine.call(9, [0, 4096, 1, private, fd, offset]),
+                Err(Errno::EOVERFLOW),
+                "offset {offset:#x}"
+            );
+        }
+        let last = 0x7fff_ffff_ffff_e000;
+        assert!(machine.call(9, [0, 4096, 1, private, fd, last]).is_ok());
+        // MAP_FIXED with such an offset leaves what is there in place.
+        let at = machine.call(9, [0, 4096, 1, private, fd, 0]).unwrap();
+        let fixed = private | MAP_FIXED as u64;
+        assert_eq!(
+            machine.call(9, [at, 4096, 1, fixed, fd, 0xffff_ffff_ffff_f000]),
+            Err(Errno::EOVERFLOW)
+        );
+        assert_eq!(machine.memory_at(at, 10), CONTENT);
     }
 
     #[test]
