@@ -80,14 +80,25 @@ pub fn sweep_abandoned(parent: &Path) -> usize {
             continue;
         };
         // Taken: its run is gone. The lock is kept while deleting, so two runs sweeping at
-        // once do not both try.
+        // once do not both try; and the path must still name the directory locked (another
+        // sweep may have deleted it between our open and our lock).
         if flock(&directory, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && same_file(&directory, &entry.path())
             && std::fs::remove_dir_all(entry.path()).is_ok()
         {
             removed += 1;
         }
     }
     removed
+}
+
+/// Whether `path` names the very directory `open` is (same device and inode).
+fn same_file(open: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (open.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
