@@ -1,9 +1,10 @@
 //! A run's working directory in TMPDIR: the image and the console and host-link sockets.
 //! `pith run` holds a lock on it for its whole life; a `pith` that was killed (SIGKILL, the
-//! OOM killer: no chance to clean up) leaves its directory unlocked, and the next run deletes
-//! it (once it has not changed for a minute). An image can be tens of MB, so a test suite or a supervisor that kills runs would
-//! otherwise fill /tmp. The lock is flock(2) on the directory, which the kernel drops with
-//! the process; unlike a PID in the name, it holds across PID namespaces sharing a /tmp.
+//! OOM killer: no chance to clean up) leaves its directory unlocked, and a later run deletes
+//! it once it has not changed for a minute. An image can be tens of MB, so a test suite or a
+//! supervisor that kills runs would otherwise fill /tmp. The lock is flock(2) on the
+//! directory, which the kernel drops with the process; unlike a PID in the name, it holds
+//! across PID namespaces sharing a /tmp.
 
 use anyhow::Context;
 use rustix::fs::{flock, FlockOperation};

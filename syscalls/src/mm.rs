@@ -206,7 +206,7 @@ impl AddressSpace {
     /// segments, or a loop) does not grow the table. (So two mmaps of one file that meet may
     /// merge into one area where Linux, for two different open files, keeps two.) A new
     /// entry holds the file open in its filesystem (an unlinked file stays while mapped)
-    /// until `take_unmapped_files` lets it go.
+    /// until `release_unmapped_files` lets it go.
     pub fn file_id(&mut self, mapped: MappedFile, vfs: &mut pith_fs::vfs::Vfs) -> u32 {
         let known = self
             .files

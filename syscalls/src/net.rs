@@ -2345,52 +2345,107 @@ mod tests {
         machine.put(&bytes)
     }
 
-    /// An Ethernet frame from the host (10.0.2.2, QEMU's user-mode gateway) to the fake
-    /// offloading device (10.0.2.15).
-    fn from_host(ether_type: u16, payload: &[u8]) -> Vec<u8> {
-        let mut frame = alloc::vec![0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x55, 10, 0, 2, 2];
-        frame.extend_from_slice(&ether_type.to_be_bytes());
-        frame.extend_from_slice(payload);
+    /// The host (10.0.2.2, QEMU's user-mode gateway) and the fake offloading device
+    /// (10.0.2.15): their Ethernet and IPv4 addresses.
+    const HOST_MAC: smoltcp::wire::EthernetAddress =
+        smoltcp::wire::EthernetAddress([0x52, 0x55, 10, 0, 2, 2]);
+    const DEVICE_MAC: smoltcp::wire::EthernetAddress =
+        smoltcp::wire::EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    const HOST_IP: smoltcp::wire::Ipv4Address = smoltcp::wire::Ipv4Address::new(10, 0, 2, 2);
+    const DEVICE_IP: smoltcp::wire::Ipv4Address = smoltcp::wire::Ipv4Address::new(10, 0, 2, 15);
+
+    /// An Ethernet frame from the host to the device, its payload `len` bytes `emit` writes.
+    fn from_host(
+        ethertype: smoltcp::wire::EthernetProtocol,
+        len: usize,
+        emit: impl FnOnce(&mut [u8]),
+    ) -> Vec<u8> {
+        let mut frame = alloc::vec![0; 14 + len];
+        smoltcp::wire::EthernetRepr {
+            src_addr: HOST_MAC,
+            dst_addr: DEVICE_MAC,
+            ethertype,
+        }
+        .emit(&mut smoltcp::wire::EthernetFrame::new_unchecked(
+            &mut frame[..],
+        ));
+        emit(&mut frame[14..]);
         frame
     }
 
-    /// The host asks who has 10.0.2.15 (and so tells its own address).
+    /// The host asks who has the device's address (and so tells its own).
     fn arp_request_from_host() -> Vec<u8> {
-        let mut arp = alloc::vec![0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x55, 10, 0, 2, 2, 10, 0, 2, 2];
-        arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 0, 2, 15]);
-        from_host(0x0806, &arp)
+        let arp = smoltcp::wire::ArpRepr::EthernetIpv4 {
+            operation: smoltcp::wire::ArpOperation::Request,
+            source_hardware_addr: HOST_MAC,
+            source_protocol_addr: HOST_IP,
+            target_hardware_addr: smoltcp::wire::EthernetAddress([0; 6]),
+            target_protocol_addr: DEVICE_IP,
+        };
+        from_host(
+            smoltcp::wire::EthernetProtocol::Arp,
+            arp.buffer_len(),
+            |payload| arp.emit(&mut smoltcp::wire::ArpPacket::new_unchecked(payload)),
+        )
     }
 
-    /// A SYN from 10.0.2.2:40000 to 10.0.2.15:`port` (the TCP checksum is the device's to
-    /// check; the IP header's is the stack's).
+    /// A SYN from the host's port 40000 to the device's `port` (its TCP checksum left to the
+    /// device, which vouches for received frames).
     fn syn_from_host(port: u16) -> Vec<u8> {
-        let mut ip =
-            alloc::vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 2, 2, 10, 0, 2, 15];
-        let sum = ip
-            .chunks(2)
-            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
-            .sum::<u32>();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        ip[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
-        let mut tcp = [0u8; 20];
-        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
-        tcp[2..4].copy_from_slice(&port.to_be_bytes());
-        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        tcp[12] = 5 << 4;
-        tcp[13] = 0x02; // SYN
-        tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        ip.extend_from_slice(&tcp);
-        from_host(0x0800, &ip)
+        use smoltcp::phy::ChecksumCapabilities;
+        use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket};
+        let tcp = smoltcp::wire::TcpRepr {
+            src_port: 40000,
+            dst_port: port,
+            control: smoltcp::wire::TcpControl::Syn,
+            seq_number: smoltcp::wire::TcpSeqNumber(1000),
+            ack_number: None,
+            window_len: 64240,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: HOST_IP,
+            dst_addr: DEVICE_IP,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let len = ip.buffer_len() + tcp.buffer_len();
+        from_host(smoltcp::wire::EthernetProtocol::Ipv4, len, |payload| {
+            let checksums = ChecksumCapabilities::default();
+            ip.emit(
+                &mut Ipv4Packet::new_unchecked(&mut payload[..20]),
+                &checksums,
+            );
+            tcp.emit(
+                &mut TcpPacket::new_unchecked(&mut payload[20..]),
+                &HOST_IP.into(),
+                &DEVICE_IP.into(),
+                &checksums,
+            );
+        })
     }
 
-    /// The TCP flags of each TCP segment sent to the device.
-    fn tcp_flags_sent(machine: &TestMachine) -> Vec<u8> {
+    /// The TCP flags (RST, SYN and ACK) of each IPv4 TCP segment sent to the device.
+    fn tcp_segments_sent(machine: &TestMachine) -> Vec<(bool, bool, bool)> {
+        use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
         machine
             .platform
             .device_sent
             .iter()
-            .filter(|frame| frame.len() >= 54 && frame[12..14] == [8, 0] && frame[23] == 6)
-            .map(|frame| frame[14 + usize::from(frame[14] & 0xf) * 4 + 13])
+            .filter_map(|frame| {
+                let ethernet = EthernetFrame::new_checked(&frame[..]).ok()?;
+                (ethernet.ethertype() == EthernetProtocol::Ipv4).then_some(())?;
+                let ip = Ipv4Packet::new_checked(ethernet.payload()).ok()?;
+                (ip.next_header() == IpProtocol::Tcp).then_some(())?;
+                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+                Some((tcp.rst(), tcp.syn(), tcp.ack()))
+            })
             .collect()
     }
 
@@ -2398,11 +2453,10 @@ mod tests {
     fn a_syn_that_came_before_listen_is_refused_as_on_arrival() {
         let mut machine = TestMachine::new();
         machine.platform.offloading_device = true;
-        machine.platform.keep_sent = true;
         machine.process.network.config = Some(crate::inet::NetConfig {
-            address: smoltcp::wire::Ipv4Address::new(10, 0, 2, 15),
+            address: DEVICE_IP,
             prefix_len: 24,
-            gateway: Some(smoltcp::wire::Ipv4Address::new(10, 0, 2, 2)),
+            gateway: Some(HOST_IP),
             dns: None,
         });
         let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
@@ -2420,14 +2474,14 @@ mod tests {
             machine.call(ACCEPT4, [server, 0, 0, NONBLOCK, 0, 0]),
             Err(Errno::EAGAIN)
         );
-        let flags = tcp_flags_sent(&machine);
+        let segments = tcp_segments_sent(&machine);
         assert!(
-            flags.iter().any(|flags| flags & 0x04 != 0),
-            "the SYN gets a RST: {flags:x?}"
+            segments.iter().any(|&(rst, _, _)| rst),
+            "the SYN gets a RST: {segments:?}"
         );
         assert!(
-            !flags.iter().any(|flags| flags & 0x12 == 0x12),
-            "no SYN-ACK for it: {flags:x?}"
+            !segments.iter().any(|&(_, syn, ack)| syn && ack),
+            "no SYN-ACK for it: {segments:?}"
         );
     }
 
@@ -2673,8 +2727,8 @@ mod tests {
                 received.len(),
                 content.len()
             );
-            assert_eq!(
-                machine.platform.device_frames, 0,
+            assert!(
+                machine.platform.device_sent.is_empty(),
                 "nothing for loopback goes to the device"
             );
         }

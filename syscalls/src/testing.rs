@@ -41,16 +41,13 @@ pub struct FakePlatform {
     pub lent: Vec<u64>,
     pub wake_alls: u32,
     /// A network device that completes checksums both ways and cuts TCP segments over IPv4
-    /// and IPv6 (QEMU's virtio-net on a tap); what it is given to send is counted in
-    /// `device_frames` and dropped.
+    /// and IPv6 (QEMU's virtio-net on a tap); what it is given to send is kept in
+    /// `device_sent`.
     pub offloading_device: bool,
-    /// How many frames were given to that device.
-    pub device_frames: usize,
-    /// The frames that device gave the stack, when asked (oldest first).
+    /// The frames that device gives the stack, when asked (oldest first).
     pub device_incoming: alloc::collections::VecDeque<Vec<u8>>,
-    /// The frames given to that device, when `keep_sent` says to keep them.
+    /// The frames given to that device, in order.
     pub device_sent: Vec<Vec<u8>>,
-    pub keep_sent: bool,
     /// Free RAM pages `ram_pages` reports instead of its own count, if set.
     pub free_ram_pages: Option<u64>,
 }
@@ -87,10 +84,7 @@ impl Platform for FakePlatform {
         _checksum: Option<crate::platform::PartialChecksum>,
         _segmentation: Option<crate::platform::TcpSegmentation>,
     ) {
-        self.device_frames += 1;
-        if self.keep_sent {
-            self.device_sent.push(frame);
-        }
+        self.device_sent.push(frame);
     }
     fn net_receive(&mut self, buffer: &mut [u8]) -> Option<crate::platform::ReceivedFrame> {
         let frame = self.device_incoming.pop_front()?;
