@@ -1,7 +1,7 @@
 //! The IDT and exception entry: every vector runs on an IST stack, and a fault reports what
 //! happened (exception, address, registers, which ELF and offset) and stops the machine.
 
-use crate::gdt::{CRITICAL_IST, EXCEPTION_IST, INTERRUPT_IST, KERNEL_CODE};
+use crate::gdt::{CRITICAL_IST, EXCEPTION_IST, INTERRUPT_IST, KERNEL_CODE, KERNEL_DATA};
 use crate::paging::FaultError;
 use core::arch::global_asm;
 use pith_syscalls::sigframe::Trap;
@@ -81,6 +81,12 @@ interrupt_common:
     push r14
     push r15
     cld
+    /* An IST switch leaves SS null (no B flag), while `syscall` and iretq to the program
+     * leave the flat data segment. QEMU's TCG keys translated code on that flag, so kernel
+     * code reached from both an interrupt and a system call would be translated twice:
+     * load the data segment, as the frame's SS is restored by iretq anyway. */
+    mov eax, {kernel_data}
+    mov ss, eax
     mov rdi, rsp
     call exception_entry
     cmp qword ptr gs:[24], 0
@@ -131,6 +137,7 @@ vector_stub_table:
         .set i, i + 1
     .endr
     "#,
+    kernel_data = const KERNEL_DATA,
     frame_size = const core::mem::size_of::<TrapFrame>(),
     frame_words = const core::mem::size_of::<TrapFrame>() / 8,
 );

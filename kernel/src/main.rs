@@ -36,6 +36,9 @@ mod virtio_net;
 /// the hvm_start_info.
 #[no_mangle]
 extern "C" fn kernel_main(start_info_phys: u64) -> ! {
+    // First: under QEMU's TCG, translated code is keyed on whether AVX is enabled, so code
+    // run both before and after this (the allocator, memcpy) would be translated twice.
+    cpu::init();
     gdt::init();
     interrupts::init();
     serial::init();
@@ -61,7 +64,6 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     paging::init();
     // The image stays reserved and unwritten: its files' pages can be mapped where they lie.
     paging::set_lendable(image_phys, image_phys + image_size);
-    cpu::init();
     clock::init(
         boot::first_instruction_tsc(),
         parameters.tsc_khz,
