@@ -269,6 +269,38 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
     );
 }
 
+/// A program that computes without a system call is still on the network, as on Linux: the
+/// kernel answers ARP and pings meanwhile, and a thread blocked in accept(2) runs when its
+/// client's frames come rather than when the computing stops.
+#[test]
+fn the_network_is_served_while_the_program_computes() {
+    let namespace = Namespace::with_tap();
+    let program = compile("compute_while_served", Toolchain::MuslStatic);
+    let prefix = namespace.prefix();
+    let mut command = Command::new(prefix[0]);
+    command
+        .args(&prefix[1..])
+        .arg(pith_binary())
+        .args(["run", "--net", "tap=pith0"])
+        .arg(&program);
+    let mut server = Server::start(command);
+    let guest = "10.0.100.2";
+    // It computes 6 s after this line; three unanswered pings take 3 s.
+    server.wait_for_line("computing alone");
+    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+    assert!(
+        ping.contains("3 of 3 echo requests answered"),
+        "pings while the program computes: {ping}"
+    );
+    server.wait_for_line("computing beside a thread");
+    let echo = client(&prefix, &[guest, "7", "concurrent", "1"]);
+    assert!(echo.contains("1 of 1 connections echoed"), "{echo}");
+    let verdict = server.wait_for_line("echoed while computing");
+    assert_eq!(verdict, "echoed while computing");
+    let outcome = server.wait();
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+}
+
 /// glibc's resolver reads the packed /etc/hosts: Debian's getent finds a name only there.
 #[test]
 fn getent_finds_a_name_in_the_packed_etc_hosts() {

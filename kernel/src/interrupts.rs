@@ -383,6 +383,9 @@ fn handle_exception(frame: &mut TrapFrame) {
     {
         crate::virtio_net::interrupt();
         crate::apic::end_of_interrupt();
+        if frame.rip < crate::boot::DIRECT_MAP_BASE {
+            crate::signals::on_network_in_program();
+        }
         // In the kernel it ends a wait (a halt), whose thread looks at the sockets itself.
         return;
     }

@@ -264,6 +264,11 @@ impl Scheduler {
             if let Some(deadline) = crate::virtio_net::flush_deadline() {
                 earliest(deadline);
             }
+            // The program may compute without looking at the network (a halt waits for the
+            // device's interrupt instead).
+            if let Some(deadline) = crate::virtio_net::watch_deadline() {
+                earliest(deadline);
+            }
         }
         next
     }

@@ -266,14 +266,37 @@ pub fn on_timer_in_program(frame: &mut TrapFrame) {
     crate::process::try_with_process(|process, platform| {
         let now = crate::clock::monotonic_ns();
         let cpu_now = crate::clock::program_cpu_ns();
+        let network = crate::virtio_net::watch_expired(now) && poll_network(process, platform);
         if pith_syscalls::time::expire_timers(process, now, cpu_now) {
             deliver_pending(frame, process, platform, false);
             // Another thread may be the one that takes the signal.
             crate::sched::wake_all();
         }
         set_alarm_deadline(process.timers.next_alarm(now, cpu_now));
-        crate::sched::on_interrupt_in_program(process, false);
+        crate::sched::on_interrupt_in_program(process, network);
     });
+}
+
+/// A received frame interrupted the program (the device interrupts while the program runs
+/// once a thread waits for the network, or once the watch found the program computing):
+/// the stack takes it now, as Linux does on arrival, and threads waiting on sockets run
+/// next.
+pub fn on_network_in_program() {
+    crate::process::try_with_process(|process, platform| {
+        let network = poll_network(process, platform);
+        crate::sched::on_interrupt_in_program(process, network);
+    });
+}
+
+/// The stack's pass for a program that computes (`net::poll_while_computing`); what it sends
+/// goes to the device at once, as the program will not halt soon. True if there is a stack.
+fn poll_network(process: &mut Process, platform: &mut KernelPlatform) -> bool {
+    let mut context = pith_syscalls::platform::Context { platform, process };
+    let polled = pith_syscalls::net::poll_while_computing(&mut context);
+    if polled {
+        crate::virtio_net::flush();
+    }
+    polled
 }
 
 /// Input arrived while the program ran: if the host asked for signals (Ctrl-C), raise and

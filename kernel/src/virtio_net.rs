@@ -50,6 +50,14 @@ struct Nic {
     /// Frames received since the device was last told of receive buffers (they went back
     /// to it without a notification).
     received: usize,
+    /// The watch over a program that computes without a system call (`watch_expired`): the
+    /// timer is armed for `watch_at`, and `looked` says a pass of the stack looked at the
+    /// device since the watch was last armed.
+    watch_armed: bool,
+    watch_at: u64,
+    looked: bool,
+    /// The timer was armed for this `watch_at` (`flush_if_due`).
+    watch_timed: bool,
 }
 
 /// A frame the device is sending: its virtio-net header, and the frame where the stack built
@@ -160,6 +168,10 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         unnotified_since: 0,
         backstop_armed: false,
         received: 0,
+        watch_armed: false,
+        watch_at: 0,
+        looked: false,
+        watch_timed: false,
     });
     true
 }
@@ -211,6 +223,13 @@ pub fn receive(buffer: &mut [u8]) -> Option<ReceivedFrame> {
         // The stack is polling again: no interrupts until the next wait.
         nic.device.set_receive_interrupts(false);
         nic.receive_armed = false;
+    }
+    // If the program goes on computing without looking, the watch catches it.
+    nic.looked = true;
+    if !nic.watch_armed {
+        nic.watch_armed = true;
+        nic.watch_at = crate::clock::monotonic_ns() + WATCH_NS;
+        nic.watch_timed = false;
     }
     let token = nic.device.poll_receive()?;
     let mut received = nic.receiving.get_mut(token as usize)?.take()?;
@@ -413,12 +432,57 @@ pub fn flush_if_due() {
         guard.as_mut().is_some_and(|nic| {
             let arm = nic.unnotified > 0 && !nic.backstop_armed;
             nic.backstop_armed |= arm;
-            arm
+            // The watch the pass just started (`receive`).
+            let watch = nic.watch_armed && !nic.watch_timed;
+            nic.watch_timed |= watch;
+            arm || watch
         })
     });
     if arm {
         crate::sched::arm_timer();
     }
+}
+
+/// How long the program may compute without a system call that looks at the device before
+/// the kernel looks for it (`watch_expired`), and lets the device interrupt from then on.
+/// Linux takes every frame on arrival; a program here takes them at its next pass of the
+/// stack, and one that computes for seconds would leave ARP requests, pings, handshakes and
+/// ACKs unanswered, and its own retransmissions unsent, all that time. A watch, not an
+/// interrupt for every frame: under load the program looks at the device constantly, and an
+/// interrupt per frame would cost more than the frames.
+const WATCH_NS: u64 = 10_000_000;
+
+/// When the watch is due, if it is armed and the device would not interrupt anyway (the
+/// scheduler arms the timer for it while the program runs).
+pub fn watch_deadline() -> Option<u64> {
+    // try_lock: the scheduler asks with its own lock held, and never while this is held.
+    let guard = NIC.try_lock()?;
+    let nic = guard.as_ref()?;
+    let interrupts = nic.receive_armed && !POLLED.load(Ordering::Relaxed);
+    (nic.watch_armed && !interrupts).then_some(nic.watch_at)
+}
+
+/// The timer interrupted the program: true if it has not looked at the device for a watch's
+/// length, and the kernel should (`signals::on_network_in_program`). If it looked, the watch
+/// starts again.
+pub fn watch_expired(now: u64) -> bool {
+    let Some(mut guard) = NIC.try_lock() else {
+        return false;
+    };
+    let Some(nic) = guard.as_mut() else {
+        return false;
+    };
+    if !nic.watch_armed || now < nic.watch_at {
+        return false;
+    }
+    let looked = core::mem::replace(&mut nic.looked, false);
+    // Without an interrupt (PCI), the watch is all there is: it goes on.
+    let again = looked || POLLED.load(Ordering::Relaxed);
+    nic.watch_armed = again;
+    nic.watch_at = now + WATCH_NS;
+    // The interrupt's way out arms the timer for it (sched::on_interrupt_in_program).
+    nic.watch_timed = again;
+    !looked
 }
 
 /// When the frames queued and not yet told of must be told of at the latest, if there are

@@ -425,6 +425,27 @@ pub fn poll_stack(context: &mut Context) {
     }
 }
 
+/// The program is computing without a system call, and the network device has something for
+/// it (its interrupt came) or has not been looked at for a while (the kernel's watch): the
+/// stack takes what arrived and sends what is due, as Linux does on arrival. ARP and pings
+/// are answered, handshakes completed, data acknowledged, retransmissions sent; sockets'
+/// wakers mark what epoll will find. Then the device interrupts at the next frame, until a
+/// system call polls again. False without a stack (no socket was ever made): the frames wait.
+pub fn poll_while_computing(context: &mut Context) -> bool {
+    if context.process.network.stack.is_none() {
+        return false;
+    }
+    // Frames that come during a pass raise nothing (the pass disarmed the device): take
+    // them too, a few passes at most, so that a flood cannot keep the program from running.
+    for _ in 0..4 {
+        poll_stack(context);
+        if !context.platform.net_arm_interrupt() {
+            break;
+        }
+    }
+    true
+}
+
 /// How often a wait looks at a network device that raises no interrupt.
 const POLLED_DEVICE_NS: u64 = 1_000_000;
 
@@ -2324,7 +2345,9 @@ pub fn link_text(id: u32) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::poll_while_computing;
     use crate::errno::Errno;
+    use crate::platform::Context;
     use crate::testing::TestMachine;
 
     const SOCKET: u64 = 41;
@@ -2482,6 +2505,55 @@ mod tests {
         assert!(
             !segments.iter().any(|&(_, syn, ack)| syn && ack),
             "no SYN-ACK for it: {segments:?}"
+        );
+    }
+
+    /// A SYN for a listener while the program computes is answered without a system call,
+    /// when the kernel polls for it (its interrupt or its watch), as Linux answers one in
+    /// the background; a program with no socket has no stack to poll.
+    #[test]
+    fn a_syn_that_comes_while_the_program_computes_is_answered() {
+        let mut machine = TestMachine::new();
+        machine.platform.offloading_device = true;
+        machine
+            .platform
+            .device_incoming
+            .push_back(arp_request_from_host());
+        let mut context = Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        };
+        assert!(!poll_while_computing(&mut context), "no stack yet");
+        assert!(machine.platform.device_sent.is_empty());
+        machine.process.network.config = Some(crate::inet::NetConfig {
+            address: DEVICE_IP,
+            prefix_len: 24,
+            gateway: Some(HOST_IP),
+            dns: None,
+        });
+        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let mut any = [0u8; 16];
+        any[0] = 2;
+        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        let any = machine.put(&any);
+        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
+        machine.platform.device_sent.clear();
+        // The program computes; a client connects.
+        machine
+            .platform
+            .device_incoming
+            .push_back(syn_from_host(8080));
+        let mut context = Context {
+            platform: &mut machine.platform,
+            process: &mut machine.process,
+        };
+        assert!(poll_while_computing(&mut context));
+        assert!(machine.platform.device_incoming.is_empty());
+        let segments = tcp_segments_sent(&machine);
+        assert!(
+            segments.iter().any(|&(rst, syn, ack)| syn && ack && !rst),
+            "a SYN-ACK: {segments:?}"
         );
     }
 
