@@ -34,6 +34,12 @@ static mut INTERRUPT_STACK: Stack = Stack {
     _bytes: [0; IST_STACK_SIZE],
 };
 
+/// Written at the bottom of the interrupt stack, and checked after every interrupt
+/// (`interrupt_stack_intact`): the interrupts that come while the program runs take its
+/// network frames there (`signals::on_network_in_program`, about 5 KiB deep), and below the
+/// stack is other memory, not a guard page.
+const INTERRUPT_STACK_CANARY: u64 = 0x5049_5448_4953_5421;
+
 static TSS: Once<TaskStateSegment> = Once::new();
 static GDT: Once<(
     GlobalDescriptorTable,
@@ -51,7 +57,18 @@ fn stack_top(stack: *mut Stack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
 }
 
+/// Whether the interrupt stack's bottom word still holds its canary (no interrupt ran past
+/// the stack's end).
+pub fn interrupt_stack_intact() -> bool {
+    // SAFETY: the stack is a static; its first word is read, never borrowed across a write
+    // (interrupts write only its top, and run one at a time).
+    let bottom = unsafe { (core::ptr::addr_of!(INTERRUPT_STACK) as *const u64).read_volatile() };
+    bottom == INTERRUPT_STACK_CANARY
+}
+
 pub fn init() {
+    // SAFETY: boot, one CPU, before the IDT sends any interrupt to this stack.
+    unsafe { (core::ptr::addr_of_mut!(INTERRUPT_STACK) as *mut u64).write(INTERRUPT_STACK_CANARY) };
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         let slots = [

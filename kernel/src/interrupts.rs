@@ -354,6 +354,14 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
         crate::power::exit(KERNEL_FAILURE_STATUS);
     }
     handle_exception(frame);
+    if !crate::gdt::interrupt_stack_intact() {
+        crate::log_error!(
+            "fatal: {} overran the interrupt stack, rip {:#x}",
+            exception_name(frame.vector),
+            frame.rip
+        );
+        crate::power::exit(KERNEL_FAILURE_STATUS);
+    }
     DEPTH.fetch_sub(1, Ordering::Relaxed);
 }
 
