@@ -410,6 +410,13 @@ fn fill(
         .map_err(|e| fs_error("the image", e))?
         .unmount()
         .map_err(|e| fs_error("writing the image", e))?;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(output)
+        .with_context(|| format!("{}: cannot reopen it", output.display()))?;
+    crate::volume::dig_holes(&file)
+        .with_context(|| format!("{}: cannot make it sparse", output.display()))?;
     eprintln!(
         "pith: built {}: {} ({} bytes) and {} more entries",
         output.display(),

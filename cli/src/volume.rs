@@ -102,6 +102,64 @@ pub fn now() -> pith_fs::Timestamp {
     }
 }
 
+/// Gives the host filesystem back the all-zero 4 KiB blocks of a volume file (a hole reads
+/// as zeros, so the volume is unchanged) and returns how many bytes that freed. mkfs writes
+/// the journal (16 MiB) and the inode tables as zeros: without this a redis image took 36
+/// MB of disk for 17 MB of content. A filesystem that cannot punch holes keeps the blocks:
+/// the image is the same, only larger.
+pub fn dig_holes(file: &File) -> std::io::Result<u64> {
+    use rustix::fs::{fallocate, seek, FallocateFlags, SeekFrom};
+    let size = file.metadata()?.len();
+    let punch = |start: u64, len: u64| -> std::io::Result<u64> {
+        match fallocate(
+            file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            start,
+            len,
+        ) {
+            Ok(()) => Ok(len),
+            Err(rustix::io::Errno::OPNOTSUPP) => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    };
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut freed = 0;
+    let mut at = 0;
+    while at < size {
+        // Only the data regions are read: the holes set_len made stay as they are.
+        let start = match seek(file, SeekFrom::Data(at)) {
+            Ok(start) => start - start % BLOCK,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(error) => return Err(error.into()),
+        };
+        let end = seek(file, SeekFrom::Hole(start))?.min(size);
+        let mut zeros_from = None;
+        let mut offset = start;
+        while offset < end {
+            let len = (end - offset).min(buffer.len() as u64) as usize;
+            file.read_exact_at(&mut buffer[..len], offset)?;
+            for (index, block) in buffer[..len].chunks(BLOCK as usize).enumerate() {
+                let block_at = offset + index as u64 * BLOCK;
+                let zero = block.len() == BLOCK as usize && block.iter().all(|&byte| byte == 0);
+                match (zero, zeros_from) {
+                    (true, None) => zeros_from = Some(block_at),
+                    (false, Some(from)) => {
+                        freed += punch(from, block_at - from)?;
+                        zeros_from = None;
+                    }
+                    _ => {}
+                }
+            }
+            offset += len as u64;
+        }
+        if let Some(from) = zeros_from {
+            freed += punch(from, end - from)?;
+        }
+        at = end;
+    }
+    Ok(freed)
+}
+
 /// Makes `path` an empty ext4 volume of `bytes` unless it exists; says so when it makes one.
 pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
     if path.exists() {
@@ -135,6 +193,8 @@ pub fn ensure_volume(path: &Path, bytes: u64) -> anyhow::Result<()> {
     match pith_fs::ext4::format(disk, now) {
         Ok(mut disk) => {
             let _ = disk.flush();
+            dig_holes(&disk.file)
+                .with_context(|| format!("{}: cannot make it sparse", path.display()))?;
             eprintln!(
                 "pith: made {} an ext4 volume of {} MiB",
                 path.display(),
@@ -163,5 +223,48 @@ pub fn refuse_if_cut_short(disk: &mut FileDisk, path: &Path) -> anyhow::Result<(
             actual >> 10
         ),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dig_holes, BLOCK};
+    use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+
+    /// The zero blocks among data become holes, the bytes read the same, and blocks that
+    /// hold anything stay; a block with one non-zero byte is data.
+    #[test]
+    fn dig_holes_frees_zero_blocks_and_keeps_the_bytes() {
+        let path = std::env::temp_dir().join(format!("pith-dig-{}", std::process::id()));
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        // 64 blocks written: data at 0, 10 and 63 (one byte at its end), zeros elsewhere;
+        // then a hole of 64 blocks set_len leaves.
+        let mut contents = vec![0u8; 64 * BLOCK as usize];
+        contents[..BLOCK as usize].fill(7);
+        contents[10 * BLOCK as usize + 5] = 1;
+        *contents.last_mut().unwrap() = 9;
+        file.write_all_at(&contents, 0).unwrap();
+        file.set_len(128 * BLOCK).unwrap();
+        file.sync_all().unwrap();
+        let blocks_before = file.metadata().unwrap().blocks() * 512;
+        assert!(blocks_before >= 64 * BLOCK, "{blocks_before}");
+        let freed = dig_holes(&file).unwrap();
+        assert_eq!(freed, 61 * BLOCK);
+        let blocks_after = file.metadata().unwrap().blocks() * 512;
+        assert!(
+            blocks_after <= 3 * BLOCK + BLOCK,
+            "{blocks_after} bytes allocated after, {blocks_before} before"
+        );
+        let mut read = vec![0u8; 128 * BLOCK as usize];
+        file.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(&read[..contents.len()], &contents[..]);
+        assert!(read[contents.len()..].iter().all(|&byte| byte == 0));
+        assert_eq!(file.metadata().unwrap().len(), 128 * BLOCK);
+        std::fs::remove_file(&path).unwrap();
     }
 }
