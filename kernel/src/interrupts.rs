@@ -365,8 +365,27 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
     DEPTH.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Interrupts taken since boot: the timer's, the network device's, the serial line's.
+static COUNTS: [core::sync::atomic::AtomicU64; 3] = [
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+];
+
+/// What /proc/interrupts says.
+pub fn counts() -> pith_syscalls::platform::InterruptCounts {
+    use core::sync::atomic::Ordering;
+    pith_syscalls::platform::InterruptCounts {
+        timer: COUNTS[0].load(Ordering::Relaxed),
+        network: COUNTS[1].load(Ordering::Relaxed),
+        network_line: crate::virtio_net::interrupt_line(),
+        serial: COUNTS[2].load(Ordering::Relaxed),
+    }
+}
+
 fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::apic::TIMER_VECTOR as u64 && crate::apic::timer_in_service() {
+        COUNTS[0].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         crate::apic::end_of_interrupt();
         crate::sched::timer_fired();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
@@ -378,6 +397,7 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::ioapic::SERIAL_VECTOR as u64
         && crate::apic::in_service(crate::ioapic::SERIAL_VECTOR)
     {
+        COUNTS[2].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         crate::apic::end_of_interrupt();
         crate::console::poll();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
@@ -389,6 +409,7 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::virtio_net::NET_VECTOR as u64
         && crate::apic::in_service(crate::virtio_net::NET_VECTOR)
     {
+        COUNTS[1].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         crate::virtio_net::interrupt();
         crate::apic::end_of_interrupt();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {

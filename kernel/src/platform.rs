@@ -311,6 +311,10 @@ impl Platform for KernelPlatform {
         crate::virtio_net::flush_if_due()
     }
 
+    fn interrupt_counts(&self) -> pith_syscalls::platform::InterruptCounts {
+        crate::interrupts::counts()
+    }
+
     fn cpu_identity(&self) -> pith_syscalls::platform::CpuIdentity {
         crate::cpu::identity(crate::clock::tsc_khz())
     }

@@ -525,6 +525,7 @@ fn halt_once(deadline: Option<u64>) {
     unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
     let now = crate::clock::monotonic_ns();
     crate::clock::add_idle(now.saturating_sub(halted_at));
+    crate::virtio_net::after_halt();
     // Threads waiting for any event look again; futex waiters only if their deadline passed
     // (a signal raised for the process wakes them all, where it is raised).
     with_scheduler(|scheduler| {

@@ -289,14 +289,17 @@ pub fn on_network_in_program() {
 }
 
 /// The stack's pass for a program that computes (`net::poll_while_computing`); what it sends
-/// goes to the device at once, as the program will not halt soon. True if there is a stack.
+/// goes to the device at once, as the program will not halt soon. True if it took frames:
+/// threads waiting on sockets then look again.
 fn poll_network(process: &mut Process, platform: &mut KernelPlatform) -> bool {
+    let taken = crate::virtio_net::frames_taken();
     let mut context = pith_syscalls::platform::Context { platform, process };
-    let polled = pith_syscalls::net::poll_while_computing(&mut context);
-    if polled {
-        crate::virtio_net::flush();
+    if !pith_syscalls::net::poll_while_computing(&mut context) {
+        return false;
     }
-    polled
+    crate::virtio_net::flush();
+    crate::virtio_net::after_background_pass();
+    crate::virtio_net::frames_taken() != taken
 }
 
 /// Input arrived while the program ran: if the host asked for signals (Ctrl-C), raise and

@@ -230,7 +230,10 @@ pub fn init() {
 
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &SyscallFrame) -> u64 {
-    crate::process::run_syscall(frame.number, &frame.args)
+    let result = crate::process::run_syscall(frame.number, &frame.args);
+    // Back to the program: the network watch a pass of the stack started goes on the timer.
+    crate::virtio_net::time_watch();
+    result
 }
 
 /// The app's stack pointer at the syscall being handled.

@@ -7,7 +7,7 @@ use crate::virtio_blk::PithHal;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use pith_syscalls::platform::{
     ChecksumOffload, FrameChecksum, PartialChecksum, ReceivedFrame, SegmentationOffload,
     TcpSegmentation, FRAME_HEADERS_ZEROED,
@@ -50,14 +50,12 @@ struct Nic {
     /// Frames received since the device was last told of receive buffers (they went back
     /// to it without a notification).
     received: usize,
-    /// The watch over a program that computes without a system call (`watch_expired`): the
-    /// timer is armed for `watch_at`, and `looked` says a pass of the stack looked at the
-    /// device since the watch was last armed.
-    watch_armed: bool,
-    watch_at: u64,
+    /// The watch over a program that computes without a system call (`watch_expired`), and
+    /// whether a pass of the stack looked at the device since it was last timed.
+    watch: Watch,
     looked: bool,
-    /// The timer was armed for this `watch_at` (`flush_if_due`).
-    watch_timed: bool,
+    /// Frames taken since boot (`frames_taken`).
+    taken: u64,
 }
 
 /// A frame the device is sending: its virtio-net header, and the frame where the stack built
@@ -70,6 +68,14 @@ struct Sending {
 static NIC: Mutex<Option<Nic>> = Mutex::new(None);
 /// The device's interrupt is not routed (PCI): waits look at it every millisecond instead.
 static POLLED: AtomicBool = AtomicBool::new(false);
+/// The I/O APIC line its interrupt comes on (u32::MAX: none).
+static LINE: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// The I/O APIC line the device interrupts on, if it does (/proc/interrupts).
+pub fn interrupt_line() -> Option<u32> {
+    let line = LINE.load(Ordering::Relaxed);
+    (line != u32::MAX).then_some(line)
+}
 
 /// Finds the first virtio-net device (on virtio-mmio, whose interrupt lines
 /// `mmio_interrupts` gives from QEMU's `virtio_mmio.device=` words; or on PCI) and brings it
@@ -84,6 +90,7 @@ pub fn init(rsdp_hint: u64, mmio_interrupts: &[(u64, u32)]) {
         let started = start(SomeTransport::from(transport), "virtio-mmio");
         if started {
             crate::ioapic::route_level(gsi, NET_VECTOR, crate::apic::id());
+            LINE.store(gsi, Ordering::Relaxed);
         }
         started
     });
@@ -168,10 +175,9 @@ fn start(transport: SomeTransport<'static>, place: &str) -> bool {
         unnotified_since: 0,
         backstop_armed: false,
         received: 0,
-        watch_armed: false,
-        watch_at: 0,
+        watch: Watch::Off,
         looked: false,
-        watch_timed: false,
+        taken: 0,
     });
     true
 }
@@ -226,10 +232,9 @@ pub fn receive(buffer: &mut [u8]) -> Option<ReceivedFrame> {
     }
     // If the program goes on computing without looking, the watch catches it.
     nic.looked = true;
-    if !nic.watch_armed {
-        nic.watch_armed = true;
-        nic.watch_at = crate::clock::monotonic_ns() + WATCH_NS;
-        nic.watch_timed = false;
+    if nic.watch == Watch::Off {
+        nic.watch = Watch::Started;
+        WATCH_STARTED.store(true, Ordering::Relaxed);
     }
     let token = nic.device.poll_receive()?;
     let mut received = nic.receiving.get_mut(token as usize)?.take()?;
@@ -245,6 +250,7 @@ pub fn receive(buffer: &mut [u8]) -> Option<ReceivedFrame> {
         ReceivedFrame { len, checksum }
     });
     nic.received += 1;
+    nic.taken += 1;
     // SAFETY: as in `start`: the buffer stays in `receiving` until it completes.
     if let Ok(token) = unsafe { nic.device.receive_begin(&mut received) } {
         if let Some(slot) = nic.receiving.get_mut(token as usize) {
@@ -432,10 +438,7 @@ pub fn flush_if_due() {
         guard.as_mut().is_some_and(|nic| {
             let arm = nic.unnotified > 0 && !nic.backstop_armed;
             nic.backstop_armed |= arm;
-            // The watch the pass just started (`receive`).
-            let watch = nic.watch_armed && !nic.watch_timed;
-            nic.watch_timed |= watch;
-            arm || watch
+            arm
         })
     });
     if arm {
@@ -452,19 +455,67 @@ pub fn flush_if_due() {
 /// interrupt per frame would cost more than the frames.
 const WATCH_NS: u64 = 10_000_000;
 
-/// When the watch is due, if it is armed and the device would not interrupt anyway (the
+/// The watch's state. It is on the timer only while the program runs: a pass of the stack
+/// starts it, the way back to the program from that system call times it (`time_watch`),
+/// and a halt stops it (the program was not computing). So a halt never sleeps with a watch
+/// deadline on the timer that would wake it again and again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Watch {
+    Off,
+    /// A pass started it; the way back to the program times it.
+    Started,
+    /// Due at this monotonic time.
+    Timed(u64),
+}
+
+/// A pass started the watch: the syscall's way out times it (`time_watch`). An atomic, so
+/// that every other syscall's way out costs one load.
+static WATCH_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The way back to the program: times the watch a pass of the stack started, and arms the
+/// timer for it.
+pub fn time_watch() {
+    if !WATCH_STARTED.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    if start_watch_timer() {
+        crate::sched::arm_timer();
+    }
+}
+
+/// Started -> Timed(now + WATCH_NS), the pass that started it not counting as a look. True if
+/// it was started.
+fn start_watch_timer() -> bool {
+    let Some(mut guard) = NIC.try_lock() else {
+        return false;
+    };
+    let Some(nic) = guard.as_mut() else {
+        return false;
+    };
+    if nic.watch != Watch::Started {
+        return false;
+    }
+    nic.watch = Watch::Timed(crate::clock::monotonic_ns() + WATCH_NS);
+    nic.looked = false;
+    true
+}
+
+/// When the watch is due, if it is timed and the device would not interrupt anyway (the
 /// scheduler arms the timer for it while the program runs).
 pub fn watch_deadline() -> Option<u64> {
     // try_lock: the scheduler asks with its own lock held, and never while this is held.
     let guard = NIC.try_lock()?;
     let nic = guard.as_ref()?;
     let interrupts = nic.receive_armed && !POLLED.load(Ordering::Relaxed);
-    (nic.watch_armed && !interrupts).then_some(nic.watch_at)
+    match nic.watch {
+        Watch::Timed(at) if !interrupts => Some(at),
+        _ => None,
+    }
 }
 
 /// The timer interrupted the program: true if it has not looked at the device for a watch's
 /// length, and the kernel should (`signals::on_network_in_program`). If it looked, the watch
-/// starts again.
+/// goes on from now.
 pub fn watch_expired(now: u64) -> bool {
     let Some(mut guard) = NIC.try_lock() else {
         return false;
@@ -472,17 +523,46 @@ pub fn watch_expired(now: u64) -> bool {
     let Some(nic) = guard.as_mut() else {
         return false;
     };
-    if !nic.watch_armed || now < nic.watch_at {
+    let Watch::Timed(at) = nic.watch else {
+        return false;
+    };
+    if now < at {
         return false;
     }
-    let looked = core::mem::replace(&mut nic.looked, false);
-    // Without an interrupt (PCI), the watch is all there is: it goes on.
-    let again = looked || POLLED.load(Ordering::Relaxed);
-    nic.watch_armed = again;
-    nic.watch_at = now + WATCH_NS;
-    // The interrupt's way out arms the timer for it (sched::on_interrupt_in_program).
-    nic.watch_timed = again;
-    !looked
+    if core::mem::replace(&mut nic.looked, false) {
+        nic.watch = Watch::Timed(now + WATCH_NS);
+        return false;
+    }
+    // The kernel's pass starts it again (`after_background_pass`).
+    nic.watch = Watch::Off;
+    true
+}
+
+/// The CPU halted: the program was not computing, and the watch stops (the next pass of the
+/// stack starts it again).
+pub fn after_halt() {
+    if let Some(nic) = NIC.try_lock().as_mut().and_then(|guard| guard.as_mut()) {
+        nic.watch = Watch::Off;
+    }
+}
+
+/// A pass of the stack for a computing program ended (`signals::poll_network`): it does not
+/// count as the program looking, and the watch it started is timed (needed where the device
+/// does not interrupt: on PCI, or after a flood the pass left waiting). The caller arms the
+/// timer.
+pub fn after_background_pass() {
+    WATCH_STARTED.store(false, Ordering::Relaxed);
+    start_watch_timer();
+    if let Some(nic) = NIC.try_lock().as_mut().and_then(|guard| guard.as_mut()) {
+        nic.looked = false;
+    }
+}
+
+/// How many frames the stack has taken since boot.
+pub fn frames_taken() -> u64 {
+    NIC.try_lock()
+        .and_then(|guard| guard.as_ref().map(|nic| nic.taken))
+        .unwrap_or(0)
 }
 
 /// When the frames queued and not yet told of must be told of at the latest, if there are

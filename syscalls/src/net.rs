@@ -437,9 +437,11 @@ pub fn poll_while_computing(context: &mut Context) -> bool {
     }
     // Frames that come during a pass raise nothing (the pass disarmed the device): take
     // them too, a few passes at most, so that a flood cannot keep the program from running.
-    for _ in 0..4 {
+    // The last pass arms nothing: with frames still waiting, the device would interrupt for
+    // none after them, and the timer's watch looks instead.
+    for pass in 0..4 {
         poll_stack(context);
-        if !context.platform.net_arm_interrupt() {
+        if pass == 3 || !context.platform.net_arm_interrupt() {
             break;
         }
     }

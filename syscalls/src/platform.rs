@@ -105,6 +105,18 @@ pub struct ReceivedFrame {
     pub checksum: FrameChecksum,
 }
 
+/// The interrupts the CPU has taken since boot, for /proc/interrupts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterruptCounts {
+    /// The local APIC's timer (Linux's LOC line).
+    pub timer: u64,
+    /// The network device's, and its interrupt line (None: it raises none).
+    pub network: u64,
+    pub network_line: Option<u32>,
+    /// The serial console's (input).
+    pub serial: u64,
+}
+
 /// What /proc/cpuinfo says of the CPU (from CPUID).
 #[derive(Clone, Debug, Default)]
 pub struct CpuIdentity {
@@ -311,6 +323,10 @@ pub trait Platform {
     /// The CPU's identity, for /proc/cpuinfo.
     fn cpu_identity(&self) -> CpuIdentity {
         CpuIdentity::default()
+    }
+    /// The interrupts taken since boot, for /proc/interrupts.
+    fn interrupt_counts(&self) -> InterruptCounts {
+        InterruptCounts::default()
     }
     /// Fills `buffer` from the CPU's random number generator.
     fn fill_random(&mut self, buffer: &mut [u8]) -> Result<(), Errno>;

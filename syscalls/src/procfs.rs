@@ -35,6 +35,7 @@ pub fn generate_system(context: &mut Context, name: &[u8]) -> Option<Vec<u8>> {
         b"cpuinfo" => Some(cpuinfo(context)),
         b"stat" => Some(system_stat(context)),
         b"uptime" => Some(uptime(context)),
+        b"interrupts" => Some(interrupts(context)),
         b"sys/kernel/hostname" => Some(b"pith\n".to_vec()),
         b"sys/kernel/osrelease" => {
             Some(alloc::format!("{}\n", crate::process::UTS_RELEASE).into_bytes())
@@ -130,6 +131,30 @@ fn uptime(context: &mut Context) -> Vec<u8> {
         idle % 100
     )
     .into_bytes()
+}
+
+/// /proc/interrupts (kernel/irq/proc.c show_interrupts, arch/x86's arch_show_interrupts): one
+/// CPU column; the serial line and the network device by the I/O APIC pin QEMU's microvm
+/// gives them, then the local timer (LOC). Programs and tests read LOC to see that an idle
+/// machine is not woken over and over.
+fn interrupts(context: &mut Context) -> Vec<u8> {
+    let counts = context.platform.interrupt_counts();
+    let mut text = alloc::format!(
+        "{:>15}\n{:>3}: {:>10}  IO-APIC   4-edge      ttyS0\n",
+        "CPU0",
+        4,
+        counts.serial
+    );
+    if let Some(line) = counts.network_line {
+        let _ = writeln!(
+            text,
+            "{line:>3}: {:>10}  IO-APIC  {line}-fasteoi   virtio0",
+            counts.network
+        );
+    }
+    let _ = writeln!(text, "LOC: {:>10}   Local timer interrupts", counts.timer);
+    let _ = writeln!(text, "ERR: {:>10}", 0);
+    text.into_bytes()
 }
 
 /// /proc/meminfo (fs/proc/meminfo.c), the lines `free` and most programs read: RAM as the
@@ -321,6 +346,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SwapTotal:             0 kB\n"), "{text}");
+    }
+
+    /// Linux's layout: a CPU0 header, the serial line, the network device's line only when it
+    /// interrupts, then LOC (the local timer) and ERR.
+    #[test]
+    fn interrupts_counts_the_timer_as_loc() {
+        let mut machine = TestMachine::new();
+        let text = read_path(&mut machine, "/proc/interrupts");
+        assert_eq!(
+            text,
+            "           CPU0\n  4:          0  IO-APIC   4-edge      ttyS0\nLOC:          0   Local timer interrupts\nERR:          0\n"
+        );
     }
 
     #[test]
