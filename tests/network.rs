@@ -270,8 +270,8 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
 }
 
 /// A program that computes without a system call is still on the network, as on Linux: the
-/// kernel answers ARP and pings meanwhile (right after a network call, and after serving a
-/// client), and a thread blocked in accept(2) runs when its client's frames come rather than
+/// kernel answers ARP and pings meanwhile (right after a network call, after serving a
+/// client, and after a poll that did not wait), and a thread blocked in accept(2) runs when its client's frames come rather than
 /// when the computing stops. While the program only sleeps or waits, the CPU idles.
 #[test]
 fn the_network_is_served_while_the_program_computes() {
@@ -303,6 +303,14 @@ fn the_network_is_served_while_the_program_computes() {
     assert!(
         ping.contains("3 of 3 echo requests answered"),
         "pings while the program computes after a request: {ping}"
+    );
+    server.wait_for_line("computing after a poll");
+    // Its poll comes 0.3 s after the line: the pings must come after it.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+    assert!(
+        ping.contains("3 of 3 echo requests answered"),
+        "pings while the program computes after a poll: {ping}"
     );
     let quiet = server.wait_for_line("computed: ");
     assert_eq!(quiet, "computed: the timer was quiet");

@@ -273,6 +273,7 @@ extern "C" fn syscall_clone_dispatch(frame: &mut crate::interrupts::TrapFrame) {
     );
     let result = crate::process::run_syscall(frame.vector, &args);
     CLONE_FRAME.store(0, core::sync::atomic::Ordering::Relaxed);
+    crate::virtio_net::time_watch();
     frame.rax = result;
     if exit_work() {
         crate::signals::on_syscall_exit(frame);

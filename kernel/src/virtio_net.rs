@@ -225,14 +225,16 @@ pub fn segmentation_offload() -> SegmentationOffload {
 pub fn receive(buffer: &mut [u8]) -> Option<ReceivedFrame> {
     let mut guard = NIC.lock();
     let nic = guard.as_mut()?;
-    if nic.receive_armed {
+    // If the program goes on computing without looking, the watch catches it: a pass starts
+    // it, or starts it again when the device interrupted until now (a timed watch was off
+    // the timer meanwhile, its deadline long past).
+    let was_armed = core::mem::replace(&mut nic.receive_armed, false);
+    if was_armed {
         // The stack is polling again: no interrupts until the next wait.
         nic.device.set_receive_interrupts(false);
-        nic.receive_armed = false;
     }
-    // If the program goes on computing without looking, the watch catches it.
     nic.looked = true;
-    if nic.watch == Watch::Off {
+    if nic.watch == Watch::Off || (was_armed && nic.watch != Watch::Started) {
         nic.watch = Watch::Started;
         WATCH_STARTED.store(true, Ordering::Relaxed);
     }
@@ -478,26 +480,20 @@ pub fn time_watch() {
     if !WATCH_STARTED.swap(false, Ordering::Relaxed) {
         return;
     }
-    if start_watch_timer() {
+    // lock, not try_lock: on the way back to the program nothing holds it, and a miss would
+    // leave the watch started and never timed.
+    let started = NIC.lock().as_mut().is_some_and(|nic| {
+        let started = nic.watch == Watch::Started;
+        if started {
+            nic.watch = Watch::Timed(crate::clock::monotonic_ns() + WATCH_NS);
+            // The pass that started it does not count as a look.
+            nic.looked = false;
+        }
+        started
+    });
+    if started {
         crate::sched::arm_timer();
     }
-}
-
-/// Started -> Timed(now + WATCH_NS), the pass that started it not counting as a look. True if
-/// it was started.
-fn start_watch_timer() -> bool {
-    let Some(mut guard) = NIC.try_lock() else {
-        return false;
-    };
-    let Some(nic) = guard.as_mut() else {
-        return false;
-    };
-    if nic.watch != Watch::Started {
-        return false;
-    }
-    nic.watch = Watch::Timed(crate::clock::monotonic_ns() + WATCH_NS);
-    nic.looked = false;
-    true
 }
 
 /// When the watch is due, if it is timed and the device would not interrupt anyway (the
@@ -552,8 +548,9 @@ pub fn after_halt() {
 /// timer.
 pub fn after_background_pass() {
     WATCH_STARTED.store(false, Ordering::Relaxed);
-    start_watch_timer();
-    if let Some(nic) = NIC.try_lock().as_mut().and_then(|guard| guard.as_mut()) {
+    if let Some(nic) = NIC.lock().as_mut() {
+        // From now, whatever it was: an old deadline would send the next pass at once.
+        nic.watch = Watch::Timed(crate::clock::monotonic_ns() + WATCH_NS);
         nic.looked = false;
     }
 }

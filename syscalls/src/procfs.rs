@@ -139,18 +139,16 @@ fn uptime(context: &mut Context) -> Vec<u8> {
 /// machine is not woken over and over.
 fn interrupts(context: &mut Context) -> Vec<u8> {
     let counts = context.platform.interrupt_counts();
-    let mut text = alloc::format!(
-        "{:>15}\n{:>3}: {:>10}  IO-APIC   4-edge      ttyS0\n",
-        "CPU0",
-        4,
-        counts.serial
-    );
-    if let Some(line) = counts.network_line {
+    let mut text = alloc::format!("{:11}CPU0       \n", "");
+    let mut device = |line: u32, count: u64, kind: &str, name: &str| {
         let _ = writeln!(
             text,
-            "{line:>3}: {:>10}  IO-APIC  {line}-fasteoi   virtio0",
-            counts.network
+            "{line:>3}: {count:>10}   IO-APIC {line:>3}-{kind:<8}  {name}"
         );
+    };
+    device(4, counts.serial, "edge", "ttyS0");
+    if let Some(line) = counts.network_line {
+        device(line, counts.network, "fasteoi", "virtio0");
     }
     let _ = writeln!(text, "LOC: {:>10}   Local timer interrupts", counts.timer);
     let _ = writeln!(text, "ERR: {:>10}", 0);
@@ -356,7 +354,7 @@ mod tests {
         let text = read_path(&mut machine, "/proc/interrupts");
         assert_eq!(
             text,
-            "           CPU0\n  4:          0  IO-APIC   4-edge      ttyS0\nLOC:          0   Local timer interrupts\nERR:          0\n"
+            "           CPU0       \n  4:          0   IO-APIC   4-edge      ttyS0\nLOC:          0   Local timer interrupts\nERR:          0\n"
         );
     }
 

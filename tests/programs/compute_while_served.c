@@ -7,6 +7,8 @@
 //      while it computes;
 //   3. after serving one client (a wait that halted the CPU, then a request), for 5 s: pinged
 //      again;
+//   3b. after an epoll_wait that does not wait (the device interrupted until then: the
+//      kernel's pass had armed it), for 5 s: pinged again;
 //   4. beside a thread blocked in accept(2) that echoes one message: that thread must run
 //      when the client's frames come, not when the computing stops (after 20 s at most).
 #include <netinet/in.h>
@@ -112,6 +114,17 @@ int main(void) {
         return 1;
     }
     say("computing after a request");
+    timer_computing = timer_interrupts();
+    compute(5.0);
+    if (timer_interrupts() - timer_computing > computing_woken)
+        computing_woken = timer_interrupts() - timer_computing;
+    say("computed");
+
+    // The line first, and a moment for the console's traffic to settle: a later interrupt
+    // of any kind would arm the timer, and hide a watch left off it.
+    say("computing after a poll");
+    compute(0.3);
+    epoll_wait(epoll, &got, 1, 0);
     timer_computing = timer_interrupts();
     compute(5.0);
     if (timer_interrupts() - timer_computing > computing_woken)
