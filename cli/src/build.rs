@@ -415,8 +415,7 @@ fn fill(
         .write(true)
         .open(output)
         .with_context(|| format!("{}: cannot reopen it", output.display()))?;
-    crate::volume::dig_holes(&file)
-        .with_context(|| format!("{}: cannot make it sparse", output.display()))?;
+    crate::volume::warn_unless_sparse(&file, output);
     eprintln!(
         "pith: built {}: {} ({} bytes) and {} more entries",
         output.display(),
