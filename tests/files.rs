@@ -427,6 +427,20 @@ fn tmp_is_a_tmpfs_of_the_size_given_or_a_directory_of_the_image() {
         "{}",
         small.stderr
     );
+    // Its inodes are Linux's default whatever the size: half the RAM's pages.
+    let inodes = pith_run(
+        &["--tmp", "1M", "-m", "64M"],
+        &program,
+        &["0", "inodes"],
+        &[],
+    );
+    assert_eq!(
+        inodes.stdout.lines().nth(4),
+        Some("inodes: ENOSPC after as many as statfs said files, room after an unlink"),
+        "{}\n{}",
+        inodes.stdout,
+        inodes.stderr
+    );
     // By default, half of the memory the kernel manages (a little under half of -m).
     let default = pith_run(&["-m", "256M"], &program, &["2048"], &[]);
     let lines: Vec<&str> = default.stdout.lines().collect();

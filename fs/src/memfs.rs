@@ -67,11 +67,19 @@ pub struct MemFs {
     /// Pages the files may hold in all, and hold now.
     page_limit: u64,
     pages_used: u64,
+    /// Nodes there may be (tmpfs' nr_inodes: creating one more is ENOSPC), and how many of
+    /// them the program may create beyond those it started with (`preloaded`). Without a
+    /// limit, a program creating empty files would fill the kernel's heap, which the rest of
+    /// the kernel needs.
+    inode_limit: u64,
+    inode_allowance: u64,
 }
 
 impl MemFs {
     /// An empty filesystem whose root directory has `permissions` (0o755, or 0o1777 for /tmp),
-    /// holding at most `size_limit` bytes of file data.
+    /// holding at most `size_limit` bytes of file data, and as many nodes as it has pages
+    /// (Linux's tmpfs default, half the RAM's pages, when `size_limit` is half the RAM, as
+    /// Linux's default size is; `with_inodes` sets another).
     pub fn new(permissions: u32, size_limit: u64, now: Timestamp) -> MemFs {
         let mut nodes = hashbrown::HashMap::new();
         let root = 1;
@@ -94,7 +102,23 @@ impl MemFs {
             next_ino: root + 1,
             page_limit: size_limit / PAGE,
             pages_used: 0,
+            inode_limit: size_limit / PAGE,
+            inode_allowance: size_limit / PAGE,
         }
+    }
+
+    /// The same, taking any number of nodes until `preloaded` (the root, which the image's
+    /// files go into first: a big image in a small VM has more than the allowance).
+    pub fn preloading(mut self) -> MemFs {
+        self.inode_limit = u64::MAX;
+        self
+    }
+
+    /// The same, with room for `inodes` nodes (tmpfs' nr_inodes=).
+    pub fn with_inodes(mut self, inodes: u64) -> MemFs {
+        self.inode_limit = inodes;
+        self.inode_allowance = inodes;
+        self
     }
 
     fn node(&self, ino: Ino) -> Result<&Node, Error> {
@@ -300,6 +324,9 @@ impl FileSystem for MemFs {
         check_name(name)?;
         if self.entries(dir)?.contains_key(name) {
             return Err(Error::Exists);
+        }
+        if self.nodes.len() as u64 >= self.inode_limit {
+            return Err(Error::NoSpace);
         }
         self.nodes.try_reserve(1).map_err(|_| Error::NoSpace)?;
         let ino = self.next_ino;
@@ -712,14 +739,18 @@ impl FileSystem for MemFs {
         Ok(()) // memory is as durable as tmpfs gets
     }
 
+    fn preloaded(&mut self) {
+        self.inode_limit = (self.nodes.len() as u64).saturating_add(self.inode_allowance);
+    }
+
     fn stats(&self) -> FsStats {
         FsStats {
             magic: TMPFS_MAGIC,
             block_size: PAGE,
             blocks: self.page_limit,
             free_blocks: self.page_limit - self.pages_used,
-            files: self.page_limit,
-            free_files: self.page_limit.saturating_sub(self.nodes.len() as u64),
+            files: self.inode_limit,
+            free_files: self.inode_limit.saturating_sub(self.nodes.len() as u64),
             name_max: NAME_MAX as u64,
         }
     }
@@ -798,6 +829,49 @@ mod tests {
         fs.truncate(file, 10_005, NOW).unwrap();
         assert_eq!(fs.read(file, 10_000, &mut buffer), Ok(5));
         assert_eq!(&buffer[..5], b"he\0\0\0", "truncation clears what it cut");
+    }
+
+    /// tmpfs' nr_inodes: as many nodes as pages by default, the root among them; one more is
+    /// ENOSPC, and removing one makes room. statfs counts them.
+    #[test]
+    fn creating_past_the_inode_limit_is_enospc_until_a_node_goes() {
+        let mut fs = MemFs::new(0o1777, 4 * PAGE, NOW);
+        let root = fs.root();
+        for name in [b"a", b"b", b"c"] {
+            fs.create(root, name, NewNode::Regular, CREATE).unwrap();
+        }
+        assert_eq!(
+            fs.create(root, b"d", NewNode::Directory, CREATE),
+            Err(Error::NoSpace)
+        );
+        let stats = fs.stats();
+        assert_eq!((stats.files, stats.free_files), (4, 0));
+        fs.unlink(root, b"a", NOW).unwrap();
+        fs.create(root, b"d", NewNode::Directory, CREATE).unwrap();
+        let many = MemFs::new(0o1777, 4 * PAGE, NOW).with_inodes(100).stats();
+        assert_eq!((many.files, many.free_files), (100, 99));
+    }
+
+    /// The files a root starts with (an image's) take none of the allowance: it counts from
+    /// `preloaded` on.
+    #[test]
+    fn preloaded_nodes_take_none_of_the_allowance() {
+        let mut fs = MemFs::new(0o755, 2 * PAGE, NOW).preloading();
+        let root = fs.root();
+        for index in 0..10u8 {
+            fs.create(root, &[b'f', b'0' + index], NewNode::Regular, CREATE)
+                .unwrap();
+        }
+        fs.preloaded();
+        let stats = fs.stats();
+        assert_eq!((stats.files, stats.free_files), (13, 2));
+        fs.create(root, b"x", NewNode::Regular, CREATE).unwrap();
+        fs.create(root, b"y", NewNode::Symlink(b"x".to_vec()), CREATE)
+            .unwrap();
+        assert_eq!(
+            fs.create(root, b"z", NewNode::Regular, CREATE),
+            Err(Error::NoSpace)
+        );
     }
 
     #[test]

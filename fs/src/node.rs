@@ -254,6 +254,9 @@ pub trait FileSystem {
         self.shutdown()
     }
     fn stats(&self) -> FsStats;
+    /// The files the filesystem starts with are in (an image's, placed at boot): what is
+    /// created from now on counts against its inode limit, if it has one (tmpfs).
+    fn preloaded(&mut self) {}
     /// The first byte at or after `offset` that holds data (SEEK_DATA) or is a hole
     /// (SEEK_HOLE); None past the end.
     fn seek_data(&self, ino: Ino, offset: u64, hole: bool) -> Result<Option<u64>, Error>;

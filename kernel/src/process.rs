@@ -548,6 +548,11 @@ fn populate_tree(process: &mut Process, image: &Image<'static>, now: pith_fs::Ti
         };
         report(entry.path(), result);
     }
+    // The image's nodes take none of the room the program has to create files in.
+    let root = vfs.root().mount;
+    if let Ok(fs) = vfs.fs_mut(root) {
+        fs.preloaded();
+    }
     if let Some(workdir) = image.workdir() {
         match pith_syscalls::files::make_directories(vfs, workdir, now) {
             Ok(node) => process.cwd = node,

@@ -89,7 +89,7 @@ pub enum TmpMount {
 
 /// The tree a program starts with: tmpfs at `/` (see `tree_on`).
 pub fn standard_tree(tmpfs_bytes: u64, tmp: TmpMount, now: Timestamp, program_path: &[u8]) -> Vfs {
-    let root = Box::new(MemFs::new(0o755, tmpfs_bytes, now));
+    let root = Box::new(MemFs::new(0o755, tmpfs_bytes, now).preloading());
     tree_on(root, "tmpfs", tmpfs_bytes, tmp, now, program_path)
 }
 
@@ -162,7 +162,10 @@ pub fn tree_on(
     let _ = dev.create(dev_root, b"shm", NewNode::Directory, creation(0o1777));
     let _ = vfs.mount(b"/dev", Box::new(dev), "devtmpfs");
     if let TmpMount::Tmpfs(bytes) = tmp {
-        let _ = vfs.mount(b"/tmp", Box::new(MemFs::new(0o1777, bytes, now)), "tmpfs");
+        // Its size is --tmp's; its inodes, as Linux's tmpfs, half the RAM's pages whatever
+        // the size.
+        let tmp = MemFs::new(0o1777, bytes, now).with_inodes(tmpfs_bytes / 4096);
+        let _ = vfs.mount(b"/tmp", Box::new(tmp), "tmpfs");
     }
     let _ = vfs.mount(
         b"/dev/shm",

@@ -1,6 +1,6 @@
 /* What /tmp is: a tmpfs of the size `pith run --tmp` gave, or (--tmp disk) a directory of
  * `/` that keeps what is left in it across boots of an image. Fills /tmp with up to argv[1]
- * KiB and reports where it stopped. */
+ * KiB and reports where it stopped; with argv[2] "inodes", fills it with empty files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,6 +48,34 @@ int main(int argc, char **argv) {
         printf("fill: ENOSPC after %ld KiB\n", written >> 10);
     else
         printf("fill: %ld KiB\n", written >> 10);
+    if (argc > 2 && strcmp(argv[2], "inodes") == 0) {
+        /* tmpfs' inode limit: empty files until ENOSPC, as many as statfs says are free
+         * (Linux: half the RAM's pages, whatever the size), then room again after one goes. */
+        statfs("/tmp", &info);
+        long free_files = (long)info.f_ffree, made = 0;
+        char name[64];
+        for (;;) {
+            snprintf(name, sizeof name, "/tmp/i%ld", made);
+            int file = open(name, O_CREAT | O_WRONLY, 0644);
+            if (file < 0) {
+                error = errno;
+                break;
+            }
+            close(file);
+            made++;
+        }
+        unlink("/tmp/i0");
+        int again = open("/tmp/i0", O_CREAT | O_WRONLY, 0644);
+        printf("inodes: %s after %s files, %s\n", error == ENOSPC ? "ENOSPC" : strerror(error),
+               made == free_files ? "as many as statfs said" : "not as many as statfs said",
+               again >= 0 ? "room after an unlink" : "no room after an unlink");
+        if (made != free_files) printf("made %ld, f_ffree %ld\n", made, free_files);
+        close(again);
+        for (long i = 0; i < made; i++) {
+            snprintf(name, sizeof name, "/tmp/i%ld", i);
+            unlink(name);
+        }
+    }
     printf("kept: %s\n", access("/tmp/kept", F_OK) == 0 ? "yes" : "no");
     close(open("/tmp/kept", O_CREAT | O_WRONLY, 0644));
     return 0;
