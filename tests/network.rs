@@ -271,7 +271,7 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
 
 /// A program that computes without a system call is still on the network, as on Linux: the
 /// kernel answers ARP and pings meanwhile (right after a network call, after serving a
-/// client, and after a poll that did not wait), and a thread blocked in accept(2) runs when its client's frames come rather than
+/// client, after a poll that did not wait, while it sleeps and after), and a thread blocked in accept(2) runs when its client's frames come rather than
 /// when the computing stops. While the program only sleeps or waits, the CPU idles.
 #[test]
 fn the_network_is_served_while_the_program_computes() {
@@ -314,6 +314,19 @@ fn the_network_is_served_while_the_program_computes() {
     );
     let quiet = server.wait_for_line("computed: ");
     assert_eq!(quiet, "computed: the timer was quiet");
+    server.wait_for_line("sleeping, then computing");
+    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+    assert!(
+        ping.contains("3 of 3 echo requests answered"),
+        "pings while the program sleeps: {ping}"
+    );
+    // It sleeps 3 s from the line, then computes 5 s.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+    assert!(
+        ping.contains("3 of 3 echo requests answered"),
+        "pings while the program computes after a sleep: {ping}"
+    );
     server.wait_for_line("computing beside a thread");
     let echo = client(&prefix, &[guest, "7", "concurrent", "1"]);
     assert!(echo.contains("1 of 1 connections echoed"), "{echo}");

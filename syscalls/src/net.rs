@@ -448,6 +448,19 @@ pub fn poll_while_computing(context: &mut Context) -> bool {
     true
 }
 
+/// A thread is about to wait, or has waited, for something other than the network (a sleep,
+/// a futex, a pipe): frames that came meanwhile are taken now, and the device is armed so
+/// that the next one ends the wait (and interrupts the program once it runs again). Linux
+/// takes frames on arrival whoever waits; without this, a program that slept and then
+/// computed left them in the device until its next network call.
+pub fn serve_while_waiting(context: &mut Context) {
+    if context.process.network.stack.is_some() && context.platform.net_arm_interrupt() {
+        poll_while_computing(context);
+        // A thread waiting on a socket may have something now; its own wait saw nothing.
+        context.platform.wake_all();
+    }
+}
+
 /// How often a wait looks at a network device that raises no interrupt.
 const POLLED_DEVICE_NS: u64 = 1_000_000;
 
@@ -478,7 +491,7 @@ pub fn wait(context: &mut Context, deadline: u64) -> Result<(), Errno> {
     } else {
         wake
     };
-    crate::signal::wait_step(context, wake, WakeOn::AnyEvent)
+    crate::signal::wait_step_for_network(context, wake, WakeOn::AnyEvent)
 }
 
 /// The AF_UNIX socket `fd` refers to, if it is one (unix.rs serves it).
@@ -2360,6 +2373,7 @@ mod tests {
     const GETSOCKNAME: u64 = 51;
     const GETSOCKOPT: u64 = 55;
     const NONBLOCK: u64 = 0o4000;
+    const NANOSLEEP: u64 = 35;
 
     /// A sockaddr_in for 127.0.0.1:`port` in app memory.
     fn loopback(machine: &mut TestMachine, port: u16) -> u64 {
@@ -2551,6 +2565,44 @@ mod tests {
             process: &mut machine.process,
         };
         assert!(poll_while_computing(&mut context));
+        assert!(machine.platform.device_incoming.is_empty());
+        let segments = tcp_segments_sent(&machine);
+        assert!(
+            segments.iter().any(|&(rst, syn, ack)| syn && ack && !rst),
+            "a SYN-ACK: {segments:?}"
+        );
+    }
+
+    /// A thread that waits for something else than the network (here nanosleep) takes the
+    /// frames that came, as Linux takes them on arrival: a SYN for a listener is answered.
+    #[test]
+    fn a_wait_for_something_else_serves_the_network() {
+        let mut machine = TestMachine::new();
+        machine.platform.offloading_device = true;
+        machine.process.network.config = Some(crate::inet::NetConfig {
+            address: DEVICE_IP,
+            prefix_len: 24,
+            gateway: Some(HOST_IP),
+            dns: None,
+        });
+        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let mut any = [0u8; 16];
+        any[0] = 2;
+        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        let any = machine.put(&any);
+        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
+        machine.platform.device_sent.clear();
+        machine
+            .platform
+            .device_incoming
+            .push_back(arp_request_from_host());
+        machine
+            .platform
+            .device_incoming
+            .push_back(syn_from_host(8080));
+        let ten_ms = machine.put(&[0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x96, 0x98, 0, 0, 0, 0, 0]);
+        assert_eq!(machine.call(NANOSLEEP, [ten_ms, 0, 0, 0, 0, 0]), Ok(0));
         assert!(machine.platform.device_incoming.is_empty());
         let segments = tcp_segments_sent(&machine);
         assert!(

@@ -435,7 +435,21 @@ pub fn raise_host_signals(context: &mut Context) {
 
 /// One step of a blocking wait: raises what the host sent and what timers owe; EINTR when a
 /// signal can be delivered; otherwise waits for an interrupt, at most until `deadline`.
+/// The network is served around it, as Linux serves it whoever waits
+/// (`net::serve_while_waiting`).
 pub fn wait_step(
+    context: &mut Context,
+    deadline: u64,
+    wake_on: crate::platform::WakeOn,
+) -> Result<(), Errno> {
+    crate::net::serve_while_waiting(context);
+    let result = wait_step_for_network(context, deadline, wake_on);
+    crate::net::serve_while_waiting(context);
+    result
+}
+
+/// `wait_step` for a wait on the network, whose caller passes the stack itself.
+pub fn wait_step_for_network(
     context: &mut Context,
     deadline: u64,
     wake_on: crate::platform::WakeOn,

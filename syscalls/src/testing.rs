@@ -86,6 +86,10 @@ impl Platform for FakePlatform {
     ) {
         self.device_sent.push(frame);
     }
+    /// As the device: true if frames wait (they raised no interrupt).
+    fn net_arm_interrupt(&mut self) -> bool {
+        !self.device_incoming.is_empty()
+    }
     fn net_receive(&mut self, buffer: &mut [u8]) -> Option<crate::platform::ReceivedFrame> {
         let frame = self.device_incoming.pop_front()?;
         let len = frame.len().min(buffer.len());

@@ -9,6 +9,8 @@
 //      again;
 //   3b. after an epoll_wait that does not wait (the device interrupted until then: the
 //      kernel's pass had armed it), for 5 s: pinged again;
+//   3c. after an epoll_wait that does not wait, asleep for 3 s, then computing for 5 s: pinged
+//      in both (a wait for something else than the network serves it too);
 //   4. beside a thread blocked in accept(2) that echoes one message: that thread must run
 //      when the client's frames come, not when the computing stops (after 20 s at most).
 #include <netinet/in.h>
@@ -133,6 +135,13 @@ int main(void) {
     if (computing_woken >= 50)
         printf("timer interrupts in 5 s of computing: %ld\n", computing_woken);
     fflush(stdout);
+
+    epoll_wait(epoll, &got, 1, 0);
+    say("sleeping, then computing");
+    struct timespec three = {3, 0};
+    nanosleep(&three, NULL);
+    compute(5.0);
+    say("computed");
 
     pthread_t thread;
     if (pthread_create(&thread, NULL, echo_thread, NULL)) {
