@@ -241,6 +241,10 @@ impl Platform for KernelPlatform {
         crate::sched::wake_all();
     }
 
+    fn wake_event_waiters(&mut self) {
+        crate::sched::wake_event_waiters();
+    }
+
     fn exit_thread(&mut self, process: &mut Process) -> ! {
         crate::sched::exit_current(process)
     }

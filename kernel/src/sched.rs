@@ -390,6 +390,15 @@ pub fn wake_all() {
     });
 }
 
+/// Makes the threads waiting for any event look again (not futex waiters, which only a wake
+/// or a signal ends): frames came, and a thread waiting on a socket may have something.
+pub fn wake_event_waiters() {
+    with_scheduler(|scheduler| {
+        scheduler.wake_waiting(false);
+        scheduler.arm_timer(None);
+    });
+}
+
 /// Frees the stacks of threads that exited (never the running one's), and checks the running
 /// thread's stack canary.
 fn after_switch() {

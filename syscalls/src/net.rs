@@ -457,7 +457,8 @@ pub fn serve_while_waiting(context: &mut Context) {
     if context.process.network.stack.is_some() && context.platform.net_arm_interrupt() {
         poll_while_computing(context);
         // A thread waiting on a socket may have something now; its own wait saw nothing.
-        context.platform.wake_all();
+        // Futex waiters are left be: a frame is no business of theirs.
+        context.platform.wake_event_waiters();
     }
 }
 

@@ -244,6 +244,11 @@ pub trait Platform {
     fn wake_thread(&mut self, tid: i32);
     /// Makes every waiting thread look again (a signal was raised for the process).
     fn wake_all(&mut self);
+    /// Makes the threads waiting with `WakeOn::AnyEvent` look again (frames came: those
+    /// waiting on sockets may have something), leaving futex waiters be.
+    fn wake_event_waiters(&mut self) {
+        self.wake_all();
+    }
     /// Ends the running thread (not the last: exit_group ends the program) and runs another.
     fn exit_thread(&mut self, process: &mut crate::process::Process) -> !;
     /// Arms the machine's timer for the process's next timer deadline (monotonic), or
