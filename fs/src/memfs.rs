@@ -73,6 +73,9 @@ pub struct MemFs {
     /// the kernel needs.
     inode_limit: u64,
     inode_allowance: u64,
+    /// Names beyond the first of files with several (hard links): each takes an inode of
+    /// the limit, as Linux's shmem_link reserves one, since each holds memory.
+    extra_links: u64,
 }
 
 impl MemFs {
@@ -104,6 +107,7 @@ impl MemFs {
             pages_used: 0,
             inode_limit: size_limit / PAGE,
             inode_allowance: size_limit / PAGE,
+            extra_links: 0,
         }
     }
 
@@ -174,15 +178,24 @@ impl MemFs {
     }
 
     /// Drops one name of `ino` (a directory's own "." and its parent's ".." count too).
+    /// The inodes of the limit in use: nodes, and the extra names of hard-linked files.
+    fn inodes_used(&self) -> u64 {
+        self.nodes.len() as u64 + self.extra_links
+    }
+
     fn drop_link(&mut self, ino: Ino, now: Timestamp) {
         if let Ok(node) = self.node_mut(ino) {
             let directory = node.metadata.kind == FileType::Directory;
+            let had_extra = !directory && node.metadata.links > 1;
             node.metadata.links = if directory {
                 0
             } else {
                 node.metadata.links.saturating_sub(1)
             };
             node.metadata.changed = now;
+            if had_extra {
+                self.extra_links = self.extra_links.saturating_sub(1);
+            }
         }
         self.release_if_unused(ino);
     }
@@ -325,7 +338,7 @@ impl FileSystem for MemFs {
         if self.entries(dir)?.contains_key(name) {
             return Err(Error::Exists);
         }
-        if self.nodes.len() as u64 >= self.inode_limit {
+        if self.inodes_used() >= self.inode_limit {
             return Err(Error::NoSpace);
         }
         self.nodes.try_reserve(1).map_err(|_| Error::NoSpace)?;
@@ -419,7 +432,11 @@ impl FileSystem for MemFs {
         if self.entries(dir)?.contains_key(name) {
             return Err(Error::Exists);
         }
+        if self.inodes_used() >= self.inode_limit {
+            return Err(Error::NoSpace);
+        }
         self.entries_mut(dir)?.insert(name.to_vec(), target);
+        self.extra_links += 1;
         let node = self.node_mut(target)?;
         node.metadata.links += 1;
         node.metadata.changed = now;
@@ -740,7 +757,7 @@ impl FileSystem for MemFs {
     }
 
     fn preloaded(&mut self) {
-        self.inode_limit = (self.nodes.len() as u64).saturating_add(self.inode_allowance);
+        self.inode_limit = self.inodes_used().saturating_add(self.inode_allowance);
     }
 
     fn stats(&self) -> FsStats {
@@ -750,7 +767,7 @@ impl FileSystem for MemFs {
             blocks: self.page_limit,
             free_blocks: self.page_limit - self.pages_used,
             files: self.inode_limit,
-            free_files: self.inode_limit.saturating_sub(self.nodes.len() as u64),
+            free_files: self.inode_limit.saturating_sub(self.inodes_used()),
             name_max: NAME_MAX as u64,
         }
     }
@@ -848,6 +865,15 @@ mod tests {
         assert_eq!((stats.files, stats.free_files), (4, 0));
         fs.unlink(root, b"a", NOW).unwrap();
         fs.create(root, b"d", NewNode::Directory, CREATE).unwrap();
+        // A second name takes an inode too (Linux's shmem_link), and gives it back.
+        fs.unlink(root, b"b", NOW).unwrap();
+        let c = fs.lookup(root, b"c").unwrap();
+        fs.link(root, b"c2", c, NOW).unwrap();
+        assert_eq!(fs.link(root, b"c3", c, NOW), Err(Error::NoSpace));
+        assert_eq!(fs.stats().free_files, 0);
+        fs.unlink(root, b"c", NOW).unwrap();
+        assert_eq!(fs.stats().free_files, 1);
+        fs.link(root, b"c3", c, NOW).unwrap();
         let many = MemFs::new(0o1777, 4 * PAGE, NOW).with_inodes(100).stats();
         assert_eq!((many.files, many.free_files), (100, 99));
     }
