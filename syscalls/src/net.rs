@@ -449,18 +449,48 @@ pub fn poll_while_computing(context: &mut Context) -> bool {
 }
 
 /// A thread is about to wait, or has waited, for something other than the network (a sleep,
-/// a futex, a pipe): frames that came meanwhile are taken now, and the device is armed so
-/// that the next one ends the wait (and interrupts the program once it runs again). Linux
-/// takes frames on arrival whoever waits; without this, a program that slept and then
-/// computed left them in the device until its next network call.
-pub fn serve_while_waiting(context: &mut Context) {
-    if context.process.network.stack.is_some() && context.platform.net_arm_interrupt() {
+/// a futex, a pipe): frames that came meanwhile are taken now, the stack's due timers run
+/// (delayed ACKs, retransmissions), and the device is armed so that the next frame ends
+/// the wait (and interrupts the program once it runs again). Linux takes frames on arrival
+/// and runs its timers whoever waits; without this, a program that slept and then computed
+/// left them in the device until its next network call. Returns when the wait should end
+/// for the network's sake: the stack's next timer, or soon if frames still wait after the
+/// passes (a flood the device will not interrupt for).
+pub fn serve_while_waiting(context: &mut Context) -> Option<u64> {
+    context.process.network.stack.as_ref()?;
+    let now = context.platform.now(MachineClock::Monotonic);
+    let frames = context.platform.net_arm_interrupt();
+    let due = context
+        .process
+        .network
+        .stack
+        .as_mut()
+        .and_then(|stack| stack.next_poll(context.platform))
+        .is_some_and(|at| at <= now);
+    if frames || due {
         poll_while_computing(context);
-        // A thread waiting on a socket may have something now; its own wait saw nothing.
-        // Futex waiters are left be: a frame is no business of theirs.
-        context.platform.wake_event_waiters();
+        if frames {
+            // A thread waiting on a socket may have something now; its own wait saw
+            // nothing. Futex waiters are left be: a frame is no business of theirs.
+            context.platform.wake_event_waiters();
+        }
+        if context.platform.net_arm_interrupt() {
+            return Some(now.saturating_add(FLOOD_RECHECK_NS));
+        }
     }
+    // Never sooner than a moment from now: a timer the pass left due (a full transmit
+    // queue) would otherwise make every wait return at once.
+    context
+        .process
+        .network
+        .stack
+        .as_mut()
+        .and_then(|stack| stack.next_poll(context.platform))
+        .map(|at| at.max(now.saturating_add(FLOOD_RECHECK_NS)))
 }
+
+/// How soon a wait looks again at frames the passes left (`serve_while_waiting`).
+const FLOOD_RECHECK_NS: u64 = 1_000_000;
 
 /// How often a wait looks at a network device that raises no interrupt.
 const POLLED_DEVICE_NS: u64 = 1_000_000;

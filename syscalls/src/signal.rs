@@ -442,7 +442,8 @@ pub fn wait_step(
     deadline: u64,
     wake_on: crate::platform::WakeOn,
 ) -> Result<(), Errno> {
-    crate::net::serve_while_waiting(context);
+    let network = crate::net::serve_while_waiting(context);
+    let deadline = network.map_or(deadline, |at| at.min(deadline));
     let result = wait_step_for_network(context, deadline, wake_on);
     crate::net::serve_while_waiting(context);
     result
@@ -523,9 +524,13 @@ pub fn rt_sigtimedwait(
             .timers
             .next_deadline()
             .map_or(deadline, |timer| timer.min(deadline));
+        // The network is served around this wait too (`net::serve_while_waiting`).
+        let network = crate::net::serve_while_waiting(context);
+        let wake = network.map_or(wake, |at| at.min(wake));
         context
             .platform
             .wait_until(context.process, wake, crate::platform::WakeOn::AnyEvent);
+        crate::net::serve_while_waiting(context);
     }
 }
 
