@@ -97,6 +97,8 @@ pub struct Stack {
     next_port: u16,
     /// Listeners that got a connection to accept, for epoll (take_listener_events).
     listener_events: Vec<u32>,
+    /// `next_poll` as of the last pass, once asked (`next_poll_since_pass`).
+    next_poll_memo: Option<Option<u64>>,
 }
 
 /// What the device under smoltcp keeps from one poll to the next.
@@ -410,6 +412,7 @@ impl Stack {
             ports: BTreeMap::new(),
             next_port: EPHEMERAL_PORTS.start() + seed_port % span,
             listener_events: Vec::new(),
+            next_poll_memo: None,
         }
     }
 
@@ -417,6 +420,7 @@ impl Stack {
     /// time (a listener arms its next socket between frames), sends what the sockets have to
     /// send, again while frames loop back, and reaps closed connections.
     pub fn poll(&mut self, platform: &mut dyn Platform) {
+        self.next_poll_memo = None;
         let now = instant(platform);
         // Each round can loop frames back (a SYN, its SYN-ACK, the ACK...): bounded, as a
         // program waits for the rest at its next call.
@@ -461,6 +465,24 @@ impl Stack {
     }
 
     /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
+    /// `next_poll`, worked out at most once between passes: a thread that waits for
+    /// something else than the network asks at every wait (`net::serve_while_waiting`), and
+    /// smoltcp looks at every socket to answer. A pass forgets it, and so does every socket
+    /// call (`forget_next_poll`, from `Network::stack`).
+    pub fn next_poll_since_pass(&mut self, platform: &dyn Platform) -> Option<u64> {
+        if let Some(memo) = self.next_poll_memo {
+            return memo;
+        }
+        let next = self.next_poll(platform);
+        self.next_poll_memo = Some(next);
+        next
+    }
+
+    /// A socket changed: `next_poll_since_pass` works it out again.
+    pub fn forget_next_poll(&mut self) {
+        self.next_poll_memo = None;
+    }
+
     pub fn next_poll(&mut self, platform: &dyn Platform) -> Option<u64> {
         if !self.wire.looped.is_empty() {
             return Some(0);

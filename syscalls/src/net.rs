@@ -403,9 +403,12 @@ impl Network {
     /// device).
     fn stack(&mut self, platform: &mut dyn crate::Platform) -> Result<&mut Stack, Errno> {
         let config = self.config;
-        Ok(self
+        let stack = self
             .stack
-            .get_or_insert_with(|| Stack::new(platform, config)))
+            .get_or_insert_with(|| Stack::new(platform, config));
+        // A socket call may change what the stack's timers are.
+        stack.forget_next_poll();
+        Ok(stack)
     }
 
     /// How many sockets are open, and how many smoltcp sockets the stack holds.
@@ -465,7 +468,7 @@ pub fn serve_while_waiting(context: &mut Context) -> Option<u64> {
         .network
         .stack
         .as_mut()
-        .and_then(|stack| stack.next_poll(context.platform))
+        .and_then(|stack| stack.next_poll_since_pass(context.platform))
         .is_some_and(|at| at <= now);
     if frames || due {
         poll_while_computing(context);
@@ -485,7 +488,7 @@ pub fn serve_while_waiting(context: &mut Context) -> Option<u64> {
         .network
         .stack
         .as_mut()
-        .and_then(|stack| stack.next_poll(context.platform))
+        .and_then(|stack| stack.next_poll_since_pass(context.platform))
         .map(|at| at.max(now.saturating_add(FLOOD_RECHECK_NS)))
 }
 
