@@ -2524,20 +2524,8 @@ mod tests {
 
     #[test]
     fn a_syn_that_came_before_listen_is_refused_as_on_arrival() {
-        let mut machine = TestMachine::new();
-        machine.platform.offloading_device = true;
-        machine.process.network.config = Some(crate::inet::NetConfig {
-            address: DEVICE_IP,
-            prefix_len: 24,
-            gateway: Some(HOST_IP),
-            dns: None,
-        });
-        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
-        let mut any = [0u8; 16];
-        any[0] = 2;
-        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
-        let any = machine.put(&any);
-        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        let mut machine = wired_machine();
+        let server = bound_to_any(&mut machine, 8080);
         // A client tried while the program was still starting: nothing listened then.
         let incoming = &mut machine.platform.device_incoming;
         incoming.push_back(arp_request_from_host());
@@ -2575,18 +2563,8 @@ mod tests {
         };
         assert!(!poll_while_computing(&mut context), "no stack yet");
         assert!(machine.platform.device_sent.is_empty());
-        machine.process.network.config = Some(crate::inet::NetConfig {
-            address: DEVICE_IP,
-            prefix_len: 24,
-            gateway: Some(HOST_IP),
-            dns: None,
-        });
-        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
-        let mut any = [0u8; 16];
-        any[0] = 2;
-        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
-        let any = machine.put(&any);
-        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        machine.process.network.config = Some(wired_config());
+        let server = bound_to_any(&mut machine, 8080);
         assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
         machine.platform.device_sent.clear();
         // The program computes; a client connects.
@@ -2611,20 +2589,8 @@ mod tests {
     /// frames that came, as Linux takes them on arrival: a SYN for a listener is answered.
     #[test]
     fn a_wait_for_something_else_serves_the_network() {
-        let mut machine = TestMachine::new();
-        machine.platform.offloading_device = true;
-        machine.process.network.config = Some(crate::inet::NetConfig {
-            address: DEVICE_IP,
-            prefix_len: 24,
-            gateway: Some(HOST_IP),
-            dns: None,
-        });
-        let server = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
-        let mut any = [0u8; 16];
-        any[0] = 2;
-        any[2..4].copy_from_slice(&8080u16.to_be_bytes());
-        let any = machine.put(&any);
-        assert_eq!(machine.call(BIND, [server, any, 16, 0, 0, 0]), Ok(0));
+        let mut machine = wired_machine();
+        let server = bound_to_any(&mut machine, 8080);
         assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
         machine.platform.device_sent.clear();
         machine
@@ -2643,6 +2609,35 @@ mod tests {
             segments.iter().any(|&(rst, syn, ack)| syn && ack && !rst),
             "a SYN-ACK: {segments:?}"
         );
+    }
+
+    /// The device's address on the host's network.
+    fn wired_config() -> crate::inet::NetConfig {
+        crate::inet::NetConfig {
+            address: DEVICE_IP,
+            prefix_len: 24,
+            gateway: Some(HOST_IP),
+            dns: None,
+        }
+    }
+
+    /// A machine on the host's network, its device offloading checksums.
+    fn wired_machine() -> TestMachine {
+        let mut machine = TestMachine::new();
+        machine.platform.offloading_device = true;
+        machine.process.network.config = Some(wired_config());
+        machine
+    }
+
+    /// A non-blocking TCP socket bound to 0.0.0.0:`port`: its fd.
+    fn bound_to_any(machine: &mut TestMachine, port: u16) -> u64 {
+        let fd = machine.call(SOCKET, [2, 1 | NONBLOCK, 0, 0, 0, 0]).unwrap();
+        let mut any = [0u8; 16];
+        any[0] = 2;
+        any[2..4].copy_from_slice(&port.to_be_bytes());
+        let any = machine.put(&any);
+        assert_eq!(machine.call(BIND, [fd, any, 16, 0, 0, 0]), Ok(0));
+        fd
     }
 
     /// A listener on 127.0.0.1 with `backlog`: its fd and port.
