@@ -464,7 +464,6 @@ impl Stack {
         self.reap();
     }
 
-    /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
     /// `next_poll`, worked out at most once between passes: a thread that waits for
     /// something else than the network asks at every wait (`net::serve_while_waiting`), and
     /// smoltcp looks at every socket to answer. A pass forgets it, and so does every socket
@@ -483,6 +482,7 @@ impl Stack {
         self.next_poll_memo = None;
     }
 
+    /// The monotonic time (ns) by which `poll` must run again for the stack's timers, if any.
     pub fn next_poll(&mut self, platform: &dyn Platform) -> Option<u64> {
         if !self.wire.looped.is_empty() {
             return Some(0);

@@ -478,11 +478,14 @@ pub fn serve_while_waiting(context: &mut Context) -> Option<u64> {
             context.platform.wake_event_waiters();
         }
         if context.platform.net_arm_interrupt() {
+            // From after the passes, which a flood can make long.
+            let now = context.platform.now(MachineClock::Monotonic);
             return Some(now.saturating_add(FLOOD_RECHECK_NS));
         }
     }
-    // Never sooner than a moment from now: a timer the pass left due (a full transmit
-    // queue) would otherwise make every wait return at once.
+    // Never sooner than a moment from now (after the passes): a timer a pass left due (a
+    // full transmit queue) would otherwise make every wait return at once.
+    let now = context.platform.now(MachineClock::Monotonic);
     context
         .process
         .network

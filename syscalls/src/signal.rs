@@ -443,7 +443,13 @@ pub fn wait_step(
     wake_on: crate::platform::WakeOn,
 ) -> Result<(), Errno> {
     let network = crate::net::serve_while_waiting(context);
-    let deadline = network.map_or(deadline, |at| at.min(deadline));
+    // Futex waiters keep their own deadline: a Go or Java program parks many, and each
+    // would wake at every timer of the stack to find that another thread served it. A
+    // thread waiting for events (or the network) serves the stack's timers.
+    let deadline = match network {
+        Some(at) if wake_on == crate::platform::WakeOn::AnyEvent => at.min(deadline),
+        _ => deadline,
+    };
     let result = wait_step_for_network(context, deadline, wake_on);
     crate::net::serve_while_waiting(context);
     result
