@@ -271,8 +271,9 @@ fn a_thousand_clients_and_a_gibibyte_each_way_through_a_tap() {
 
 /// A program that computes without a system call is still on the network, as on Linux: the
 /// kernel answers ARP and pings meanwhile (right after a network call, after serving a
-/// client, after a poll that did not wait, while it sleeps and after), and a thread blocked in accept(2) runs when its client's frames come rather than
-/// when the computing stops. While the program only sleeps or waits, the CPU idles.
+/// client, after a poll that did not wait, while it sleeps and after), and a thread blocked
+/// in accept(2) runs when its client's frames come rather than when the computing stops.
+/// While the program only sleeps or waits, the CPU idles.
 #[test]
 fn the_network_is_served_while_the_program_computes() {
     let namespace = Namespace::with_tap();
@@ -286,50 +287,39 @@ fn the_network_is_served_while_the_program_computes() {
         .arg(&program);
     let mut server = Server::start(command);
     let guest = "10.0.100.2";
+    let pinged = |when: &str| {
+        let ping = client(&prefix, &[guest, "0", "ping", "3"]);
+        assert!(
+            ping.contains("3 of 3 echo requests answered"),
+            "pings while the program {when}: {ping}"
+        );
+    };
+    let echoed = || {
+        let echo = client(&prefix, &[guest, "7", "concurrent", "1"]);
+        assert!(echo.contains("1 of 1 connections echoed"), "{echo}");
+    };
     let idle = server.wait_for_line("idle 2 s");
     assert_eq!(idle, "idle 2 s: 0 ready, the CPU idled");
     // Each time it computes 5 s after the line; three unanswered pings take 3 s.
     server.wait_for_line("computing after listen");
-    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
-    assert!(
-        ping.contains("3 of 3 echo requests answered"),
-        "pings while the program computes: {ping}"
-    );
+    pinged("computes");
     server.wait_for_line("waiting for a client");
-    let echo = client(&prefix, &[guest, "7", "concurrent", "1"]);
-    assert!(echo.contains("1 of 1 connections echoed"), "{echo}");
+    echoed();
     server.wait_for_line("computing after a request");
-    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
-    assert!(
-        ping.contains("3 of 3 echo requests answered"),
-        "pings while the program computes after a request: {ping}"
-    );
+    pinged("computes after a request");
     server.wait_for_line("computing after a poll");
     // Its poll comes 0.3 s after the line: the pings must come after it.
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
-    assert!(
-        ping.contains("3 of 3 echo requests answered"),
-        "pings while the program computes after a poll: {ping}"
-    );
+    pinged("computes after a poll");
     let quiet = server.wait_for_line("computed: ");
     assert_eq!(quiet, "computed: the timer was quiet");
     server.wait_for_line("sleeping, then computing");
-    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
-    assert!(
-        ping.contains("3 of 3 echo requests answered"),
-        "pings while the program sleeps: {ping}"
-    );
+    pinged("sleeps");
     // It sleeps 3 s from the line, then computes 5 s.
     std::thread::sleep(std::time::Duration::from_millis(3500));
-    let ping = client(&prefix, &[guest, "0", "ping", "3"]);
-    assert!(
-        ping.contains("3 of 3 echo requests answered"),
-        "pings while the program computes after a sleep: {ping}"
-    );
+    pinged("computes after a sleep");
     server.wait_for_line("computing beside a thread");
-    let echo = client(&prefix, &[guest, "7", "concurrent", "1"]);
-    assert!(echo.contains("1 of 1 connections echoed"), "{echo}");
+    echoed();
     let verdict = server.wait_for_text("computing");
     assert_eq!(verdict, "echoed while computing");
     let outcome = server.wait();

@@ -4,6 +4,7 @@
 use crate::gdt::{CRITICAL_IST, EXCEPTION_IST, INTERRUPT_IST, KERNEL_CODE, KERNEL_DATA};
 use crate::paging::FaultError;
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 use pith_syscalls::sigframe::Trap;
 use pith_syscalls::uapi::Siginfo;
 use spin::Once;
@@ -344,7 +345,6 @@ static DEPTH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new
 
 #[no_mangle]
 extern "C" fn exception_entry(frame: &mut TrapFrame) {
-    use core::sync::atomic::Ordering;
     if DEPTH.fetch_add(1, Ordering::Relaxed) > 0 {
         crate::log_error!(
             "fatal: {} while handling an exception, rip {:#x}",
@@ -365,27 +365,24 @@ extern "C" fn exception_entry(frame: &mut TrapFrame) {
     DEPTH.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Interrupts taken since boot: the timer's, the network device's, the serial line's.
-static COUNTS: [core::sync::atomic::AtomicU64; 3] = [
-    core::sync::atomic::AtomicU64::new(0),
-    core::sync::atomic::AtomicU64::new(0),
-    core::sync::atomic::AtomicU64::new(0),
-];
+/// Interrupts taken since boot (/proc/interrupts).
+static TIMER_COUNT: AtomicU64 = AtomicU64::new(0);
+static NETWORK_COUNT: AtomicU64 = AtomicU64::new(0);
+static SERIAL_COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// What /proc/interrupts says.
 pub fn counts() -> pith_syscalls::platform::InterruptCounts {
-    use core::sync::atomic::Ordering;
     pith_syscalls::platform::InterruptCounts {
-        timer: COUNTS[0].load(Ordering::Relaxed),
-        network: COUNTS[1].load(Ordering::Relaxed),
+        timer: TIMER_COUNT.load(Ordering::Relaxed),
+        network: NETWORK_COUNT.load(Ordering::Relaxed),
         network_line: crate::virtio_net::interrupt_line(),
-        serial: COUNTS[2].load(Ordering::Relaxed),
+        serial: SERIAL_COUNT.load(Ordering::Relaxed),
     }
 }
 
 fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::apic::TIMER_VECTOR as u64 && crate::apic::timer_in_service() {
-        COUNTS[0].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        TIMER_COUNT.fetch_add(1, Ordering::Relaxed);
         crate::apic::end_of_interrupt();
         crate::sched::timer_fired();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
@@ -397,7 +394,7 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::ioapic::SERIAL_VECTOR as u64
         && crate::apic::in_service(crate::ioapic::SERIAL_VECTOR)
     {
-        COUNTS[2].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        SERIAL_COUNT.fetch_add(1, Ordering::Relaxed);
         crate::apic::end_of_interrupt();
         crate::console::poll();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {
@@ -409,7 +406,7 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == crate::virtio_net::NET_VECTOR as u64
         && crate::apic::in_service(crate::virtio_net::NET_VECTOR)
     {
-        COUNTS[1].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        NETWORK_COUNT.fetch_add(1, Ordering::Relaxed);
         crate::virtio_net::interrupt();
         crate::apic::end_of_interrupt();
         if frame.rip < crate::boot::DIRECT_MAP_BASE {

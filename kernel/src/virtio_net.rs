@@ -477,7 +477,8 @@ static WATCH_STARTED: AtomicBool = AtomicBool::new(false);
 /// The way back to the program: times the watch a pass of the stack started, and arms the
 /// timer for it.
 pub fn time_watch() {
-    if !WATCH_STARTED.swap(false, Ordering::Relaxed) {
+    // A load first: the swap is a locked instruction, and this runs at every system call.
+    if !WATCH_STARTED.load(Ordering::Relaxed) || !WATCH_STARTED.swap(false, Ordering::Relaxed) {
         return;
     }
     // lock, not try_lock: on the way back to the program nothing holds it, and a miss would

@@ -164,7 +164,7 @@ pub fn tree_on(
     if let TmpMount::Tmpfs(bytes) = tmp {
         // Its size is --tmp's; its inodes, as Linux's tmpfs, half the RAM's pages whatever
         // the size.
-        let tmp = MemFs::new(0o1777, bytes, now).with_inodes(tmpfs_bytes / 4096);
+        let tmp = MemFs::new(0o1777, bytes, now).with_inodes(tmpfs_bytes / crate::mm::PAGE_SIZE);
         let _ = vfs.mount(b"/tmp", Box::new(tmp), "tmpfs");
     }
     let _ = vfs.mount(

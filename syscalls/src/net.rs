@@ -2567,9 +2567,7 @@ mod tests {
         assert!(!poll_while_computing(&mut context), "no stack yet");
         assert!(machine.platform.device_sent.is_empty());
         machine.process.network.config = Some(wired_config());
-        let server = bound_to_any(&mut machine, 8080);
-        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
-        machine.platform.device_sent.clear();
+        listen_on_8080(&mut machine);
         // The program computes; a client connects.
         machine
             .platform
@@ -2580,12 +2578,7 @@ mod tests {
             process: &mut machine.process,
         };
         assert!(poll_while_computing(&mut context));
-        assert!(machine.platform.device_incoming.is_empty());
-        let segments = tcp_segments_sent(&machine);
-        assert!(
-            segments.iter().any(|&(rst, syn, ack)| syn && ack && !rst),
-            "a SYN-ACK: {segments:?}"
-        );
+        assert_syn_acked(&machine);
     }
 
     /// A thread that waits for something else than the network (here nanosleep) takes the
@@ -2593,21 +2586,26 @@ mod tests {
     #[test]
     fn a_wait_for_something_else_serves_the_network() {
         let mut machine = wired_machine();
-        let server = bound_to_any(&mut machine, 8080);
-        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
-        machine.platform.device_sent.clear();
-        machine
-            .platform
-            .device_incoming
-            .push_back(arp_request_from_host());
-        machine
-            .platform
-            .device_incoming
-            .push_back(syn_from_host(8080));
+        listen_on_8080(&mut machine);
+        let incoming = &mut machine.platform.device_incoming;
+        incoming.push_back(arp_request_from_host());
+        incoming.push_back(syn_from_host(8080));
         let ten_ms = machine.put(&[0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x96, 0x98, 0, 0, 0, 0, 0]);
         assert_eq!(machine.call(NANOSLEEP, [ten_ms, 0, 0, 0, 0, 0]), Ok(0));
+        assert_syn_acked(&machine);
+    }
+
+    /// A listener on 0.0.0.0:8080, and nothing sent yet.
+    fn listen_on_8080(machine: &mut TestMachine) {
+        let server = bound_to_any(machine, 8080);
+        assert_eq!(machine.call(LISTEN, [server, 8, 0, 0, 0, 0]), Ok(0));
+        machine.platform.device_sent.clear();
+    }
+
+    /// Every frame the device held was taken, and a SYN-ACK went out.
+    fn assert_syn_acked(machine: &TestMachine) {
         assert!(machine.platform.device_incoming.is_empty());
-        let segments = tcp_segments_sent(&machine);
+        let segments = tcp_segments_sent(machine);
         assert!(
             segments.iter().any(|&(rst, syn, ack)| syn && ack && !rst),
             "a SYN-ACK: {segments:?}"
